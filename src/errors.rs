@@ -1,0 +1,1 @@
+//! Crate-wide error type and the single conversion point to Python exceptions.

@@ -1,0 +1,1 @@
+//! wsgi (being written).
