@@ -1,7 +1,8 @@
 //! ferrocorn: Gunicorn's behaviour with a Rust engine.
 //!
-//! This file only registers the Python module; each area lives in its own module and says
-//! in its doc comment what it owns.
+//! This file registers the Python module and holds `run`, the one entry point the
+//! `ferrocorn` command calls. Each area lives in its own module and says in its doc comment
+//! what it owns.
 
 pub mod arbiter;
 pub mod config;
@@ -14,11 +15,133 @@ pub mod wsgi;
 
 use pyo3::prelude::*;
 
+use config::{Config, Loaded};
+use errors::exit;
+
 /// Package version, shared by `--version`, SERVER_SOFTWARE and the boot log line.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+fn eprint_flush(text: &str) {
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{text}");
+    let _ = err.flush();
+}
+
+fn insert_pythonpath(py: Python<'_>, cfg: &Config) -> PyResult<()> {
+    let Some(pp) = cfg.pythonpath.as_deref() else {
+        return Ok(());
+    };
+    let sys_path = py.import("sys")?.getattr("path")?;
+    let paths: Vec<String> = pp
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            std::fs::canonicalize(p)
+                .map(|c| c.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| p.to_string())
+        })
+        .collect();
+    for p in paths.iter().rev() {
+        sys_path.call_method1("insert", (0, p))?;
+    }
+    Ok(())
+}
+
+/// `ferrocorn [OPTIONS] [APP_MODULE]`: returns the process exit status.
+#[pyfunction]
+fn run(py: Python<'_>, argv: Vec<String>) -> i32 {
+    let cfg = match Config::load(py, &argv) {
+        Ok(Loaded::Run(cfg)) => *cfg,
+        Ok(Loaded::Exit(code)) => return code,
+        Err(e) => {
+            if !e.message.is_empty() {
+                eprint_flush(&format!("\nError: {}\n", e.message));
+            }
+            return e.exit_code;
+        }
+    };
+    if let Err(e) = cfg.check_supported() {
+        eprint_flush(&format!("\nError: {}\n", e.message));
+        return e.exit_code;
+    }
+    if let Err(e) = telemetry::error_log::init(&cfg.errorlog, &cfg.loglevel)
+        .and_then(|()| telemetry::access::init(cfg.accesslog.as_deref(), &cfg.access_log_format))
+    {
+        eprint_flush(&format!("\nError: {e}\n"));
+        return exit::CONFIG;
+    }
+    let Some(uri) = cfg.app_uri().map(str::to_string) else {
+        eprint_flush("\nError: No application module specified.\n");
+        return exit::CONFIG;
+    };
+    if let Err(e) = insert_pythonpath(py, &cfg) {
+        eprint_flush(&format!("\nError: {e}\n"));
+        return exit::CONFIG;
+    }
+
+    if cfg.print_config || cfg.check_config {
+        if cfg.print_config {
+            println!("{}", cfg.print_config(py));
+        }
+        return match wsgi::app::load(py, &uri) {
+            Ok(_) => exit::OK,
+            Err(f) => {
+                eprint_flush(&format!(
+                    "\nError while loading the application:\n\n{}",
+                    f.traceback
+                ));
+                exit::CONFIG
+            }
+        };
+    }
+
+    if let Ok(os) = py.import("os") {
+        if let Ok(environ) = os.getattr("environ") {
+            let _ = environ.set_item("SERVER_SOFTWARE", format!("ferrocorn/{VERSION}"));
+        }
+    }
+    let export = || -> PyResult<()> {
+        let environ = py.import("os")?.getattr("environ")?;
+        for (k, v) in cfg
+            .env()
+            .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.message))?
+        {
+            environ.set_item(k, v)?;
+        }
+        Ok(())
+    };
+    if let Err(e) = export() {
+        eprint_flush(&format!("\nError: {e}\n"));
+        return exit::CONFIG;
+    }
+
+    let app = if cfg.preload_app {
+        match wsgi::app::load(py, &uri) {
+            Ok(app) => Some(app),
+            Err(f) => {
+                eprint_flush(&f.traceback);
+                return f.exit_code;
+            }
+        }
+    } else {
+        None
+    };
+
+    match arbiter::Arbiter::new(py, cfg, argv, app) {
+        Ok(a) => a.run(),
+        Err(e) => {
+            eprint_flush(&format!("\nError: {e}\n"));
+            exit::CONFIG
+        }
+    }
+}
 
 #[pymodule]
 fn _ferrocorn(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", VERSION)?;
+    m.add_function(wrap_pyfunction!(run, m)?)?;
+    telemetry::register(m)?;
     Ok(())
 }

@@ -1,1 +1,378 @@
-//! arbiter (being written).
+//! The master process (Gunicorn's Arbiter): binds, writes the pidfile, runs hooks, spawns and
+//! supervises workers, handles signals one at a time from a queue, and stops gracefully.
+//!
+//! It never serves requests and never runs the app (except to preload it); worker processes
+//! leave this module's call stack through `Error::Exit` right after fork.
+
+pub mod pidfile;
+pub mod signals;
+mod supervise;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::config::Config;
+use crate::errors::{exit, Error, Result};
+use crate::net::{create_listeners, Listener};
+use crate::sys::heartbeat::Heartbeats;
+use crate::sys::process;
+use crate::telemetry::{access, error_log};
+use pidfile::Pidfile;
+use signals::MasterSignals;
+
+pub(crate) struct WorkerRec {
+    pub age: u64,
+    pub slot: usize,
+    pub aborted: bool,
+    pub retiring: bool,
+    pub obj: Py<PyAny>,
+}
+
+pub struct Arbiter<'py> {
+    py: Python<'py>,
+    cfg: Config,
+    argv: Vec<String>,
+    listeners: Vec<Listener>,
+    workers: BTreeMap<i32, WorkerRec>,
+    num_workers: i64,
+    worker_age: u64,
+    hb: Heartbeats,
+    app: Option<Py<PyAny>>,
+    pid: i32,
+    pidfile: Option<Pidfile>,
+    signals: Option<MasterSignals>,
+    server: Py<PyAny>,
+    log: Py<PyAny>,
+    cfg_obj: Py<PyAny>,
+}
+
+fn call_hook<'py, A: pyo3::call::PyCallArgs<'py>>(
+    py: Python<'py>,
+    hook: &Option<Py<PyAny>>,
+    args: A,
+) -> Result<()> {
+    if let Some(h) = hook {
+        h.call1(py, args)?;
+    }
+    Ok(())
+}
+
+impl<'py> Arbiter<'py> {
+    pub fn new(
+        py: Python<'py>,
+        cfg: Config,
+        argv: Vec<String>,
+        app: Option<Py<PyAny>>,
+    ) -> Result<Self> {
+        let log = Py::new(py, crate::telemetry::pylogging::Logger::new())?.into_any();
+        let cfg_obj = cfg.to_python(py)?;
+        let kw = PyDict::new(py);
+        kw.set_item("cfg", cfg_obj.clone_ref(py))?;
+        kw.set_item("log", log.clone_ref(py))?;
+        kw.set_item("app", app.as_ref().map(|a| a.clone_ref(py)))?;
+        kw.set_item("pid", process::getpid())?;
+        kw.set_item("WORKERS", PyDict::new(py))?;
+        kw.set_item("LISTENERS", pyo3::types::PyList::empty(py))?;
+        kw.set_item("num_workers", cfg.workers)?;
+        kw.set_item("proc_name", cfg.proc_name())?;
+        kw.set_item("master_name", "Master")?;
+        kw.set_item("timeout", cfg.timeout)?;
+        kw.set_item("worker_age", 0)?;
+        kw.set_item("reexec_pid", 0)?;
+        kw.set_item("master_pid", 0)?;
+        let server = py
+            .import("ferrocorn._objects")?
+            .getattr("Arbiter")?
+            .call((), Some(&kw))?
+            .unbind();
+        Ok(Arbiter {
+            py,
+            num_workers: cfg.workers,
+            cfg,
+            argv,
+            listeners: Vec::new(),
+            workers: BTreeMap::new(),
+            worker_age: 0,
+            hb: Heartbeats::new()?,
+            app,
+            pid: process::getpid(),
+            pidfile: None,
+            signals: None,
+            server,
+            log,
+            cfg_obj,
+        })
+    }
+
+    fn set_num_workers(&mut self, n: i64) -> Result<()> {
+        let old = self.num_workers;
+        self.num_workers = n;
+        self.server.setattr(self.py, "num_workers", n)?;
+        call_hook(
+            self.py,
+            &self.cfg.nworkers_changed,
+            (self.server.clone_ref(self.py), n, old),
+        )
+    }
+
+    fn start(&mut self) -> Result<()> {
+        let py = self.py;
+        error_log::info(&format!("Starting ferrocorn {}", crate::VERSION));
+        if let Some(path) = &self.cfg.pidfile {
+            self.pidfile = Some(Pidfile::create(std::path::Path::new(path), self.pid)?);
+        }
+        call_hook(py, &self.cfg.on_starting, (self.server.clone_ref(py),))?;
+        // First assignment of num_workers: Gunicorn calls nworkers_changed with old=None.
+        call_hook(
+            py,
+            &self.cfg.nworkers_changed,
+            (self.server.clone_ref(py), self.num_workers, py.None()),
+        )?;
+        self.signals = Some(MasterSignals::install(py)?);
+        self.listeners = create_listeners(&self.cfg)?;
+        let names: Vec<String> = self.listeners.iter().map(|l| l.to_string()).collect();
+        self.server.setattr(py, "LISTENERS", names.clone())?;
+        error_log::debug("Arbiter booted");
+        error_log::info(&format!("Listening at: {} ({})", names.join(","), self.pid));
+        error_log::info(&format!("Using worker: {}", self.cfg.worker_class_str()));
+        call_hook(py, &self.cfg.when_ready, (self.server.clone_ref(py),))?;
+        Ok(())
+    }
+
+    /// Run the master until it halts; returns the exit status. In a worker this returns the
+    /// worker's exit status instead (through `Error::Exit`).
+    pub fn run(mut self) -> i32 {
+        let result = self.start().and_then(|()| {
+            process::set_title(self.py, &format!("master [{}]", self.cfg.proc_name()));
+            self.manage_workers()?;
+            loop {
+                self.tick()?;
+            }
+        });
+        match result {
+            Ok(()) => self.halt(None, exit::OK),
+            Err(Error::Exit(code)) => code,
+            Err(Error::Halt { reason, status }) => self.halt(Some(&reason), status),
+            Err(Error::Config(msg)) => {
+                error_log::error(&msg);
+                self.halt(None, exit::CONFIG)
+            }
+            Err(e) => {
+                let text = match &e {
+                    Error::Python(err) => crate::wsgi::app::format_traceback(self.py, err),
+                    other => other.to_string(),
+                };
+                error_log::error(&format!("Unhandled exception in main loop\n{text}"));
+                self.stop(false);
+                if let Some(p) = &self.pidfile {
+                    p.unlink();
+                }
+                exit::UNHANDLED
+            }
+        }
+    }
+
+    fn tick(&mut self) -> Result<()> {
+        let sigs = match &self.signals {
+            Some(s) => s.wait(self.py, Duration::from_secs(1)),
+            None => Vec::new(),
+        };
+        for sig in sigs {
+            if sig == Signal::SIGCHLD {
+                error_log::debug("Handling signal: chld");
+            } else {
+                error_log::info(&format!(
+                    "Handling signal: {}",
+                    sig.as_str().trim_start_matches("SIG").to_lowercase()
+                ));
+            }
+            self.handle_signal(sig)?;
+        }
+        self.murder_workers();
+        self.manage_workers()
+    }
+
+    fn handle_signal(&mut self, sig: Signal) -> Result<()> {
+        match sig {
+            Signal::SIGCHLD => self.reap_workers(),
+            Signal::SIGHUP => self.reload(),
+            Signal::SIGTERM => Err(Error::Halt {
+                reason: String::new(),
+                status: exit::OK,
+            }),
+            Signal::SIGINT | Signal::SIGQUIT => {
+                self.stop(false);
+                Err(Error::Halt {
+                    reason: String::new(),
+                    status: exit::OK,
+                })
+            }
+            Signal::SIGTTIN => {
+                self.set_num_workers(self.num_workers + 1)?;
+                self.manage_workers()
+            }
+            Signal::SIGTTOU => {
+                if self.num_workers > 1 {
+                    self.set_num_workers(self.num_workers - 1)?;
+                    self.manage_workers()?;
+                }
+                Ok(())
+            }
+            Signal::SIGUSR1 => {
+                if let Err(e) = error_log::reopen().and_then(|()| access::reopen()) {
+                    error_log::error(&format!("Failed to reopen log files: {e}"));
+                }
+                self.kill_workers(Signal::SIGUSR1);
+                Ok(())
+            }
+            Signal::SIGUSR2 => {
+                error_log::warning("USR2 (binary upgrade) is not supported yet; signal ignored.");
+                Ok(())
+            }
+            Signal::SIGWINCH => {
+                error_log::debug("SIGWINCH ignored. Not daemonized");
+                Ok(())
+            }
+            _ => {
+                error_log::info(&format!("Ignoring unknown signal: {}", sig as i32));
+                Ok(())
+            }
+        }
+    }
+
+    /// HUP: re-read the configuration, start fresh workers with it, retire the old ones
+    /// gracefully. A configuration that no longer loads keeps the running one.
+    fn reload(&mut self) -> Result<()> {
+        let py = self.py;
+        error_log::info("Hang up: Master");
+        let cfg = match Config::load(py, &self.argv) {
+            Ok(crate::config::Loaded::Run(cfg)) => *cfg,
+            Ok(crate::config::Loaded::Exit(_)) => return Ok(()),
+            Err(e) => {
+                error_log::error(&format!(
+                    "Reload failed, keeping the current configuration: {}",
+                    e.message
+                ));
+                return Ok(());
+            }
+        };
+        if let Err(e) = cfg.check_supported() {
+            error_log::error(&format!(
+                "Reload failed, keeping the current configuration: {}",
+                e.message
+            ));
+            return Ok(());
+        }
+        if let Err(e) = error_log::init(&cfg.errorlog, &cfg.loglevel)
+            .and_then(|()| access::init(cfg.accesslog.as_deref(), &cfg.access_log_format))
+        {
+            error_log::error(&format!(
+                "Error: reloading the logger configuration failed, keeping the previous one: {e}"
+            ));
+        }
+        let old_address = self.cfg.address().ok();
+        self.cfg = cfg;
+        self.cfg_obj = self.cfg.to_python(py)?;
+        self.server.setattr(py, "cfg", self.cfg_obj.clone_ref(py))?;
+        self.set_num_workers(self.cfg.workers)?;
+        if self.cfg.address().ok() != old_address {
+            for l in &self.listeners {
+                l.unlink();
+            }
+            self.listeners = create_listeners(&self.cfg)?;
+            let names: Vec<String> = self.listeners.iter().map(|l| l.to_string()).collect();
+            error_log::info(&format!("Listening at: {} ({})", names.join(","), self.pid));
+        }
+        call_hook(py, &self.cfg.on_reload, (self.server.clone_ref(py),))?;
+        if let Some(p) = self.pidfile.take() {
+            p.unlink();
+        }
+        if let Some(path) = &self.cfg.pidfile {
+            self.pidfile = Some(Pidfile::create(std::path::Path::new(path), self.pid)?);
+        }
+        process::set_title(py, &format!("master [{}]", self.cfg.proc_name()));
+        let last_age = self.worker_age;
+        for _ in 0..self.cfg.workers {
+            self.spawn_worker()?;
+        }
+        self.manage_workers()?;
+        // Wait (bounded) for the old generation to go, so it is not TERMed twice.
+        let limit = Instant::now() + Duration::from_secs(self.cfg.graceful_timeout.max(0) as u64);
+        while Instant::now() < limit && self.workers.values().any(|w| w.age <= last_age) {
+            self.reap_workers()?;
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(())
+    }
+
+    /// Close the listeners and stop every worker: TERM and wait up to graceful_timeout when
+    /// graceful (INT or QUIT meanwhile switch to quick), QUIT otherwise; KILL what remains.
+    fn stop(&mut self, graceful: bool) {
+        for l in &self.listeners {
+            l.unlink();
+        }
+        self.listeners.clear();
+        let mut graceful = graceful;
+        let sig = if graceful {
+            Signal::SIGTERM
+        } else {
+            Signal::SIGQUIT
+        };
+        let mut limit =
+            Instant::now() + Duration::from_secs(self.cfg.graceful_timeout.max(0) as u64);
+        self.kill_workers(sig);
+        while !self.workers.is_empty() && Instant::now() < limit {
+            if graceful {
+                let pending = self
+                    .signals
+                    .as_ref()
+                    .map(|s| s.drain(self.py))
+                    .unwrap_or_default();
+                if pending
+                    .iter()
+                    .any(|s| matches!(s, Signal::SIGINT | Signal::SIGQUIT))
+                {
+                    error_log::info("Quick shutdown requested");
+                    graceful = false;
+                    self.kill_workers(Signal::SIGQUIT);
+                    limit = Instant::now() + Duration::from_secs(2);
+                }
+            }
+            let _ = self.reap_workers();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.kill_workers(Signal::SIGKILL);
+        let _ = self.reap_workers();
+    }
+
+    fn halt(&mut self, reason: Option<&str>, status: i32) -> i32 {
+        self.stop(true);
+        let reason = reason.filter(|r| !r.is_empty());
+        if status == exit::OK {
+            error_log::info("Shutting down: Master");
+            if let Some(r) = reason {
+                error_log::info(&format!("Reason: {r}"));
+            }
+        } else {
+            error_log::error("Shutting down: Master");
+            if let Some(r) = reason {
+                error_log::error(&format!("Reason: {r}"));
+            }
+        }
+        if let Some(p) = &self.pidfile {
+            p.unlink();
+        }
+        if let Err(e) = call_hook(
+            self.py,
+            &self.cfg.on_exit,
+            (self.server.clone_ref(self.py),),
+        ) {
+            error_log::error(&format!("Exception in on_exit hook: {e}"));
+        }
+        status
+    }
+}

@@ -1,1 +1,11 @@
-//! workers (being written).
+//! Worker processes: boot (post_fork, app load, post_worker_init), signals, and the loop of
+//! each worker type. Only `sync` exists so far; `Config::check_supported` refuses the others.
+//!
+//! Workers never touch the master's state: what they need arrives in `WorkerContext`.
+
+pub mod base;
+pub mod request;
+pub mod signals;
+pub mod sync;
+
+pub use base::{run_worker, WorkerContext};

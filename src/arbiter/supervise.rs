@@ -1,0 +1,244 @@
+//! Keeping the right number of healthy workers: spawn (fork), manage, kill, reap, and the
+//! timeout check that aborts workers silent for longer than `timeout`.
+
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use super::{Arbiter, WorkerRec};
+use crate::errors::{exit, Error, Result};
+use crate::sys::process::{self, Forked};
+use crate::telemetry::error_log;
+use crate::workers::{run_worker, WorkerContext};
+
+impl Arbiter<'_> {
+    fn workers_dict(&self) -> Option<Bound<'_, PyDict>> {
+        self.server
+            .getattr(self.py, "WORKERS")
+            .ok()
+            .and_then(|w| w.into_bound(self.py).cast_into::<PyDict>().ok())
+    }
+
+    fn active_count(&self) -> usize {
+        self.workers.values().filter(|w| !w.retiring).count()
+    }
+
+    pub(super) fn manage_workers(&mut self) -> Result<()> {
+        let before = self.active_count();
+        while (self.active_count() as i64) < self.num_workers {
+            self.spawn_worker()?;
+        }
+        let mut by_age: Vec<(u64, i32)> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| !w.retiring)
+            .map(|(pid, w)| (w.age, *pid))
+            .collect();
+        by_age.sort_unstable();
+        let excess = by_age
+            .len()
+            .saturating_sub(self.num_workers.max(0) as usize);
+        for (_, pid) in by_age.into_iter().take(excess) {
+            if let Some(w) = self.workers.get_mut(&pid) {
+                w.retiring = true;
+            }
+            self.kill_worker(pid, Signal::SIGTERM);
+        }
+        let after = self.active_count();
+        if after != before {
+            error_log::debug(&format!("{after} workers"));
+        }
+        Ok(())
+    }
+
+    pub(super) fn spawn_worker(&mut self) -> Result<()> {
+        let py = self.py;
+        self.worker_age += 1;
+        let age = self.worker_age;
+        self.server.setattr(py, "worker_age", age)?;
+        let slot = self
+            .hb
+            .allocate()
+            .ok_or_else(|| Error::Config("too many workers for the heartbeat table".into()))?;
+        let jitter = if self.cfg.max_requests_jitter > 0 {
+            py.import("random")?
+                .call_method1("randint", (0, self.cfg.max_requests_jitter))?
+                .extract::<u64>()?
+        } else {
+            0
+        };
+        let max_requests = if self.cfg.max_requests > 0 {
+            self.cfg.max_requests as u64 + jitter
+        } else {
+            u64::MAX
+        };
+        let kw = PyDict::new(py);
+        kw.set_item("age", age)?;
+        kw.set_item("pid", "[booting]")?;
+        kw.set_item("ppid", self.pid)?;
+        kw.set_item("alive", true)?;
+        kw.set_item("booted", false)?;
+        kw.set_item("aborted", false)?;
+        kw.set_item("nr", 0)?;
+        kw.set_item("max_requests", max_requests)?;
+        kw.set_item("timeout", self.cfg.timeout as f64 / 2.0)?;
+        kw.set_item("cfg", self.cfg_obj.clone_ref(py))?;
+        kw.set_item("log", self.log.clone_ref(py))?;
+        kw.set_item("app", self.app.as_ref().map(|a| a.clone_ref(py)))?;
+        let obj = py
+            .import("ferrocorn._objects")?
+            .getattr("Worker")?
+            .call((), Some(&kw))?
+            .unbind();
+        if let Some(h) = &self.cfg.pre_fork {
+            h.call1(py, (self.server.clone_ref(py), obj.clone_ref(py)))?;
+        }
+        match process::fork(py)? {
+            Forked::Parent(pid) => {
+                obj.setattr(py, "pid", pid)?;
+                if let Some(d) = self.workers_dict() {
+                    d.set_item(pid, obj.clone_ref(py))?;
+                }
+                self.workers.insert(
+                    pid,
+                    WorkerRec {
+                        age,
+                        slot,
+                        aborted: false,
+                        retiring: false,
+                        obj,
+                    },
+                );
+                Ok(())
+            }
+            Forked::Child => {
+                // The master's signal pipe and queue belong to the master.
+                self.signals = None;
+                let ctx = WorkerContext {
+                    cfg: &self.cfg,
+                    listeners: &self.listeners,
+                    age,
+                    ppid: self.pid,
+                    beat: self.hb.handle(slot),
+                    preloaded: self.app.as_ref().map(|a| a.clone_ref(py)),
+                    server: self.server.clone_ref(py),
+                    worker: obj,
+                    max_requests,
+                };
+                Err(Error::Exit(run_worker(py, ctx)))
+            }
+        }
+    }
+
+    pub(super) fn kill_worker(&mut self, pid: i32, sig: Signal) {
+        if let Err(nix::errno::Errno::ESRCH) = kill(Pid::from_raw(pid), sig) {
+            if let Some(w) = self.workers.remove(&pid) {
+                self.hb.release(w.slot);
+                if let Some(d) = self.workers_dict() {
+                    let _ = d.del_item(pid);
+                }
+                if let Some(h) = &self.cfg.worker_exit {
+                    let _ = h.call1(self.py, (self.server.clone_ref(self.py), w.obj));
+                }
+            }
+        }
+    }
+
+    pub(super) fn kill_workers(&mut self, sig: Signal) {
+        let pids: Vec<i32> = self.workers.keys().copied().collect();
+        for pid in pids {
+            self.kill_worker(pid, sig);
+        }
+    }
+
+    pub(super) fn reap_workers(&mut self) -> Result<()> {
+        loop {
+            let status = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => return Ok(()),
+                Ok(s) => s,
+            };
+            let (pid, code, signal) = match status {
+                WaitStatus::Exited(pid, code) => (pid.as_raw(), Some(code), None),
+                WaitStatus::Signaled(pid, sig, _) => (pid.as_raw(), None, Some(sig)),
+                _ => continue,
+            };
+            if !self.workers.contains_key(&pid) {
+                error_log::debug(&format!(
+                    "Reaped unknown child process (pid:{pid}, status:{status:?})"
+                ));
+                continue;
+            }
+            if let Some(sig) = signal {
+                let msg = format!("Worker (pid:{pid}) was sent {}!", sig.as_str());
+                match sig {
+                    Signal::SIGKILL => error_log::error(&format!("{msg} Perhaps out of memory?")),
+                    Signal::SIGTERM => error_log::info(&msg),
+                    _ => error_log::warning(&msg),
+                }
+            }
+            if let Some(code) = code.filter(|c| *c != 0) {
+                error_log::error(&format!("Worker (pid:{pid}) exited with code {code}."));
+            }
+            if code == Some(exit::WORKER_BOOT_ERROR) {
+                return Err(Error::Halt {
+                    reason: "Worker failed to boot.".into(),
+                    status: exit::WORKER_BOOT_ERROR,
+                });
+            }
+            if code == Some(exit::APP_LOAD_ERROR) {
+                return Err(Error::Halt {
+                    reason: "App failed to load.".into(),
+                    status: exit::APP_LOAD_ERROR,
+                });
+            }
+            if let Some(w) = self.workers.remove(&pid) {
+                self.hb.release(w.slot);
+                if let Some(d) = self.workers_dict() {
+                    let _ = d.del_item(pid);
+                }
+                if let Some(h) = &self.cfg.child_exit {
+                    if let Err(e) = h.call1(self.py, (self.server.clone_ref(self.py), w.obj)) {
+                        error_log::error(&format!("Exception in child_exit hook: {e}"));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Abort (then kill) workers that have not beaten for `timeout` seconds. Unlike Gunicorn,
+    /// the log says how long the stuck request had been running.
+    pub(super) fn murder_workers(&mut self) {
+        if self.cfg.timeout <= 0 {
+            return;
+        }
+        let limit_ms = self.cfg.timeout as u64 * 1000;
+        let late: Vec<(i32, bool, Option<u64>)> = self
+            .workers
+            .iter()
+            .filter_map(|(pid, w)| {
+                let silent = self.hb.silent_for_ms(w.slot)?;
+                (silent > limit_ms).then(|| (*pid, w.aborted, self.hb.request_age_ms(w.slot)))
+            })
+            .collect();
+        for (pid, aborted, req_ms) in late {
+            if !aborted {
+                match req_ms {
+                    Some(ms) => error_log::critical(&format!(
+                        "WORKER TIMEOUT (pid:{pid}) (request in flight for {:.1}s)",
+                        ms as f64 / 1000.0
+                    )),
+                    None => error_log::critical(&format!("WORKER TIMEOUT (pid:{pid})")),
+                }
+                if let Some(w) = self.workers.get_mut(&pid) {
+                    w.aborted = true;
+                    let _ = w.obj.setattr(self.py, "aborted", true);
+                }
+                self.kill_worker(pid, Signal::SIGABRT);
+            } else {
+                self.kill_worker(pid, Signal::SIGKILL);
+            }
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! Binding listeners with Gunicorn's rules: SO_REUSEADDR, optional SO_REUSEPORT, TCP_NODELAY,
+//! stale unix socket removal under the configured umask, `fd://N` adoption without a second
+//! listen(), and five bind attempts a second apart before giving up with exit status 1.
+
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::FileTypeExt;
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
+
+use socket2::{Domain, Socket, Type};
+
+use super::stream::{Peer, Stream};
+use crate::config::{BindAddr, Config};
+use crate::errors::{Error, Result};
+use crate::telemetry::error_log;
+
+pub enum Listener {
+    Tcp(TcpListener, SocketAddr),
+    Unix(UnixListener, PathBuf),
+}
+
+impl Listener {
+    pub fn fd(&self) -> RawFd {
+        match self {
+            Listener::Tcp(l, _) => l.as_raw_fd(),
+            Listener::Unix(l, _) => l.as_raw_fd(),
+        }
+    }
+
+    /// Non-blocking accept; the caller polls first.
+    pub fn accept(&self) -> io::Result<(Stream, Peer)> {
+        match self {
+            Listener::Tcp(l, _) => {
+                let (s, addr) = l.accept()?;
+                s.set_nodelay(true)?;
+                Ok((Stream::Tcp(s), Peer::Ip(addr)))
+            }
+            Listener::Unix(l, _) => {
+                let (s, _) = l.accept()?;
+                Ok((Stream::Unix(s), Peer::Unix))
+            }
+        }
+    }
+
+    pub fn local_tcp(&self) -> Option<SocketAddr> {
+        match self {
+            Listener::Tcp(_, a) => Some(*a),
+            Listener::Unix(..) => None,
+        }
+    }
+
+    pub fn unix_path(&self) -> Option<&PathBuf> {
+        match self {
+            Listener::Unix(_, p) => Some(p),
+            Listener::Tcp(..) => None,
+        }
+    }
+
+    /// Remove a unix socket file on shutdown (Gunicorn does this only in a plain master).
+    pub fn unlink(&self) {
+        if let Listener::Unix(_, p) = self {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+impl fmt::Display for Listener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Listener::Tcp(_, SocketAddr::V4(a)) => write!(f, "http://{}:{}", a.ip(), a.port()),
+            Listener::Tcp(_, SocketAddr::V6(a)) => write!(f, "http://[{}]:{}", a.ip(), a.port()),
+            Listener::Unix(_, p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+fn from_socket(sock: Socket) -> io::Result<Listener> {
+    let local = sock.local_addr()?;
+    if let Some(addr) = local.as_socket() {
+        let _ = sock.set_tcp_nodelay(true);
+        Ok(Listener::Tcp(sock.into(), addr))
+    } else {
+        let path = local
+            .as_pathname()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_default();
+        Ok(Listener::Unix(sock.into(), path))
+    }
+}
+
+fn prepare(sock: &Socket, reuse_port: bool) -> io::Result<()> {
+    sock.set_reuse_address(true)?;
+    if reuse_port {
+        // Like Gunicorn, a kernel without SO_REUSEPORT is not an error.
+        let _ = sock.set_reuse_port(true);
+    }
+    Ok(())
+}
+
+fn bind_tcp(host: &str, port: u16, cfg: &Config) -> io::Result<Listener> {
+    let addr = (host, port)
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::AddrNotAvailable, "no address"))?;
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    prepare(&sock, cfg.reuse_port)?;
+    sock.set_tcp_nodelay(true)?;
+    sock.bind(&addr.into())?;
+    sock.listen(backlog(cfg))?;
+    from_socket(sock)
+}
+
+fn backlog(cfg: &Config) -> i32 {
+    cfg.backlog.clamp(1, i32::MAX as i64) as i32
+}
+
+fn bind_unix(path: &PathBuf, cfg: &Config) -> io::Result<Listener> {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if meta.file_type().is_socket() {
+            std::fs::remove_file(path)?;
+        } else {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{:?} is not a socket", path.display().to_string()),
+            ));
+        }
+    }
+    let sock = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    prepare(&sock, false)?;
+    let mask = nix::sys::stat::Mode::from_bits_truncate(cfg.umask as libc::mode_t);
+    let old = nix::sys::stat::umask(mask);
+    let res = sock.bind(&socket2::SockAddr::unix(path)?);
+    nix::sys::stat::umask(old);
+    res?;
+    sock.listen(backlog(cfg))?;
+    from_socket(sock)
+}
+
+fn adopt_fd(fd: i32, cfg: &Config) -> io::Result<Listener> {
+    let sock = crate::sys::process::adopt_socket(fd)?;
+    // An inherited socket that is already listening keeps its backlog (systemd, SELinux).
+    if !sock.is_listener().unwrap_or(false) {
+        sock.listen(backlog(cfg))?;
+    }
+    sock.set_cloexec(true)?;
+    from_socket(sock)
+}
+
+fn bind_one(addr: &BindAddr, cfg: &Config) -> io::Result<Listener> {
+    match addr {
+        BindAddr::Tcp { host, port } => bind_tcp(host, *port, cfg),
+        BindAddr::Unix(p) => bind_unix(p, cfg),
+        BindAddr::Fd(fd) => adopt_fd(*fd, cfg),
+    }
+}
+
+fn describe(addr: &BindAddr) -> String {
+    match addr {
+        BindAddr::Tcp { host, port } if host.contains(':') => format!("[{host}]:{port}"),
+        BindAddr::Tcp { host, port } => format!("{host}:{port}"),
+        BindAddr::Unix(p) => p.display().to_string(),
+        BindAddr::Fd(fd) => format!("fd://{fd}"),
+    }
+}
+
+/// Bind every configured address. When any `fd://` address is given, only fd listeners are
+/// used, as in Gunicorn. Each bind is tried five times before the server gives up (exit 1).
+pub fn create_listeners(cfg: &Config) -> Result<Vec<Listener>> {
+    let mut addrs = cfg.address()?;
+    if addrs.iter().any(|a| matches!(a, BindAddr::Fd(_))) {
+        addrs.retain(|a| matches!(a, BindAddr::Fd(_)));
+    }
+    let mut out = Vec::with_capacity(addrs.len());
+    for addr in &addrs {
+        let mut attempt = 0;
+        loop {
+            match bind_one(addr, cfg) {
+                Ok(l) => {
+                    out.push(l);
+                    break;
+                }
+                Err(e) => {
+                    match e.raw_os_error() {
+                        Some(libc::EADDRINUSE) => {
+                            error_log::error(&format!("Connection in use: {}", describe(addr)))
+                        }
+                        Some(libc::EADDRNOTAVAIL) => {
+                            error_log::error(&format!("Invalid address: {}", describe(addr)))
+                        }
+                        _ => error_log::error(&format!(
+                            "connection to {} failed: {}",
+                            describe(addr),
+                            e
+                        )),
+                    }
+                    attempt += 1;
+                    if attempt >= 5 || matches!(addr, BindAddr::Fd(_)) {
+                        error_log::error(&format!("Can't connect to {}", describe(addr)));
+                        return Err(Error::Exit(crate::errors::exit::CONFIG));
+                    }
+                    error_log::debug("Retrying in 1 second.");
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                }
+            }
+        }
+    }
+    for l in &out {
+        // Workers poll the listeners; accept must never block a worker.
+        let res = match l {
+            Listener::Tcp(s, _) => s.set_nonblocking(true),
+            Listener::Unix(s, _) => s.set_nonblocking(true),
+        };
+        res?;
+    }
+    Ok(out)
+}

@@ -1,0 +1,132 @@
+//! Worker liveness through shared memory instead of Gunicorn's heartbeat file.
+//!
+//! The master maps one anonymous shared region before forking any worker; each worker owns
+//! one slot and stores the CLOCK_MONOTONIC time of its last sign of life. Nothing touches a
+//! disk, so a slow or full `/tmp` can never stall a worker (Gunicorn's FAQ problem). A slot
+//! also records when the request in flight started, so a WORKER TIMEOUT can say how long the
+//! worker had been serving it.
+
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Enough for any realistic worker count, including TTIN growth.
+pub const SLOTS: usize = 4096;
+
+/// 0 means "booting": Gunicorn never times out a worker before its first notify, and neither do we.
+const BOOTING: u64 = 0;
+
+#[repr(C)]
+struct Slot {
+    last_beat_ms: AtomicU64,
+    request_started_ms: AtomicU64,
+}
+
+pub struct Heartbeats {
+    base: NonNull<Slot>,
+    used: Vec<bool>,
+}
+
+pub fn monotonic_ms() -> u64 {
+    let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .expect("CLOCK_MONOTONIC is always available on Linux");
+    // +1 keeps a real reading from ever equalling the BOOTING sentinel.
+    (ts.tv_sec() as u64) * 1000 + (ts.tv_nsec() as u64) / 1_000_000 + 1
+}
+
+impl Heartbeats {
+    pub fn new() -> std::io::Result<Self> {
+        let len = std::num::NonZeroUsize::new(SLOTS * std::mem::size_of::<Slot>())
+            .expect("non-zero size");
+        // SAFETY: an anonymous mapping aliases no existing memory; MAP_SHARED keeps it shared
+        // with every child forked later. The zeroed pages are valid `Slot`s (AtomicU64 zero).
+        let ptr = unsafe {
+            nix::sys::mman::mmap_anonymous(
+                None,
+                len,
+                nix::sys::mman::ProtFlags::PROT_READ | nix::sys::mman::ProtFlags::PROT_WRITE,
+                nix::sys::mman::MapFlags::MAP_SHARED,
+            )
+        }
+        .map_err(std::io::Error::from)?;
+        Ok(Heartbeats {
+            base: ptr.cast(),
+            used: vec![false; SLOTS],
+        })
+    }
+
+    fn slot(&self, idx: usize) -> &Slot {
+        assert!(idx < SLOTS);
+        // SAFETY: idx < SLOTS and the mapping holds SLOTS slots for the life of `self`;
+        // all access goes through atomics, so concurrent use by other processes is sound.
+        unsafe { &*self.base.as_ptr().add(idx) }
+    }
+
+    /// Reserve a slot for a worker about to be forked, marked as booting.
+    pub fn allocate(&mut self) -> Option<usize> {
+        let idx = self.used.iter().position(|u| !u)?;
+        self.used[idx] = true;
+        let s = self.slot(idx);
+        s.last_beat_ms.store(BOOTING, Ordering::Relaxed);
+        s.request_started_ms.store(0, Ordering::Relaxed);
+        Some(idx)
+    }
+
+    pub fn release(&mut self, idx: usize) {
+        if idx < SLOTS {
+            self.used[idx] = false;
+        }
+    }
+
+    /// Milliseconds since the worker's last beat, or None while it is still booting.
+    pub fn silent_for_ms(&self, idx: usize) -> Option<u64> {
+        let last = self.slot(idx).last_beat_ms.load(Ordering::Relaxed);
+        (last != BOOTING).then(|| monotonic_ms().saturating_sub(last))
+    }
+
+    /// Milliseconds the current request has been running, if one is in flight.
+    pub fn request_age_ms(&self, idx: usize) -> Option<u64> {
+        let start = self.slot(idx).request_started_ms.load(Ordering::Relaxed);
+        (start != 0).then(|| monotonic_ms().saturating_sub(start))
+    }
+
+    pub fn handle(&self, idx: usize) -> Beat {
+        Beat {
+            slot: self.slot(idx) as *const Slot,
+        }
+    }
+}
+
+/// The worker's side of its slot. Only valid in the process that inherited the mapping.
+#[derive(Clone, Copy)]
+pub struct Beat {
+    slot: *const Slot,
+}
+
+// SAFETY: the pointer targets a MAP_SHARED mapping that lives as long as the process
+// (never unmapped in a worker) and is only accessed through atomics.
+unsafe impl Send for Beat {}
+// SAFETY: as above; all accesses are atomic.
+unsafe impl Sync for Beat {}
+
+impl Beat {
+    fn slot(&self) -> &Slot {
+        // SAFETY: see the Send impl: the mapping outlives every Beat.
+        unsafe { &*self.slot }
+    }
+
+    pub fn notify(&self) {
+        self.slot()
+            .last_beat_ms
+            .store(monotonic_ms(), Ordering::Relaxed);
+    }
+
+    pub fn request_started(&self) {
+        self.slot()
+            .request_started_ms
+            .store(monotonic_ms(), Ordering::Relaxed);
+    }
+
+    pub fn request_finished(&self) {
+        self.slot().request_started_ms.store(0, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,80 @@
+//! fork, process titles and pid helpers.
+
+use pyo3::prelude::*;
+
+pub enum Forked {
+    Parent(i32),
+    Child,
+}
+
+/// Fork through CPython's own `os.fork()`, so the interpreter's fork protocol runs
+/// (`PyOS_BeforeFork`/`AfterFork_*`, `os.register_at_fork` callbacks, lock resets) exactly as
+/// under Gunicorn. The master is single-threaded when it calls this.
+pub fn fork(py: Python<'_>) -> PyResult<Forked> {
+    let pid: i32 = py.import("os")?.call_method0("fork")?.extract()?;
+    Ok(if pid == 0 {
+        Forked::Child
+    } else {
+        Forked::Parent(pid)
+    })
+}
+
+/// Set the process title as Gunicorn does: through `setproctitle` when it is installed,
+/// otherwise the kernel's 15-byte comm name (visible in `ps -o comm`, `top`).
+pub fn set_title(py: Python<'_>, title: &str) {
+    let full = format!("ferrocorn: {title}");
+    if let Ok(m) = py.import("setproctitle") {
+        if m.call_method1("setproctitle", (full.as_str(),)).is_ok() {
+            return;
+        }
+    }
+    let _ =
+        nix::sys::prctl::set_name(&std::ffi::CString::new(truncate(&full, 15)).unwrap_or_default());
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    s.chars().filter(|c| *c != '\0').take(n).collect()
+}
+
+pub fn getpid() -> i32 {
+    nix::unistd::getpid().as_raw()
+}
+
+pub fn getppid() -> i32 {
+    nix::unistd::getppid().as_raw()
+}
+
+/// Take ownership of a listening socket handed to us by number (`fd://N`, systemd, USR2).
+pub fn adopt_socket(fd: i32) -> std::io::Result<socket2::Socket> {
+    use std::os::fd::FromRawFd;
+    // Refuse anything that is not an open socket before claiming it: SO_TYPE fails with
+    // EBADF or ENOTSOCK otherwise, so we never wrap (and later close) an unrelated fd.
+    let borrowed_ok = {
+        let mut ty: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `ty`, a properly sized c_int.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_TYPE,
+                (&mut ty as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        rc == 0
+    };
+    if !borrowed_ok {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd is an open socket (checked above) that the user explicitly handed to this
+    // process; from here on the Socket is its only owner.
+    Ok(unsafe { socket2::Socket::from_raw_fd(fd) })
+}
+
+/// Borrow an fd that the caller guarantees stays open for the borrow's lifetime.
+pub fn borrow_fd<'a>(fd: i32) -> std::os::fd::BorrowedFd<'a> {
+    // SAFETY: callers only pass fds of listeners and pipes they own and keep open until the
+    // borrow (a single poll call) has ended.
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+}

@@ -1,0 +1,175 @@
+//! What every worker does between fork and its serving loop, and on the way out: Gunicorn's
+//! `spawn_worker` child branch and `Worker.init_process`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use pyo3::prelude::*;
+
+use crate::config::Config;
+use crate::errors::exit;
+use crate::net::Listener;
+use crate::sys::heartbeat::Beat;
+use crate::sys::process;
+use crate::telemetry::error_log;
+use crate::wsgi::app::{self, format_traceback, system_exit_code};
+
+/// Everything a freshly forked worker needs from the master.
+pub struct WorkerContext<'a> {
+    pub cfg: &'a Config,
+    pub listeners: &'a [Listener],
+    pub age: u64,
+    pub ppid: i32,
+    pub beat: Beat,
+    /// The app when `preload_app` loaded it in the master.
+    pub preloaded: Option<Py<PyAny>>,
+    pub server: Py<PyAny>,
+    pub worker: Py<PyAny>,
+    pub max_requests: u64,
+}
+
+/// State the serving loop shares with the request handler and signal handlers.
+pub struct WorkerState<'a> {
+    pub ctx: WorkerContext<'a>,
+    pub alive: Arc<AtomicBool>,
+    pub app: Py<PyAny>,
+    pub nr: u64,
+}
+
+impl WorkerState<'_> {
+    pub fn alive(&self) -> bool {
+        self.alive.load(Ordering::SeqCst)
+    }
+}
+
+pub fn call_hook<'py, A: pyo3::call::PyCallArgs<'py>>(
+    py: Python<'py>,
+    hook: &Option<Py<PyAny>>,
+    name: &str,
+    args: A,
+) -> PyResult<()> {
+    if let Some(h) = hook {
+        h.call1(py, args).map(|_| ()).inspect_err(|_| {
+            error_log::error(&format!("Exception in {name} hook"));
+        })?;
+    }
+    Ok(())
+}
+
+fn export_env(py: Python<'_>, cfg: &Config) -> PyResult<()> {
+    let environ = py.import("os")?.getattr("environ")?;
+    for (k, v) in cfg
+        .env()
+        .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.message))?
+    {
+        environ.set_item(k, v)?;
+    }
+    Ok(())
+}
+
+/// Run a worker to completion in the forked child and return its exit status.
+pub fn run_worker(py: Python<'_>, ctx: WorkerContext<'_>) -> i32 {
+    let pid = process::getpid();
+    let _ = ctx.worker.setattr(py, "pid", pid);
+    process::set_title(py, &format!("worker [{}]", ctx.cfg.proc_name()));
+    error_log::info(&format!("Booting worker with pid: {pid}"));
+
+    let server = ctx.server.clone_ref(py);
+    let worker = ctx.worker.clone_ref(py);
+    let worker_exit = ctx.cfg.worker_exit.as_ref().map(|h| h.clone_ref(py));
+    let code = match boot_and_serve(py, ctx) {
+        Ok(()) => exit::OK,
+        Err(code) => code,
+    };
+    error_log::info(&format!("Worker exiting (pid: {pid})"));
+    if let Some(h) = worker_exit {
+        if let Err(e) = h.call1(py, (server, worker)) {
+            error_log::warning(&format!(
+                "Exception during worker exit:\n{}",
+                format_traceback(py, &e)
+            ));
+        }
+    }
+    code
+}
+
+fn boot_and_serve(py: Python<'_>, ctx: WorkerContext<'_>) -> Result<(), i32> {
+    let fail = |py: Python<'_>, e: PyErr, booted: bool| -> i32 {
+        if let Some(code) = system_exit_code(py, &e) {
+            return code;
+        }
+        error_log::error(&format!(
+            "Exception in worker process\n{}",
+            format_traceback(py, &e)
+        ));
+        if booted {
+            exit::UNHANDLED
+        } else {
+            exit::WORKER_BOOT_ERROR
+        }
+    };
+
+    let cfg = ctx.cfg;
+    call_hook(
+        py,
+        &cfg.post_fork,
+        "post_fork",
+        (ctx.server.clone_ref(py), ctx.worker.clone_ref(py)),
+    )
+    .map_err(|e| fail(py, e, false))?;
+    export_env(py, cfg).map_err(|e| fail(py, e, false))?;
+    // Each worker gets its own random state, as Gunicorn's util.seed().
+    py.import("random")
+        .and_then(|r| r.call_method0("seed"))
+        .map_err(|e| fail(py, e, false))?;
+
+    let alive = Arc::new(AtomicBool::new(true));
+    let signals = super::signals::install(
+        py,
+        alive.clone(),
+        ctx.worker.clone_ref(py),
+        cfg.worker_int.as_ref().map(|h| h.clone_ref(py)),
+        cfg.worker_abort.as_ref().map(|h| h.clone_ref(py)),
+    )
+    .map_err(|e| fail(py, e, false))?;
+
+    let app = match &ctx.preloaded {
+        Some(app) => app.clone_ref(py),
+        None => {
+            let uri = cfg.app_uri().unwrap_or_default().to_string();
+            match app::load(py, &uri) {
+                Ok(app) => app,
+                Err(f) if f.exit_code == exit::APP_LOAD_ERROR => {
+                    error_log::debug(&format!(
+                        "Exception while loading the application\n{}",
+                        f.traceback
+                    ));
+                    eprintln!("{}", f.message);
+                    return Err(f.exit_code);
+                }
+                Err(f) => {
+                    error_log::error(&format!("Exception in worker process\n{}", f.traceback));
+                    return Err(f.exit_code);
+                }
+            }
+        }
+    };
+    let _ = ctx.worker.setattr(py, "wsgi", app.clone_ref(py));
+
+    call_hook(
+        py,
+        &cfg.post_worker_init,
+        "post_worker_init",
+        (ctx.worker.clone_ref(py),),
+    )
+    .map_err(|e| fail(py, e, false))?;
+    let _ = ctx.worker.setattr(py, "booted", true);
+
+    let mut state = WorkerState {
+        ctx,
+        alive,
+        app,
+        nr: 0,
+    };
+    super::sync::run(py, &mut state, &signals).map_err(|e| fail(py, e, true))
+}

@@ -1,0 +1,371 @@
+//! Serving one parsed request through the WSGI app: hooks, environ, app call, response
+//! iteration, error pages, access log. Shared by every worker type; it owns no socket
+//! lifecycle (the caller accepts and closes).
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use ferrocorn_h1::{ParseError, ParserConfig, RequestHead};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList};
+
+use super::base::WorkerState;
+use crate::net::{Listener, Peer, Stream};
+use crate::telemetry::{access, error_log};
+use crate::wsgi::app::{format_traceback, system_exit_code};
+use crate::wsgi::environ::{self, BaseEnviron, Local};
+use crate::wsgi::input::{BodyReader, Input};
+use crate::wsgi::response::{lock, ResponseState, Shared, StartResponse};
+
+pub struct Conn<'a> {
+    pub stream: Arc<Stream>,
+    pub peer: Peer,
+    pub listener: &'a Listener,
+}
+
+/// Answer a request that could not be parsed with Gunicorn's status line and page.
+pub fn send_parse_error(
+    py: Python<'_>,
+    stream: &Stream,
+    peer: &Peer,
+    err: &ParseError,
+    _uri: Option<&str>,
+) {
+    if matches!(err, ParseError::NoMoreData) {
+        error_log::debug("Ignored premature client disconnection.");
+        return;
+    }
+    if err.is_client_error() {
+        error_log::warning(&format!(
+            "Invalid request from ip={}: {}",
+            peer.ip_string(),
+            err.message()
+        ));
+    } else {
+        error_log::error(&format!(
+            "Error handling request (no URI read): {}",
+            err.message()
+        ));
+    }
+    write_all(py, stream, &err.error_response());
+}
+
+fn write_all(py: Python<'_>, stream: &Stream, bytes: &[u8]) {
+    use std::io::Write;
+    if py.detach(|| (&*stream).write_all(bytes)).is_err() {
+        error_log::debug("Failed to send error message.");
+    }
+}
+
+fn base_environ(py: Python<'_>, st: &WorkerState<'_>) -> PyResult<BaseEnviron> {
+    let objects = py.import("ferrocorn._objects")?;
+    Ok(BaseEnviron {
+        server_software: format!("ferrocorn/{}", crate::VERSION),
+        multiprocess: st.ctx.cfg.workers > 1,
+        multithread: false,
+        script_name: std::env::var("SCRIPT_NAME").unwrap_or_default(),
+        errors: Py::new(py, crate::telemetry::pylogging::ErrorsStream::new())?.into_any(),
+        file_wrapper: objects.getattr("FileWrapper")?.unbind(),
+    })
+}
+
+fn request_object(py: Python<'_>, head: &RequestHead, peer: &Peer, nr: u64) -> PyResult<Py<PyAny>> {
+    let objects = py.import("ferrocorn._objects")?;
+    let kw = PyDict::new(py);
+    kw.set_item("method", &head.method)?;
+    kw.set_item("uri", &head.uri)?;
+    kw.set_item("path", &head.path)?;
+    kw.set_item("query", &head.query)?;
+    kw.set_item("fragment", &head.fragment)?;
+    kw.set_item("version", head.version)?;
+    kw.set_item(
+        "headers",
+        PyList::new(
+            py,
+            head.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+        )?,
+    )?;
+    kw.set_item("scheme", head.scheme)?;
+    kw.set_item("must_close", head.should_close())?;
+    kw.set_item("req_number", nr)?;
+    if let Peer::Ip(a) = peer {
+        kw.set_item("peer_addr", (a.ip().to_string(), a.port()))?;
+        kw.set_item("remote_addr", (a.ip().to_string(), a.port()))?;
+    }
+    Ok(objects.getattr("Request")?.call((), Some(&kw))?.unbind())
+}
+
+struct Outcome {
+    error: Option<PyErr>,
+}
+
+/// Call the app and stream its result; `close()` on the result runs on every path.
+fn run_app(py: Python<'_>, app: &Py<PyAny>, environ: &Bound<'_, PyDict>, resp: &Shared) -> Outcome {
+    let sr = match Py::new(
+        py,
+        StartResponse {
+            state: resp.clone(),
+        },
+    ) {
+        Ok(sr) => sr,
+        Err(e) => return Outcome { error: Some(e) },
+    };
+    let result = match app.bind(py).call1((environ, sr)) {
+        Ok(r) => r,
+        Err(e) => return Outcome { error: Some(e) },
+    };
+    let mut error = None;
+    let iterate = || -> PyResult<()> {
+        for item in result.try_iter()? {
+            let item = item?;
+            let bytes = item.cast::<PyBytes>().map_err(|_| {
+                pyo3::exceptions::PyTypeError::new_err(format!("{item:?} is not a byte"))
+            })?;
+            if let Err(e) = lock(resp).write(py, bytes.as_bytes()) {
+                // The client went away: stop producing, but still close the result below.
+                error_log::debug(&format!("Ignoring connection error while writing: {e}"));
+                lock(resp).must_close = true;
+                return Ok(());
+            }
+        }
+        let mut r = lock(resp);
+        if r.status.is_none() {
+            return Err(pyo3::exceptions::PyAssertionError::new_err(
+                "The application did not call start_response()",
+            ));
+        }
+        if let Err(e) = r.finish(py) {
+            error_log::debug(&format!("Ignoring connection error while writing: {e}"));
+            r.must_close = true;
+        }
+        Ok(())
+    };
+    if let Err(e) = iterate() {
+        error = Some(e);
+    }
+    if let Ok(close) = result.getattr("close") {
+        if let Err(e) = close.call0() {
+            error_log::error(&format!(
+                "Error while closing the response\n{}",
+                format_traceback(py, &e)
+            ));
+        }
+    }
+    Outcome { error }
+}
+
+/// Serve one request. Returns whether the connection may carry another request.
+pub fn handle_request(
+    py: Python<'_>,
+    st: &mut WorkerState<'_>,
+    pcfg: &ParserConfig,
+    conn: &Conn<'_>,
+    head: RequestHead,
+    leftover: Vec<u8>,
+    force_close: bool,
+) -> PyResult<bool> {
+    let cfg = st.ctx.cfg;
+    st.ctx.beat.request_started();
+    let wants_req_obj = cfg.pre_request.is_some() || cfg.post_request.is_some();
+    let req_obj = if wants_req_obj {
+        Some(request_object(py, &head, &conn.peer, st.nr + 1)?)
+    } else {
+        None
+    };
+    match (&cfg.pre_request, &req_obj) {
+        (Some(hook), Some(req)) => {
+            hook.call1(py, (st.ctx.worker.clone_ref(py), req.clone_ref(py)))?;
+        }
+        _ => error_log::debug(&format!("{} {}", head.method, head.path)),
+    }
+    let started = Instant::now();
+
+    let reader = Arc::new(Mutex::new(BodyReader::new(
+        conn.stream.clone(),
+        leftover,
+        &head.body,
+        pcfg,
+        head.expect_continue,
+    )));
+    let input = Py::new(
+        py,
+        Input {
+            reader: reader.clone(),
+        },
+    )?
+    .into_any();
+    let base = base_environ(py, st)?;
+    let local = match (conn.listener.local_tcp(), conn.listener.unix_path()) {
+        (Some(a), _) => Local::Tcp(a),
+        (None, Some(p)) => Local::Unix(p.to_str().unwrap_or("")),
+        (None, None) => Local::Unix(""),
+    };
+    let must_close = force_close || head.should_close() || !st.alive();
+    let resp: Shared = Arc::new(Mutex::new(ResponseState::new(
+        conn.stream.clone(),
+        head.version,
+        &head.method,
+        must_close,
+    )));
+
+    st.nr += 1;
+    if st.nr >= st.ctx.max_requests {
+        error_log::info("Autorestarting worker after current request.");
+        st.alive.store(false, std::sync::atomic::Ordering::SeqCst);
+        lock(&resp).must_close = true;
+    }
+    let _ = st.ctx.worker.setattr(py, "nr", st.nr);
+
+    let (environ, outcome) = match environ::build(py, &base, &head, &conn.peer, &local, input, &[])
+    {
+        Ok(env) => {
+            let outcome = run_app(py, &st.app, &env, &resp);
+            (Some(env), outcome)
+        }
+        Err(problem) => {
+            error_log::error(&format!(
+                "Error handling request {}: {}",
+                head.uri, problem.0
+            ));
+            write_all(
+                py,
+                &conn.stream,
+                &ferrocorn_h1::error_page(500, "Bad Request", &problem.0),
+            );
+            let mut r = lock(&resp);
+            r.status = Some("500 Bad Request".into());
+            r.must_close = true;
+            (None, Outcome { error: None })
+        }
+    };
+
+    let mut exit_request = None;
+    if let Some(err) = outcome.error {
+        exit_request = system_exit_code(py, &err).map(|c| (c, err.clone_ref(py)));
+        let mut r = lock(&resp);
+        r.must_close = true;
+        let body_error = reader.lock().ok().and_then(|mut b| b.failed.take());
+        if r.headers_sent {
+            error_log::error(&format!(
+                "Error handling request\n{}",
+                format_traceback(py, &err)
+            ));
+        } else if let Some(perr) = body_error {
+            drop(r);
+            send_parse_error(py, &conn.stream, &conn.peer, &perr, Some(&head.uri));
+            let mut r = lock(&resp);
+            r.status = Some(format!("{} {}", perr.status(), perr.reason()));
+            r.headers_sent = true;
+        } else {
+            error_log::error(&format!(
+                "Error handling request {}\n{}",
+                head.uri,
+                format_traceback(py, &err)
+            ));
+            write_all(
+                py,
+                &conn.stream,
+                &ferrocorn_h1::error_page(500, "Internal Server Error", ""),
+            );
+            r.status = Some("500 Internal Server Error".into());
+            r.headers.clear();
+            r.sent = 0;
+        }
+    }
+
+    let elapsed = started.elapsed();
+    if access::enabled() {
+        log_access(py, &head, &conn.peer, environ.as_ref(), &resp, elapsed);
+    }
+    if let (Some(hook), Some(req)) = (&cfg.post_request, &req_obj) {
+        let env_obj = environ
+            .as_ref()
+            .map(|e| e.clone().into_any().unbind())
+            .unwrap_or_else(|| py.None());
+        let resp_obj = response_object(py, &resp).unwrap_or_else(|_| py.None());
+        if let Err(e) = hook.call1(
+            py,
+            (
+                st.ctx.worker.clone_ref(py),
+                req.clone_ref(py),
+                env_obj,
+                resp_obj,
+            ),
+        ) {
+            error_log::error(&format!(
+                "Exception in post_request hook\n{}",
+                format_traceback(py, &e)
+            ));
+        }
+    }
+    st.ctx.beat.request_finished();
+    if let Some((_, err)) = exit_request {
+        return Err(err);
+    }
+    let keep = !lock(&resp).should_close();
+    let body_ok = reader
+        .lock()
+        .map(|b| b.is_done() && b.failed.is_none())
+        .unwrap_or(false);
+    Ok(keep && body_ok)
+}
+
+fn response_object(py: Python<'_>, resp: &Shared) -> PyResult<Py<PyAny>> {
+    let r = lock(resp);
+    let kw = PyDict::new(py);
+    kw.set_item("status", r.status.clone())?;
+    kw.set_item("status_code", r.status_code)?;
+    kw.set_item(
+        "headers",
+        PyList::new(py, r.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())))?,
+    )?;
+    kw.set_item("sent", r.sent)?;
+    kw.set_item("response_length", r.response_length)?;
+    kw.set_item("chunked", r.chunked)?;
+    kw.set_item("headers_sent", r.headers_sent)?;
+    kw.set_item("must_close", r.must_close)?;
+    Ok(py
+        .import("ferrocorn._objects")?
+        .getattr("Response")?
+        .call((), Some(&kw))?
+        .unbind())
+}
+
+fn log_access(
+    py: Python<'_>,
+    head: &RequestHead,
+    peer: &Peer,
+    environ: Option<&Bound<'_, PyDict>>,
+    resp: &Shared,
+    elapsed: std::time::Duration,
+) {
+    let r = lock(resp);
+    let remote = match peer {
+        Peer::Ip(a) => a.ip().to_string(),
+        Peer::Unix => String::new(),
+    };
+    let protocol = format!("HTTP/{}.{}", head.version.0, head.version.1);
+    let env_get = |key: &str| -> Option<String> {
+        let env = environ?;
+        let v = env.get_item(key).ok()??;
+        Some(v.str().ok()?.to_string())
+    };
+    let path_info: Option<String> = environ.and_then(|_| env_get("PATH_INFO"));
+    let status = r.status.clone().unwrap_or_default();
+    let record = access::AccessRecord {
+        remote_addr: &remote,
+        method: &head.method,
+        raw_uri: &head.uri,
+        protocol: &protocol,
+        status: &status,
+        path_info: path_info.as_deref(),
+        query: &head.query,
+        sent: Some(r.sent),
+        request_headers: &head.headers,
+        response_headers: &r.headers,
+        request_time: elapsed,
+        environ: &env_get,
+    };
+    let _ = py;
+    access::log(&record);
+}

@@ -1,0 +1,115 @@
+//! Worker signal handling with Gunicorn's semantics, through CPython's signal machinery.
+//!
+//! Handlers are Python-level callables, so a signal that arrives while the app runs Python
+//! code interrupts it exactly as under Gunicorn (SIGABRT raises SystemExit inside the app,
+//! which becomes a 500); while Rust waits on sockets, `set_wakeup_fd` wakes the loop and the
+//! loop runs the handlers with `check_signals`. HUP is ignored rather than left fatal, so a
+//! stray `pkill -HUP` cannot kill workers.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use pyo3::exceptions::PySystemExit;
+use pyo3::prelude::*;
+use pyo3::types::PyCFunction;
+
+use crate::telemetry::error_log;
+
+pub struct WorkerSignals {
+    pub wake_read: OwnedFd,
+    _wake_write: OwnedFd,
+}
+
+impl WorkerSignals {
+    /// Drain the wakeup pipe and run pending Python handlers (which may raise SystemExit).
+    pub fn dispatch(&self, py: Python<'_>) -> PyResult<()> {
+        let mut buf = [0u8; 64];
+        while let Ok(n) = nix::unistd::read(&self.wake_read, &mut buf) {
+            if n == 0 {
+                break;
+            }
+        }
+        py.check_signals()
+    }
+}
+
+fn hook_call(py: Python<'_>, hook: &Option<Py<PyAny>>, worker: &Py<PyAny>, name: &str) {
+    if let Some(h) = hook {
+        if let Err(e) = h.call1(py, (worker.clone_ref(py),)) {
+            error_log::error(&format!(
+                "Exception in {name} hook\n{}",
+                crate::wsgi::app::format_traceback(py, &e)
+            ));
+        }
+    }
+}
+
+pub fn install(
+    py: Python<'_>,
+    alive: Arc<AtomicBool>,
+    worker: Py<PyAny>,
+    worker_int: Option<Py<PyAny>>,
+    worker_abort: Option<Py<PyAny>>,
+) -> PyResult<WorkerSignals> {
+    let signal = py.import("signal")?;
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| pyo3::exceptions::PyOSError::new_err(e.to_string()))?;
+    let kwargs = pyo3::types::PyDict::new(py);
+    kwargs.set_item("warn_on_full_buffer", false)?;
+    signal.call_method("set_wakeup_fd", (w.as_raw_fd(),), Some(&kwargs))?;
+
+    let a = alive.clone();
+    let term = PyCFunction::new_closure(py, None, None, move |_args, _kw| {
+        a.store(false, Ordering::SeqCst);
+    })?;
+
+    let a = alive.clone();
+    let (wk, hook) = (worker.clone_ref(py), worker_int);
+    let quit = PyCFunction::new_closure(py, None, None, move |args, _kw| -> PyResult<()> {
+        a.store(false, Ordering::SeqCst);
+        let py = args.py();
+        hook_call(py, &hook, &wk, "worker_int");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        Err(PySystemExit::new_err(0))
+    })?;
+
+    let a = alive.clone();
+    let (wk, hook) = (worker.clone_ref(py), worker_abort);
+    let abort = PyCFunction::new_closure(py, None, None, move |args, _kw| -> PyResult<()> {
+        a.store(false, Ordering::SeqCst);
+        let py = args.py();
+        let _ = wk.setattr(py, "aborted", true);
+        hook_call(py, &hook, &wk, "worker_abort");
+        Err(PySystemExit::new_err(1))
+    })?;
+
+    let usr1 = PyCFunction::new_closure(py, None, None, |_args, _kw| {
+        if let Err(e) = crate::telemetry::error_log::reopen() {
+            error_log::error(&format!("Failed to reopen log files: {e}"));
+        }
+        let _ = crate::telemetry::access::reopen();
+    })?;
+    let winch = PyCFunction::new_closure(py, None, None, |_args, _kw| {
+        error_log::debug("worker: SIGWINCH ignored.");
+    })?;
+
+    let sig = |name: &str| signal.getattr(name);
+    signal.call_method1("signal", (sig("SIGTERM")?, term))?;
+    signal.call_method1("signal", (sig("SIGQUIT")?, quit.clone()))?;
+    signal.call_method1("signal", (sig("SIGINT")?, quit))?;
+    signal.call_method1("signal", (sig("SIGABRT")?, abort))?;
+    signal.call_method1("signal", (sig("SIGUSR1")?, usr1))?;
+    signal.call_method1("signal", (sig("SIGWINCH")?, winch))?;
+    signal.call_method1("signal", (sig("SIGHUP")?, sig("SIG_IGN")?))?;
+    for name in ["SIGUSR2", "SIGCHLD", "SIGTTIN", "SIGTTOU"] {
+        signal.call_method1("signal", (sig(name)?, sig("SIG_DFL")?))?;
+    }
+    // TERM and USR1 must not abort a blocking read or write mid-request.
+    signal.call_method1("siginterrupt", (sig("SIGTERM")?, false))?;
+    signal.call_method1("siginterrupt", (sig("SIGUSR1")?, false))?;
+    Ok(WorkerSignals {
+        wake_read: r,
+        _wake_write: w,
+    })
+}

@@ -1,0 +1,66 @@
+//! Loading the application and producing Python tracebacks for the error log.
+
+use pyo3::prelude::*;
+
+use crate::errors::exit;
+
+/// Why the app could not be loaded, with the exit status Gunicorn uses for it.
+pub struct LoadFailure {
+    pub exit_code: i32,
+    pub message: String,
+    pub traceback: String,
+}
+
+/// Import the app named by `uri` (`module:var`, `module`, `module:factory(args)`).
+/// `AppImportError` means the module imported but the object is wrong (exit 4); any other
+/// exception is a worker boot failure (exit 3), as in Gunicorn.
+pub fn load(py: Python<'_>, uri: &str) -> Result<Py<PyAny>, LoadFailure> {
+    let run = || -> PyResult<Py<PyAny>> {
+        let loader = py.import("ferrocorn._loader")?;
+        Ok(loader.call_method1("import_app", (uri,))?.unbind())
+    };
+    run().map_err(|err| {
+        let is_app_error = py
+            .import("ferrocorn._loader")
+            .and_then(|m| m.getattr("AppImportError"))
+            .map(|cls| err.get_type(py).is_subclass(&cls).unwrap_or(false))
+            .unwrap_or(false);
+        LoadFailure {
+            exit_code: if is_app_error {
+                exit::APP_LOAD_ERROR
+            } else {
+                exit::WORKER_BOOT_ERROR
+            },
+            message: err.value(py).to_string(),
+            traceback: format_traceback(py, &err),
+        }
+    })
+}
+
+/// The full Python traceback text of `err`, as `traceback.format_exception` prints it.
+pub fn format_traceback(py: Python<'_>, err: &PyErr) -> String {
+    let fmt = || -> PyResult<String> {
+        let tb = py.import("traceback")?;
+        let lines = tb.call_method1(
+            "format_exception",
+            (err.get_type(py), err.value(py), err.traceback(py)),
+        )?;
+        let text: String = pyo3::types::PyString::new(py, "")
+            .call_method1("join", (lines,))?
+            .extract()?;
+        Ok(text.trim_end().to_string())
+    };
+    fmt().unwrap_or_else(|_| format!("{}", err))
+}
+
+/// The exit status carried by a SystemExit, if `err` is one.
+pub fn system_exit_code(py: Python<'_>, err: &PyErr) -> Option<i32> {
+    if !err.is_instance_of::<pyo3::exceptions::PySystemExit>(py) {
+        return None;
+    }
+    let code = err.value(py).getattr("code").ok()?;
+    if code.is_none() {
+        return Some(0);
+    }
+    Some(code.extract::<i32>().unwrap_or(1))
+}

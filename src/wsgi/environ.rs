@@ -1,0 +1,214 @@
+//! Building the WSGI environ exactly as Gunicorn 27's `wsgi.create` does (§10 of the
+//! reference): the same keys, the same values, the same order of precedence.
+//!
+//! Per-worker constants (the base environ) are computed once; per request only the request's
+//! own keys are added. It never reads from or writes to the socket.
+
+use std::net::SocketAddr;
+
+use ferrocorn_h1::RequestHead;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+use pyo3::{intern, IntoPyObjectExt};
+
+use crate::net::Peer;
+
+/// What every environ of this worker shares.
+pub struct BaseEnviron {
+    pub server_software: String,
+    pub multiprocess: bool,
+    pub multithread: bool,
+    /// os.environ["SCRIPT_NAME"] at worker start (after raw_env was exported).
+    pub script_name: String,
+    pub errors: Py<PyAny>,
+    pub file_wrapper: Py<PyAny>,
+}
+
+/// Where the request arrived: the listener's bound address, or a unix path.
+pub enum Local<'a> {
+    Tcp(SocketAddr),
+    Unix(&'a str),
+}
+
+/// The environ could not be built; Gunicorn answers these with a 500 page.
+pub struct ConfigurationProblem(pub String);
+
+/// `%XX` decoding to bytes, then latin-1 to text, as `unquote_to_wsgi_str`. Malformed
+/// escapes are kept literally, as Python's `unquote_to_bytes` does.
+pub fn unquote_latin1(path: &str) -> String {
+    let b = path.as_bytes();
+    let mut out = String::with_capacity(b.len());
+    let mut i = 0;
+    let hex = |c: u8| (c as char).to_digit(16);
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push(char::from((h * 16 + l) as u8));
+                i += 3;
+                continue;
+            }
+        }
+        // The parser only lets ASCII through in the target, but be exact for any char.
+        let ch = path[i..].chars().next().unwrap_or('\u{fffd}');
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    out
+}
+
+fn http_key(name: &str) -> String {
+    let mut k = String::with_capacity(5 + name.len());
+    k.push_str("HTTP_");
+    k.extend(name.chars().map(|c| if c == '-' { '_' } else { c }));
+    k
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn build<'py>(
+    py: Python<'py>,
+    base: &BaseEnviron,
+    head: &RequestHead,
+    peer: &Peer,
+    local: &Local<'_>,
+    input: Py<PyAny>,
+    extra: &[(&str, Py<PyAny>)],
+) -> Result<Bound<'py, PyDict>, ConfigurationProblem> {
+    let env = PyDict::new(py);
+    let set = |k: &Bound<'py, PyString>, v: Bound<'py, PyAny>| {
+        env.set_item(k, v).expect("dict insert");
+    };
+    let s = |v: &str| PyString::new(py, v).into_any();
+
+    set(intern!(py, "wsgi.errors"), base.errors.bind(py).clone());
+    set(
+        intern!(py, "wsgi.version"),
+        (1, 0).into_bound_py_any(py).expect("tuple"),
+    );
+    set(
+        intern!(py, "wsgi.multithread"),
+        base.multithread.into_bound_py_any(py).expect("bool"),
+    );
+    set(
+        intern!(py, "wsgi.multiprocess"),
+        base.multiprocess.into_bound_py_any(py).expect("bool"),
+    );
+    set(
+        intern!(py, "wsgi.run_once"),
+        false.into_bound_py_any(py).expect("bool"),
+    );
+    set(
+        intern!(py, "wsgi.file_wrapper"),
+        base.file_wrapper.bind(py).clone(),
+    );
+    set(
+        intern!(py, "wsgi.input_terminated"),
+        true.into_bound_py_any(py).expect("bool"),
+    );
+    set(intern!(py, "SERVER_SOFTWARE"), s(&base.server_software));
+    set(intern!(py, "wsgi.input"), input.into_bound(py));
+    set(intern!(py, "REQUEST_METHOD"), s(&head.method));
+    set(intern!(py, "QUERY_STRING"), s(&head.query));
+    set(intern!(py, "RAW_URI"), s(&head.uri));
+    set(
+        intern!(py, "SERVER_PROTOCOL"),
+        s(&format!("HTTP/{}.{}", head.version.0, head.version.1)),
+    );
+    for (k, v) in extra {
+        env.set_item(*k, v.bind(py)).expect("dict insert");
+    }
+
+    let mut host: Option<&str> = None;
+    let mut script_name = base.script_name.clone();
+    let mut joined: Vec<(String, String)> = Vec::with_capacity(head.headers.len());
+    for (name, value) in &head.headers {
+        match name.as_str() {
+            "HOST" => host = Some(value),
+            "SCRIPT_NAME" => script_name = value.clone(),
+            "CONTENT-TYPE" => {
+                set(intern!(py, "CONTENT_TYPE"), s(value));
+                continue;
+            }
+            "CONTENT-LENGTH" => {
+                set(intern!(py, "CONTENT_LENGTH"), s(value));
+                continue;
+            }
+            _ => {}
+        }
+        let key = http_key(name);
+        // Repeated headers are joined with "," and no space, in arrival order.
+        match joined.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => {
+                v.push(',');
+                v.push_str(value);
+            }
+            None => joined.push((key, value.clone())),
+        }
+    }
+    for (k, v) in &joined {
+        env.set_item(k, v).expect("dict insert");
+    }
+
+    set(intern!(py, "wsgi.url_scheme"), s(head.scheme));
+
+    match peer {
+        Peer::Ip(addr) => {
+            set(intern!(py, "REMOTE_ADDR"), s(&addr.ip().to_string()));
+            set(intern!(py, "REMOTE_PORT"), s(&addr.port().to_string()));
+        }
+        Peer::Unix => set(intern!(py, "REMOTE_ADDR"), s("")),
+    }
+
+    match local {
+        Local::Tcp(addr) => {
+            set(intern!(py, "SERVER_NAME"), s(&addr.ip().to_string()));
+            set(intern!(py, "SERVER_PORT"), s(&addr.port().to_string()));
+        }
+        Local::Unix(path) => match host {
+            Some(h) => {
+                let (name, port) = match h.split_once(':') {
+                    Some((n, p)) => (n.to_string(), p.to_string()),
+                    None => (
+                        h.to_string(),
+                        if head.scheme == "https" { "443" } else { "80" }.to_string(),
+                    ),
+                };
+                set(intern!(py, "SERVER_NAME"), s(&name));
+                set(intern!(py, "SERVER_PORT"), s(&port));
+            }
+            None => {
+                set(intern!(py, "SERVER_NAME"), s(path));
+                set(intern!(py, "SERVER_PORT"), s(""));
+            }
+        },
+    }
+
+    let mut path = head.path.as_str();
+    if !script_name.is_empty() {
+        match path.strip_prefix(script_name.as_str()) {
+            Some(rest) => path = rest,
+            None => {
+                return Err(ConfigurationProblem(format!(
+                    "Request path {:?} does not start with SCRIPT_NAME {:?}",
+                    head.path, script_name
+                )))
+            }
+        }
+    }
+    set(intern!(py, "PATH_INFO"), s(&unquote_latin1(path)));
+    set(intern!(py, "SCRIPT_NAME"), s(&script_name));
+    Ok(env)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unquote_latin1;
+
+    #[test]
+    fn unquote_decodes_to_latin1_and_keeps_bad_escapes() {
+        assert_eq!(unquote_latin1("/a%20b"), "/a b");
+        assert_eq!(unquote_latin1("/%2F"), "//");
+        assert_eq!(unquote_latin1("/caf%C3%A9"), "/caf\u{c3}\u{a9}");
+        assert_eq!(unquote_latin1("/%zz%4"), "/%zz%4");
+        assert_eq!(unquote_latin1("/%"), "/%");
+    }
+}

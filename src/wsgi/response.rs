@@ -1,0 +1,312 @@
+//! `start_response`, the `write()` callable, and the response writer.
+//!
+//! Framing follows Gunicorn's `Response`: the app's status and headers are validated (an
+//! invalid one is an app error, so a 500), hop-by-hop headers and the app's Server/Date are
+//! replaced, Content-Length is honoured and enforced, HTTP/1.1 without a length is chunked,
+//! and HEAD/1xx/204/304 carry no body. The GIL is released for every socket write.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use ferrocorn_h1::{encode_chunk, encode_head, ConnectionHeader, DateCache, LAST_CHUNK};
+use pyo3::exceptions::{PyAssertionError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyString, PyTuple};
+
+use crate::net::Stream;
+use crate::telemetry::error_log;
+
+pub struct ResponseState {
+    stream: Arc<Stream>,
+    version: (u8, u8),
+    is_head: bool,
+    pub status: Option<String>,
+    pub status_code: u16,
+    /// The app's headers after filtering, in order (what `{name}o` access atoms see).
+    pub headers: Vec<(String, String)>,
+    pub headers_sent: bool,
+    pub chunked: bool,
+    pub response_length: Option<u64>,
+    pub sent: u64,
+    pub must_close: bool,
+    upgrade: bool,
+    warned_body: bool,
+    date: DateCache,
+    server: &'static str,
+}
+
+impl ResponseState {
+    pub fn new(stream: Arc<Stream>, version: (u8, u8), method: &str, must_close: bool) -> Self {
+        ResponseState {
+            stream,
+            version,
+            is_head: method == "HEAD",
+            status: None,
+            status_code: 0,
+            headers: Vec::new(),
+            headers_sent: false,
+            chunked: false,
+            response_length: None,
+            sent: 0,
+            must_close,
+            upgrade: false,
+            warned_body: false,
+            date: DateCache::new(),
+            server: "ferrocorn",
+        }
+    }
+
+    fn no_body(&self) -> bool {
+        self.is_head || self.status_code < 200 || self.status_code == 204 || self.status_code == 304
+    }
+
+    fn start(&mut self, status: &str, headers: Vec<(String, String)>) -> PyResult<()> {
+        let code = ferrocorn_h1::validate_status(status)
+            .map_err(|_| PyValueError::new_err(format!("Invalid status {status:?}")))?;
+        self.status_code = code;
+        self.status = Some(status.to_string());
+        self.headers.clear();
+        self.response_length = None;
+        self.upgrade = false;
+        for (name, value) in headers {
+            let lname = name.to_ascii_lowercase();
+            if lname == "content-length" {
+                let n = value.trim().parse::<u64>().map_err(|_| {
+                    PyValueError::new_err(format!("Invalid Content-Length {value:?}"))
+                })?;
+                self.response_length = Some(n);
+            }
+            if ferrocorn_h1::is_hop_by_hop(&lname) {
+                if lname == "connection" && value.eq_ignore_ascii_case("upgrade") {
+                    self.upgrade = true;
+                } else if !(lname == "upgrade" && value.eq_ignore_ascii_case("websocket")) {
+                    continue;
+                }
+            }
+            self.headers.push((name, value));
+        }
+        if self.status_code < 200 || self.status_code == 204 {
+            self.headers
+                .retain(|(n, _)| !n.eq_ignore_ascii_case("content-length"));
+            self.response_length = None;
+        }
+        self.chunked = self.response_length.is_none() && self.version >= (1, 1) && !self.no_body();
+        Ok(())
+    }
+
+    /// Whether the connection may serve another request after this response.
+    pub fn should_close(&self) -> bool {
+        if self.must_close {
+            return true;
+        }
+        if self.response_length.is_some() || self.chunked || self.no_body() {
+            return false;
+        }
+        true
+    }
+
+    fn head_bytes(&mut self, out: &mut Vec<u8>) {
+        let connection = if self.upgrade {
+            ConnectionHeader::Upgrade
+        } else if self.should_close() {
+            ConnectionHeader::Close
+        } else {
+            ConnectionHeader::KeepAlive
+        };
+        let status = self.status.clone().unwrap_or_default();
+        let date = self.date.get().to_string();
+        encode_head(
+            out,
+            self.version,
+            &status,
+            self.server,
+            &date,
+            connection,
+            self.chunked,
+            &self.headers,
+        );
+        self.headers_sent = true;
+    }
+
+    /// Frame `data` as body bytes, prefixed by the head on the first call.
+    fn frame(&mut self, data: &[u8], out: &mut Vec<u8>) {
+        if !self.headers_sent {
+            self.head_bytes(out);
+        }
+        if self.no_body() {
+            if !data.is_empty() && !self.warned_body {
+                self.warned_body = true;
+                error_log::warning(&format!(
+                    "WSGI app sent body bytes on a no-body response ({}); they were dropped",
+                    self.status.as_deref().unwrap_or("")
+                ));
+            }
+            return;
+        }
+        let mut data = data;
+        if let Some(len) = self.response_length {
+            let left = len.saturating_sub(self.sent) as usize;
+            data = &data[..data.len().min(left)];
+        }
+        if self.chunked {
+            encode_chunk(out, data);
+        } else {
+            out.extend_from_slice(data);
+        }
+        self.sent += data.len() as u64;
+    }
+
+    fn send(&self, py: Python<'_>, bytes: &[u8]) -> std::io::Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let stream = self.stream.clone();
+        py.detach(move || (&*stream).write_all(bytes))
+    }
+
+    pub fn write(&mut self, py: Python<'_>, data: &[u8]) -> std::io::Result<()> {
+        if self.status.is_none() {
+            return Err(std::io::Error::other("write() before start_response()"));
+        }
+        let mut out = Vec::with_capacity(if self.headers_sent {
+            data.len() + 16
+        } else {
+            512 + data.len()
+        });
+        self.frame(data, &mut out);
+        self.send(py, &out)
+    }
+
+    /// End the response: the head if nothing was written yet, and the last chunk.
+    pub fn finish(&mut self, py: Python<'_>) -> std::io::Result<()> {
+        let mut out = Vec::new();
+        if !self.headers_sent {
+            self.head_bytes(&mut out);
+        }
+        if self.chunked {
+            out.extend_from_slice(LAST_CHUNK);
+        }
+        if let Some(len) = self.response_length {
+            if self.sent < len && !self.no_body() {
+                // The client cannot tell where this response ends: never reuse the connection.
+                self.must_close = true;
+                error_log::warning(&format!(
+                    "WSGI app sent {} bytes of a {}-byte Content-Length; closing the connection",
+                    self.sent, len
+                ));
+            }
+        }
+        self.send(py, &out)
+    }
+}
+
+pub type Shared = Arc<Mutex<ResponseState>>;
+
+pub fn lock(s: &Shared) -> MutexGuard<'_, ResponseState> {
+    s.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn header_list(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for item in headers.try_iter()? {
+        let item = item?;
+        let pair = item.cast::<PyTuple>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "Header must be a tuple, not {}",
+                item.get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
+            ))
+        })?;
+        if pair.len() != 2 {
+            return Err(PyTypeError::new_err("Header must be a (name, value) tuple"));
+        }
+        let name = pair.get_item(0)?;
+        let value = pair.get_item(1)?;
+        let name = name
+            .cast::<PyString>()
+            .map_err(|_| PyTypeError::new_err(format!("{name:?} is not a string")))?
+            .to_str()?
+            .to_string();
+        let value = value
+            .cast::<PyString>()
+            .map_err(|_| PyTypeError::new_err(format!("{value:?} is not a string")))?
+            .to_str()?
+            .to_string();
+        if !ferrocorn_h1::valid_header_name(&name) {
+            return Err(PyValueError::new_err(format!(
+                "Invalid response header name {name:?}"
+            )));
+        }
+        if !ferrocorn_h1::valid_header_value(&value) {
+            return Err(PyValueError::new_err(format!(
+                "Invalid response header value for {name:?}"
+            )));
+        }
+        let value = value.trim_matches(|c| c == ' ' || c == '\t').to_string();
+        out.push((name, value));
+    }
+    Ok(out)
+}
+
+/// The `start_response` callable handed to the app.
+#[pyclass(module = "ferrocorn", name = "StartResponse")]
+pub struct StartResponse {
+    pub state: Shared,
+}
+
+#[pymethods]
+impl StartResponse {
+    #[pyo3(signature = (status, headers, exc_info=None))]
+    fn __call__(
+        &self,
+        py: Python<'_>,
+        status: &Bound<'_, PyAny>,
+        headers: &Bound<'_, PyAny>,
+        exc_info: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<WriteFn> {
+        let exc_info = exc_info.filter(|e| !e.is_none());
+        {
+            let st = lock(&self.state);
+            if let Some(info) = exc_info {
+                if st.headers_sent {
+                    // PEP 3333: too late to change the response; re-raise the app's error.
+                    let exc = info.get_item(1)?;
+                    return Err(PyErr::from_value(exc));
+                }
+            } else if st.status.is_some() {
+                return Err(PyAssertionError::new_err("Response headers already set!"));
+            }
+        }
+        let status = status
+            .cast::<PyString>()
+            .map_err(|_| PyTypeError::new_err(format!("{status:?} is not a string")))?
+            .to_str()?
+            .to_string();
+        let headers = header_list(headers)?;
+        let _ = py;
+        lock(&self.state).start(&status, headers)?;
+        Ok(WriteFn {
+            state: self.state.clone(),
+        })
+    }
+}
+
+/// The legacy `write(data)` callable returned by `start_response`.
+#[pyclass(module = "ferrocorn", name = "Write")]
+pub struct WriteFn {
+    state: Shared,
+}
+
+#[pymethods]
+impl WriteFn {
+    fn __call__(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let bytes = data
+            .cast::<PyBytes>()
+            .map_err(|_| PyTypeError::new_err(format!("{data:?} is not a byte")))?;
+        lock(&self.state)
+            .write(py, bytes.as_bytes())
+            .map_err(|e| pyo3::exceptions::PyIOError::new_err(e.to_string()))
+    }
+}
