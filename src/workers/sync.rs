@@ -109,7 +109,23 @@ pub fn run(py: Python<'_>, st: &mut WorkerState<'_>, signals: &WorkerSignals) ->
                 Err(e) => return Err(e.into()),
             };
             st.ctx.beat.notify();
-            handle(py, st, &pcfg, &listeners[idx], stream, peer)?;
+            // A bug on the request path must cost one connection, never the worker.
+            let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                handle(py, st, &pcfg, &listeners[idx], stream, peer)
+            }));
+            match served {
+                Ok(res) => res?,
+                Err(panic) => {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "unknown panic".into());
+                    error_log::error(&format!(
+                        "Internal error while handling a request (connection closed): {what}"
+                    ));
+                }
+            }
             signals.dispatch(py)?;
         }
     }
