@@ -1,0 +1,350 @@
+//! Request heads: the optional leading CRLF, the request line and the header section, as
+//! Gunicorn 27's `Request._parse_python` and `parse_request_line` handle them.
+//!
+//! "Need more bytes" is a value (`Ok(None)`), returned only while more bytes could still make the
+//! head valid. This module owns the request line rules; field rules live in `headers` and body
+//! framing in `framing`. It does not read sockets or decode bodies.
+
+use crate::config::{Limits, ParserConfig};
+use crate::error::{HttpVersionRepr, ParseError};
+use crate::framing::{body_framing, check_partial_framing, BodyKind};
+use crate::headers::{
+    find, has_bare_lf, is_token, is_token_byte, parse_fields, visible, FieldRules, PolicyState,
+};
+use crate::pyrepr::latin1;
+use crate::uri::split_request_uri;
+
+/// A parsed request head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestHead {
+    pub method: String,
+    /// The request-target exactly as received (`RAW_URI`).
+    pub uri: String,
+    pub path: String,
+    pub query: String,
+    pub fragment: String,
+    pub version: (u8, u8),
+    /// `(UPPER-CASED name, value)` in wire order; values latin-1 decoded and stripped of SP/HTAB;
+    /// underscore names already handled per `header_map`.
+    pub headers: Vec<(String, String)>,
+    /// `"https"` when the listener is TLS or a trusted secure-scheme header says so.
+    pub scheme: &'static str,
+    /// `Expect: 100-continue` on HTTP/1.1+: send `HTTP/1.1 100 Continue` before the app runs.
+    pub expect_continue: bool,
+    pub body: BodyKind,
+    /// A gzip/deflate/compress transfer coding was used: close after this request.
+    pub must_close: bool,
+}
+
+impl RequestHead {
+    /// Gunicorn's `Message.should_close`: forced closes and CONNECT close; otherwise the first
+    /// Connection header decides, and without one HTTP/1.0 closes.
+    pub fn should_close(&self) -> bool {
+        if self.must_close || self.method == "CONNECT" {
+            return true;
+        }
+        if let Some((_, value)) = self.headers.iter().find(|(name, _)| name == "CONNECTION") {
+            let value = value.trim_matches([' ', '\t']).to_ascii_lowercase();
+            if value == "close" {
+                return true;
+            }
+            if value == "keep-alive" {
+                return false;
+            }
+        }
+        self.version <= (1, 0)
+    }
+
+    /// The first value of a header (name upper-cased).
+    pub fn header(&self, upper_name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(name, _)| name == upper_name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// The request line's parts.
+struct RequestLine {
+    method: String,
+    uri: String,
+    path: String,
+    query: String,
+    fragment: String,
+    version: (u8, u8),
+}
+
+fn method_has_gunicorn_badchar(method: &[u8]) -> bool {
+    method.iter().any(|&b| b.is_ascii_lowercase() || b == b'#')
+}
+
+fn check_method(method: &[u8], cfg: &ParserConfig) -> Result<(), ParseError> {
+    let bad = ParseError::InvalidRequestMethod(latin1(method));
+    if !cfg.permit_unconventional_http_method
+        && (method_has_gunicorn_badchar(method) || !(3..=20).contains(&method.len()))
+    {
+        return Err(bad);
+    }
+    if !is_token(method) {
+        return Err(bad);
+    }
+    Ok(())
+}
+
+/// A method that has not ended yet: refused once no continuation can make it acceptable.
+fn check_method_prefix(method: &[u8], cfg: &ParserConfig) -> Result<(), ParseError> {
+    let bad = !method.iter().all(|&b| is_token_byte(b))
+        || (!cfg.permit_unconventional_http_method
+            && (method_has_gunicorn_badchar(method) || method.len() > 20));
+    if bad {
+        return Err(ParseError::InvalidRequestMethod(latin1(method)));
+    }
+    Ok(())
+}
+
+fn is_target_byte(b: u8) -> bool {
+    (0x21..=0x7e).contains(&b)
+}
+
+/// Target rules after the method is known; returns the split parts.
+fn check_target(
+    method: &str,
+    target: &[u8],
+    line: &[u8],
+) -> Result<(String, String, String), ParseError> {
+    let bad = || ParseError::InvalidRequestLine(latin1(line));
+    // RFC 9112 3.2: printable ASCII only; the rest must be percent-encoded.
+    if target.is_empty() || !target.iter().all(|&b| is_target_byte(b)) {
+        return Err(bad());
+    }
+    let uri = latin1(target);
+    if uri == "*" && method != "OPTIONS" {
+        return Err(bad());
+    }
+    // Anything but origin-, absolute- or asterisk-form is authority-form, for CONNECT only.
+    if method != "CONNECT" && uri != "*" && !uri.starts_with('/') && !uri.contains("://") {
+        return Err(bad());
+    }
+    let parts = split_request_uri(&uri).map_err(|_| bad())?;
+    Ok((parts.path, parts.query, parts.fragment))
+}
+
+/// `HTTP/d.d` where each d is one ASCII digit.
+fn parse_version(text: &[u8]) -> Option<(u8, u8)> {
+    match text {
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
+            Some((major - b'0', minor - b'0'))
+        }
+        _ => None,
+    }
+}
+
+fn check_version_range(version: (u8, u8), cfg: &ParserConfig) -> Result<(), ParseError> {
+    if !((1, 0)..(2, 0)).contains(&version) && !cfg.permit_unconventional_http_version {
+        return Err(ParseError::InvalidHTTPVersion(HttpVersionRepr::Tuple(
+            version.0, version.1,
+        )));
+    }
+    Ok(())
+}
+
+fn parse_request_line(line: &[u8], cfg: &ParserConfig) -> Result<RequestLine, ParseError> {
+    let mut bits = line.splitn(3, |&b| b == b' ');
+    let (Some(method), Some(target), Some(version)) = (bits.next(), bits.next(), bits.next())
+    else {
+        return Err(ParseError::InvalidRequestLine(latin1(line)));
+    };
+    check_method(method, cfg)?;
+    let mut method = latin1(method);
+    if cfg.casefold_http_method {
+        method.make_ascii_uppercase();
+    }
+    let (path, query, fragment) = check_target(&method, target, line)?;
+    let parsed = parse_version(version)
+        .ok_or_else(|| ParseError::InvalidHTTPVersion(HttpVersionRepr::Text(latin1(version))))?;
+    check_version_range(parsed, cfg)?;
+    Ok(RequestLine {
+        method,
+        uri: latin1(target),
+        path,
+        query,
+        fragment,
+        version: parsed,
+    })
+}
+
+/// Checks a request line whose CRLF has not arrived, deciding only what later bytes cannot change.
+fn check_request_line_prefix(line: &[u8], cfg: &ParserConfig) -> Result<(), ParseError> {
+    let Some(first_space) = line.iter().position(|&b| b == b' ') else {
+        return check_method_prefix(line, cfg);
+    };
+    let method_bytes = &line[..first_space];
+    check_method(method_bytes, cfg)?;
+    let rest = &line[first_space + 1..];
+    let Some(second_space) = rest.iter().position(|&b| b == b' ') else {
+        if !rest.iter().all(|&b| is_target_byte(b)) {
+            return Err(ParseError::InvalidRequestLine(latin1(line)));
+        }
+        return Ok(());
+    };
+    let mut method = latin1(method_bytes);
+    if cfg.casefold_http_method {
+        method.make_ascii_uppercase();
+    }
+    check_target(&method, &rest[..second_space], line)?;
+    let version = &rest[second_space + 1..];
+    const SHAPE: &[u8] = b"HTTP/d.d";
+    let fits = version.len() <= SHAPE.len()
+        && version.iter().zip(SHAPE).all(|(&b, &s)| match s {
+            b'd' => b.is_ascii_digit(),
+            _ => b == s,
+        });
+    if !fits {
+        return Err(ParseError::InvalidHTTPVersion(HttpVersionRepr::Text(
+            latin1(version),
+        )));
+    }
+    if let Some(parsed) = parse_version(version) {
+        check_version_range(parsed, cfg)?;
+    }
+    Ok(())
+}
+
+/// Where the request line starts: one CRLF before it is ignored (RFC 9112 2.2). `None` while a
+/// lone CR leaves that undecided.
+fn request_line_start(buf: &[u8]) -> Option<usize> {
+    match buf {
+        [] | [b'\r'] => None,
+        [b'\r', b'\n', ..] => Some(2),
+        _ => Some(0),
+    }
+}
+
+/// Parses one request head from the start of `buf`.
+///
+/// `Ok(None)`: more bytes are needed, and more bytes could still make the head valid.
+/// `Ok(Some((head, consumed)))`: the head is complete; its first `consumed` bytes (the optional
+/// leading CRLF included) belong to it. `peer_trusted` governs `secure_scheme_headers` and
+/// `forwarder_headers` as Gunicorn's HeaderPolicy does.
+pub fn parse_head(
+    buf: &[u8],
+    cfg: &ParserConfig,
+    peer_trusted: bool,
+) -> Result<Option<(RequestHead, usize)>, ParseError> {
+    let Some(start) = request_line_start(buf) else {
+        return Ok(None);
+    };
+    let limits = cfg.limits();
+    let rest = &buf[start..];
+    let line_end = find(rest, b"\r\n");
+    let line_part = &rest[..line_end.unwrap_or(rest.len())];
+    if line_part.contains(&b'\n') {
+        return Err(ParseError::InvalidRequestLine(
+            "bare LF as line terminator".to_string(),
+        ));
+    }
+    let Some(line_len) = line_end else {
+        let shown = visible(rest, true);
+        if limits.request_line > 0 && shown.len() > limits.request_line {
+            return Err(ParseError::LimitRequestLine {
+                size: rest.len(),
+                max: limits.request_line,
+            });
+        }
+        check_request_line_prefix(shown, cfg)?;
+        return Ok(None);
+    };
+    if limits.request_line > 0 && line_len > limits.request_line {
+        return Err(ParseError::LimitRequestLine {
+            size: line_len,
+            max: limits.request_line,
+        });
+    }
+    let line = parse_request_line(&rest[..line_len], cfg)?;
+    let fields_start = start + line_len + 2;
+    parse_fields_and_finish(buf, fields_start, line, cfg, &limits, peer_trusted)
+}
+
+fn parse_fields_and_finish(
+    buf: &[u8],
+    fields_start: usize,
+    line: RequestLine,
+    cfg: &ParserConfig,
+    limits: &Limits,
+    peer_trusted: bool,
+) -> Result<Option<(RequestHead, usize)>, ParseError> {
+    let data = &buf[fields_start..];
+    let trusted_secure: &[(String, String)] = if peer_trusted {
+        &cfg.secure_scheme_headers
+    } else {
+        &[]
+    };
+    let trusted_forwarders: &[String] = if peer_trusted {
+        &cfg.forwarder_headers
+    } else {
+        &[]
+    };
+    let rules = FieldRules {
+        strip_header_spaces: cfg.strip_header_spaces,
+        permit_obsolete_folding: cfg.permit_obsolete_folding,
+        header_map: cfg.header_map,
+        limits: *limits,
+        from_trailer: false,
+        version: line.version,
+        secure_scheme_headers: trusted_secure,
+        forwarder_headers: trusted_forwarders,
+    };
+    let mut state = PolicyState::new(if cfg.is_ssl { "https" } else { "http" });
+    let (headers, consumed) = if data.starts_with(b"\r\n") {
+        (Vec::new(), fields_start + 2)
+    } else if let Some(end) = find(data, b"\r\n\r\n") {
+        let headers = parse_fields(&data[..end], true, &rules, &mut state)?;
+        (headers, fields_start + end + 4)
+    } else {
+        // Every head line ends with CRLF; a bare LF means it never ends the way it is read.
+        if has_bare_lf(data) {
+            return Err(ParseError::InvalidHeader(
+                "bare LF as line terminator".to_string(),
+            ));
+        }
+        if data.len() > limits.max_buffer_headers {
+            return Err(ParseError::LimitRequestHeaders("max buffer headers"));
+        }
+        let known = parse_fields(data, false, &rules, &mut state)?;
+        check_partial_framing(&known, line.version)?;
+        return Ok(None);
+    };
+    let framing = body_framing(&headers, line.version)?;
+    let head = RequestHead {
+        method: line.method,
+        uri: line.uri,
+        path: line.path,
+        query: line.query,
+        fragment: line.fragment,
+        version: line.version,
+        headers,
+        scheme: state.scheme,
+        expect_continue: state.expect_continue,
+        body: framing.body,
+        must_close: framing.must_close,
+    };
+    Ok(Some((head, consumed)))
+}
+
+/// The error for a connection that ended while `buf` held an unfinished head: `None` when
+/// nothing was received (Gunicorn closes silently), otherwise `NoMoreData` with the bytes of the
+/// stage that was waiting, as Gunicorn reports them.
+pub fn head_eof_error(buf: &[u8]) -> Option<ParseError> {
+    if buf.is_empty() {
+        return None;
+    }
+    let start = request_line_start(buf).unwrap_or(0);
+    let rest = &buf[start..];
+    let pending = match find(rest, b"\r\n") {
+        Some(line_len) => &rest[line_len + 2..],
+        None => rest,
+    };
+    Some(ParseError::NoMoreData(Some(pending.to_vec())))
+}
