@@ -1,1 +1,210 @@
-//! config (being written).
+//! Configuration: Gunicorn's 120 settings, loaded from defaults and environment variables,
+//! the Python config file, `GUNICORN_CMD_ARGS` and the command line, in that precedence.
+//!
+//! One declarative table (`settings.rs` + `table_*.rs`) generates the typed [`Config`] and
+//! drives argv parsing (`cli.rs`), config files (`load.rs`), validation (`validate.rs`),
+//! `--print-config`, `-h` and `docs/settings.md` (`render.rs`).
+//!
+//! This module owns turning inputs into an immutable `Config`. It must not bind sockets,
+//! load the application, call hooks or install logging; the arbiter and workers do that
+//! with the values found here.
+
+#[macro_use]
+mod table_core;
+#[macro_use]
+mod table_more;
+
+mod addr;
+mod cli;
+mod load;
+mod pytext;
+mod render;
+mod settings;
+mod support;
+mod validate;
+mod value;
+
+#[cfg(test)]
+mod tests;
+
+use pyo3::prelude::*;
+
+pub use addr::{AddrList, BindAddr};
+pub use render::settings_markdown;
+pub use settings::{setting, Action, ArgType, Config, Setting, TABLE};
+pub use validate::Kind;
+
+/// A configuration problem. `message` is the text to print on stderr (already worded as
+/// Gunicorn words it, always naming the setting for invalid values); `exit_code` is the
+/// status to exit with (1 for config errors, as Gunicorn).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ConfigError {
+    pub message: String,
+    pub exit_code: i32,
+}
+
+impl ConfigError {
+    /// `Error: <reason>`, exit 1.
+    pub(crate) fn error(reason: impl std::fmt::Display) -> ConfigError {
+        ConfigError {
+            message: format!("Error: {reason}"),
+            exit_code: 1,
+        }
+    }
+
+    /// Gunicorn's report for a value its validator rejected:
+    /// `Invalid value for <name>: <value>`, two blank lines (Gunicorn prints the first
+    /// line with a trailing newline, then `\nError: ...`), then `Error: <reason>`.
+    pub(crate) fn invalid(name: &str, shown: &str, reason: &str) -> ConfigError {
+        ConfigError {
+            message: format!("Invalid value for {name}: {shown}\n\n\nError: {reason}"),
+            exit_code: 1,
+        }
+    }
+
+    /// The exact bytes Gunicorn writes to stderr for this error (it puts a blank line
+    /// before `Error: ...`). Print this, then exit with `exit_code`.
+    pub fn report(&self) -> String {
+        if self.message.starts_with("Error: ") {
+            format!("\n{}\n", self.message)
+        } else {
+            format!("{}\n", self.message)
+        }
+    }
+}
+
+/// Result of [`Config::load`].
+pub enum Loaded {
+    /// Start the server with this configuration.
+    Run(Box<Config>),
+    /// Exit now with this status: `-h`, `--version` or an argparse error was already
+    /// printed.
+    Exit(i32),
+}
+
+impl Config {
+    /// Build the configuration from `argv` (`argv[0]` is the program name), the process
+    /// environment and the config file, exactly in Gunicorn's order. Usage, help, version
+    /// and argparse errors are printed here; everything else is returned as a
+    /// [`ConfigError`] for the caller to print and exit with.
+    pub fn load(py: Python<'_>, argv: &[String]) -> Result<Loaded, ConfigError> {
+        load::load(py, argv, &value::Env::from_process())
+    }
+
+    /// The application URI: the positional APP_MODULE (or `--paste` URI), else `wsgi_app`.
+    pub fn app_uri(&self) -> Option<&str> {
+        self.app_module.as_deref().or(self.wsgi_app.as_deref())
+    }
+
+    /// The parsed `bind` addresses (Gunicorn's `cfg.address`).
+    pub fn address(&self) -> Result<Vec<BindAddr>, ConfigError> {
+        self.bind
+            .iter()
+            .map(|b| addr::parse_address(b, "8000").map_err(|e| ConfigError::invalid("bind", b, &e)))
+            .collect()
+    }
+
+    /// The process-title base: `proc_name`, else `default_proc_name` (APP_MODULE when given).
+    pub fn proc_name(&self) -> String {
+        self.proc_name
+            .clone()
+            .unwrap_or_else(|| self.default_proc_name.clone())
+    }
+
+    /// The worker type as Gunicorn reports it: the configured name, except that the sync
+    /// worker with `threads > 1` is `gthread`.
+    pub fn worker_class_str(&self) -> String {
+        if is_sync_worker(&self.worker_class) && self.threads > 1 {
+            "gthread".to_string()
+        } else {
+            self.worker_class.clone()
+        }
+    }
+
+    /// `raw_env` as `(KEY, VALUE)` pairs, split at the first `=`.
+    pub fn env(&self) -> Result<Vec<(String, String)>, ConfigError> {
+        self.raw_env
+            .iter()
+            .map(|item| match item.split_once('=') {
+                Some((k, v)) => Ok((k.to_string(), v.to_string())),
+                None => Err(ConfigError::invalid(
+                    "raw_env",
+                    item,
+                    &format!("environment setting {} invalid", pytext::py_repr(item)),
+                )),
+            })
+            .collect()
+    }
+
+    /// Whether `wsgi.file_wrapper` responses may use sendfile(2): the `sendfile` setting
+    /// when set (`--no-sendfile` is False), else `$SENDFILE` (y/1/yes/true enable, anything
+    /// else disables), else enabled. Gunicorn treats an explicit `sendfile = True` as
+    /// disabling too; we honour the value instead.
+    pub fn sendfile_enabled(&self) -> bool {
+        if let Some(explicit) = self.sendfile {
+            return explicit;
+        }
+        match std::env::var("SENDFILE") {
+            Ok(v) => matches!(v.to_lowercase().as_str(), "y" | "1" | "yes" | "true"),
+            Err(_) => true,
+        }
+    }
+
+    /// TLS is on when a certificate or key file is configured.
+    pub fn is_ssl(&self) -> bool {
+        self.certfile.as_deref().is_some_and(|s| !s.is_empty())
+            || self.keyfile.as_deref().is_some_and(|s| !s.is_empty())
+    }
+
+    /// Fail for any setting this release does not implement whose value differs from its
+    /// default: `Error: <setting> is not supported yet`, exit 1.
+    pub fn check_supported(&self) -> Result<(), ConfigError> {
+        if !is_sync_worker(&self.worker_class) {
+            return Err(unsupported("worker_class"));
+        }
+        if self.threads != 1 {
+            return Err(unsupported("threads"));
+        }
+        Python::attach(|py| {
+            let defaults = Config::from_defaults(&self.env_orig)?;
+            for row in TABLE.iter().filter(|r| !r.supported) {
+                let (Some(now), Some(default)) =
+                    (self.get_value(py, row.name), defaults.get_value(py, row.name))
+                else {
+                    continue;
+                };
+                if !now.same(&default) {
+                    return Err(unsupported(row.name));
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// The `--print-config` text: Gunicorn's `str(cfg)`, sorted `name = value` lines.
+    pub fn print_config(&self, py: Python<'_>) -> String {
+        render::print_config(self, py)
+    }
+
+    /// The object hooks see as `server.cfg` / `worker.cfg`: one attribute per setting plus
+    /// Gunicorn's derived properties (`address`, `proc_name`, `env`, `sendfile`, ...).
+    pub fn to_python(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        render::to_python(self, py)
+    }
+}
+
+fn unsupported(name: &str) -> ConfigError {
+    ConfigError::error(format!("{name} is not supported yet"))
+}
+
+/// The spellings of the synchronous worker this release implements.
+fn is_sync_worker(name: &str) -> bool {
+    matches!(
+        name,
+        "sync"
+            | "egg:gunicorn#sync"
+            | "gunicorn.workers.sync.SyncWorker"
+            | "ferrocorn.workers.sync.SyncWorker"
+    )
+}
