@@ -1,1 +1,93 @@
-//! telemetry (being written).
+//! Gunicorn's logging with a Rust engine: the process-wide error log, the access log and the
+//! Python objects (`server.log`, `worker.log`, `wsgi.errors`) that write to them.
+//!
+//! Owns: where log lines go (stderr, stdout or files opened for append), reopening them on
+//! USR1, the exact line shapes Gunicorn 27 writes, and the `access_log_format` engine.
+//! Must not touch: configuration parsing (callers hand over plain setting values), syslog and
+//! StatsD transport, `capture_output`, and Python's own `logging` configuration (`logconfig*`
+//! and `logger_class` belong to the Python bridge).
+//!
+//! Destinations are process-global and lock-free on the write path, so they keep working in
+//! forked workers and in every thread of a gthread worker.
+
+pub mod access;
+mod basic_auth;
+pub mod error_log;
+mod pyformat;
+pub mod pylogging;
+mod sink;
+mod stamp;
+
+#[cfg(test)]
+mod access_tests;
+#[cfg(test)]
+mod pyformat_tests;
+#[cfg(test)]
+mod pylogging_tests;
+
+use std::io;
+use std::path::PathBuf;
+
+use pyo3::prelude::*;
+
+pub use access::{AccessFormat, AccessRecord};
+pub use error_log::Level;
+pub use pylogging::{ErrorsStream, Logger};
+
+/// Everything that can go wrong while setting up or reopening a log, or rendering an access line.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    /// Gunicorn's `check_is_writable` wording, prefixed with the setting that named the file.
+    #[error("{setting}: '{}' isn't writable [{}]", .path.display(), sink::python_os_error(.source))]
+    NotWritable {
+        setting: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// USR1 could not re-open a log file; the old file stays in use.
+    #[error("{setting}: cannot reopen '{}' [{}]", .path.display(), sink::python_os_error(.source))]
+    Reopen {
+        setting: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// `access_log_format` is not a valid Python %-format for the atom dict.
+    #[error("access_log_format: {message}")]
+    Format { message: String },
+    /// A valid format met a value its conversion cannot take (e.g. `%(h)d`), as Python would
+    /// raise at logging time.
+    #[error("access_log_format {format:?}: {message}")]
+    Render { format: String, message: String },
+}
+
+impl TelemetryError {
+    /// The setting the error is about (`errorlog`, `accesslog` or `access_log_format`).
+    pub fn setting(&self) -> &'static str {
+        match self {
+            TelemetryError::NotWritable { setting, .. }
+            | TelemetryError::Reopen { setting, .. } => setting,
+            TelemetryError::Format { .. } | TelemetryError::Render { .. } => "access_log_format",
+        }
+    }
+}
+
+/// Adds `Logger` and `ErrorsStream` to the extension module.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Logger>()?;
+    m.add_class::<ErrorsStream>()?;
+    Ok(())
+}
+
+/// Serialises the tests that touch the process-global destinations, since cargo runs tests on
+/// several threads of one process.
+#[cfg(test)]
+pub(crate) static GLOBAL_TEST_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[cfg(test)]
+pub(crate) fn global_test_guard() -> std::sync::MutexGuard<'static, ()> {
+    GLOBAL_TEST_LOCK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
