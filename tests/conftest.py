@@ -100,12 +100,12 @@ def ipv6_loopback_available() -> bool:
         return False
 
 
-def base_env(tmp_path: Path, extra: dict | None = None) -> dict:
+def base_env(runtime_dir: Path, extra: dict | None = None) -> dict:
     """The environment a server starts with: ours, minus config-changing variables."""
     env = {k: v for k, v in os.environ.items() if k not in _CONFIG_ENV_VARS}
     # Gunicorn 25+ opens a control socket under $XDG_RUNTIME_DIR (else ~/.gunicorn);
     # a per-test directory keeps concurrent servers from fighting over one path.
-    env["XDG_RUNTIME_DIR"] = str(tmp_path)
+    env["XDG_RUNTIME_DIR"] = str(runtime_dir)
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     if extra:
@@ -454,8 +454,10 @@ def serve(request, tmp_path):
             args = ["-b", "unix:%s" % address] + args
         elif bind is not None:
             address = bind
+        runtime_dir = tmp_path / ("run%d" % len(servers))
+        runtime_dir.mkdir()
         server = Server(
-            args, tmp_path, cwd=cwd, env=base_env(tmp_path, env), address=address,
+            args, tmp_path, cwd=cwd, env=base_env(runtime_dir, env), address=address,
             pass_fds=pass_fds,
         )
         servers.append(server)
