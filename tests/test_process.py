@@ -170,6 +170,65 @@ def test_term_with_idle_workers_exits_quickly(serve):
         assert not pid_alive(pid)
 
 
+def test_hup_reloads_config_and_replaces_workers(serve, tmp_path):
+    conf = tmp_path / "reload.conf.py"
+    conf.write_text("workers = 1\nraw_env = ['GENERATION=1']\n")
+    server = serve("-c", conf, "environ_dump:app")
+    (old,) = server.worker_pids()
+    assert requests.get(server.url + "/env", timeout=10).json()["os_environ"]["GENERATION"] == "1"
+
+    conf.write_text("workers = 2\nraw_env = ['GENERATION=2']\n")
+    failures = []
+    stop = threading.Event()
+
+    def load():
+        while not stop.is_set():
+            try:
+                if requests.get(server.url + "/", timeout=10).status_code != 200:
+                    failures.append("status")
+            except requests.RequestException as exc:
+                failures.append(exc)
+
+    loader = threading.Thread(target=load, daemon=True)
+    loader.start()
+    try:
+        server.send_signal(signal.SIGHUP)
+        server.wait_for_log(r"Hang up: Master")
+        # New workers start before the old one is told to stop.
+        server.wait_for_log(r"Booting worker with pid: \d+", count=3)
+        server.wait_for_log(r"Worker exiting \(pid: %d\)" % old)
+    finally:
+        stop.set()
+        loader.join(15)
+    assert not failures, failures[:3]
+    assert server.alive()
+    new = server.worker_pids()[1:]
+    assert len(new) == 2 and old not in new
+    data = requests.get(server.url + "/env", timeout=10).json()
+    assert data["os_environ"]["GENERATION"] == "2"
+    assert data["pid"] in new
+
+
+def test_usr1_reopens_log_files(serve, tmp_path):
+    access = tmp_path / "access.log"
+    server = serve("--access-logfile", access, "hello:app", ready_path="/before")
+    server.wait_for_log(r"GET /before", text=access.read_text)
+    rotated = tmp_path / "access.log.1"
+    access.rename(rotated)
+    server.send_signal(signal.SIGUSR1)
+    server.wait_for_log(r"Handling signal: usr1")
+    # Both the master and the worker must have reopened before the next line is written.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        requests.get(server.url + "/after", timeout=10)
+        if access.exists() and "GET /after" in access.read_text():
+            break
+        time.sleep(0.2)
+    assert access.exists() and "GET /after" in access.read_text()
+    assert "GET /before" in rotated.read_text()
+    assert "GET /before" not in access.read_text()
+
+
 # ---------------------------------------------------------------------------
 # max_requests.
 
