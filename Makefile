@@ -1,0 +1,70 @@
+# ferrocorn developer entry points (GNU make).
+#
+#   make run    build, install into .venv, serve examples/hello.py on 127.0.0.1:8000
+#   make test   build, install, then cargo tests and the pytest integration suite
+#   make lint   rustfmt and clippy, warnings are errors
+#
+# Needs only Rust (cargo), CPython >= 3.9 and pip; everything else goes into .venv.
+
+PYTHON ?= python3
+VENV ?= .venv
+
+VPY := $(VENV)/bin/python
+PIP := $(VPY) -m pip
+STAMP := $(VENV)/.ferrocorn-installed
+TEST_DEPS_STAMP := $(VENV)/.test-deps-installed
+
+# pyo3's build script must see the same interpreter as the one we install into, so the
+# cargo test binaries link the libpython that the venv runs.
+export PYO3_PYTHON := $(abspath $(VPY))
+
+# Anything that changes the extension module triggers a rebuild; build output does not.
+SOURCES := Cargo.toml Cargo.lock pyproject.toml \
+	$(shell find src crates python -type f \
+		-not -path '*/target/*' -not -path '*/__pycache__/*' \
+		-not -name '*.so' -not -name '*.pyc' 2>/dev/null)
+
+PYTEST_ARGS ?= -q -rfE -p no:cacheprovider
+
+.PHONY: all install run test test-rust test-python lint
+
+all: install
+
+# A venv even on Debian systems without python3-venv: fall back to a pip-less venv
+# and bootstrap pip into it with the system pip.
+$(VPY):
+	$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV) && $(PYTHON) -m venv --without-pip $(VENV); }
+	$(VPY) -m pip --version >/dev/null 2>&1 || $(PYTHON) -m pip --python $(VPY) install -q pip
+	$(PIP) install -q --upgrade pip 'maturin>=1.7,<2'
+
+$(STAMP): $(SOURCES) | $(VPY)
+	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/maturin develop --release
+	touch $@
+
+install: $(STAMP)
+
+$(TEST_DEPS_STAMP): requirements-test.txt | $(VPY)
+	$(PIP) install -q -r requirements-test.txt
+	touch $@
+
+run: install
+	exec $(VENV)/bin/ferrocorn --chdir examples hello:app -b 127.0.0.1:8000
+
+# Both runners always run, so one report never hides the other; the exit status is
+# non-zero if either failed.
+test: install $(TEST_DEPS_STAMP)
+	@status=0; \
+	$(MAKE) --no-print-directory test-rust || status=1; \
+	$(MAKE) --no-print-directory test-python || status=1; \
+	exit $$status
+
+test-rust: | $(VPY)
+	LD_LIBRARY_PATH="$$($(VPY) -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}" \
+		cargo test --workspace
+
+test-python: install $(TEST_DEPS_STAMP)
+	$(VPY) -m pytest $(PYTEST_ARGS) tests
+
+lint: | $(VPY)
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings

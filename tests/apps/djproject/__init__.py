@@ -1,0 +1,1 @@
+"""A minimal Django project served by the integration tests."""
