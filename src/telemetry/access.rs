@@ -397,6 +397,11 @@ pub fn raw_fd() -> Option<i32> {
     SINK.raw_fd()
 }
 
+/// Chowns the access log file to the worker user and group, like the error log's.
+pub fn chown(uid: u32, gid: u32) {
+    SINK.chown(uid, gid);
+}
+
 pub(crate) fn set_cloexec() -> std::io::Result<()> {
     SINK.set_cloexec()
 }

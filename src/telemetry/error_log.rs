@@ -156,6 +156,12 @@ pub fn raw_fd() -> Option<i32> {
     SINK.raw_fd()
 }
 
+/// Chowns the error log file to the worker user and group (Gunicorn does this at setup so
+/// workers can reopen it after dropping privileges). Stderr is left alone.
+pub fn chown(uid: u32, gid: u32) {
+    SINK.chown(uid, gid);
+}
+
 pub(crate) fn set_cloexec() -> std::io::Result<()> {
     SINK.set_cloexec()
 }

@@ -133,7 +133,8 @@ fn get_message<'py>(
 }
 
 /// Python's `Handler.handleError`: a formatting mistake in a hook must not break the server,
-/// so it is reported on stderr and the call returns normally.
+/// so it is reported on stderr (where Gunicorn's logging module writes it) and the call
+/// returns normally.
 fn report_logging_error(
     py: Python<'_>,
     err: PyErr,
@@ -170,7 +171,12 @@ fn emit(
     let opts = CallOptions::from_kwargs(kwargs, default_exc_info)?;
     let mut text = match get_message(py, msg, args) {
         Ok(text) => text,
-        Err(err) => return report_logging_error(py, err, msg, args),
+        Err(err) => {
+            // Like Python's handleError, a report that itself fails (stderr closed, a
+            // broken __repr__) is dropped rather than raised into the hook.
+            let _ = report_logging_error(py, err, msg, args);
+            return Ok(());
+        }
     };
     if let Some(exc) = opts.exception_text(py)? {
         text = error_log::with_traceback(&text, &exc);

@@ -129,7 +129,9 @@ impl Sink {
                         source,
                     }
                 })?;
-                slot.path = Some(path.to_path_buf());
+                // Python's FileHandler keeps the absolute path, so a later chdir (the app's
+                // or `chdir`) does not change which file USR1 reopens.
+                slot.path = Some(std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()));
                 self.kind.store(Kind::File as u8, Ordering::Release);
             }
             Target::Stdout | Target::Stderr | Target::Disabled => {
@@ -174,6 +176,20 @@ impl Sink {
             fcntl(file, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
         }
         Ok(())
+    }
+
+    /// Gives the log file to the user and group workers run as, so they can reopen it on
+    /// USR1 after dropping privileges. Failures are ignored as in Gunicorn (the file may be
+    /// /dev/null or on a filesystem without ownership).
+    pub(crate) fn chown(&self, uid: u32, gid: u32) {
+        let slot = self.lock();
+        if let Some(path) = slot.path.as_ref() {
+            let _ = nix::unistd::chown(
+                path,
+                Some(nix::unistd::Uid::from_raw(uid)),
+                Some(nix::unistd::Gid::from_raw(gid)),
+            );
+        }
     }
 
     /// Puts `fresh` behind the stable descriptor (or makes it the stable descriptor).
