@@ -277,7 +277,8 @@ pub(crate) fn parse(args: &[String]) -> Result<Parsed, Stop> {
                 flag,
                 explicit,
             } => {
-                let (mut target, mut flag, mut explicit) = (*target, flag.clone(), explicit.clone());
+                let (mut target, mut flag, mut explicit) =
+                    (*target, flag.clone(), explicit.clone());
                 i += 1;
                 loop {
                     if !takes_value(target) {
@@ -314,7 +315,10 @@ pub(crate) fn parse(args: &[String]) -> Result<Parsed, Stop> {
                     }
                     let value = match explicit.take() {
                         Some(v) => Some(v),
-                        None if i < args.len() && matches!(classes[i], Class::Positional) && args[i] != "--" => {
+                        None if i < args.len()
+                            && matches!(classes[i], Class::Positional)
+                            && args[i] != "--" =>
+                        {
                             i += 1;
                             Some(args[i - 1].clone())
                         }

@@ -195,7 +195,11 @@ fn default_workers(env: &Env) -> Result<i64, ConfigError> {
         None => Ok(1),
         // Gunicorn does `int(os.environ["WEB_CONCURRENCY"])`, base 10.
         Some(raw) => super::pytext::parse_py_int(raw, 10).map_err(|e| {
-            ConfigError::invalid("workers", raw, &format!("{} (from WEB_CONCURRENCY)", e.message(raw, 10)))
+            ConfigError::invalid(
+                "workers",
+                raw,
+                &format!("{} (from WEB_CONCURRENCY)", e.message(raw, 10)),
+            )
         }),
     }
 }
@@ -203,7 +207,11 @@ fn default_workers(env: &Env) -> Result<i64, ConfigError> {
 fn default_forwarded(env: &Env) -> Result<AddrList, ConfigError> {
     let raw = env.get("FORWARDED_ALLOW_IPS").unwrap_or("127.0.0.1,::1");
     AddrList::parse(raw.trim()).map_err(|e| {
-        ConfigError::invalid("forwarded_allow_ips", raw, &format!("{e} (from FORWARDED_ALLOW_IPS)"))
+        ConfigError::invalid(
+            "forwarded_allow_ips",
+            raw,
+            &format!("{e} (from FORWARDED_ALLOW_IPS)"),
+        )
     })
 }
 
@@ -263,5 +271,8 @@ fn default_control_socket(env: &Env) -> Result<String, ConfigError> {
                 .map(|u| u.dir.to_string_lossy().into_owned())
         })
         .unwrap_or_else(|| "~".to_string());
-    Ok(format!("{}/.gunicorn/gunicorn.ctl", home.trim_end_matches('/')))
+    Ok(format!(
+        "{}/.gunicorn/gunicorn.ctl",
+        home.trim_end_matches('/')
+    ))
 }
