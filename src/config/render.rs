@@ -198,7 +198,10 @@ pub fn settings_markdown() -> String {
             } else {
                 out.push_str(&format!("- Command line: `{}`\n", invocation(row)));
             }
-            out.push_str(&format!("- Default: `{}`\n", row.default_doc));
+            match row.default_doc {
+                "" => out.push_str("- Default: empty\n"),
+                shown => out.push_str(&format!("- Default: `{shown}`\n")),
+            }
             if !row.supported {
                 out.push_str("- *Not supported yet*\n");
             }

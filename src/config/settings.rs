@@ -68,13 +68,14 @@ impl Setting {
             .unwrap_or_else(|| self.name.to_uppercase())
     }
 
-    /// The one-line help: the first sentence of the description.
+    /// The one-line help: the first sentence of the description (abbreviations such as
+    /// "e.g." do not end a sentence).
     pub fn short(&self) -> &'static str {
         let end = self
             .doc
             .match_indices(". ")
             .map(|(i, _)| i + 1)
-            .next()
+            .find(|&end| !self.doc[..end].ends_with("e.g.") && !self.doc[..end].ends_with("i.e."))
             .unwrap_or(self.doc.len());
         &self.doc[..end]
     }

@@ -347,7 +347,7 @@ macro_rules! with_core_settings {
             root_path: String = s("") => {
                 section: "Server Mechanics", cli: ["--root-path"], meta: "STRING",
                 action: Store(Str), kind: Text, supported: false,
-                default_doc: "''",
+                default_doc: "",
                 doc: "ASGI `root_path`: the mount point of the application behind a proxy.",
             }
         }

@@ -94,7 +94,7 @@ macro_rules! with_more_settings {
                 section: "Logging", cli: ["-R", "--enable-stdio-inheritance"], meta: "",
                 action: StoreTrue, kind: Boolean, supported: false,
                 default_doc: "False",
-                doc: "In daemon mode, keep standard output and error when they are not terminals (e.g. redirected to a file) instead of discarding them.",
+                doc: "In daemon mode, keep standard output and error when they are not terminals (such as a redirection to a file) instead of discarding them.",
             }
             statsd_host: Option<String> = None => {
                 section: "Logging", cli: ["--statsd-host"], meta: "STATSD_ADDR",
