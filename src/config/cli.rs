@@ -331,7 +331,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Parsed, Stop> {
         }
     }
     if positionals.len() > 1 {
-        extras.splice(0..0, positionals.drain(1..));
+        extras.extend(positionals.drain(1..));
     }
     if !extras.is_empty() {
         return Err(Stop::Error(format!(

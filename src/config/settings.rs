@@ -172,7 +172,6 @@ macro_rules! define_settings {
 }
 
 // Bring the row vocabulary (`Store(Int)`, `PosInt`, ...) into scope for the rows.
-#[allow(unused_imports)]
 use self::{Action::*, ArgType::*, Kind::*};
 
 with_core_settings!(with_more_settings);

@@ -163,6 +163,28 @@ fn app_module_positional_beats_wsgi_app() {
 }
 
 #[test]
+fn paste_sets_the_app_and_logging_from_the_ini() {
+    let _g = lock();
+    let dir = scratch("paste");
+    let ini = dir.join("app.ini");
+    std::fs::write(&ini, "[app:main]\nuse = egg:x\n\n[loggers]\nkeys = root\n").unwrap();
+    let ini = ini.to_string_lossy().into_owned();
+    let cfg = load_ok(&["--paste", &format!("{ini}#main")], &[]);
+    assert_eq!(cfg.app_uri(), Some(format!("{ini}#main").as_str()));
+    assert_eq!(cfg.default_proc_name, ini);
+    assert_eq!(cfg.logconfig.as_deref(), Some(ini.as_str()));
+    assert_eq!(
+        cfg.check_supported().unwrap_err().message,
+        "Error: paste is not supported yet"
+    );
+    let missing = dir.join("missing.ini").to_string_lossy().into_owned();
+    assert_eq!(
+        load_err(&["--paster", &missing], &[]).message,
+        format!("Error: '{missing}' not found")
+    );
+}
+
+#[test]
 fn chdir_is_applied_after_loading() {
     let _g = lock();
     let before = std::env::current_dir().unwrap();
