@@ -155,7 +155,12 @@ pub(crate) fn split_comma_list(text: &str) -> Vec<String> {
 }
 
 fn parse_network(entry: &str) -> Result<IpNet, String> {
-    let bad = || format!("{} does not appear to be an IPv4 or IPv6 network", py_repr(entry));
+    let bad = || {
+        format!(
+            "{} does not appear to be an IPv4 or IPv6 network",
+            py_repr(entry)
+        )
+    };
     if let Ok(ip) = entry.parse::<IpAddr>() {
         return Ok(IpNet::from(ip));
     }
@@ -180,7 +185,10 @@ mod tests {
     #[test]
     fn parse_address_table() {
         let cases: &[(&str, BindAddr)] = &[
-            ("unix://var/run/test.sock", BindAddr::Unix("var/run/test.sock".into())),
+            (
+                "unix://var/run/test.sock",
+                BindAddr::Unix("var/run/test.sock".into()),
+            ),
             ("unix:/x", BindAddr::Unix("/x".into())),
             ("tcp://localhost", tcp("localhost", 8000)),
             ("", tcp("0.0.0.0", 8000)),

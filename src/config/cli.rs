@@ -277,7 +277,8 @@ pub(crate) fn parse(args: &[String]) -> Result<Parsed, Stop> {
                 flag,
                 explicit,
             } => {
-                let (mut target, mut flag, mut explicit) = (*target, flag.clone(), explicit.clone());
+                let (mut target, mut flag, mut explicit) =
+                    (*target, flag.clone(), explicit.clone());
                 i += 1;
                 loop {
                     if !takes_value(target) {
@@ -314,7 +315,10 @@ pub(crate) fn parse(args: &[String]) -> Result<Parsed, Stop> {
                     }
                     let value = match explicit.take() {
                         Some(v) => Some(v),
-                        None if i < args.len() && matches!(classes[i], Class::Positional) && args[i] != "--" => {
+                        None if i < args.len()
+                            && matches!(classes[i], Class::Positional)
+                            && args[i] != "--" =>
+                        {
                             i += 1;
                             Some(args[i - 1].clone())
                         }
@@ -327,7 +331,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Parsed, Stop> {
         }
     }
     if positionals.len() > 1 {
-        extras.splice(0..0, positionals.drain(1..));
+        extras.extend(positionals.drain(1..));
     }
     if !extras.is_empty() {
         return Err(Stop::Error(format!(

@@ -46,10 +46,7 @@ fn report_stop(prog: &str, stop: Stop) -> i32 {
             0
         }
         Stop::Error(message) => {
-            eprint!(
-                "usage: {}\n{prog}: error: {message}\n",
-                render::usage(prog)
-            );
+            eprint!("usage: {}\n{prog}: error: {message}\n", render::usage(prog));
             2
         }
     }
@@ -67,9 +64,8 @@ fn py_error(py: Python<'_>, err: PyErr) -> ConfigError {
 
 /// Gunicorn's `cfg.set(name, value)`: validate, then store; failures name the setting.
 pub(crate) fn set(cfg: &mut Config, name: &str, obj: &Bound<'_, PyAny>) -> Result<(), ConfigError> {
-    let row = setting(name).ok_or_else(|| {
-        ConfigError::error(format!("No configuration setting for: {name}"))
-    })?;
+    let row = setting(name)
+        .ok_or_else(|| ConfigError::error(format!("No configuration setting for: {name}")))?;
     let value = row
         .kind
         .validate(name, obj)
@@ -154,7 +150,10 @@ fn init_paste(py: Python<'_>, cfg: &mut Config, paste: &str) -> Result<(), Confi
     let config_file = config_uri.split('#').next().unwrap_or("").to_string();
     let contents = std::fs::read_to_string(&config_file)
         .map_err(|_| ConfigError::error(format!("{} not found", py_repr(&config_file))))?;
-    let file_obj = config_file.as_str().into_bound_py_any(py).map_err(|e| py_error(py, e))?;
+    let file_obj = config_file
+        .as_str()
+        .into_bound_py_any(py)
+        .map_err(|e| py_error(py, e))?;
     set(cfg, "default_proc_name", &file_obj)?;
     if contents.lines().any(|l| l.trim() == "[loggers]") {
         set(cfg, "logconfig", &file_obj)?;
@@ -187,7 +186,10 @@ pub(crate) fn load(py: Python<'_>, argv: &[String], env: &Env) -> Result<Loaded,
     if let Some(CliValue::Str(paste)) = parsed.get("paste") {
         init_paste(py, &mut cfg, paste)?;
     } else if let Some(app) = parsed.positionals.first() {
-        let obj = app.as_str().into_bound_py_any(py).map_err(|e| py_error(py, e))?;
+        let obj = app
+            .as_str()
+            .into_bound_py_any(py)
+            .map_err(|e| py_error(py, e))?;
         set(&mut cfg, "default_proc_name", &obj)?;
         cfg.app_module = Some(app.clone());
     }
@@ -195,8 +197,7 @@ pub(crate) fn load(py: Python<'_>, argv: &[String], env: &Env) -> Result<Loaded,
     chdir(py, &cfg)?;
 
     let env_args = match env.get("GUNICORN_CMD_ARGS") {
-        Some(raw) => shlex::split(raw)
-            .ok_or_else(|| ConfigError::error("No closing quotation"))?,
+        Some(raw) => shlex::split(raw).ok_or_else(|| ConfigError::error("No closing quotation"))?,
         None => Vec::new(),
     };
     let env_parsed = match parse_or_exit(&prog, &env_args) {

@@ -101,7 +101,9 @@ impl Config {
     pub fn address(&self) -> Result<Vec<BindAddr>, ConfigError> {
         self.bind
             .iter()
-            .map(|b| addr::parse_address(b, "8000").map_err(|e| ConfigError::invalid("bind", b, &e)))
+            .map(|b| {
+                addr::parse_address(b, "8000").map_err(|e| ConfigError::invalid("bind", b, &e))
+            })
             .collect()
     }
 
@@ -169,9 +171,10 @@ impl Config {
         Python::attach(|py| {
             let defaults = Config::from_defaults(&self.env_orig)?;
             for row in TABLE.iter().filter(|r| !r.supported) {
-                let (Some(now), Some(default)) =
-                    (self.get_value(py, row.name), defaults.get_value(py, row.name))
-                else {
+                let (Some(now), Some(default)) = (
+                    self.get_value(py, row.name),
+                    defaults.get_value(py, row.name),
+                ) else {
                     continue;
                 };
                 if !now.same(&default) {

@@ -55,7 +55,10 @@ pub(crate) fn parse_py_int(text: &str, base: u32) -> Result<i64, IntError> {
     } else {
         digits
     };
-    if digits.is_empty() || digits.starts_with('_') || digits.ends_with('_') || digits.contains("__")
+    if digits.is_empty()
+        || digits.starts_with('_')
+        || digits.ends_with('_')
+        || digits.contains("__")
     {
         return Err(IntError::Invalid);
     }

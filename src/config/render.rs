@@ -15,11 +15,7 @@ pub(crate) fn usage(prog: &str) -> String {
 }
 
 /// The raw Python value of a setting, as Gunicorn stores it.
-fn setting_value<'py>(
-    cfg: &Config,
-    py: Python<'py>,
-    row: &Setting,
-) -> PyResult<Bound<'py, PyAny>> {
+fn setting_value<'py>(cfg: &Config, py: Python<'py>, row: &Setting) -> PyResult<Bound<'py, PyAny>> {
     let value = cfg
         .get_value(py, row.name)
         .ok_or_else(|| pyo3::exceptions::PyKeyError::new_err(row.name))?;
@@ -138,14 +134,20 @@ pub(crate) fn help(prog: &str) -> String {
     const HELP_COL: usize = 24;
     const WIDTH: usize = 78;
     let mut entries: Vec<(String, String)> = vec![
-        ("-h, --help".into(), "show this help message and exit".into()),
+        (
+            "-h, --help".into(),
+            "show this help message and exit".into(),
+        ),
         (
             "-v, --version".into(),
             "show program's version number and exit".into(),
         ),
     ];
     for row in TABLE.iter().filter(|r| !r.cli.is_empty()) {
-        entries.push((invocation(row), format!("{} [{}]", row.short(), row.default_doc)));
+        entries.push((
+            invocation(row),
+            format!("{} [{}]", row.short(), row.default_doc),
+        ));
     }
     let mut out = format!("usage: {}\n\noptions:\n", usage(prog));
     for (inv, text) in entries {
@@ -173,7 +175,7 @@ pub fn settings_markdown() -> String {
     let mut out = String::from(
         "# Settings\n\n\
          <!-- Generated from src/config/table_*.rs; do not edit by hand. Regenerate with\n\
-         FERROCORN_BLESS=1 cargo test -p ferrocorn config::tests::docs -->\n\n\
+         FERROCORN_BLESS=1 cargo test -p ferrocorn config::tests::table::docs -->\n\n\
          ferrocorn accepts every Gunicorn 27 setting, with the same names, flags and config-file\n\
          spelling. Precedence, lowest first: defaults (and the `WEB_CONCURRENCY`, `PORT`,\n\
          `FORWARDED_ALLOW_IPS` and `SENDFILE` environment variables), the config file,\n\
@@ -196,7 +198,10 @@ pub fn settings_markdown() -> String {
             } else {
                 out.push_str(&format!("- Command line: `{}`\n", invocation(row)));
             }
-            out.push_str(&format!("- Default: `{}`\n", row.default_doc));
+            match row.default_doc {
+                "" => out.push_str("- Default: empty\n"),
+                shown => out.push_str(&format!("- Default: `{shown}`\n")),
+            }
             if !row.supported {
                 out.push_str("- *Not supported yet*\n");
             }

@@ -68,13 +68,14 @@ impl Setting {
             .unwrap_or_else(|| self.name.to_uppercase())
     }
 
-    /// The one-line help: the first sentence of the description.
+    /// The one-line help: the first sentence of the description (abbreviations such as
+    /// "e.g." do not end a sentence).
     pub fn short(&self) -> &'static str {
         let end = self
             .doc
             .match_indices(". ")
             .map(|(i, _)| i + 1)
-            .next()
+            .find(|&end| !self.doc[..end].ends_with("e.g.") && !self.doc[..end].ends_with("i.e."))
             .unwrap_or(self.doc.len());
         &self.doc[..end]
     }
@@ -171,7 +172,6 @@ macro_rules! define_settings {
 }
 
 // Bring the row vocabulary (`Store(Int)`, `PosInt`, ...) into scope for the rows.
-#[allow(unused_imports)]
 use self::{Action::*, ArgType::*, Kind::*};
 
 with_core_settings!(with_more_settings);
@@ -195,7 +195,11 @@ fn default_workers(env: &Env) -> Result<i64, ConfigError> {
         None => Ok(1),
         // Gunicorn does `int(os.environ["WEB_CONCURRENCY"])`, base 10.
         Some(raw) => super::pytext::parse_py_int(raw, 10).map_err(|e| {
-            ConfigError::invalid("workers", raw, &format!("{} (from WEB_CONCURRENCY)", e.message(raw, 10)))
+            ConfigError::invalid(
+                "workers",
+                raw,
+                &format!("{} (from WEB_CONCURRENCY)", e.message(raw, 10)),
+            )
         }),
     }
 }
@@ -203,7 +207,11 @@ fn default_workers(env: &Env) -> Result<i64, ConfigError> {
 fn default_forwarded(env: &Env) -> Result<AddrList, ConfigError> {
     let raw = env.get("FORWARDED_ALLOW_IPS").unwrap_or("127.0.0.1,::1");
     AddrList::parse(raw.trim()).map_err(|e| {
-        ConfigError::invalid("forwarded_allow_ips", raw, &format!("{e} (from FORWARDED_ALLOW_IPS)"))
+        ConfigError::invalid(
+            "forwarded_allow_ips",
+            raw,
+            &format!("{e} (from FORWARDED_ALLOW_IPS)"),
+        )
     })
 }
 
@@ -263,5 +271,8 @@ fn default_control_socket(env: &Env) -> Result<String, ConfigError> {
                 .map(|u| u.dir.to_string_lossy().into_owned())
         })
         .unwrap_or_else(|| "~".to_string());
-    Ok(format!("{}/.gunicorn/gunicorn.ctl", home.trim_end_matches('/')))
+    Ok(format!(
+        "{}/.gunicorn/gunicorn.ctl",
+        home.trim_end_matches('/')
+    ))
 }

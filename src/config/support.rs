@@ -62,10 +62,7 @@ pub(crate) enum FileOutcome<'py> {
 }
 
 /// Execute a file as module `__config__` (registered in `sys.modules`).
-pub(crate) fn exec_config_file<'py>(
-    py: Python<'py>,
-    filename: &str,
-) -> PyResult<FileOutcome<'py>> {
+pub(crate) fn exec_config_file<'py>(py: Python<'py>, filename: &str) -> PyResult<FileOutcome<'py>> {
     let m = module(py)?;
     match m.getattr("exec_config_file")?.call1((filename,)) {
         Ok(ns) => Ok(FileOutcome::Namespace(ns.cast_into::<PyDict>()?)),

@@ -170,7 +170,9 @@ fn string_list(obj: &Bound<'_, PyAny>) -> Result<Vec<String>, Reason> {
 
 /// `validate_string_to_list`.
 fn comma_list(obj: &Bound<'_, PyAny>) -> Result<Vec<String>, Reason> {
-    Ok(string(obj)?.map(|s| split_comma_list(&s)).unwrap_or_default())
+    Ok(string(obj)?
+        .map(|s| split_comma_list(&s))
+        .unwrap_or_default())
 }
 
 /// Lower-cased, stripped string for the choice validators, with their "not a string" text.
@@ -362,7 +364,11 @@ fn class(obj: &Bound<'_, PyAny>) -> Result<Option<String>, Reason> {
     string(&val)
 }
 
-fn callable<'py>(name: &str, obj: &Bound<'py, PyAny>, arity: Option<usize>) -> Result<Value, Reason> {
+fn callable<'py>(
+    name: &str,
+    obj: &Bound<'py, PyAny>,
+    arity: Option<usize>,
+) -> Result<Value, Reason> {
     let py = obj.py();
     let func = if let Ok(s) = obj.cast::<PyString>() {
         support::import_hook(py, &s.to_string_lossy()).map_err(|e| py_err_text(py, e))?
@@ -457,7 +463,9 @@ impl Kind {
                 let dict = obj
                     .cast::<PyDict>()
                     .map_err(|_| format!("Value is not a dictionary: {} ", text_of(obj)))?;
-                Ok(Value::Obj((!dict.is_empty()).then(|| dict.clone().into_any().unbind())))
+                Ok(Value::Obj(
+                    (!dict.is_empty()).then(|| dict.clone().into_any().unbind()),
+                ))
             }
             Kind::Class => class(obj).map(Value::Text),
             Kind::Hook(n) => callable(name, obj, Some(usize::from(n))),
@@ -505,7 +513,11 @@ impl Kind {
                     return Ok(Value::Text(Some("off".to_string())));
                 }
                 if let Ok(b) = obj.cast::<PyBool>() {
-                    let v = if b.is_true() { "prior-knowledge" } else { "off" };
+                    let v = if b.is_true() {
+                        "prior-knowledge"
+                    } else {
+                        "off"
+                    };
                     return Ok(Value::Text(Some(v.to_string())));
                 }
                 let v = choice_text(obj, "Invalid type for casting: {}")?;

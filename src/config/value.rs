@@ -128,9 +128,16 @@ impl Field for Option<Py<PyAny>> {
 }
 
 /// Environment snapshot the defaults are computed from (Gunicorn reads these at import).
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub(crate) struct Env {
     vars: std::collections::HashMap<String, String>,
+}
+
+impl std::fmt::Debug for Env {
+    // The environment may hold secrets; a debug-printed Config must not leak them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Env {{ {} variables }}", self.vars.len())
+    }
 }
 
 impl Env {
