@@ -233,6 +233,22 @@ fn apply_policy(
     }
 }
 
+/// What is known about the line still arriving at the end of an unfinished section, so that
+/// bytes appended to it are checked alone instead of re-reading the line.
+#[derive(Debug, Clone)]
+struct Tail {
+    /// Where the line starts.
+    line_start: usize,
+    /// Bytes before this have been checked.
+    checked_to: usize,
+    /// The field's length without the visible part of this line.
+    base_len: usize,
+    /// The field name once its colon has been seen; `None` while the name is arriving.
+    name: Option<String>,
+    /// While the name is arriving: every byte so far is a token byte.
+    name_plain: bool,
+}
+
 /// Progress through one field section, kept between calls while the section arrives so that
 /// fields already judged are not walked again.
 #[derive(Debug, Clone)]
@@ -242,6 +258,7 @@ pub(crate) struct FieldWalk {
     pub state: PolicyState,
     /// Offset of the first field whose extent is not yet known.
     resume: usize,
+    tail: Option<Tail>,
 }
 
 impl FieldWalk {
@@ -250,7 +267,37 @@ impl FieldWalk {
             fields: Vec::new(),
             state: PolicyState::new(default_scheme),
             resume: 0,
+            tail: None,
         }
+    }
+
+    /// Checks only the bytes appended to the line still arriving, when that is all that changed
+    /// (no new line has begun). `None` when the full walk is needed.
+    fn extend_tail(&mut self, data: &[u8], limits: &Limits) -> Option<Result<(), ParseError>> {
+        let tail = self.tail.as_mut()?;
+        let appended = data.get(tail.checked_to..)?;
+        if appended.contains(&b'\n') {
+            return None;
+        }
+        let shown_end = data.len() - usize::from(data.ends_with(b"\r"));
+        let fresh = &data[tail.checked_to..shown_end.max(tail.checked_to)];
+        match &tail.name {
+            Some(name) => {
+                if fresh.iter().any(|&b| is_forbidden_value_byte(b)) {
+                    return Some(Err(ParseError::InvalidHeader(name.clone())));
+                }
+            }
+            None => {
+                if !tail.name_plain || !fresh.iter().all(|&b| is_token_byte(b)) {
+                    return None;
+                }
+            }
+        }
+        if tail.base_len + (shown_end - tail.line_start) > limits.field_size {
+            return Some(Err(ParseError::LimitRequestHeaders(FIELD_SIZE_LIMIT)));
+        }
+        tail.checked_to = shown_end.max(tail.checked_to);
+        Some(Ok(()))
     }
 }
 
@@ -264,6 +311,12 @@ pub(crate) fn walk_fields(
     rules: &FieldRules<'_>,
     walk: &mut FieldWalk,
 ) -> Result<(), ParseError> {
+    if !complete {
+        if let Some(result) = walk.extend_tail(data, &rules.limits) {
+            return result;
+        }
+    }
+    walk.tail = None;
     let base = walk.resume;
     if base >= data.len() && complete {
         // The section ended right after the fields already judged.
@@ -305,6 +358,14 @@ pub(crate) fn walk_fields(
                 if field_len > limits.field_size {
                     return Err(ParseError::LimitRequestHeaders(FIELD_SIZE_LIMIT));
                 }
+                let line_start = base + lines[i].0;
+                walk.tail = Some(Tail {
+                    line_start,
+                    checked_to: line_start + first.len(),
+                    base_len: 2,
+                    name: None,
+                    name_plain: first.iter().all(|&b| is_token_byte(b)),
+                });
                 break;
             }
         };
@@ -353,6 +414,17 @@ pub(crate) fn walk_fields(
                 return Err(ParseError::InvalidHeader(name));
             }
             underscore_verdict(&name, rules)?;
+            if last_partial {
+                let (offset, line) = lines[j - 1];
+                let shown = visible(line, true).len();
+                walk.tail = Some(Tail {
+                    line_start: base + offset,
+                    checked_to: base + offset + shown,
+                    base_len: field_len - shown,
+                    name: Some(name),
+                    name_plain: false,
+                });
+            }
             break;
         }
         if let Some(field) = apply_policy(name, latin1(&value), rules, &mut walk.state)? {
@@ -434,6 +506,39 @@ mod tests {
         walk_fields(data, true, &r, &mut w).unwrap();
         let names: Vec<&str> = w.fields.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["HOST", "B", "C"]);
+    }
+
+    #[test]
+    fn appended_bytes_are_still_judged() {
+        let r = rules(Limits {
+            field_size: 12,
+            ..ParserConfig::default().limits()
+        });
+        let run = |data: &[u8]| {
+            let mut w = FieldWalk::new("http");
+            let mut result = Ok(());
+            for end in 1..=data.len() {
+                result = walk_fields(&data[..end], false, &r, &mut w);
+                if result.is_err() {
+                    break;
+                }
+            }
+            result
+        };
+        assert_eq!(run(b"A: 1\r2"), Err(ParseError::InvalidHeader("A".into())));
+        assert_eq!(
+            run(b"A: 12\x7f"),
+            Err(ParseError::InvalidHeader("A".into()))
+        );
+        assert_eq!(
+            run(b"A: 1234567890"),
+            Err(ParseError::LimitRequestHeaders(FIELD_SIZE_LIMIT))
+        );
+        assert_eq!(
+            run(b"Abc d"),
+            Err(ParseError::InvalidHeaderName("Abc ".into()))
+        );
+        assert_eq!(run(b"A: 1234567\r"), Ok(()));
     }
 
     #[test]
