@@ -8,7 +8,7 @@ use crate::chunk_line::{check_size_line_prefix, parse_size_line};
 use crate::config::{HeaderMapPolicy, Limits, ParserConfig};
 use crate::error::ParseError;
 use crate::framing::BodyKind;
-use crate::headers::{has_bare_lf, parse_fields, visible, FieldRules, PolicyState};
+use crate::headers::{has_bare_lf_from, visible, walk_fields, FieldRules, FieldWalk};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -29,7 +29,10 @@ pub struct ChunkedDecoder {
     state: State,
     /// The unfinished size line, data terminator or trailer section.
     pending: Vec<u8>,
-    trailers: Vec<(String, String)>,
+    /// The trailer fields judged so far.
+    walk: FieldWalk,
+    /// How much of an unfinished trailer section was already searched for bare LFs.
+    scanned: usize,
     limits: Limits,
     strip_header_spaces: bool,
     permit_obsolete_folding: bool,
@@ -43,7 +46,8 @@ impl ChunkedDecoder {
         ChunkedDecoder {
             state: State::SizeLine,
             pending: Vec::new(),
-            trailers: Vec::new(),
+            walk: FieldWalk::new("http"),
+            scanned: 0,
             limits: cfg.limits(),
             strip_header_spaces: cfg.strip_header_spaces,
             permit_obsolete_folding: cfg.permit_obsolete_folding,
@@ -107,6 +111,7 @@ impl ChunkedDecoder {
                 State::Trailers => {
                     if !self.take_trailers(input, &mut pos) {
                         self.check_trailer_prefix()?;
+                        self.scanned = self.pending.len();
                         return Ok(pos);
                     }
                     self.finish_trailers()?;
@@ -167,9 +172,9 @@ impl ChunkedDecoder {
 
     fn finish_trailers(&mut self) -> Result<(), ParseError> {
         if self.pending.len() > 2 {
+            let rules = self.trailer_rules();
             let section = &self.pending[..self.pending.len() - 4];
-            let mut state = PolicyState::new("http");
-            self.trailers = parse_fields(section, true, &self.trailer_rules(), &mut state)?;
+            walk_fields(section, true, &rules, &mut self.walk)?;
         }
         self.pending.clear();
         self.state = State::Done;
@@ -178,17 +183,17 @@ impl ChunkedDecoder {
 
     /// Gunicorn's checks while a trailer section is unfinished (size first, then bare LF), then
     /// the field checks the bytes so far already decide.
-    fn check_trailer_prefix(&self) -> Result<(), ParseError> {
+    fn check_trailer_prefix(&mut self) -> Result<(), ParseError> {
         if self.pending.len() > self.limits.max_buffer_headers {
             return Err(ParseError::LimitRequestHeaders(TRAILER_SECTION_LIMIT));
         }
-        if has_bare_lf(&self.pending) {
+        if has_bare_lf_from(&self.pending, self.scanned) {
             return Err(ParseError::InvalidHeader(
                 "bare LF as line terminator".to_string(),
             ));
         }
-        let mut state = PolicyState::new("http");
-        parse_fields(&self.pending, false, &self.trailer_rules(), &mut state).map(|_| ())
+        let rules = self.trailer_rules();
+        walk_fields(&self.pending, false, &rules, &mut self.walk)
     }
 
     /// The body and its trailer section are complete.
@@ -198,7 +203,11 @@ impl ChunkedDecoder {
 
     /// The trailer fields, `(UPPER-CASED name, value)`, once the body is done.
     pub fn trailers(&self) -> &[(String, String)] {
-        &self.trailers
+        if self.state == State::Done {
+            &self.walk.fields
+        } else {
+            &[]
+        }
     }
 
     /// The client closed the connection: the error Gunicorn raises at EOF in this state.
@@ -310,7 +319,10 @@ mod tests {
             Err(ParseError::ChunkMissingTerminator(b"\r".to_vec()))
         );
         let (_, _, d) = decode_all(b"0\r\n");
-        assert_eq!(d.finish_eof(), Err(ParseError::ChunkMissingTerminator(vec![])));
+        assert_eq!(
+            d.finish_eof(),
+            Err(ParseError::ChunkMissingTerminator(vec![]))
+        );
     }
 
     #[test]
@@ -322,7 +334,9 @@ mod tests {
         let (r, _, _) = decode_all(b"0\r\nX: a\nY");
         assert_eq!(
             r,
-            Err(ParseError::InvalidHeader("bare LF as line terminator".into()))
+            Err(ParseError::InvalidHeader(
+                "bare LF as line terminator".into()
+            ))
         );
     }
 }

@@ -86,9 +86,7 @@ const BARE_CR: &str = "bare CR not allowed";
 
 /// The error for a size line that outgrew the field-size limit without its CRLF.
 pub(crate) fn line_too_long(limit: usize) -> ParseError {
-    ParseError::InvalidChunkSize(
-        format!("line over {limit} bytes with no terminator").into_bytes(),
-    )
+    ParseError::InvalidChunkSize(format!("line over {limit} bytes with no terminator").into_bytes())
 }
 
 fn is_hex(bytes: &[u8]) -> bool {
@@ -119,7 +117,9 @@ pub(crate) fn parse_size_line(line: &[u8], limit: usize) -> Result<u64, ParseErr
     };
     // BWS is allowed before an extension, and only then.
     let size = match ext {
-        Some(ext) if ext.contains(&b'\r') => return Err(ParseError::InvalidChunkExtension(BARE_CR)),
+        Some(ext) if ext.contains(&b'\r') => {
+            return Err(ParseError::InvalidChunkExtension(BARE_CR))
+        }
         Some(_) => rstrip_sp_ht(size),
         None => size,
     };
@@ -183,7 +183,16 @@ mod tests {
         ] {
             assert!(ext_complete(ok), "{:?}", String::from_utf8_lossy(ok));
         }
-        for bad in [&b""[..], b"a ", b"=b", b"a=", b"a=\"x", b"a b", b"a=b c", b"a=\"x\"y"] {
+        for bad in [
+            &b""[..],
+            b"a ",
+            b"=b",
+            b"a=",
+            b"a=\"x",
+            b"a b",
+            b"a=b c",
+            b"a=\"x\"y",
+        ] {
             assert!(!ext_complete(bad), "{:?}", String::from_utf8_lossy(bad));
         }
         assert_eq!(ext_state(b"a b"), Ext::Fail);

@@ -118,10 +118,7 @@ mod tests {
     fn normalises_like_gunicorn() {
         let mut cfg = ParserConfig::default();
         let l = cfg.limits();
-        assert_eq!(
-            (l.request_line, l.fields, l.field_size),
-            (4094, 100, 8190)
-        );
+        assert_eq!((l.request_line, l.fields, l.field_size), (4094, 100, 8190));
         assert_eq!(l.max_buffer_headers, 100 * 8192 + 4);
         cfg.limit_request_line = -1;
         cfg.limit_request_fields = 0;

@@ -135,7 +135,9 @@ impl ParseError {
     /// ConfigurationProblem 500, so those say "Bad Request".
     pub fn reason(&self) -> &'static str {
         match self {
-            ParseError::NoMoreData(_) | ParseError::InvalidProxyHeader(_) => "Internal Server Error",
+            ParseError::NoMoreData(_) | ParseError::InvalidProxyHeader(_) => {
+                "Internal Server Error"
+            }
             ParseError::LimitRequestLine { .. } => "URI Too Long",
             ParseError::LimitRequestHeaders(_) => "Request Header Fields Too Large",
             ParseError::ExpectationFailed(_) => "Expectation Failed",
@@ -212,7 +214,9 @@ impl ResponseError {
     /// The Python exception class Gunicorn raises.
     pub fn class_name(&self) -> &'static str {
         match self {
-            ResponseError::InvalidStatus(_) | ResponseError::InvalidContentLength(_) => "ValueError",
+            ResponseError::InvalidStatus(_) | ResponseError::InvalidContentLength(_) => {
+                "ValueError"
+            }
             ResponseError::InvalidHeaderName(_) => "InvalidResponseHeaderName",
             ResponseError::InvalidHeaderValue(_) => "InvalidResponseHeader",
         }
@@ -233,12 +237,18 @@ mod tests {
             "Invalid HTTP Version 'Invalid HTTP Version: 'FTP/1.1''"
         );
         let e = ParseError::ChunkMissingTerminator(b"xy".to_vec());
-        assert_eq!(e.message(), "Invalid chunk terminator is not '\\r\\n': b'xy'");
+        assert_eq!(
+            e.message(),
+            "Invalid chunk terminator is not '\\r\\n': b'xy'"
+        );
         assert_eq!(
             ParseError::NoMoreData(None).message(),
             "No more data after: None"
         );
-        let e = ParseError::LimitRequestLine { size: 9000, max: 4094 };
+        let e = ParseError::LimitRequestLine {
+            size: 9000,
+            max: 4094,
+        };
         assert_eq!(e.message(), "Request Line is too large (9000 > 4094)");
         assert_eq!(e.status(), 414);
     }
@@ -255,12 +265,18 @@ mod tests {
         assert!(!e.is_client_error());
         let e = ParseError::ForbiddenProxyRequest("10.0.0.1".into());
         assert_eq!(e.message(), "Proxy request from '10.0.0.1' not allowed");
-        assert_eq!((e.status(), e.page_message().as_str()), (403, "Request forbidden"));
+        assert_eq!(
+            (e.status(), e.page_message().as_str()),
+            (403, "Request forbidden")
+        );
     }
 
     #[test]
     fn error_page_bytes() {
-        let e = ParseError::LimitRequestLine { size: 4112, max: 4094 };
+        let e = ParseError::LimitRequestLine {
+            size: 4112,
+            max: 4094,
+        };
         let expected = "HTTP/1.1 414 URI Too Long\r\nConnection: close\r\nContent-Type: text/html\r\nContent-Length: 165\r\n\r\n<html>\n  <head>\n    <title>URI Too Long</title>\n  </head>\n  <body>\n    <h1><p>URI Too Long</p></h1>\n    Request Line is too large (4112 &gt; 4094)\n  </body>\n</html>\n";
         assert_eq!(e.error_response(), expected.as_bytes());
     }

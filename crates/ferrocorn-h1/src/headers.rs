@@ -16,8 +16,20 @@ pub(crate) fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,
-            b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_'
-                | b'`' | b'|' | b'~'
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'|'
+                | b'~'
         )
 }
 
@@ -63,11 +75,10 @@ pub(crate) fn find(data: &[u8], needle: &[u8]) -> Option<usize> {
     data.windows(needle.len()).position(|w| w == needle)
 }
 
-/// An LF not preceded by CR: Gunicorn compares the counts of `\n` and `\r\n`, which is the same.
-pub(crate) fn has_bare_lf(data: &[u8]) -> bool {
-    data.iter()
-        .enumerate()
-        .any(|(i, &b)| b == b'\n' && (i == 0 || data[i - 1] != b'\r'))
+/// An LF not preceded by CR at or after `from` (Gunicorn compares the counts of `\n` and
+/// `\r\n`, which is the same). `from` lets a caller skip bytes it has already checked.
+pub(crate) fn has_bare_lf_from(data: &[u8], from: usize) -> bool {
+    (from..data.len()).any(|i| data[i] == b'\n' && (i == 0 || data[i - 1] != b'\r'))
 }
 
 /// The bytes of a line still arriving that are certainly part of it: a final CR may be the start
@@ -79,15 +90,15 @@ pub(crate) fn visible(line: &[u8], partial: bool) -> &[u8] {
     }
 }
 
-/// Python's `bytes.split(b"\r\n")`.
-fn split_crlf(data: &[u8]) -> Vec<&[u8]> {
+/// Python's `bytes.split(b"\r\n")`, with each line's offset.
+fn split_crlf(data: &[u8]) -> Vec<(usize, &[u8])> {
     let mut lines = Vec::new();
     let mut start = 0;
     while let Some(pos) = find(&data[start..], b"\r\n") {
-        lines.push(&data[start..start + pos]);
+        lines.push((start, &data[start..start + pos]));
         start += pos + 2;
     }
-    lines.push(&data[start..]);
+    lines.push((start, &data[start..]));
     lines
 }
 
@@ -136,6 +147,15 @@ impl PolicyState {
             seen_host: false,
             seen_content_type: false,
             expect_continue: false,
+        }
+    }
+
+    /// Whether `name` is a singleton field that was already seen.
+    fn repeats_singleton(&self, name: &str) -> bool {
+        match name {
+            "HOST" => self.seen_host,
+            "CONTENT-TYPE" => self.seen_content_type,
+            _ => false,
         }
     }
 
@@ -213,34 +233,113 @@ fn apply_policy(
     }
 }
 
-/// Walks a field section. With `complete`, `data` is the whole section without its final CRLF
-/// pair and every field is checked; otherwise `data` is what has arrived so far, its last line
-/// may be partial, and the fields returned are only those whose extent is already known.
-pub(crate) fn parse_fields(
+/// What is known about the line still arriving at the end of an unfinished section, so that
+/// bytes appended to it are checked alone instead of re-reading the line.
+#[derive(Debug, Clone)]
+struct Tail {
+    /// Where the line starts.
+    line_start: usize,
+    /// Bytes before this have been checked.
+    checked_to: usize,
+    /// The field's length without the visible part of this line.
+    base_len: usize,
+    /// The field name once its colon has been seen; `None` while the name is arriving.
+    name: Option<String>,
+    /// While the name is arriving: every byte so far is a token byte.
+    name_plain: bool,
+}
+
+/// Progress through one field section, kept between calls while the section arrives so that
+/// fields already judged are not walked again.
+#[derive(Debug, Clone)]
+pub(crate) struct FieldWalk {
+    /// The fields kept so far, in order.
+    pub fields: Vec<(String, String)>,
+    pub state: PolicyState,
+    /// Offset of the first field whose extent is not yet known.
+    resume: usize,
+    tail: Option<Tail>,
+}
+
+impl FieldWalk {
+    pub fn new(default_scheme: &'static str) -> Self {
+        FieldWalk {
+            fields: Vec::new(),
+            state: PolicyState::new(default_scheme),
+            resume: 0,
+            tail: None,
+        }
+    }
+
+    /// Checks only the bytes appended to the line still arriving, when that is all that changed
+    /// (no new line has begun). `None` when the full walk is needed.
+    fn extend_tail(&mut self, data: &[u8], limits: &Limits) -> Option<Result<(), ParseError>> {
+        let tail = self.tail.as_mut()?;
+        let appended = data.get(tail.checked_to..)?;
+        if appended.contains(&b'\n') {
+            return None;
+        }
+        let shown_end = data.len() - usize::from(data.ends_with(b"\r"));
+        let fresh = &data[tail.checked_to..shown_end.max(tail.checked_to)];
+        match &tail.name {
+            Some(name) => {
+                if fresh.iter().any(|&b| is_forbidden_value_byte(b)) {
+                    return Some(Err(ParseError::InvalidHeader(name.clone())));
+                }
+            }
+            None => {
+                if !tail.name_plain || !fresh.iter().all(|&b| is_token_byte(b)) {
+                    return None;
+                }
+            }
+        }
+        if tail.base_len + (shown_end - tail.line_start) > limits.field_size {
+            return Some(Err(ParseError::LimitRequestHeaders(FIELD_SIZE_LIMIT)));
+        }
+        tail.checked_to = shown_end.max(tail.checked_to);
+        Some(Ok(()))
+    }
+}
+
+/// Walks a field section from where `walk` stopped. With `complete`, `data` is the whole section
+/// without its final CRLF pair and every remaining field is judged; otherwise `data` is what has
+/// arrived so far (always a prefix of what the next call sees), its last line may be partial,
+/// and only fields whose extent is known are kept.
+pub(crate) fn walk_fields(
     data: &[u8],
     complete: bool,
     rules: &FieldRules<'_>,
-    state: &mut PolicyState,
-) -> Result<Vec<(String, String)>, ParseError> {
-    let lines = split_crlf(data);
+    walk: &mut FieldWalk,
+) -> Result<(), ParseError> {
+    if !complete {
+        if let Some(result) = walk.extend_tail(data, &rules.limits) {
+            return result;
+        }
+    }
+    walk.tail = None;
+    let base = walk.resume;
+    if base >= data.len() && complete {
+        // The section ended right after the fields already judged.
+        return Ok(());
+    }
+    let lines = split_crlf(&data[base..]);
     let partial_index = if complete {
         None
     } else {
         Some(lines.len() - 1)
     };
     let limits = rules.limits;
-    let mut fields: Vec<(String, String)> = Vec::new();
     let mut i = 0;
     while i < lines.len() {
         let first_partial = partial_index == Some(i);
         // Nothing of the next field yet, or a lone CR that may be the section's end.
-        if first_partial && visible(lines[i], true).is_empty() {
+        if first_partial && visible(lines[i].1, true).is_empty() {
             break;
         }
-        if fields.len() >= limits.fields {
+        if walk.fields.len() >= limits.fields {
             return Err(ParseError::LimitRequestHeaders(FIELDS_LIMIT));
         }
-        let first = visible(lines[i], first_partial);
+        let first = visible(lines[i].1, first_partial);
         let mut field_len = first.len() + 2;
         let (raw_name, raw_value) = match first.iter().position(|&b| b == b':') {
             Some(0) => return Err(ParseError::InvalidHeader(latin1(first))),
@@ -259,6 +358,14 @@ pub(crate) fn parse_fields(
                 if field_len > limits.field_size {
                     return Err(ParseError::LimitRequestHeaders(FIELD_SIZE_LIMIT));
                 }
+                let line_start = base + lines[i].0;
+                walk.tail = Some(Tail {
+                    line_start,
+                    checked_to: line_start + first.len(),
+                    base_len: 2,
+                    name: None,
+                    name_plain: first.iter().all(|&b| is_token_byte(b)),
+                });
                 break;
             }
         };
@@ -278,12 +385,12 @@ pub(crate) fn parse_fields(
         let mut value: Vec<u8> = strip_sp_ht(raw_value).to_vec();
         let mut j = i + 1;
         let mut last_partial = first_partial;
-        while j < lines.len() && lines[j].first().is_some_and(|&b| is_sp_ht(b)) {
+        while j < lines.len() && lines[j].1.first().is_some_and(|&b| is_sp_ht(b)) {
             if !rules.permit_obsolete_folding {
                 return Err(ParseError::ObsoleteFolding(name));
             }
             let partial = partial_index == Some(j);
-            let continuation = visible(lines[j], partial);
+            let continuation = visible(lines[j].1, partial);
             field_len += continuation.len() + 2;
             if field_len > limits.field_size {
                 return Err(ParseError::LimitRequestHeaders(FIELD_SIZE_LIMIT));
@@ -300,19 +407,36 @@ pub(crate) fn parse_fields(
             return Err(ParseError::LimitRequestHeaders(FIELD_SIZE_LIMIT));
         }
         // Known only once the line after it has started: it may still be continued.
-        let determined = complete || (!last_partial && j < lines.len() && !lines[j].is_empty());
+        let determined = complete || (!last_partial && j < lines.len() && !lines[j].1.is_empty());
         if !determined {
             // The value may still grow, so only the checks on the name are decided.
-            state.check_singleton(&name)?;
+            if walk.state.repeats_singleton(&name) {
+                return Err(ParseError::InvalidHeader(name));
+            }
             underscore_verdict(&name, rules)?;
+            if last_partial {
+                let (offset, line) = lines[j - 1];
+                let shown = visible(line, true).len();
+                walk.tail = Some(Tail {
+                    line_start: base + offset,
+                    checked_to: base + offset + shown,
+                    base_len: field_len - shown,
+                    name: Some(name),
+                    name_plain: false,
+                });
+            }
             break;
         }
-        if let Some(field) = apply_policy(name, latin1(&value), rules, state)? {
-            fields.push(field);
+        if let Some(field) = apply_policy(name, latin1(&value), rules, &mut walk.state)? {
+            walk.fields.push(field);
         }
         i = j;
     }
-    Ok(fields)
+    walk.resume = base
+        + lines
+            .get(i)
+            .map_or(data.len() - base, |(offset, _)| *offset);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -333,11 +457,15 @@ mod tests {
         }
     }
 
+    fn walk(data: &[u8], complete: bool) -> Result<Vec<(String, String)>, ParseError> {
+        let r = rules(ParserConfig::default().limits());
+        let mut w = FieldWalk::new("http");
+        walk_fields(data, complete, &r, &mut w).map(|()| w.fields)
+    }
+
     #[test]
     fn complete_section() {
-        let r = rules(ParserConfig::default().limits());
-        let mut st = PolicyState::new("http");
-        let f = parse_fields(b"Host: a\r\nX_Y: 1\r\nName: \t v \t ", true, &r, &mut st).unwrap();
+        let f = walk(b"Host: a\r\nX_Y: 1\r\nName: \t v \t ", true).unwrap();
         assert_eq!(
             f,
             vec![
@@ -349,29 +477,74 @@ mod tests {
 
     #[test]
     fn prefix_refuses_early() {
-        let r = rules(ParserConfig::default().limits());
-        let mut st = PolicyState::new("http");
         assert_eq!(
-            parse_fields(b"Bad Name", false, &r, &mut st),
+            walk(b"Bad Name", false),
             Err(ParseError::InvalidHeaderName("Bad Name".into()))
         );
-        let mut st = PolicyState::new("http");
         assert_eq!(
-            parse_fields(b"X: a\x07", false, &r, &mut st),
+            walk(b"X: a\x07", false),
             Err(ParseError::InvalidHeader("X".into()))
         );
-        let mut st = PolicyState::new("http");
         assert_eq!(
-            parse_fields(b"Host: a\r\nHost:", false, &r, &mut st),
+            walk(b"Host: a\r\nHost:", false),
             Err(ParseError::InvalidHeader("HOST".into()))
         );
-        // A field may still be continued (and then refused as folding), so it is not returned.
-        let mut st = PolicyState::new("http");
-        assert_eq!(parse_fields(b"A: 1\r\n", false, &r, &mut st), Ok(vec![]));
-        let mut st = PolicyState::new("http");
+        // A field may still be continued (and then refused as folding), so it is not kept yet.
+        assert_eq!(walk(b"A: 1\r\n", false), Ok(vec![]));
+        assert_eq!(walk(b"A: 1\r\n\r", false).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn resumes_where_it_stopped() {
+        let r = rules(ParserConfig::default().limits());
+        let data = b"Host: a\r\nB: 2\r\nC: 3";
+        let mut w = FieldWalk::new("http");
+        for end in 1..=data.len() {
+            walk_fields(&data[..end], false, &r, &mut w).unwrap();
+        }
+        assert_eq!(w.fields.len(), 2);
+        walk_fields(data, true, &r, &mut w).unwrap();
+        let names: Vec<&str> = w.fields.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["HOST", "B", "C"]);
+    }
+
+    #[test]
+    fn appended_bytes_are_still_judged() {
+        let r = rules(Limits {
+            field_size: 12,
+            ..ParserConfig::default().limits()
+        });
+        let run = |data: &[u8]| {
+            let mut w = FieldWalk::new("http");
+            let mut result = Ok(());
+            for end in 1..=data.len() {
+                result = walk_fields(&data[..end], false, &r, &mut w);
+                if result.is_err() {
+                    break;
+                }
+            }
+            result
+        };
+        assert_eq!(run(b"A: 1\r2"), Err(ParseError::InvalidHeader("A".into())));
         assert_eq!(
-            parse_fields(b"A: 1\r\n\r", false, &r, &mut st).unwrap().len(),
-            1
+            run(b"A: 12\x7f"),
+            Err(ParseError::InvalidHeader("A".into()))
         );
+        assert_eq!(
+            run(b"A: 1234567890"),
+            Err(ParseError::LimitRequestHeaders(FIELD_SIZE_LIMIT))
+        );
+        assert_eq!(
+            run(b"Abc d"),
+            Err(ParseError::InvalidHeaderName("Abc ".into()))
+        );
+        assert_eq!(run(b"A: 1234567\r"), Ok(()));
+    }
+
+    #[test]
+    fn bare_lf_scan_can_resume() {
+        assert!(!has_bare_lf_from(b"a\r\nb", 3));
+        assert!(has_bare_lf_from(b"a\nb", 1));
+        assert!(!has_bare_lf_from(b"a\nb", 2));
     }
 }

@@ -30,7 +30,7 @@ pub use error::{error_page, HttpVersionRepr, ParseError, ResponseError};
 pub use framing::BodyKind;
 pub use proxy::{format_ipv6, parse_proxy_header, ProxyInfo, ProxyMode, ProxyParse};
 pub use pyrepr::{html_escape, latin1, push_latin1, repr_bytes, repr_str};
-pub use request::{head_eof_error, parse_head, RequestHead};
+pub use request::{head_eof_error, parse_head, HeadParser, RequestHead};
 pub use response::{
     encode_chunk, encode_head, is_hop_by_hop, process_headers, response_forbids_content_length,
     response_is_chunked, response_omits_body, valid_header_name, valid_header_value,

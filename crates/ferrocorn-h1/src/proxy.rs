@@ -167,10 +167,12 @@ fn parse_v2(buf: &[u8]) -> Result<ProxyParse, ParseError> {
     if buf.len() < total {
         return Ok(ProxyParse::Incomplete);
     }
-    let present = |info| Ok(ProxyParse::Present {
-        info,
-        consumed: total,
-    });
+    let present = |info| {
+        Ok(ProxyParse::Present {
+            info,
+            consumed: total,
+        })
+    };
     if command == 0 {
         return present(no_addresses("LOCAL"));
     }
@@ -189,7 +191,8 @@ fn parse_v2(buf: &[u8]) -> Result<ProxyParse, ParseError> {
                     "insufficient address data for IPv4".to_string(),
                 ));
             }
-            let addr = |at: usize| Ipv4Addr::new(data[at], data[at + 1], data[at + 2], data[at + 3]);
+            let addr =
+                |at: usize| Ipv4Addr::new(data[at], data[at + 1], data[at + 2], data[at + 3]);
             ProxyInfo {
                 protocol: "TCP4",
                 client_addr: Some(addr(0).to_string()),
@@ -270,7 +273,9 @@ pub fn format_ipv6(octets: &[u8; 16]) -> String {
         let embeds_ipv4 =
             best_start == 0 && (best_len == 6 || (best_len == 5 && words[5] == 0xffff));
         if i == 6 && embeds_ipv4 {
-            out.push_str(&Ipv4Addr::new(octets[12], octets[13], octets[14], octets[15]).to_string());
+            out.push_str(
+                &Ipv4Addr::new(octets[12], octets[13], octets[14], octets[15]).to_string(),
+            );
             break;
         }
         out.push_str(&format!("{:x}", words[i]));
@@ -313,7 +318,9 @@ mod tests {
         assert_eq!(info.proxy_port, Some(443));
         let bad = b"PROXY TCP4 192.168.0.1 192.168.0.11 65iii 100000\r\n";
         assert_eq!(
-            parse_proxy_header(bad, ProxyMode::V1, None).unwrap_err().message(),
+            parse_proxy_header(bad, ProxyMode::V1, None)
+                .unwrap_err()
+                .message(),
             "Invalid PROXY line: 'invalid port PROXY TCP4 192.168.0.1 192.168.0.11 65iii 100000'"
         );
         assert_eq!(
@@ -350,7 +357,10 @@ mod tests {
         };
         assert_eq!(consumed, 28);
         assert_eq!(info.client_addr.as_deref(), Some("192.168.1.10"));
-        assert_eq!((info.client_port, info.proxy_port), (Some(12345), Some(443)));
+        assert_eq!(
+            (info.client_port, info.proxy_port),
+            (Some(12345), Some(443))
+        );
         assert_eq!(
             parse_proxy_header(&wire[..20], ProxyMode::Auto, None),
             Ok(ProxyParse::Incomplete)
@@ -358,7 +368,9 @@ mod tests {
         wire[12] = 0x31;
         assert_eq!(
             parse_proxy_header(&wire, ProxyMode::Auto, None),
-            Err(ParseError::InvalidProxyHeader("unsupported version 3".into()))
+            Err(ParseError::InvalidProxyHeader(
+                "unsupported version 3".into()
+            ))
         );
         wire[12] = 0x20;
         let Ok(ProxyParse::Present { info, .. }) = parse_proxy_header(&wire, ProxyMode::Auto, None)

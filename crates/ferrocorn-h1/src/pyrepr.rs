@@ -13,7 +13,10 @@ pub fn latin1(bytes: &[u8]) -> String {
 /// Encodes text as latin-1 into `out`. Callers validate first, so nothing above U+00FF should
 /// arrive; if it does anyway, `?` stands in rather than silently wrapping the code point.
 pub fn push_latin1(out: &mut Vec<u8>, text: &str) {
-    out.extend(text.chars().map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?')));
+    out.extend(
+        text.chars()
+            .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?')),
+    );
 }
 
 /// Picks the quote Python's repr uses: double quotes only when the text has a single quote and
@@ -116,8 +119,10 @@ pub fn html_escape(text: &str) -> String {
 /// accepted. `None` where Python raises ValueError (or the value does not fit an i64).
 pub fn py_int(text: &str) -> Option<i64> {
     let is_py_space = |c: char| {
-        matches!(c, '\t' | '\n' | '\x0b' | '\x0c' | '\r' | '\x1c'..='\x1f' | ' ' | '\u{85}')
-            || c.is_whitespace()
+        matches!(
+            c,
+            '\t' | '\n' | '\x0b' | '\x0c' | '\r' | '\x1c'..='\x1f' | ' ' | '\u{85}'
+        ) || c.is_whitespace()
     };
     let trimmed = text.trim_matches(is_py_space);
     let (negative, digits) = match trimmed.as_bytes().first() {
@@ -182,6 +187,9 @@ mod tests {
 
     #[test]
     fn escape_html() {
-        assert_eq!(html_escape("a<'b'>&\""), "a&lt;&#x27;b&#x27;&gt;&amp;&quot;");
+        assert_eq!(
+            html_escape("a<'b'>&\""),
+            "a&lt;&#x27;b&#x27;&gt;&amp;&quot;"
+        );
     }
 }

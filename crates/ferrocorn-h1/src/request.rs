@@ -9,7 +9,7 @@ use crate::config::{Limits, ParserConfig};
 use crate::error::{HttpVersionRepr, ParseError};
 use crate::framing::{body_framing, check_partial_framing, BodyKind};
 use crate::headers::{
-    find, has_bare_lf, is_token, is_token_byte, parse_fields, visible, FieldRules, PolicyState,
+    find, has_bare_lf_from, is_token, is_token_byte, visible, walk_fields, FieldRules, FieldWalk,
 };
 use crate::pyrepr::latin1;
 use crate::uri::split_request_uri;
@@ -65,6 +65,7 @@ impl RequestHead {
 }
 
 /// The request line's parts.
+#[derive(Debug, Clone)]
 struct RequestLine {
     method: String,
     uri: String,
@@ -228,15 +229,112 @@ fn request_line_start(buf: &[u8]) -> Option<usize> {
 /// `Ok(Some((head, consumed)))`: the head is complete; its first `consumed` bytes (the optional
 /// leading CRLF included) belong to it. `peer_trusted` governs `secure_scheme_headers` and
 /// `forwarder_headers` as Gunicorn's HeaderPolicy does.
+///
+/// This re-reads `buf` from the start on every call; a connection that receives a head in many
+/// small pieces should keep a [`HeadParser`] instead.
 pub fn parse_head(
     buf: &[u8],
     cfg: &ParserConfig,
     peer_trusted: bool,
 ) -> Result<Option<(RequestHead, usize)>, ParseError> {
+    HeadParser::new().parse(buf, cfg, peer_trusted)
+}
+
+/// The request line once it is complete, and progress through the field section.
+#[derive(Debug, Clone)]
+struct Progress {
+    line: RequestLine,
+    fields_start: usize,
+    walk: FieldWalk,
+    /// Bytes of the field section already searched for its end and for bare LFs.
+    scanned: usize,
+    /// How many fields the framing checks last saw.
+    framed: usize,
+}
+
+/// [`parse_head`] for a head arriving in pieces: it remembers what it already judged, so each
+/// call costs about the new bytes rather than the whole buffer (a slowly fed head is not
+/// quadratic work).
+///
+/// Between calls `buf` must hold the same bytes, possibly with more appended. After a call that
+/// returns a head or an error the parser is reset, ready for the next request.
+#[derive(Debug, Clone, Default)]
+pub struct HeadParser {
+    progress: Option<Progress>,
+}
+
+impl HeadParser {
+    pub fn new() -> Self {
+        HeadParser { progress: None }
+    }
+
+    /// Forgets any partial head (for a new request or a rewritten buffer).
+    pub fn reset(&mut self) {
+        self.progress = None;
+    }
+
+    /// See [`parse_head`].
+    pub fn parse(
+        &mut self,
+        buf: &[u8],
+        cfg: &ParserConfig,
+        peer_trusted: bool,
+    ) -> Result<Option<(RequestHead, usize)>, ParseError> {
+        let result = self.advance(buf, cfg, peer_trusted);
+        if !matches!(result, Ok(None)) {
+            self.reset();
+        }
+        result
+    }
+
+    fn advance(
+        &mut self,
+        buf: &[u8],
+        cfg: &ParserConfig,
+        peer_trusted: bool,
+    ) -> Result<Option<(RequestHead, usize)>, ParseError> {
+        let limits = cfg.limits();
+        if self
+            .progress
+            .as_ref()
+            .is_some_and(|p| buf.len() < p.fields_start)
+        {
+            self.reset();
+        }
+        if self.progress.is_none() {
+            let Some((line, fields_start)) = parse_line(buf, cfg, &limits)? else {
+                return Ok(None);
+            };
+            self.progress = Some(Progress {
+                line,
+                fields_start,
+                walk: FieldWalk::new(if cfg.is_ssl { "https" } else { "http" }),
+                scanned: 0,
+                framed: 0,
+            });
+        }
+        let Some(mut progress) = self.progress.take() else {
+            return Ok(None);
+        };
+        match advance_fields(&mut progress, buf, cfg, &limits, peer_trusted)? {
+            None => {
+                self.progress = Some(progress);
+                Ok(None)
+            }
+            Some(consumed) => finish(progress, consumed),
+        }
+    }
+}
+
+/// Finds and parses the request line; `Ok(None)` while its CRLF has not arrived.
+fn parse_line(
+    buf: &[u8],
+    cfg: &ParserConfig,
+    limits: &Limits,
+) -> Result<Option<(RequestLine, usize)>, ParseError> {
     let Some(start) = request_line_start(buf) else {
         return Ok(None);
     };
-    let limits = cfg.limits();
     let rest = &buf[start..];
     let line_end = find(rest, b"\r\n");
     let line_part = &rest[..line_end.unwrap_or(rest.len())];
@@ -263,19 +361,18 @@ pub fn parse_head(
         });
     }
     let line = parse_request_line(&rest[..line_len], cfg)?;
-    let fields_start = start + line_len + 2;
-    parse_fields_and_finish(buf, fields_start, line, cfg, &limits, peer_trusted)
+    Ok(Some((line, start + line_len + 2)))
 }
 
-fn parse_fields_and_finish(
+/// Judges the field section as far as it has arrived; `Some(consumed)` once the head is complete.
+fn advance_fields(
+    progress: &mut Progress,
     buf: &[u8],
-    fields_start: usize,
-    line: RequestLine,
     cfg: &ParserConfig,
     limits: &Limits,
     peer_trusted: bool,
-) -> Result<Option<(RequestHead, usize)>, ParseError> {
-    let data = &buf[fields_start..];
+) -> Result<Option<usize>, ParseError> {
+    let data = &buf[progress.fields_start..];
     let trusted_secure: &[(String, String)] = if peer_trusted {
         &cfg.secure_scheme_headers
     } else {
@@ -286,37 +383,52 @@ fn parse_fields_and_finish(
     } else {
         &[]
     };
+    let version = progress.line.version;
     let rules = FieldRules {
         strip_header_spaces: cfg.strip_header_spaces,
         permit_obsolete_folding: cfg.permit_obsolete_folding,
         header_map: cfg.header_map,
         limits: *limits,
         from_trailer: false,
-        version: line.version,
+        version,
         secure_scheme_headers: trusted_secure,
         forwarder_headers: trusted_forwarders,
     };
-    let mut state = PolicyState::new(if cfg.is_ssl { "https" } else { "http" });
-    let (headers, consumed) = if data.starts_with(b"\r\n") {
-        (Vec::new(), fields_start + 2)
-    } else if let Some(end) = find(data, b"\r\n\r\n") {
-        let headers = parse_fields(&data[..end], true, &rules, &mut state)?;
-        (headers, fields_start + end + 4)
+    let walk = &mut progress.walk;
+    let consumed = if data.starts_with(b"\r\n") {
+        progress.fields_start + 2
     } else {
-        // Every head line ends with CRLF; a bare LF means it never ends the way it is read.
-        if has_bare_lf(data) {
-            return Err(ParseError::InvalidHeader(
-                "bare LF as line terminator".to_string(),
-            ));
+        // The end can only be found among new bytes and the three before them.
+        let from = progress.scanned.saturating_sub(3);
+        if let Some(end) = find(&data[from..], b"\r\n\r\n").map(|at| at + from) {
+            walk_fields(&data[..end], true, &rules, walk)?;
+            progress.fields_start + end + 4
+        } else {
+            // Every head line ends with CRLF; a bare LF means it never ends the way it is read.
+            if has_bare_lf_from(data, progress.scanned) {
+                return Err(ParseError::InvalidHeader(
+                    "bare LF as line terminator".to_string(),
+                ));
+            }
+            if data.len() > limits.max_buffer_headers {
+                return Err(ParseError::LimitRequestHeaders("max buffer headers"));
+            }
+            walk_fields(data, false, &rules, walk)?;
+            if walk.fields.len() != progress.framed {
+                check_partial_framing(&walk.fields, version)?;
+                progress.framed = walk.fields.len();
+            }
+            progress.scanned = data.len();
+            return Ok(None);
         }
-        if data.len() > limits.max_buffer_headers {
-            return Err(ParseError::LimitRequestHeaders("max buffer headers"));
-        }
-        let known = parse_fields(data, false, &rules, &mut state)?;
-        check_partial_framing(&known, line.version)?;
-        return Ok(None);
     };
-    let framing = body_framing(&headers, line.version)?;
+    Ok(Some(consumed))
+}
+
+/// Builds the head once its section is complete.
+fn finish(progress: Progress, consumed: usize) -> Result<Option<(RequestHead, usize)>, ParseError> {
+    let Progress { line, walk, .. } = progress;
+    let framing = body_framing(&walk.fields, line.version)?;
     let head = RequestHead {
         method: line.method,
         uri: line.uri,
@@ -324,9 +436,9 @@ fn parse_fields_and_finish(
         query: line.query,
         fragment: line.fragment,
         version: line.version,
-        headers,
-        scheme: state.scheme,
-        expect_continue: state.expect_continue,
+        headers: walk.fields,
+        scheme: walk.state.scheme,
+        expect_continue: walk.state.expect_continue,
         body: framing.body,
         must_close: framing.must_close,
     };

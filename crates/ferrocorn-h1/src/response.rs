@@ -222,7 +222,15 @@ mod tests {
         assert_eq!(validate_status("200 OK"), Ok(200));
         assert_eq!(validate_status("404 Not\tFound \u{e9}"), Ok(404));
         assert_eq!(validate_status("200 "), Ok(200));
-        for bad in ["20 OK", "200\tOK", "200OK", "", "2000", "200 O\nK", "200 \u{100}"] {
+        for bad in [
+            "20 OK",
+            "200\tOK",
+            "200OK",
+            "",
+            "2000",
+            "200 O\nK",
+            "200 \u{100}",
+        ] {
             assert_eq!(
                 validate_status(bad),
                 Err(ResponseError::InvalidStatus(bad.to_string())),
@@ -310,7 +318,16 @@ mod tests {
             b"HTTP/1.0 200 OK\r\nServer: gunicorn\r\nDate: Sun, 22 Nov 2026 02:53:58 GMT\r\nConnection: close\r\nContent-Type: application/json\r\nX-L: caf\xe9\r\n\r\n"
         );
         let mut out = Vec::new();
-        encode_head(&mut out, (1, 1), "204", "gunicorn", "D", ConnectionHeader::KeepAlive, true, &[]);
+        encode_head(
+            &mut out,
+            (1, 1),
+            "204",
+            "gunicorn",
+            "D",
+            ConnectionHeader::KeepAlive,
+            true,
+            &[],
+        );
         assert_eq!(
             out,
             b"HTTP/1.1 204\r\nServer: gunicorn\r\nDate: D\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n"

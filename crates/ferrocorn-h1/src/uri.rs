@@ -112,7 +112,11 @@ mod tests {
     fn urlsplit_quirks() {
         assert_eq!(
             split("/forums/1/topics/2375?page=1#posts-17408"),
-            ("/forums/1/topics/2375".into(), "page=1".into(), "posts-17408".into())
+            (
+                "/forums/1/topics/2375".into(),
+                "page=1".into(),
+                "posts-17408".into()
+            )
         );
         assert_eq!(split("///keeping_slashes").0, "///keeping_slashes");
         assert_eq!(split("example.com:443").0, "443");
