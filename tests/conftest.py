@@ -51,6 +51,12 @@ _CONFIG_ENV_VARS = (
     "NOTIFY_SOCKET",
 )
 
+# Every request in this suite goes to a server on this machine; a proxy configured in
+# the caller's environment must never see them.
+for _proxy_var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+    os.environ.pop(_proxy_var, None)
+os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost,::1"
+
 LOG_LINE_RE = re.compile(
     r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4})\] \[(\d+)\] "
     r"\[(DEBUG|INFO|WARNING|ERROR|CRITICAL)\] (.*)$"

@@ -142,6 +142,34 @@ def test_app_exception_gives_500_and_traceback_then_recovers(serve):
     assert len(server.worker_pids()) == 1
 
 
+@pytest.mark.parametrize(
+    "data, status_line, logged",
+    [
+        (b"BADREQUEST\r\n\r\n", "HTTP/1.1 400 Bad Request",
+         "Invalid HTTP request line: 'BADREQUEST'"),
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 414 URI Too Long",
+         "Request Line is too large"),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n",
+         "HTTP/1.1 431 Request Header Fields Too Large", "limit request headers fields size"),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip2, chunked\r\n\r\n",
+         "HTTP/1.1 501", "Unsupported transfer coding: 'gzip2, chunked'"),
+    ],
+    ids=["bad-request-line", "uri-too-long", "header-too-large", "unsupported-coding"],
+)
+def test_malformed_request_gets_error_page(serve, data, status_line, logged):
+    server = serve("hello:app")
+    resp = RawResponse(raw_request(server.address, data))
+    assert resp.status_line.startswith(status_line)
+    assert resp.header("connection") == "close"
+    assert resp.header("content-type") == "text/html"
+    assert resp.header("content-length") == str(len(resp.body))
+    assert b"<title>" in resp.body
+    server.wait_for_log(r"\[WARNING\] Invalid request from ip=127\.0\.0\.1: " + re.escape(logged))
+    # A bad client costs a response, not the worker.
+    assert requests.get(server.url, timeout=10).status_code == 200
+    assert len(server.worker_pids()) == 1
+
+
 def test_query_string_and_path_reach_the_app(serve):
     server = serve("environ_dump:app")
     resp = requests.get(server.url + "/some/path%20x?a=1&b=two", timeout=10)
