@@ -56,14 +56,12 @@ fn run(py: Python<'_>, argv: Vec<String>) -> i32 {
         Ok(Loaded::Run(cfg)) => *cfg,
         Ok(Loaded::Exit(code)) => return code,
         Err(e) => {
-            if !e.message.is_empty() {
-                eprint_flush(&format!("\nError: {}\n", e.message));
-            }
+            eprint_flush(&e.report());
             return e.exit_code;
         }
     };
     if let Err(e) = cfg.check_supported() {
-        eprint_flush(&format!("\nError: {}\n", e.message));
+        eprint_flush(&e.report());
         return e.exit_code;
     }
     if let Err(e) = telemetry::error_log::init(&cfg.errorlog, &cfg.loglevel)

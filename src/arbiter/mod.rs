@@ -121,6 +121,10 @@ impl<'py> Arbiter<'py> {
 
     fn start(&mut self) -> Result<()> {
         let py = self.py;
+        // Gunicorn logs the configuration in Arbiter.setup(), before "Starting".
+        if error_log::enabled(error_log::Level::Debug) {
+            error_log::debug(&self.cfg.current_configuration(py));
+        }
         error_log::info(&format!("Starting ferrocorn {}", crate::VERSION));
         if let Some(path) = &self.cfg.pidfile {
             self.pidfile = Some(Pidfile::create(std::path::Path::new(path), self.pid)?);

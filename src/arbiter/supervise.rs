@@ -181,6 +181,14 @@ impl Arbiter<'_> {
             if let Some(code) = code.filter(|c| *c != 0) {
                 error_log::error(&format!("Worker (pid:{pid}) exited with code {code}."));
             }
+            let Some(w) = self.workers.remove(&pid) else {
+                continue;
+            };
+            self.hb.release(w.slot);
+            if let Some(d) = self.workers_dict() {
+                let _ = d.del_item(pid);
+            }
+            // Like Gunicorn, a boot or app-load failure halts the server before child_exit.
             if code == Some(exit::WORKER_BOOT_ERROR) {
                 return Err(Error::Halt {
                     reason: "Worker failed to boot.".into(),
@@ -193,15 +201,9 @@ impl Arbiter<'_> {
                     status: exit::APP_LOAD_ERROR,
                 });
             }
-            if let Some(w) = self.workers.remove(&pid) {
-                self.hb.release(w.slot);
-                if let Some(d) = self.workers_dict() {
-                    let _ = d.del_item(pid);
-                }
-                if let Some(h) = &self.cfg.child_exit {
-                    if let Err(e) = h.call1(self.py, (self.server.clone_ref(self.py), w.obj)) {
-                        error_log::error(&format!("Exception in child_exit hook: {e}"));
-                    }
+            if let Some(h) = &self.cfg.child_exit {
+                if let Err(e) = h.call1(self.py, (self.server.clone_ref(self.py), w.obj)) {
+                    error_log::error(&format!("Exception in child_exit hook: {e}"));
                 }
             }
         }

@@ -162,13 +162,20 @@ impl Config {
     /// Fail for any setting this release does not implement whose value differs from its
     /// default: `Error: <setting> is not supported yet`, exit 1.
     pub fn check_supported(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
         if !is_sync_worker(&self.worker_class) {
-            return Err(unsupported("worker_class"));
+            problems.push(format!(
+                "worker_class {:?} is not supported yet (only the sync worker is)",
+                self.worker_class
+            ));
         }
         if self.threads != 1 {
-            return Err(unsupported("threads"));
+            problems.push(format!(
+                "threads = {} is not supported yet (more than one thread means the gthread worker)",
+                self.threads
+            ));
         }
-        Python::attach(|py| {
+        Python::attach(|py| -> Result<(), ConfigError> {
             let defaults = Config::from_defaults(&self.env_orig)?;
             for row in TABLE.iter().filter(|r| !r.supported) {
                 let (Some(now), Some(default)) = (
@@ -178,11 +185,21 @@ impl Config {
                     continue;
                 };
                 if !now.same(&default) {
-                    return Err(unsupported(row.name));
+                    problems.push(format!("{} is not supported yet", row.name));
                 }
             }
             Ok(())
-        })
+        })?;
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::error(problems.join("; ")))
+        }
+    }
+
+    /// The debug-level configuration dump the master logs at start-up.
+    pub fn current_configuration(&self, py: Python<'_>) -> String {
+        render::current_configuration(self, py)
     }
 
     /// The `--print-config` text: Gunicorn's `str(cfg)`, sorted `name = value` lines.
@@ -195,10 +212,6 @@ impl Config {
     pub fn to_python(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         render::to_python(self, py)
     }
-}
-
-fn unsupported(name: &str) -> ConfigError {
-    ConfigError::error(format!("{name} is not supported yet"))
 }
 
 /// The spellings of the synchronous worker this release implements.

@@ -46,6 +46,19 @@ pub(crate) fn print_config(cfg: &Config, py: Python<'_>) -> String {
         .join("\n")
 }
 
+/// The arbiter's debug dump at start-up: "Current configuration:" then `  name: value`
+/// lines in table order, as Gunicorn logs it.
+pub(crate) fn current_configuration(cfg: &Config, py: Python<'_>) -> String {
+    let mut out = String::from("Current configuration:");
+    for row in TABLE.iter() {
+        let text = setting_value(cfg, py, row)
+            .and_then(|v| shown(&v))
+            .unwrap_or_else(|e| format!("<error: {e}>"));
+        out.push_str(&format!("\n  {}: {text}", row.name));
+    }
+    out
+}
+
 pub(crate) fn to_python(cfg: &Config, py: Python<'_>) -> PyResult<Py<PyAny>> {
     let values = PyDict::new(py);
     for row in TABLE {

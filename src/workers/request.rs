@@ -31,7 +31,7 @@ pub fn send_parse_error(
     err: &ParseError,
     _uri: Option<&str>,
 ) {
-    if matches!(err, ParseError::NoMoreData) {
+    if matches!(err, ParseError::NoMoreData(_)) {
         error_log::debug("Ignored premature client disconnection.");
         return;
     }

@@ -115,8 +115,9 @@ impl BodyReader {
                     }
                     let ask = (*remaining).min(want.clamp(8192, MAX_READ) as u64) as usize;
                     if self.recv(ask)? == 0 {
-                        return self.eof(ParseError::NoMoreData);
+                        return self.eof(ParseError::NoMoreData(None));
                     }
+                    continue;
                 }
                 Framing::Chunked(dec) => {
                     if !pending.is_empty() {
@@ -139,7 +140,7 @@ impl BodyReader {
                     Framing::Chunked(dec) => dec.finish_eof().err(),
                     Framing::Length(_) => None,
                 };
-                return self.eof(err.unwrap_or(ParseError::NoMoreData));
+                return self.eof(err.unwrap_or(ParseError::NoMoreData(None)));
             }
         }
     }
