@@ -1,0 +1,168 @@
+"""Server hooks from a config file, and the CPython fork protocol in workers.
+
+Each hook appends one JSON line to a file named by HOOK_LOG, so the test sees the calls
+in the order the server made them, with the attributes the hook could read.
+"""
+
+import json
+import signal
+import textwrap
+
+import requests
+
+from conftest import is_gunicorn
+
+HOOKS_CONF = textwrap.dedent(
+    """
+    import json, os
+
+    def _rec(name, **fields):
+        fields["hook"] = name
+        fields["in_pid"] = os.getpid()
+        with open(os.environ["HOOK_LOG"], "a") as f:
+            f.write(json.dumps(fields) + "\\n")
+
+    def on_starting(server):
+        _rec("on_starting", pid=server.pid, workers=server.cfg.workers)
+
+    def when_ready(server):
+        _rec("when_ready", pid=server.pid)
+        server.log.info("when_ready says hello")
+
+    def nworkers_changed(server, new_value, old_value):
+        _rec("nworkers_changed", new=new_value, old=old_value)
+
+    def pre_fork(server, worker):
+        _rec("pre_fork", worker_pid=str(worker.pid), age=worker.age)
+
+    def post_fork(server, worker):
+        _rec("post_fork", worker_pid=worker.pid, age=worker.age)
+
+    def post_worker_init(worker):
+        _rec("post_worker_init", worker_pid=worker.pid, booted=worker.booted)
+
+    def pre_request(worker, req):
+        _rec("pre_request", method=req.method, path=req.path, query=req.query)
+
+    def post_request(worker, req, environ, resp):
+        _rec("post_request", path=req.path, status=resp.status, sent=resp.sent,
+             path_info=environ["PATH_INFO"])
+
+    def worker_int(worker):
+        _rec("worker_int", worker_pid=worker.pid)
+
+    def worker_exit(server, worker):
+        _rec("worker_exit", worker_pid=worker.pid)
+
+    def child_exit(server, worker):
+        _rec("child_exit", worker_pid=worker.pid)
+
+    def on_exit(server):
+        _rec("on_exit", pid=server.pid)
+    """
+)
+
+
+def _calls(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_hooks_are_called_with_their_arguments(serve, tmp_path):
+    conf = tmp_path / "hooks.conf.py"
+    conf.write_text(HOOKS_CONF)
+    log = tmp_path / "hooks.jsonl"
+    server = serve("-c", str(conf), "hello:app", env={"HOOK_LOG": str(log)})
+    master = server.master_pid
+
+    resp = requests.get(server.url + "/some/path?x=1", timeout=10)
+    assert resp.status_code == 200
+    server.wait_for_log(r"when_ready says hello")
+    worker = server.worker_pids()[0]
+
+    server.send_signal(signal.SIGTERM)
+    assert server.wait_exit(15) == 0
+    calls = _calls(log)
+    names = [c["hook"] for c in calls]
+
+    # Master-side hooks run in the master, in Gunicorn's order.
+    assert names.index("on_starting") < names.index("when_ready") < names.index("pre_fork")
+    assert all(c["in_pid"] == master for c in calls
+               if c["hook"] in ("on_starting", "when_ready", "pre_fork", "child_exit", "on_exit"))
+    assert calls[names.index("on_starting")]["workers"] == 1
+    assert calls[names.index("pre_fork")]["worker_pid"] == "[booting]"
+    nchanged = calls[names.index("nworkers_changed")]
+    assert (nchanged["new"], nchanged["old"]) == (1, None)
+
+    # Worker-side hooks run in the worker.
+    for name in ("post_fork", "post_worker_init", "pre_request", "post_request", "worker_exit"):
+        assert calls[names.index(name)]["in_pid"] == worker, name
+    assert calls[names.index("post_fork")]["worker_pid"] == worker
+    assert calls[names.index("post_worker_init")]["booted"] is False
+    # The fixture's readiness probe is the first request; find ours by its path.
+    pre = next(c for c in calls if c["hook"] == "pre_request" and c["path"] == "/some/path")
+    assert (pre["method"], pre["query"]) == ("GET", "x=1")
+    post = next(c for c in calls if c["hook"] == "post_request" and c["path"] == "/some/path")
+    assert post["status"] == "200 OK"
+    assert post["sent"] == len(b"Hello, World!\n")
+    assert post["path_info"] == "/some/path"
+
+    # The stop sequence: the worker leaves, the master reaps it, then exits.
+    assert names.index("worker_exit") < names.index("on_exit")
+    assert names[-1] == "on_exit"
+    if not is_gunicorn():
+        # Gunicorn only calls child_exit for workers reaped outside of halt();
+        # ferrocorn reaps them in stop() as well and reports each one.
+        assert "child_exit" in names
+
+
+def test_worker_int_runs_on_quit(serve, tmp_path):
+    conf = tmp_path / "hooks.conf.py"
+    conf.write_text(HOOKS_CONF)
+    log = tmp_path / "hooks.jsonl"
+    server = serve("-c", str(conf), "hello:app", env={"HOOK_LOG": str(log)})
+    worker = server.worker_pids()[0]
+    server.send_signal(signal.SIGQUIT)
+    server.wait_exit(15)
+    calls = _calls(log)
+    assert {"hook": "worker_int", "worker_pid": worker, "in_pid": worker} in calls
+
+
+def test_hook_with_wrong_arity_is_a_config_error(run, tmp_path):
+    conf = tmp_path / "bad.conf.py"
+    conf.write_text("def on_starting():\n    pass\n")
+    result = run("-c", str(conf), "--check-config", "hello:app")
+    assert result.returncode == 1
+    assert "on_starting" in result.stderr
+    assert "arity" in result.stderr
+
+
+FORK_APP = textwrap.dedent(
+    """
+    import os
+
+    MARKS = []
+    os.register_at_fork(
+        before=lambda: MARKS.append(("before", os.getpid())),
+        after_in_parent=lambda: MARKS.append(("parent", os.getpid())),
+        after_in_child=lambda: MARKS.append(("child", os.getpid())),
+    )
+
+    def app(environ, start_response):
+        body = repr(MARKS).encode()
+        start_response("200 OK", [("Content-Length", str(len(body)))])
+        return [body]
+    """
+)
+
+
+def test_workers_are_forked_through_cpython(serve, tmp_path):
+    # With --preload the app (and its register_at_fork callbacks) live in the master, so
+    # the worker's copy shows whether CPython's fork protocol ran around our fork.
+    (tmp_path / "forkapp.py").write_text(FORK_APP)
+    server = serve("--preload", "forkapp:app", cwd=tmp_path)
+    master = server.master_pid
+    worker = server.worker_pids()[0]
+    marks = eval(requests.get(server.url, timeout=10).text)
+    assert ("before", master) in marks
+    assert ("child", worker) in marks
+    assert ("parent", master) not in marks  # the parent's marks stay in the parent
