@@ -166,3 +166,21 @@ def test_workers_are_forked_through_cpython(serve, tmp_path):
     assert ("before", master) in marks
     assert ("child", worker) in marks
     assert ("parent", master) not in marks  # the parent's marks stay in the parent
+
+
+def test_client_disconnect_mid_stream_keeps_the_worker_serving(serve):
+    # The client reads the first bytes of a long streamed body and resets the connection;
+    # the worker must notice the failed write, close the app's iterator and serve on.
+    import socket
+    import struct
+
+    server = serve("stream:app")
+    for _ in range(3):
+        sock = socket.create_connection(server.address, timeout=5)
+        sock.sendall(b"GET /?n=20000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(16).startswith(b"HTTP/1.1 200")
+        # SO_LINGER 0: close with a RST while the server is still writing.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+    resp = requests.get(server.url + "/?n=3", timeout=10)
+    assert resp.text == "chunk-0\nchunk-1\nchunk-2\n"

@@ -150,6 +150,12 @@ impl<'py> Arbiter<'py> {
     /// Run the master until it halts; returns the exit status. In a worker this returns the
     /// worker's exit status instead (through `Error::Exit`).
     pub fn run(mut self) -> i32 {
+        let status = self.run_until_halt();
+        signals::clear_wakeup_fd(self.py);
+        status
+    }
+
+    fn run_until_halt(&mut self) -> i32 {
         let result = self.start().and_then(|()| {
             process::set_title(self.py, &format!("master [{}]", self.cfg.proc_name()));
             self.manage_workers()?;

@@ -24,6 +24,14 @@ pub const HANDLED: [Signal; 10] = [
     Signal::SIGCHLD,
 ];
 
+/// Detach CPython from our wakeup pipe before the pipe closes, so a signal arriving during
+/// interpreter shutdown is not written to a closed (or reused) descriptor.
+pub fn clear_wakeup_fd(py: Python<'_>) {
+    if let Ok(signal) = py.import("signal") {
+        let _ = signal.call_method1("set_wakeup_fd", (-1,));
+    }
+}
+
 pub struct MasterSignals {
     read: OwnedFd,
     _write: OwnedFd,

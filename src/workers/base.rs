@@ -34,6 +34,8 @@ pub struct WorkerState<'a> {
     pub alive: Arc<AtomicBool>,
     pub app: Py<PyAny>,
     pub nr: u64,
+    /// Environ keys every request of this worker shares, built once after boot.
+    pub base: crate::wsgi::environ::BaseEnviron,
 }
 
 impl WorkerState<'_> {
@@ -81,6 +83,7 @@ pub fn run_worker(py: Python<'_>, ctx: WorkerContext<'_>) -> i32 {
         Ok(()) => exit::OK,
         Err(code) => code,
     };
+    crate::arbiter::signals::clear_wakeup_fd(py);
     error_log::info(&format!("Worker exiting (pid: {pid})"));
     if let Some(h) = worker_exit {
         if let Err(e) = h.call1(py, (server, worker)) {
@@ -165,11 +168,13 @@ fn boot_and_serve(py: Python<'_>, ctx: WorkerContext<'_>) -> Result<(), i32> {
     .map_err(|e| fail(py, e, false))?;
     let _ = ctx.worker.setattr(py, "booted", true);
 
+    let base = super::request::base_environ(py, ctx.cfg, false).map_err(|e| fail(py, e, true))?;
     let mut state = WorkerState {
         ctx,
         alive,
         app,
         nr: 0,
+        base,
     };
     super::sync::run(py, &mut state, &signals).map_err(|e| fail(py, e, true))
 }

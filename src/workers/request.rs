@@ -57,12 +57,17 @@ fn write_all(py: Python<'_>, stream: &Stream, bytes: &[u8]) {
     }
 }
 
-fn base_environ(py: Python<'_>, st: &WorkerState<'_>) -> PyResult<BaseEnviron> {
+/// The per-worker constant part of every environ.
+pub fn base_environ(
+    py: Python<'_>,
+    cfg: &crate::config::Config,
+    multithread: bool,
+) -> PyResult<BaseEnviron> {
     let objects = py.import("ferrocorn._objects")?;
     Ok(BaseEnviron {
         server_software: format!("ferrocorn/{}", crate::VERSION),
-        multiprocess: st.ctx.cfg.workers > 1,
-        multithread: false,
+        multiprocess: cfg.workers > 1,
+        multithread,
         script_name: std::env::var("SCRIPT_NAME").unwrap_or_default(),
         errors: Py::new(py, crate::telemetry::pylogging::ErrorsStream::new())?.into_any(),
         file_wrapper: objects.getattr("FileWrapper")?.unbind(),
@@ -121,7 +126,10 @@ fn run_app(py: Python<'_>, app: &Py<PyAny>, environ: &Bound<'_, PyDict>, resp: &
             let bytes = item.cast::<PyBytes>().map_err(|_| {
                 pyo3::exceptions::PyTypeError::new_err(format!("{item:?} is not a byte"))
             })?;
-            if let Err(e) = lock(resp).write(py, bytes.as_bytes()) {
+            // Bind the result first: a guard in the `if let` scrutinee would live through
+            // the body, and the body locks again.
+            let written = lock(resp).write(py, bytes.as_bytes());
+            if let Err(e) = written {
                 // The client went away: stop producing, but still close the result below.
                 error_log::debug(&format!("Ignoring connection error while writing: {e}"));
                 lock(resp).must_close = true;
@@ -194,7 +202,6 @@ pub fn handle_request(
         },
     )?
     .into_any();
-    let base = base_environ(py, st)?;
     let local = match (conn.listener.local_tcp(), conn.listener.unix_path()) {
         (Some(a), _) => Local::Tcp(a),
         (None, Some(p)) => Local::Unix(p.to_str().unwrap_or("")),
@@ -216,28 +223,28 @@ pub fn handle_request(
     }
     let _ = st.ctx.worker.setattr(py, "nr", st.nr);
 
-    let (environ, outcome) = match environ::build(py, &base, &head, &conn.peer, &local, input, &[])
-    {
-        Ok(env) => {
-            let outcome = run_app(py, &st.app, &env, &resp);
-            (Some(env), outcome)
-        }
-        Err(problem) => {
-            error_log::error(&format!(
-                "Error handling request {}: {}",
-                head.uri, problem.0
-            ));
-            write_all(
-                py,
-                &conn.stream,
-                &ferrocorn_h1::error_page(500, "Bad Request", &problem.0),
-            );
-            let mut r = lock(&resp);
-            r.status = Some("500 Bad Request".into());
-            r.must_close = true;
-            (None, Outcome { error: None })
-        }
-    };
+    let (environ, outcome) =
+        match environ::build(py, &st.base, &head, &conn.peer, &local, input, &[]) {
+            Ok(env) => {
+                let outcome = run_app(py, &st.app, &env, &resp);
+                (Some(env), outcome)
+            }
+            Err(problem) => {
+                error_log::error(&format!(
+                    "Error handling request {}: {}",
+                    head.uri, problem.0
+                ));
+                write_all(
+                    py,
+                    &conn.stream,
+                    &ferrocorn_h1::error_page(500, "Bad Request", &problem.0),
+                );
+                let mut r = lock(&resp);
+                r.status = Some("500 Bad Request".into());
+                r.must_close = true;
+                (None, Outcome { error: None })
+            }
+        };
 
     let mut exit_request = None;
     if let Some(err) = outcome.error {
