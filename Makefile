@@ -60,7 +60,7 @@ test: install $(TEST_DEPS_STAMP)
 
 test-rust: | $(VPY)
 	LD_LIBRARY_PATH="$$($(VPY) -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}" \
-		cargo test --workspace
+		cargo test --workspace --no-fail-fast
 
 test-python: install $(TEST_DEPS_STAMP)
 	$(VPY) -m pytest $(PYTEST_ARGS) tests

@@ -343,20 +343,30 @@ class Server:
     def _probe(self, path: str, deadline: float) -> bool:
         # One connection per attempt, waited on until the deadline: an abandoned
         # probe would sit in the backlog and be served later, skewing request counts.
+        # The whole response is read, so the probe never looks like a client that
+        # hung up mid-response (that case has its own tests).
         with _connect(self.address, 1.0) as sock:
             sock.sendall(
                 ("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" % path).encode()
             )
             sock.settimeout(0.2)
-            while time.monotonic() < deadline:
+            received = b""
+            drain_until = None
+            while time.monotonic() < (drain_until or deadline):
                 try:
-                    data = sock.recv(16)
+                    data = sock.recv(65536)
                 except socket.timeout:
                     if not self.alive():
                         return False
                     continue
-                return data.startswith(b"HTTP/1.")
-        return False
+                except ConnectionResetError:
+                    break
+                if not data:
+                    break
+                received += data
+                if drain_until is None and len(received) >= 7:
+                    drain_until = min(deadline, time.monotonic() + 5.0)
+            return received.startswith(b"HTTP/1.")
 
     def send_signal(self, sig: int):
         os.kill(self.proc.pid, sig)

@@ -4,6 +4,7 @@ application errors, and real frameworks (Flask, Django)."""
 import json
 import os
 import re
+import socket
 
 import pytest
 import requests
@@ -112,6 +113,24 @@ def test_streamed_response_with_requests(serve):
     with requests.get(server.url + "/?n=50", stream=True, timeout=10) as resp:
         lines = [line for line in resp.iter_lines() if line]
     assert lines == [("chunk-%d" % i).encode() for i in range(50)]
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/?n=5", "/?n=200&delay=0.01", "/?n=20000"],
+    ids=["short-stream", "slow-stream", "long-stream"],
+)
+def test_client_hanging_up_mid_response_does_not_wedge_the_worker(serve, path):
+    server = serve("stream:app")
+    for _ in range(3):
+        with socket.create_connection(server.address, timeout=5) as sock:
+            sock.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % path).encode())
+            assert sock.recv(16).startswith(b"HTTP/1.1 200")
+        # The one worker must be free again for the next client.
+        resp = requests.get(server.url + "/?n=3", timeout=10)
+        assert resp.status_code == 200
+        assert resp.text == "chunk-0\nchunk-1\nchunk-2\n"
+    assert len(server.worker_pids()) == 1
 
 
 def test_sync_worker_closes_every_connection(serve):
