@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferrocorn_h1::{parse_head, ParseError, ParserConfig};
+use ferrocorn_h1::{ParseError, ParserConfig};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use pyo3::prelude::*;
 
@@ -149,6 +149,7 @@ fn read_head(
     let mut buf: Vec<u8> = Vec::with_capacity(8192);
     let mut chunk = [0u8; 8192];
     let mut r = stream;
+    let mut parser = ferrocorn_h1::HeadParser::new();
     loop {
         if let Some(d) = deadline {
             let now = Instant::now();
@@ -169,7 +170,7 @@ fn read_head(
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(_) => return Head::Closed,
         }
-        match parse_head(&buf, pcfg, trusted) {
+        match parser.parse(&buf, pcfg, trusted) {
             Ok(Some((head, used))) => return Head::Parsed(Box::new(head), buf.split_off(used)),
             Ok(None) => continue,
             Err(e) => return Head::Invalid(e),
