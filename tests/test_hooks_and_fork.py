@@ -184,3 +184,22 @@ def test_client_disconnect_mid_stream_keeps_the_worker_serving(serve):
         sock.close()
     resp = requests.get(server.url + "/?n=3", timeout=10)
     assert resp.text == "chunk-0\nchunk-1\nchunk-2\n"
+
+
+def test_term_to_the_whole_process_group_is_a_clean_stop(serve):
+    # systemd's default KillMode sends TERM to every process of the unit at once, so each
+    # worker gets TERM twice (once from systemd, once from the master). The workers must
+    # still exit cleanly, not be reported as killed by a signal. The second TERM has to land
+    # while the worker's interpreter shuts down, so the test runs several stops to catch it.
+    import os
+
+    for _ in range(4):
+        server = serve("-w", "4", "hello:app")
+        server.wait_for_log(r"Booting worker with pid", count=4)
+        assert requests.get(server.url, timeout=10).status_code == 200
+        os.killpg(os.getpgid(server.proc.pid), signal.SIGTERM)
+        assert server.wait_exit(20) == 0
+        log = server.stderr_text()
+        assert "was sent SIGTERM" not in log
+        assert "exited with code" not in log
+        assert log.count("Worker exiting") == 4

@@ -83,6 +83,7 @@ pub fn run_worker(py: Python<'_>, ctx: WorkerContext<'_>) -> i32 {
         Ok(()) => exit::OK,
         Err(code) => code,
     };
+    super::signals::ignore_stop_signals(py);
     crate::arbiter::signals::clear_wakeup_fd(py);
     error_log::info(&format!("Worker exiting (pid: {pid})"));
     if let Some(h) = worker_exit {

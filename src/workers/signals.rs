@@ -45,6 +45,24 @@ fn hook_call(py: Python<'_>, hook: &Option<Py<PyAny>>, worker: &Py<PyAny>, name:
     }
 }
 
+/// The worker is leaving: ignore further stop signals. CPython's finalization resets
+/// Python-level handlers to SIG_DFL (but keeps SIG_IGN), so without this a second TERM from
+/// the master during interpreter shutdown would kill a worker that is already exiting
+/// cleanly, and the master would report it as "was sent SIGTERM!".
+pub fn ignore_stop_signals(py: Python<'_>) {
+    let Ok(signal) = py.import("signal") else {
+        return;
+    };
+    let Ok(ign) = signal.getattr("SIG_IGN") else {
+        return;
+    };
+    for name in ["SIGTERM", "SIGINT", "SIGQUIT", "SIGUSR1", "SIGHUP"] {
+        if let Ok(sig) = signal.getattr(name) {
+            let _ = signal.call_method1("signal", (sig, &ign));
+        }
+    }
+}
+
 pub fn install(
     py: Python<'_>,
     alive: Arc<AtomicBool>,
