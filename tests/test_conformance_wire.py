@@ -88,10 +88,6 @@ class Vector:
     wire: bytes
     live_sync: bytes
 
-    @property
-    def config_key(self) -> str:
-        return json.dumps(self.config)
-
 
 def load_vectors() -> list:
     vectors = []
@@ -126,6 +122,8 @@ VECTORS = load_vectors()
 
 
 class ServerPool:
+    """Servers keyed by config (a tuple of setting pairs); each started at most once."""
+
     def __init__(self, base_dir: Path, wanted_configs):
         self.base_dir = base_dir
         self.app_dir = base_dir / "app"
@@ -135,8 +133,8 @@ class ServerPool:
         self.servers = {}
         self.errors = {}
 
-    def _start(self, index: int, config: tuple) -> Server:
-        conf_dir = self.base_dir / ("cfg%d" % index)
+    def _start(self, config: tuple) -> Server:
+        conf_dir = self.base_dir / ("cfg%d" % (len(self.servers) + len(self.errors)))
         conf_dir.mkdir()
         conf = conf_dir / "conf.py"
         conf.write_text("".join("%s = %r\n" % (name, value) for name, value in config))
@@ -153,24 +151,24 @@ class ServerPool:
         )
 
     def get(self, config: tuple) -> Server:
-        key = json.dumps(config)
-        if key not in self.servers and key not in self.errors:
+        if config not in self.servers and config not in self.errors:
             # Start every wanted server at once so their boots overlap, then wait for each.
             pending = [c for c in self.wanted if c not in self.servers and c not in self.errors]
-            if key not in pending:
-                pending.append(key)
-            started = {}
-            for index, pending_key in enumerate(pending, start=len(self.servers) + len(self.errors)):
-                started[pending_key] = self._start(index, tuple(tuple(p) for p in json.loads(pending_key)))
-            for pending_key, server in started.items():
-                self.servers[pending_key] = server
+            if config not in pending:
+                pending.append(config)
+            booting = []
+            for pending_config in pending:
+                server = self._start(pending_config)
+                self.servers[pending_config] = server
+                booting.append((pending_config, server))
+            for pending_config, server in booting:
                 try:
                     server.wait_ready()
                 except AssertionError as exc:
-                    self.errors[pending_key] = str(exc)
-        if key in self.errors:
-            pytest.fail("server for config %s did not start: %s" % (key, self.errors[key]))
-        return self.servers[key]
+                    self.errors[pending_config] = str(exc)
+        if config in self.errors:
+            pytest.fail("server for config %r did not start: %s" % (config, self.errors[config]))
+        return self.servers[config]
 
     def stop(self):
         for server in self.servers.values():
@@ -180,7 +178,7 @@ class ServerPool:
 @pytest.fixture(scope="module")
 def pool(request, tmp_path_factory):
     selected = [
-        item.callspec.params["vector"].config_key
+        item.callspec.params["vector"].config
         for item in request.session.items
         if item.module is request.module and hasattr(item, "callspec")
         and "vector" in item.callspec.params
