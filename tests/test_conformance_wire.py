@@ -293,7 +293,7 @@ def check_valid(vector, raw: bytes, server_port: int, client_port: int):
     # Sync worker: only the first request of the connection is answered (see the
     # module docstring for why the recording holds more).
     assert [r[0] for r in got] == [recorded[0][0]], "status line(s) differ"
-    status, headers, body = got[0]
+    _, headers, body = got[0]
     _, rec_headers, rec_body = recorded[0]
 
     assert [k for k, _ in headers] == [k for k, _ in rec_headers], "response header names/order"
