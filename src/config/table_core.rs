@@ -244,13 +244,13 @@ macro_rules! with_core_settings {
             }
             proxy_protocol: String = s("off") => {
                 section: "Server Mechanics", cli: ["--proxy-protocol"], meta: "MODE",
-                action: Optional("auto"), kind: ProxyProtocol, supported: false,
+                action: Optional("auto"), kind: ProxyProtocol, supported: true,
                 default_doc: "off",
                 doc: "Accept a PROXY protocol header (as sent by HAProxy) at the start of connections: `off`, `v1`, `v2` or `auto` (either). A bare flag means `auto`. The header's addresses replace REMOTE_ADDR and REMOTE_PORT.",
             }
             proxy_allow_ips: AddrList = FromEnv(local_peers) => {
                 section: "Server Mechanics", cli: ["--proxy-allow-from"], meta: "",
-                action: Store(Str), kind: Addrs, supported: false,
+                action: Store(Str), kind: Addrs, supported: true,
                 default_doc: "127.0.0.1,::1",
                 doc: "Comma-separated addresses or networks, or `*`, allowed to send a PROXY header; others get 403. Unix-socket peers are always allowed.",
             }

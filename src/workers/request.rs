@@ -21,6 +21,8 @@ pub struct Conn<'a> {
     pub stream: Arc<Stream>,
     pub peer: Peer,
     pub listener: &'a Listener,
+    /// What a PROXY protocol header at the start of the connection said.
+    pub proxy: Option<ferrocorn_h1::ProxyInfo>,
 }
 
 /// Answer a request that could not be parsed with Gunicorn's status line and page.
@@ -104,8 +106,58 @@ struct Outcome {
     error: Option<PyErr>,
 }
 
+/// The file behind a `wsgi.file_wrapper` result, when it can go out with sendfile(2):
+/// its descriptor, the current offset, and how many bytes are left in it.
+fn sendfile_source(result: &Bound<'_, PyAny>) -> Option<(i32, i64, u64)> {
+    let fd: i32 = result
+        .getattr("filelike")
+        .ok()?
+        .call_method0("fileno")
+        .ok()?
+        .extract()
+        .ok()?;
+    let borrowed = crate::sys::process::borrow_fd(fd);
+    let offset = nix::unistd::lseek(borrowed, 0, nix::unistd::Whence::SeekCur).ok()?;
+    let size = nix::sys::stat::fstat(borrowed).ok()?.st_size;
+    Some((fd, offset, (size - offset).max(0) as u64))
+}
+
+/// Send a file-wrapper result with sendfile(2). Returns false when the result is not a
+/// real file, so the caller iterates it instead (BytesIO, sockets, anything without fileno).
+fn try_sendfile(
+    py: Python<'_>,
+    result: &Bound<'_, PyAny>,
+    wrapper: Option<&Py<PyAny>>,
+    resp: &Shared,
+) -> PyResult<bool> {
+    let Some(wrapper) = wrapper else {
+        return Ok(false);
+    };
+    if !result.is_instance(wrapper.bind(py))? {
+        return Ok(false);
+    }
+    let Some((fd, offset, count)) = sendfile_source(result) else {
+        return Ok(false);
+    };
+    let file = crate::sys::process::borrow_fd(fd);
+    let sent = lock(resp).sendfile(py, file, offset, count);
+    // Leave the file where the app left it, as Gunicorn does.
+    let _ = nix::unistd::lseek(file, offset, nix::unistd::Whence::SeekSet);
+    if let Err(e) = sent {
+        error_log::debug(&format!("Ignoring connection error while writing: {e}"));
+        lock(resp).must_close = true;
+    }
+    Ok(true)
+}
+
 /// Call the app and stream its result; `close()` on the result runs on every path.
-fn run_app(py: Python<'_>, app: &Py<PyAny>, environ: &Bound<'_, PyDict>, resp: &Shared) -> Outcome {
+fn run_app(
+    py: Python<'_>,
+    app: &Py<PyAny>,
+    environ: &Bound<'_, PyDict>,
+    resp: &Shared,
+    sendfile_wrapper: Option<&Py<PyAny>>,
+) -> Outcome {
     let sr = match Py::new(
         py,
         StartResponse {
@@ -121,7 +173,12 @@ fn run_app(py: Python<'_>, app: &Py<PyAny>, environ: &Bound<'_, PyDict>, resp: &
     };
     let mut error = None;
     let iterate = || -> PyResult<()> {
-        for item in result.try_iter()? {
+        let items = if try_sendfile(py, &result, sendfile_wrapper, resp)? {
+            None
+        } else {
+            Some(result.try_iter()?)
+        };
+        for item in items.into_iter().flatten() {
             let item = item?;
             let bytes = item.cast::<PyBytes>().map_err(|_| {
                 pyo3::exceptions::PyTypeError::new_err(format!("{item:?} is not a byte"))
@@ -223,28 +280,37 @@ pub fn handle_request(
     }
     let _ = st.ctx.worker.setattr(py, "nr", st.nr);
 
-    let (environ, outcome) =
-        match environ::build(py, &st.base, &head, &conn.peer, &local, input, &[]) {
-            Ok(env) => {
-                let outcome = run_app(py, &st.app, &env, &resp);
-                (Some(env), outcome)
-            }
-            Err(problem) => {
-                error_log::error(&format!(
-                    "Error handling request {}: {}",
-                    head.uri, problem.0
-                ));
-                write_all(
-                    py,
-                    &conn.stream,
-                    &ferrocorn_h1::error_page(500, "Bad Request", &problem.0),
-                );
-                let mut r = lock(&resp);
-                r.status = Some("500 Bad Request".into());
-                r.must_close = true;
-                (None, Outcome { error: None })
-            }
-        };
+    let (environ, outcome) = match environ::build(
+        py,
+        &st.base,
+        &head,
+        &conn.peer,
+        &local,
+        input,
+        conn.proxy.as_ref(),
+    ) {
+        Ok(env) => {
+            let wrapper =
+                (cfg.sendfile_enabled() && !cfg.is_ssl()).then_some(&st.base.file_wrapper);
+            let outcome = run_app(py, &st.app, &env, &resp, wrapper);
+            (Some(env), outcome)
+        }
+        Err(problem) => {
+            error_log::error(&format!(
+                "Error handling request {}: {}",
+                head.uri, problem.0
+            ));
+            write_all(
+                py,
+                &conn.stream,
+                &ferrocorn_h1::error_page(500, "Bad Request", &problem.0),
+            );
+            let mut r = lock(&resp);
+            r.status = Some("500 Bad Request".into());
+            r.must_close = true;
+            (None, Outcome { error: None })
+        }
+    };
 
     let mut exit_request = None;
     if let Some(err) = outcome.error {
@@ -312,7 +378,7 @@ pub fn handle_request(
     let keep = !lock(&resp).should_close();
     let body_ok = reader
         .lock()
-        .map(|b| b.is_done() && b.failed.is_none())
+        .map(|b| b.is_done() && b.failed.is_none() && !b.disconnected)
         .unwrap_or(false);
     Ok(keep && body_ok)
 }
@@ -347,7 +413,7 @@ fn log_access(
     elapsed: std::time::Duration,
 ) {
     let r = lock(resp);
-    let remote = match peer {
+    let peer_ip = match peer {
         Peer::Ip(a) => a.ip().to_string(),
         Peer::Unix => String::new(),
     };
@@ -358,6 +424,8 @@ fn log_access(
         Some(v.str().ok()?.to_string())
     };
     let path_info: Option<String> = environ.and_then(|_| env_get("PATH_INFO"));
+    // `h` is environ['REMOTE_ADDR'] as Gunicorn logs it: the PROXY client when there is one.
+    let remote = env_get("REMOTE_ADDR").unwrap_or(peer_ip);
     let status = r.status.clone().unwrap_or_default();
     let record = access::AccessRecord {
         remote_addr: &remote,

@@ -6,7 +6,9 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferrocorn_h1::{ParseError, ParserConfig};
+use ferrocorn_h1::{
+    parse_proxy_header, ParseError, ParserConfig, ProxyInfo, ProxyMode, ProxyParse,
+};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use pyo3::prelude::*;
 
@@ -35,6 +37,15 @@ pub fn parser_config(cfg: &crate::config::Config) -> ParserConfig {
         forwarder_headers: cfg.forwarder_headers.clone(),
         secure_scheme_headers: cfg.secure_scheme_headers.clone(),
         is_ssl: cfg.is_ssl(),
+    }
+}
+
+pub fn proxy_mode(setting: &str) -> ProxyMode {
+    match setting {
+        "v1" => ProxyMode::V1,
+        "v2" => ProxyMode::V2,
+        "auto" => ProxyMode::Auto,
+        _ => ProxyMode::Off,
     }
 }
 
@@ -133,23 +144,34 @@ pub fn run(py: Python<'_>, st: &mut WorkerState<'_>, signals: &WorkerSignals) ->
 }
 
 enum Head {
-    Parsed(Box<ferrocorn_h1::RequestHead>, Vec<u8>),
+    Parsed(Box<ferrocorn_h1::RequestHead>, Vec<u8>, Option<ProxyInfo>),
     Closed,
     Invalid(ParseError),
 }
 
+/// How a connection may open with a PROXY protocol header.
+pub struct ProxyPolicy {
+    pub mode: ProxyMode,
+    /// Set when the peer is not in `proxy_allow_ips`: a header from it gets a 403.
+    pub forbidden_peer: Option<String>,
+}
+
 /// Read until a whole request head is parsed, the client goes away, or the input can no
-/// longer become a valid request (answered at once, never waited on).
+/// longer become a valid request (answered at once, never waited on). A PROXY header, when
+/// allowed, is taken off the front first (first request of a connection only, as Gunicorn).
 fn read_head(
     stream: &Stream,
     pcfg: &ParserConfig,
     trusted: bool,
     deadline: Option<Instant>,
+    proxy: &ProxyPolicy,
 ) -> Head {
     let mut buf: Vec<u8> = Vec::with_capacity(8192);
     let mut chunk = [0u8; 8192];
     let mut r = stream;
     let mut parser = ferrocorn_h1::HeadParser::new();
+    let mut proxy_pending = proxy.mode != ProxyMode::Off;
+    let mut proxy_info = None;
     loop {
         if let Some(d) = deadline {
             let now = Instant::now();
@@ -170,8 +192,22 @@ fn read_head(
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(_) => return Head::Closed,
         }
+        if proxy_pending {
+            match parse_proxy_header(&buf, proxy.mode, proxy.forbidden_peer.as_deref()) {
+                Ok(ProxyParse::Incomplete) => continue,
+                Ok(ProxyParse::Absent) => proxy_pending = false,
+                Ok(ProxyParse::Present { info, consumed }) => {
+                    buf.drain(..consumed);
+                    proxy_info = Some(info);
+                    proxy_pending = false;
+                }
+                Err(e) => return Head::Invalid(e),
+            }
+        }
         match parser.parse(&buf, pcfg, trusted) {
-            Ok(Some((head, used))) => return Head::Parsed(Box::new(head), buf.split_off(used)),
+            Ok(Some((head, used))) => {
+                return Head::Parsed(Box::new(head), buf.split_off(used), proxy_info)
+            }
             Ok(None) => continue,
             Err(e) => return Head::Invalid(e),
         }
@@ -199,16 +235,24 @@ fn handle(
     let deadline =
         (cfg.timeout > 0).then(|| Instant::now() + Duration::from_secs(cfg.timeout as u64));
     let stream = Arc::new(stream);
-    let head = py.detach(|| read_head(&stream, pcfg, trusted, deadline));
+    let proxy = ProxyPolicy {
+        mode: proxy_mode(&cfg.proxy_protocol),
+        forbidden_peer: match &peer {
+            Peer::Ip(a) if !cfg.proxy_allow_ips.contains(a.ip()) => Some(a.ip().to_string()),
+            _ => None,
+        },
+    };
+    let head = py.detach(|| read_head(&stream, pcfg, trusted, deadline, &proxy));
     let _ = stream.set_read_timeout(deadline.map(|_| Duration::from_secs(cfg.timeout as u64)));
     match head {
         Head::Closed => {}
         Head::Invalid(err) => request::send_parse_error(py, &stream, &peer, &err, None),
-        Head::Parsed(head, leftover) => {
+        Head::Parsed(head, leftover, proxy_info) => {
             let conn = Conn {
                 stream: stream.clone(),
                 peer: peer.clone(),
                 listener,
+                proxy: proxy_info,
             };
             request::handle_request(py, st, pcfg, &conn, *head, leftover, true)?;
         }

@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 
-use ferrocorn_h1::RequestHead;
+use ferrocorn_h1::{ProxyInfo, RequestHead};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use pyo3::{intern, IntoPyObjectExt};
@@ -71,7 +71,7 @@ pub fn build<'py>(
     peer: &Peer,
     local: &Local<'_>,
     input: Py<PyAny>,
-    extra: &[(&str, Py<PyAny>)],
+    proxy: Option<&ProxyInfo>,
 ) -> Result<Bound<'py, PyDict>, ConfigurationProblem> {
     let env = PyDict::new(py);
     let set = |k: &Bound<'py, PyString>, v: Bound<'py, PyAny>| {
@@ -113,9 +113,6 @@ pub fn build<'py>(
         intern!(py, "SERVER_PROTOCOL"),
         s(&format!("HTTP/{}.{}", head.version.0, head.version.1)),
     );
-    for (k, v) in extra {
-        env.set_item(*k, v.bind(py)).expect("dict insert");
-    }
 
     let mut host: Option<&str> = None;
     let mut script_name = base.script_name.clone();
@@ -156,6 +153,21 @@ pub fn build<'py>(
             set(intern!(py, "REMOTE_PORT"), s(&addr.port().to_string()));
         }
         Peer::Unix => set(intern!(py, "REMOTE_ADDR"), s("")),
+    }
+
+    if let Some(info) = proxy {
+        // Gunicorn's proxy_environ: None stays None for the addresses, and the ports are
+        // str() of the value, so LOCAL/UNSPEC headers give the string "None".
+        let opt = |v: &Option<String>| match v {
+            Some(a) => s(a),
+            None => py.None().into_bound(py),
+        };
+        let port = |p: Option<u16>| s(&p.map(|p| p.to_string()).unwrap_or_else(|| "None".into()));
+        set(intern!(py, "PROXY_PROTOCOL"), s(info.protocol));
+        set(intern!(py, "REMOTE_ADDR"), opt(&info.client_addr));
+        set(intern!(py, "REMOTE_PORT"), port(info.client_port));
+        set(intern!(py, "PROXY_ADDR"), opt(&info.proxy_addr));
+        set(intern!(py, "PROXY_PORT"), port(info.proxy_port));
     }
 
     match local {

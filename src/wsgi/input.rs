@@ -115,7 +115,11 @@ impl BodyReader {
                     }
                     let ask = (*remaining).min(want.clamp(8192, MAX_READ) as u64) as usize;
                     if self.recv(ask)? == 0 {
-                        return self.eof(ParseError::NoMoreData(None));
+                        // Gunicorn's length reader stops at EOF and hands the app what came;
+                        // the connection is not reused.
+                        self.done = true;
+                        self.disconnected = true;
+                        return Ok(false);
                     }
                     continue;
                 }

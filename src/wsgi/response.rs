@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use ferrocorn_h1::{encode_chunk, encode_head, ConnectionHeader, DateCache, LAST_CHUNK};
 use pyo3::exceptions::{PyAssertionError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyString};
 
 use crate::net::Stream;
 use crate::telemetry::error_log;
@@ -57,40 +57,28 @@ impl ResponseState {
     }
 
     fn no_body(&self) -> bool {
-        self.is_head || self.status_code < 200 || self.status_code == 204 || self.status_code == 304
+        ferrocorn_h1::response_omits_body(if self.is_head { "HEAD" } else { "" }, self.status_code)
     }
 
-    fn start(&mut self, status: &str, headers: Vec<(String, String)>) -> PyResult<()> {
+    fn start(&mut self, status: &str, headers: &[(String, String)]) -> PyResult<()> {
         let code = ferrocorn_h1::validate_status(status)
-            .map_err(|_| PyValueError::new_err(format!("Invalid status {status:?}")))?;
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let mut processed = ferrocorn_h1::process_headers(headers)
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        if ferrocorn_h1::response_forbids_content_length(code) {
+            processed.drop_content_length();
+        }
         self.status_code = code;
         self.status = Some(status.to_string());
-        self.headers.clear();
-        self.response_length = None;
-        self.upgrade = false;
-        for (name, value) in headers {
-            let lname = name.to_ascii_lowercase();
-            if lname == "content-length" {
-                let n = value.trim().parse::<u64>().map_err(|_| {
-                    PyValueError::new_err(format!("Invalid Content-Length {value:?}"))
-                })?;
-                self.response_length = Some(n);
-            }
-            if ferrocorn_h1::is_hop_by_hop(&lname) {
-                if lname == "connection" && value.eq_ignore_ascii_case("upgrade") {
-                    self.upgrade = true;
-                } else if !(lname == "upgrade" && value.eq_ignore_ascii_case("websocket")) {
-                    continue;
-                }
-            }
-            self.headers.push((name, value));
-        }
-        if self.status_code < 200 || self.status_code == 204 {
-            self.headers
-                .retain(|(n, _)| !n.eq_ignore_ascii_case("content-length"));
-            self.response_length = None;
-        }
-        self.chunked = self.response_length.is_none() && self.version >= (1, 1) && !self.no_body();
+        // A negative Content-Length is kept as Gunicorn keeps it: no body byte is sent.
+        self.response_length = processed.content_length.map(|n| n.max(0) as u64);
+        self.upgrade = processed.upgrade;
+        self.headers = processed.headers;
+        self.chunked = ferrocorn_h1::response_is_chunked(
+            processed.content_length,
+            self.version,
+            self.no_body(),
+        );
         Ok(())
     }
 
@@ -177,6 +165,64 @@ impl ResponseState {
         self.send(py, &out)
     }
 
+    /// Send `count` bytes of `file` from `offset` with sendfile(2), framed like any other body
+    /// write (head first, chunk size line when chunked). The GIL is released throughout.
+    /// Unlike Gunicorn, the bytes sent are counted, so the access log's `%(b)s` is right.
+    pub fn sendfile(
+        &mut self,
+        py: Python<'_>,
+        file: std::os::fd::BorrowedFd<'_>,
+        offset: i64,
+        count: u64,
+    ) -> std::io::Result<()> {
+        let mut count = count;
+        if let Some(len) = self.response_length {
+            count = count.min(len.saturating_sub(self.sent));
+        }
+        let mut head = Vec::with_capacity(512);
+        if !self.headers_sent {
+            self.head_bytes(&mut head);
+        }
+        if self.no_body() || count == 0 {
+            return self.send(py, &head);
+        }
+        if self.chunked {
+            head.extend_from_slice(format!("{count:X}\r\n").as_bytes());
+        }
+        self.send(py, &head)?;
+        let stream = self.stream.clone();
+        let raw_file = std::os::fd::AsRawFd::as_raw_fd(&file);
+        let sent = py.detach(move || -> std::io::Result<u64> {
+            let out = crate::sys::process::borrow_fd(std::os::fd::AsRawFd::as_raw_fd(&*stream));
+            let input = crate::sys::process::borrow_fd(raw_file);
+            let mut off = offset as libc::off_t;
+            let mut left = count;
+            while left > 0 {
+                let chunk = left.min(1 << 30) as usize;
+                match nix::sys::sendfile::sendfile(out, input, Some(&mut off), chunk) {
+                    Ok(0) => break,
+                    Ok(n) => left -= n as u64,
+                    Err(nix::errno::Errno::EINTR) | Err(nix::errno::Errno::EAGAIN) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Ok(count - left)
+        })?;
+        self.sent += sent;
+        if sent < count {
+            // The file was shorter than promised: the framing is broken, never reuse.
+            self.must_close = true;
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "file shorter than the response length",
+            ));
+        }
+        if self.chunked {
+            self.send(py, b"\r\n")?;
+        }
+        Ok(())
+    }
+
     /// End the response: the head if nothing was written yet, and the last chunk.
     pub fn finish(&mut self, py: Python<'_>) -> std::io::Result<()> {
         let mut out = Vec::new();
@@ -210,20 +256,13 @@ fn header_list(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
     let mut out = Vec::new();
     for item in headers.try_iter()? {
         let item = item?;
-        let pair = item.cast::<PyTuple>().map_err(|_| {
-            PyTypeError::new_err(format!(
-                "Header must be a tuple, not {}",
-                item.get_type()
-                    .name()
-                    .map(|n| n.to_string())
-                    .unwrap_or_default()
-            ))
-        })?;
-        if pair.len() != 2 {
-            return Err(PyTypeError::new_err("Header must be a (name, value) tuple"));
-        }
-        let name = pair.get_item(0)?;
-        let value = pair.get_item(1)?;
+        // Like Gunicorn's `for name, value in headers`, any two-item sequence will do.
+        let pair: Vec<Bound<'_, PyAny>> = item
+            .try_iter()
+            .and_then(|it| it.collect::<PyResult<Vec<_>>>())
+            .map_err(|_| PyTypeError::new_err(format!("{item:?} is not a (name, value) pair")))?;
+        let [name, value] = <[Bound<'_, PyAny>; 2]>::try_from(pair)
+            .map_err(|_| PyTypeError::new_err(format!("{item:?} is not a (name, value) pair")))?;
         let name = name
             .cast::<PyString>()
             .map_err(|_| PyTypeError::new_err(format!("{name:?} is not a string")))?
@@ -234,17 +273,6 @@ fn header_list(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
             .map_err(|_| PyTypeError::new_err(format!("{value:?} is not a string")))?
             .to_str()?
             .to_string();
-        if !ferrocorn_h1::valid_header_name(&name) {
-            return Err(PyValueError::new_err(format!(
-                "Invalid response header name {name:?}"
-            )));
-        }
-        if !ferrocorn_h1::valid_header_value(&value) {
-            return Err(PyValueError::new_err(format!(
-                "Invalid response header value for {name:?}"
-            )));
-        }
-        let value = value.trim_matches(|c| c == ' ' || c == '\t').to_string();
         out.push((name, value));
     }
     Ok(out)
@@ -286,7 +314,7 @@ impl StartResponse {
             .to_string();
         let headers = header_list(headers)?;
         let _ = py;
-        lock(&self.state).start(&status, headers)?;
+        lock(&self.state).start(&status, &headers)?;
         Ok(WriteFn {
             state: self.state.clone(),
         })

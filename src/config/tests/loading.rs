@@ -288,7 +288,7 @@ fn unsupported_settings_fail_only_when_changed() {
         (&["-k", "gevent", "app:app"], "worker_class \"gevent\""),
         (&["--threads", "2", "app:app"], "threads = 2"),
         (&["--certfile", "c.pem", "app:app"], "certfile"),
-        (&["--proxy-protocol", "--", "app:app"], "proxy_protocol"),
+        (&["--statsd-host", "localhost:8125", "app:app"], "statsd_host"),
     ];
     for (args, name) in cases {
         let err = load_ok(args, &[]).check_supported().unwrap_err();
