@@ -15,7 +15,7 @@ use crate::telemetry::{access, error_log};
 use crate::wsgi::app::{format_traceback, system_exit_code};
 use crate::wsgi::environ::{self, BaseEnviron, Local};
 use crate::wsgi::input::{BodyReader, Input};
-use crate::wsgi::response::{lock, ResponseState, Shared, StartResponse};
+use crate::wsgi::response::{lock, EarlyHints, ResponseState, Shared, StartResponse};
 
 pub struct Conn<'a> {
     pub stream: Arc<Stream>,
@@ -73,6 +73,7 @@ pub fn base_environ(
         script_name: std::env::var("SCRIPT_NAME").unwrap_or_default(),
         errors: Py::new(py, crate::telemetry::pylogging::ErrorsStream::new())?.into_any(),
         file_wrapper: objects.getattr("FileWrapper")?.unbind(),
+        socket_class: py.import("socket")?.getattr("socket")?.unbind(),
     })
 }
 
@@ -100,6 +101,33 @@ fn request_object(py: Python<'_>, head: &RequestHead, peer: &Peer, nr: u64) -> P
         kw.set_item("remote_addr", (a.ip().to_string(), a.port()))?;
     }
     Ok(objects.getattr("Request")?.call((), Some(&kw))?.unbind())
+}
+
+/// The environ keys tied to this connection: `gunicorn.socket` (a Python socket over a
+/// duplicate of the descriptor, so the app closing it cannot close ours) and
+/// `wsgi.early_hints`.
+fn add_connection_keys(
+    py: Python<'_>,
+    env: &Bound<'_, PyDict>,
+    base: &BaseEnviron,
+    conn: &Conn<'_>,
+    resp: &Shared,
+) -> PyResult<()> {
+    use std::os::fd::{AsRawFd, IntoRawFd};
+    let fd = nix::unistd::dup(crate::sys::process::borrow_fd(conn.stream.as_raw_fd()))
+        .map_err(|e| pyo3::exceptions::PyOSError::new_err(e.to_string()))?;
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("fileno", fd.into_raw_fd())?;
+    let sock = base.socket_class.bind(py).call((), Some(&kwargs))?;
+    env.set_item(pyo3::intern!(py, "gunicorn.socket"), sock)?;
+    let hints = Py::new(
+        py,
+        EarlyHints {
+            state: resp.clone(),
+        },
+    )?;
+    env.set_item(pyo3::intern!(py, "wsgi.early_hints"), hints)?;
+    Ok(())
 }
 
 struct Outcome {
@@ -290,6 +318,7 @@ pub fn handle_request(
         conn.proxy.as_ref(),
     ) {
         Ok(env) => {
+            add_connection_keys(py, &env, &st.base, conn, &resp)?;
             let wrapper =
                 (cfg.sendfile_enabled() && !cfg.is_ssl()).then_some(&st.base.file_wrapper);
             let outcome = run_app(py, &st.app, &env, &resp, wrapper);

@@ -22,6 +22,8 @@ pub struct BaseEnviron {
     pub script_name: String,
     pub errors: Py<PyAny>,
     pub file_wrapper: Py<PyAny>,
+    /// `socket.socket`, to hand the app `gunicorn.socket`.
+    pub socket_class: Py<PyAny>,
 }
 
 /// Where the request arrived: the listener's bound address, or a unix path.

@@ -338,3 +338,57 @@ impl WriteFn {
             .map_err(|e| pyo3::exceptions::PyIOError::new_err(e.to_string()))
     }
 }
+
+fn text_or_latin1(v: &Bound<'_, PyAny>) -> PyResult<String> {
+    if let Ok(s) = v.cast::<PyString>() {
+        return Ok(s.to_str()?.to_string());
+    }
+    if let Ok(b) = v.cast::<PyBytes>() {
+        return Ok(b.as_bytes().iter().map(|&c| c as char).collect());
+    }
+    Err(PyTypeError::new_err(format!("{v:?} is not a string")))
+}
+
+/// `environ['wsgi.early_hints']`: sends `103 Early Hints` with the given headers, as many
+/// times as the app calls it, until the response starts. Ignored on HTTP/1.0 (which has no
+/// 1xx responses) and after the response head went out, as Gunicorn does.
+#[pyclass(module = "ferrocorn", name = "EarlyHints")]
+pub struct EarlyHints {
+    pub state: Shared,
+}
+
+#[pymethods]
+impl EarlyHints {
+    fn __call__(&self, py: Python<'_>, headers: &Bound<'_, PyAny>) -> PyResult<()> {
+        let mut out = b"HTTP/1.1 103 Early Hints\r\n".to_vec();
+        for item in headers.try_iter()? {
+            let item = item?;
+            let pair: Vec<Bound<'_, PyAny>> = item.try_iter()?.collect::<PyResult<_>>()?;
+            let [name, value] = <[Bound<'_, PyAny>; 2]>::try_from(pair).map_err(|_| {
+                PyTypeError::new_err(format!("{item:?} is not a (name, value) pair"))
+            })?;
+            let (name, value) = (text_or_latin1(&name)?, text_or_latin1(&value)?);
+            if !ferrocorn_h1::valid_header_name(&name) {
+                return Err(PyValueError::new_err(format!(
+                    "Invalid response header name {name:?}"
+                )));
+            }
+            if !ferrocorn_h1::valid_header_value(&value) {
+                return Err(PyValueError::new_err(format!(
+                    "Invalid response header value for {name:?}"
+                )));
+            }
+            ferrocorn_h1::push_latin1(&mut out, &name);
+            out.extend_from_slice(b": ");
+            ferrocorn_h1::push_latin1(&mut out, value.trim_matches([' ', '\t']));
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        let st = lock(&self.state);
+        if st.headers_sent || st.version < (1, 1) {
+            return Ok(());
+        }
+        st.send(py, &out)
+            .map_err(|e| pyo3::exceptions::PyIOError::new_err(e.to_string()))
+    }
+}

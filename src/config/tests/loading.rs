@@ -288,7 +288,10 @@ fn unsupported_settings_fail_only_when_changed() {
         (&["-k", "gevent", "app:app"], "worker_class \"gevent\""),
         (&["--threads", "2", "app:app"], "threads = 2"),
         (&["--certfile", "c.pem", "app:app"], "certfile"),
-        (&["--statsd-host", "localhost:8125", "app:app"], "statsd_host"),
+        (
+            &["--statsd-host", "localhost:8125", "app:app"],
+            "statsd_host",
+        ),
     ];
     for (args, name) in cases {
         let err = load_ok(args, &[]).check_supported().unwrap_err();
