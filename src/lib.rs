@@ -100,17 +100,7 @@ fn run(py: Python<'_>, argv: Vec<String>) -> i32 {
             let _ = environ.set_item("SERVER_SOFTWARE", format!("ferrocorn/{VERSION}"));
         }
     }
-    let export = || -> PyResult<()> {
-        let environ = py.import("os")?.getattr("environ")?;
-        for (k, v) in cfg
-            .env()
-            .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.message))?
-        {
-            environ.set_item(k, v)?;
-        }
-        Ok(())
-    };
-    if let Err(e) = export() {
+    if let Err(e) = workers::base::export_env(py, &cfg) {
         eprint_flush(&format!("\nError: {e}\n"));
         return exit::CONFIG;
     }

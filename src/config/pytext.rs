@@ -86,37 +86,9 @@ pub(crate) fn parse_auto_int(text: &str) -> Result<i64, IntError> {
     }
 }
 
-/// Python's `repr()` of a `str`: single quotes unless the text holds a single quote and no
-/// double quote, with backslash escapes for quotes, backslashes and control characters.
+/// Python's `repr()` of a `str` (one implementation, shared with the HTTP codec's messages).
 pub(crate) fn py_repr(text: &str) -> String {
-    let quote = if text.contains('\'') && !text.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push(quote);
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c if (0x80..0xa0).contains(&(c as u32)) => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
+    ferrocorn_h1::repr_str(text)
 }
 
 /// `os.path.normpath` for POSIX paths: purely lexical, keeps a leading `//`.

@@ -58,7 +58,8 @@ pub fn call_hook<'py, A: pyo3::call::PyCallArgs<'py>>(
     Ok(())
 }
 
-fn export_env(py: Python<'_>, cfg: &Config) -> PyResult<()> {
+/// Put `raw_env` (`-e KEY=VALUE`) into `os.environ`, so both Python and C see it.
+pub fn export_env(py: Python<'_>, cfg: &Config) -> PyResult<()> {
     let environ = py.import("os")?.getattr("environ")?;
     for (k, v) in cfg
         .env()
