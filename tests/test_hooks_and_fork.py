@@ -8,6 +8,7 @@ import json
 import signal
 import textwrap
 
+import pytest
 import requests
 
 from conftest import is_gunicorn
@@ -203,3 +204,25 @@ def test_term_to_the_whole_process_group_is_a_clean_stop(serve):
         assert "was sent SIGTERM" not in log
         assert "exited with code" not in log
         assert log.count("Worker exiting") == 4
+
+
+@pytest.mark.ferrocorn_only
+def test_worker_timeout_logs_the_request_and_the_python_stacks(serve):
+    # Gunicorn logs only "WORKER TIMEOUT (pid:N)"; ferrocorn's aborted worker also says which
+    # request it was serving and where every thread's Python code was.
+    import threading
+
+    server = serve("--timeout", "2", "slow:app")
+    (stuck,) = server.worker_pids()
+    threading.Thread(
+        target=lambda: requests.get(server.url + "/?s=20", timeout=30), daemon=True
+    ).start()
+    server.wait_for_log(r"\[CRITICAL\] WORKER TIMEOUT \(pid:%d\) \(request in flight for" % stuck,
+                        timeout=15)
+    (match,) = server.wait_for_log(
+        r"\[ERROR\] Worker \(pid:%d\) aborted while serving GET /\?s=20 \(running [0-9.]+s\)" % stuck,
+        timeout=15,
+    )
+    after = server.stderr_text()[match.end():]
+    assert "Thread " in after and "MainThread" in after
+    assert "slow.py" in after  # the app's frame where it was stuck

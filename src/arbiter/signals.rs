@@ -37,6 +37,12 @@ pub struct MasterSignals {
     _write: OwnedFd,
 }
 
+impl Drop for MasterSignals {
+    fn drop(&mut self) {
+        Python::attach(clear_wakeup_fd);
+    }
+}
+
 impl MasterSignals {
     pub fn install(py: Python<'_>) -> PyResult<Self> {
         let (read, write) =

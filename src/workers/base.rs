@@ -85,7 +85,6 @@ pub fn run_worker(py: Python<'_>, ctx: WorkerContext<'_>) -> i32 {
         Err(code) => code,
     };
     super::signals::ignore_stop_signals(py);
-    crate::arbiter::signals::clear_wakeup_fd(py);
     error_log::info(&format!("Worker exiting (pid: {pid})"));
     if let Some(h) = worker_exit {
         if let Err(e) = h.call1(py, (server, worker)) {

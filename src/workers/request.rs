@@ -17,6 +17,24 @@ use crate::wsgi::environ::{self, BaseEnviron, Local};
 use crate::wsgi::input::{BodyReader, Input};
 use crate::wsgi::response::{lock, EarlyHints, ResponseState, Shared, StartResponse};
 
+/// The request this worker is serving, for the log line of a WORKER TIMEOUT abort.
+static IN_FLIGHT: std::sync::Mutex<Option<(String, String, Instant)>> = std::sync::Mutex::new(None);
+
+/// "GET /path (running 2.0s)" for the request in flight, if any.
+pub fn in_flight() -> Option<String> {
+    let guard = IN_FLIGHT.lock().unwrap_or_else(|p| p.into_inner());
+    guard.as_ref().map(|(method, uri, start)| {
+        format!(
+            "{method} {uri} (running {:.1}s)",
+            start.elapsed().as_secs_f64()
+        )
+    })
+}
+
+fn set_in_flight(value: Option<(String, String, Instant)>) {
+    *IN_FLIGHT.lock().unwrap_or_else(|p| p.into_inner()) = value;
+}
+
 pub struct Conn<'a> {
     pub stream: Arc<Stream>,
     pub peer: Peer,
@@ -272,6 +290,7 @@ pub fn handle_request(
         _ => error_log::debug(&format!("{} {}", head.method, head.path)),
     }
     let started = Instant::now();
+    set_in_flight(Some((head.method.clone(), head.uri.clone(), started)));
 
     let reader = Arc::new(Mutex::new(BodyReader::new(
         conn.stream.clone(),
@@ -401,6 +420,7 @@ pub fn handle_request(
         }
     }
     st.ctx.beat.request_finished();
+    set_in_flight(None);
     if let Some((_, err)) = exit_request {
         return Err(err);
     }

@@ -21,6 +21,13 @@ pub struct WorkerSignals {
     _wake_write: OwnedFd,
 }
 
+impl Drop for WorkerSignals {
+    fn drop(&mut self) {
+        // Detach CPython before the pipe closes (see arbiter::signals::clear_wakeup_fd).
+        Python::attach(crate::arbiter::signals::clear_wakeup_fd);
+    }
+}
+
 impl WorkerSignals {
     /// Drain the wakeup pipe and run pending Python handlers (which may raise SystemExit).
     pub fn dispatch(&self, py: Python<'_>) -> PyResult<()> {
@@ -63,6 +70,21 @@ pub fn ignore_stop_signals(py: Python<'_>) {
     }
 }
 
+/// Gunicorn only logs "WORKER TIMEOUT (pid:N)" in the master; the aborted worker also says
+/// what it was doing: the request in flight and the Python stack of every thread.
+fn log_abort(py: Python<'_>) {
+    let request = super::request::in_flight().unwrap_or_else(|| "no request".into());
+    let stacks = py
+        .import("ferrocorn._stacks")
+        .and_then(|m| m.call_method0("format_all_stacks"))
+        .and_then(|s| s.extract::<String>())
+        .unwrap_or_else(|e| format!("(stacks unavailable: {e})"));
+    error_log::error(&format!(
+        "Worker (pid:{}) aborted while serving {request}\n{stacks}",
+        std::process::id()
+    ));
+}
+
 pub fn install(
     py: Python<'_>,
     alive: Arc<AtomicBool>,
@@ -97,6 +119,7 @@ pub fn install(
     let abort = PyCFunction::new_closure(py, None, None, move |args, _kw| -> PyResult<()> {
         a.store(false, Ordering::SeqCst);
         let py = args.py();
+        log_abort(py);
         let _ = wk.setattr(py, "aborted", true);
         hook_call(py, &hook, &wk, "worker_abort");
         Err(PySystemExit::new_err(1))
