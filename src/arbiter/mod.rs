@@ -44,6 +44,8 @@ pub struct Arbiter<'py> {
     app: Option<Py<PyAny>>,
     pid: i32,
     pidfile: Option<Pidfile>,
+    /// The listeners came from systemd: never unlink their socket files.
+    systemd: bool,
     signals: Option<MasterSignals>,
     server: Py<PyAny>,
     log: Py<PyAny>,
@@ -101,6 +103,7 @@ impl<'py> Arbiter<'py> {
             app,
             pid: process::getpid(),
             pidfile: None,
+            systemd: false,
             signals: None,
             server,
             log,
@@ -137,12 +140,16 @@ impl<'py> Arbiter<'py> {
             (self.server.clone_ref(py), self.num_workers, py.None()),
         )?;
         self.signals = Some(MasterSignals::install(py)?);
-        self.listeners = create_listeners(&self.cfg)?;
+        let inherited = crate::net::systemd::listen_fds();
+        self.systemd = !inherited.is_empty();
+        self.listeners = crate::net::create_listeners_from(&self.cfg, &inherited)?;
         let names: Vec<String> = self.listeners.iter().map(|l| l.to_string()).collect();
         self.server.setattr(py, "LISTENERS", names.clone())?;
+        self.server.setattr(py, "systemd", self.systemd)?;
         error_log::debug("Arbiter booted");
         error_log::info(&format!("Listening at: {} ({})", names.join(","), self.pid));
         error_log::info(&format!("Using worker: {}", self.cfg.worker_class_str()));
+        crate::net::systemd::notify("READY=1\nSTATUS=ferrocorn arbiter booted");
         call_hook(py, &self.cfg.when_ready, (self.server.clone_ref(py),))?;
         Ok(())
     }
@@ -257,8 +264,20 @@ impl<'py> Arbiter<'py> {
     /// HUP: re-read the configuration, start fresh workers with it, retire the old ones
     /// gracefully. A configuration that no longer loads keeps the running one.
     fn reload(&mut self) -> Result<()> {
-        let py = self.py;
         error_log::info("Hang up: Master");
+        // systemd (Type=notify-reload) wants the monotonic time with RELOADING=1, and READY=1
+        // once done, whether or not the new configuration could be used.
+        crate::net::systemd::notify(&format!(
+            "RELOADING=1\nMONOTONIC_USEC={}",
+            crate::sys::heartbeat::monotonic_ms() * 1000
+        ));
+        let result = self.reload_config();
+        crate::net::systemd::notify("READY=1");
+        result
+    }
+
+    fn reload_config(&mut self) -> Result<()> {
+        let py = self.py;
         let cfg = match Config::load(py, &self.argv) {
             Ok(crate::config::Loaded::Run(cfg)) => *cfg,
             Ok(crate::config::Loaded::Exit(_)) => return Ok(()),
@@ -322,8 +341,13 @@ impl<'py> Arbiter<'py> {
     /// Close the listeners and stop every worker: TERM and wait up to graceful_timeout when
     /// graceful (INT or QUIT meanwhile switch to quick), QUIT otherwise; KILL what remains.
     fn stop(&mut self, graceful: bool) {
-        for l in &self.listeners {
-            l.unlink();
+        if !self.listeners.is_empty() {
+            crate::net::systemd::notify("STOPPING=1");
+        }
+        if !self.systemd {
+            for l in &self.listeners {
+                l.unlink();
+            }
         }
         self.listeners.clear();
         let mut graceful = graceful;

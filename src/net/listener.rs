@@ -169,7 +169,17 @@ fn describe(addr: &BindAddr) -> String {
 /// Bind every configured address. When any `fd://` address is given, only fd listeners are
 /// used, as in Gunicorn. Each bind is tried five times before the server gives up (exit 1).
 pub fn create_listeners(cfg: &Config) -> Result<Vec<Listener>> {
-    let mut addrs = cfg.address()?;
+    create_listeners_from(cfg, &[])
+}
+
+/// As [`create_listeners`], with inherited descriptors (systemd socket activation) taking
+/// the place of the configured binds, as Gunicorn does.
+pub fn create_listeners_from(cfg: &Config, inherited: &[i32]) -> Result<Vec<Listener>> {
+    let mut addrs = if inherited.is_empty() {
+        cfg.address()?
+    } else {
+        inherited.iter().map(|fd| BindAddr::Fd(*fd)).collect()
+    };
     if addrs.iter().any(|a| matches!(a, BindAddr::Fd(_))) {
         addrs.retain(|a| matches!(a, BindAddr::Fd(_)));
     }

@@ -6,6 +6,7 @@
 
 pub mod listener;
 pub mod stream;
+pub mod systemd;
 
-pub use listener::{create_listeners, Listener};
+pub use listener::{create_listeners, create_listeners_from, Listener};
 pub use stream::{Peer, Stream};

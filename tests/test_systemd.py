@@ -1,0 +1,107 @@
+"""systemd integration: sd_notify messages and socket activation (LISTEN_FDS/LISTEN_PID)."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from conftest import APPS_DIR, base_env, is_gunicorn, server_command
+
+
+def _messages(sock, until, timeout=15.0):
+    got = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.05, deadline - time.monotonic()))
+        try:
+            got.append(sock.recv(4096).decode())
+        except socket.timeout:
+            break
+        if until(got):
+            return got
+    raise AssertionError("sd_notify messages so far: %r" % got)
+
+
+@pytest.fixture
+def notify_socket(tmp_path):
+    path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    yield path, sock
+    sock.close()
+
+
+def test_ready_is_sent_once_listening(serve, notify_socket):
+    path, sock = notify_socket
+    server = serve("hello:app", env={"NOTIFY_SOCKET": path})
+    msgs = _messages(sock, lambda m: any("READY=1" in x for x in m))
+    assert msgs[0].startswith("READY=1")
+    assert requests.get(server.url, timeout=10).status_code == 200
+
+
+@pytest.mark.ferrocorn_only
+def test_reload_and_stop_are_reported(serve, notify_socket):
+    # Gunicorn only ever sends READY=1; ferrocorn also reports reloads and the stop.
+    path, sock = notify_socket
+    server = serve("hello:app", env={"NOTIFY_SOCKET": path})
+    _messages(sock, lambda m: any("READY=1" in x for x in m))
+    server.send_signal(signal.SIGHUP)
+    msgs = _messages(sock, lambda m: any(x == "READY=1" for x in m))
+    assert msgs[0].startswith("RELOADING=1\nMONOTONIC_USEC=")
+    server.send_signal(signal.SIGTERM)
+    msgs = _messages(sock, lambda m: any("STOPPING=1" in x for x in m))
+    assert server.wait_exit(15) == 0
+
+
+def test_socket_activation(tmp_path):
+    # What systemd does: a bound, listening socket at fd 3, LISTEN_FDS=1 and LISTEN_PID set
+    # to the server's own pid (the shell's pid survives `exec`). No -b is given: the
+    # server must serve on the socket it was handed, not on the default 127.0.0.1:8000.
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    port = listener.getsockname()[1]
+    fd = listener.fileno()
+
+    def move_to_fd3():
+        os.dup2(fd, 3)
+        os.set_inheritable(3, True)
+
+    env = base_env(tmp_path, {"LISTEN_FDS": "1"})
+    cmd = " ".join("'%s'" % c for c in server_command()) + " hello:app"
+    stderr = open(tmp_path / "stderr", "wb")
+    proc = subprocess.Popen(
+        ["/bin/sh", "-c", 'LISTEN_PID=$$ exec %s' % cmd],
+        cwd=str(APPS_DIR), env=env, stderr=stderr, stdout=subprocess.DEVNULL,
+        preexec_fn=move_to_fd3, pass_fds=(fd, 3), start_new_session=True,
+    )
+    listener.close()
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                resp = requests.get("http://127.0.0.1:%d/" % port, timeout=2)
+                break
+            except requests.ConnectionError:
+                assert proc.poll() is None, (tmp_path / "stderr").read_text()
+                assert time.monotonic() < deadline, (tmp_path / "stderr").read_text()
+                time.sleep(0.1)
+        assert resp.status_code == 200
+        log = (tmp_path / "stderr").read_text()
+        assert "Listening at: http://127.0.0.1:%d" % port in log
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", 8000), timeout=0.5).close()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+        stderr.close()
