@@ -226,3 +226,25 @@ def test_worker_timeout_logs_the_request_and_the_python_stacks(serve):
     after = server.stderr_text()[match.end():]
     assert "Thread " in after and "MainThread" in after
     assert "slow.py" in after  # the app's frame where it was stuck
+
+
+@pytest.mark.ferrocorn_only
+def test_term_to_a_booting_worker_stops_only_that_worker(serve, tmp_path):
+    # Gunicorn 27 swallows this TERM (the worker still has the master's handlers during
+    # post_fork) and keeps the worker running.
+    # A worker that gets TERM while still booting (here: a slow post_fork hook, like one that
+    # opens database connections) must exit cleanly and be replaced. The signal must never
+    # be taken as the master's own: a fresh worker shares nothing with the master's queue.
+    import os
+
+    conf = tmp_path / "slow_post_fork.py"
+    conf.write_text("import time\n\ndef post_fork(server, worker):\n    time.sleep(1.5)\n")
+    server = serve("-c", str(conf), "hello:app", ready=None)
+    (match,) = server.wait_for_log(r"Booting worker with pid: (\d+)")
+    booting = int(match.group(1))
+    os.kill(booting, signal.SIGTERM)
+    server.wait_for_log(r"Booting worker with pid: \d+", count=2, timeout=20)
+    server.wait_ready()
+    assert requests.get(server.url, timeout=10).status_code == 200
+    assert "Handling signal: term" not in server.stderr_text()
+    assert server.alive()

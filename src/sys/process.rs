@@ -10,13 +10,47 @@ pub enum Forked {
 /// Fork through CPython's own `os.fork()`, so the interpreter's fork protocol runs
 /// (`PyOS_BeforeFork`/`AfterFork_*`, `os.register_at_fork` callbacks, lock resets) exactly as
 /// under Gunicorn. The master is single-threaded when it calls this.
+///
+/// Every signal is blocked across the fork. The parent unblocks at once; the child stays
+/// blocked until it has installed its own handlers and wakeup pipe (`unblock_signals`), so a
+/// signal sent to a brand-new worker is neither swallowed by the master's handlers it
+/// inherited nor written into the master's wakeup pipe.
 pub fn fork(py: Python<'_>) -> PyResult<Forked> {
-    let pid: i32 = py.import("os")?.call_method0("fork")?.extract()?;
-    Ok(if pid == 0 {
-        Forked::Child
+    use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
+    let mut old = SigSet::empty();
+    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&SigSet::all()), Some(&mut old))
+        .map_err(|e| pyo3::exceptions::PyOSError::new_err(e.to_string()))?;
+    let forked = py.import("os").and_then(|os| os.call_method0("fork"));
+    let pid: i32 = match forked.and_then(|p| p.extract()) {
+        Ok(pid) => pid,
+        Err(e) => {
+            let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+            return Err(e);
+        }
+    };
+    if pid == 0 {
+        BLOCKED_AT_FORK.with(|b| b.set(Some(old)));
+        Ok(Forked::Child)
     } else {
-        Forked::Parent(pid)
-    })
+        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+        Ok(Forked::Parent(pid))
+    }
+}
+
+thread_local! {
+    static BLOCKED_AT_FORK: std::cell::Cell<Option<nix::sys::signal::SigSet>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// In a forked child: restore the signal mask the parent had before `fork`.
+pub fn unblock_signals() {
+    if let Some(old) = BLOCKED_AT_FORK.with(|b| b.take()) {
+        let _ = nix::sys::signal::pthread_sigmask(
+            nix::sys::signal::SigmaskHow::SIG_SETMASK,
+            Some(&old),
+            None,
+        );
+    }
 }
 
 /// Set the process title as Gunicorn does: through `setproctitle` when it is installed,

@@ -114,6 +114,21 @@ fn boot_and_serve(py: Python<'_>, ctx: WorkerContext<'_>) -> Result<(), i32> {
     };
 
     let cfg = ctx.cfg;
+    let alive = Arc::new(AtomicBool::new(true));
+    let signals = super::signals::install(
+        py,
+        alive.clone(),
+        ctx.worker.clone_ref(py),
+        cfg.worker_int.as_ref().map(|h| h.clone_ref(py)),
+        cfg.worker_abort.as_ref().map(|h| h.clone_ref(py)),
+    )
+    .map_err(|e| {
+        process::unblock_signals();
+        fail(py, e, false)
+    })?;
+    // Signals sent since the fork were held; they now reach this worker's own handlers.
+    process::unblock_signals();
+
     call_hook(
         py,
         &cfg.post_fork,
@@ -126,16 +141,6 @@ fn boot_and_serve(py: Python<'_>, ctx: WorkerContext<'_>) -> Result<(), i32> {
     py.import("random")
         .and_then(|r| r.call_method0("seed"))
         .map_err(|e| fail(py, e, false))?;
-
-    let alive = Arc::new(AtomicBool::new(true));
-    let signals = super::signals::install(
-        py,
-        alive.clone(),
-        ctx.worker.clone_ref(py),
-        cfg.worker_int.as_ref().map(|h| h.clone_ref(py)),
-        cfg.worker_abort.as_ref().map(|h| h.clone_ref(py)),
-    )
-    .map_err(|e| fail(py, e, false))?;
 
     let app = match &ctx.preloaded {
         Some(app) => app.clone_ref(py),

@@ -345,8 +345,8 @@ pub fn handle_request(
         }
         Err(problem) => {
             error_log::error(&format!(
-                "Error handling request {}: {}",
-                head.uri, problem.0
+                "Error handling request {} {}: {}",
+                head.method, head.uri, problem.0
             ));
             write_all(
                 py,
@@ -379,7 +379,8 @@ pub fn handle_request(
             r.headers_sent = true;
         } else {
             error_log::error(&format!(
-                "Error handling request {}\n{}",
+                "Error handling request {} {}\n{}",
+                head.method,
                 head.uri,
                 format_traceback(py, &err)
             ));
