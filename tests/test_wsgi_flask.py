@@ -11,6 +11,8 @@ import time
 import pytest
 import requests
 
+from conftest import RawResponse, raw_request
+
 pytestmark = pytest.mark.timeout(120)
 
 MB = 1024 * 1024
@@ -173,9 +175,18 @@ def test_streaming_response_arrives_piece_by_piece(flask_server):
     assert arrivals[-1] >= 1.1, arrivals
 
 
-def test_streaming_response_on_http10_is_delimited_by_close(flask_server):
-    from conftest import RawResponse, raw_request
+def test_error_pages_end_the_connection(flask_server):
+    # Werkzeug's NotFound/MethodNotAllowed are raised and caught inside Flask: the traceback
+    # keeps the environ in a reference cycle. The server must still close the connection.
+    for request in (b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n",
+                    b"HEAD /nope HTTP/1.1\r\nHost: x\r\n\r\n",
+                    b"PUT /things HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+                    b"GET /nope HTTP/1.0\r\n\r\n"):
+        raw = raw_request(flask_server.address, request, timeout=5)
+        assert RawResponse(raw).status in (404, 405)
 
+
+def test_streaming_response_on_http10_is_delimited_by_close(flask_server):
     raw = raw_request(flask_server.address, b"GET /stream?n=3 HTTP/1.0\r\n\r\n", timeout=10)
     resp = RawResponse(raw)
     assert resp.header("transfer-encoding") is None

@@ -252,6 +252,49 @@ def test_error_after_the_headers_closes_with_nothing_appended(behaviour):
 
 
 # ---------------------------------------------------------------------------
+# The connection ends with the response
+
+
+def read_to_eof(server, request: bytes, within: float = 5.0) -> bytes:
+    """Send `request` and read until the server closes; fail if it has not within `within`."""
+    with socket.create_connection(server.address, timeout=within) as sock:
+        sock.sendall(request)
+        data = b""
+        deadline = time.monotonic() + within
+        while True:
+            sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                chunk = sock.recv(65536)
+            except socket.timeout:
+                raise AssertionError(
+                    "connection still open %ss after the response %r" % (within, data[:200])
+                ) from None
+            if not chunk:
+                return data
+            data += chunk
+
+
+@pytest.mark.parametrize("target", ["/keeps-environ", "/reference-cycle"])
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_connection_is_closed_even_if_the_app_keeps_the_environ(behaviour, target, method):
+    # The sync worker closes every connection after its response. An app that still holds
+    # the environ (a cache, or a reference cycle through a caught exception's traceback, as
+    # Flask's and Django's error handling make) must not keep the socket open: a client
+    # reading to EOF would hang, and the worker leaks a descriptor per request.
+    for _ in range(3):
+        raw = read_to_eof(behaviour, b"%s %s HTTP/1.1\r\nHost: x\r\n\r\n"
+                          % (method.encode(), target.encode()))
+        assert raw.startswith(b"HTTP/1.1 ")
+        assert b"\r\nConnection: close\r\n" in raw
+
+
+def test_http10_response_without_length_ends_at_eof_despite_a_cycle(behaviour):
+    raw = read_to_eof(behaviour, b"GET /reference-cycle HTTP/1.0\r\n\r\n")
+    assert raw.startswith(b"HTTP/1.0 404 Not Found\r\n")
+    assert raw.endswith(b"\r\n\r\nnot here")
+
+
+# ---------------------------------------------------------------------------
 # close() on every path
 
 

@@ -189,6 +189,28 @@ def forever(environ, start_response, q):
     return Tracked("forever", produce)
 
 
+KEPT = []
+
+
+def keeps_environ(environ, start_response, q):
+    # An app-level cache that holds on to the environ (and so wsgi.input and the
+    # start_response state) after the request.
+    KEPT.append(environ)
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "4")])
+    return [b"kept"]
+
+
+def reference_cycle(environ, start_response, q):
+    try:
+        raise ValueError("handled inside the app")
+    except ValueError as exc:
+        # exception -> traceback -> this frame -> `caught`: a cycle that also holds the
+        # environ until the cyclic garbage collector runs, as framework error handlers do.
+        caught = exc  # noqa: F841
+    start_response("404 Not Found", [("Content-Type", "text/plain")])
+    return [b"not here"]
+
+
 def file_wrapper(environ, start_response, q):
     path = os.path.join(MARKER_DIR, "payload.bin")
     with open(path, "wb") as f:
@@ -216,6 +238,8 @@ ROUTES = {
     "/raise-after-body": raise_after_body,
     "/forever": forever,
     "/file-wrapper": file_wrapper,
+    "/keeps-environ": keeps_environ,
+    "/reference-cycle": reference_cycle,
 }
 
 
