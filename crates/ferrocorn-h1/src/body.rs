@@ -325,6 +325,26 @@ mod tests {
         );
     }
 
+    /// Found by the `chunked` fuzz target: a size line that starts badly used to be refused as an
+    /// InvalidChunkSize as soon as its first byte arrived, while the same line read whole is an
+    /// InvalidChunkExtension because its extension holds a bare CR.
+    #[test]
+    fn size_line_error_does_not_depend_on_the_split() {
+        let wire = b"\0;ext=val\rue\r\nhello\r\n0\r\n\r\n";
+        let (whole, _, _) = decode_all(wire);
+        assert_eq!(
+            whole,
+            Err(ParseError::InvalidChunkExtension("bare CR not allowed"))
+        );
+        let mut d = ChunkedDecoder::new(&ParserConfig::default());
+        let mut out = Vec::new();
+        let split = wire
+            .iter()
+            .map(|b| d.decode(std::slice::from_ref(b), &mut out))
+            .find(Result::is_err);
+        assert_eq!(split, Some(whole));
+    }
+
     #[test]
     fn terminator_and_trailer_errors() {
         let (r, _, _) = decode_all(b"5\r\nhelloxy");
