@@ -2,7 +2,7 @@
 //!
 //! Decodes the wire in one call and again in the cuts the input chooses, then checks that both
 //! agree on the bytes consumed, the body, the trailers, whether the body finished, the error
-//! class, and the end-of-stream verdict; that no call consumes more than it was given; and that
+//! (class and message), and the end-of-stream verdict; that no call consumes more than it was given; and that
 //! a decoder stops consuming only once the body is done, after which it takes nothing more.
 //!
 //! Owns only these properties; the input layout is in `src/lib.rs`.
@@ -20,8 +20,10 @@ struct Outcome {
     body: Vec<u8>,
     trailers: Vec<(String, String)>,
     done: bool,
-    /// The decode error's class, if decoding failed.
-    error: Option<&'static str>,
+    /// The decode error, if decoding failed. Compared whole, not just its class: Gunicorn judges
+    /// each unit (size line, terminator, trailer section) as a whole, so the split cannot
+    /// change even the message.
+    error: Option<ParseError>,
     /// `finish_eof` after a run without error.
     eof: Option<Result<(), ParseError>>,
 }
@@ -73,7 +75,7 @@ fn run(input: &FuzzInput<'_>, wire: &[u8], ends: &[usize]) -> Outcome {
                 }
             }
             Err(e) => {
-                error = Some(e.class_name());
+                error = Some(e);
                 break;
             }
         }
@@ -87,7 +89,7 @@ fn run(input: &FuzzInput<'_>, wire: &[u8], ends: &[usize]) -> Outcome {
         body,
         trailers: decoder.trailers().to_vec(),
         done,
-        error,
         eof: error.is_none().then(|| decoder.finish_eof()),
+        error,
     }
 }

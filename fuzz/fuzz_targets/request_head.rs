@@ -43,8 +43,7 @@ fn check(input: &FuzzInput<'_>) {
             rescanned += buf.len();
             let fresh = parse_head(buf, cfg, trusted);
             assert_eq!(
-                got,
-                fresh,
+                got, fresh,
                 "HeadParser and parse_head disagree on {:?}",
                 buf
             );
@@ -55,7 +54,11 @@ fn check(input: &FuzzInput<'_>) {
         let whole = parse_head(&wire[start..], cfg, trusted);
         match got {
             Ok(Some((head, consumed))) => {
-                assert!(consumed <= buf.len(), "consumed {consumed} of {}", buf.len());
+                assert!(
+                    consumed <= buf.len(),
+                    "consumed {consumed} of {}",
+                    buf.len()
+                );
                 check_head_end(buf, consumed);
                 check_accepted(&head, cfg);
                 assert_eq!(
@@ -89,7 +92,11 @@ fn check_head_end(buf: &[u8], consumed: usize) {
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .map(|at| from + at + 4);
-    assert_eq!(end, Some(consumed), "head length is not its first empty line");
+    assert_eq!(
+        end,
+        Some(consumed),
+        "head length is not its first empty line"
+    );
 }
 
 fn is_tchar(c: char) -> bool {

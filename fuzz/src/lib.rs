@@ -116,7 +116,11 @@ pub fn cut_points(wire: &[u8], cut: u8) -> Vec<usize> {
 fn random_ends(len: usize, cut: u8) -> Vec<usize> {
     let param = usize::from((cut >> 2) & 0x1f);
     // Small pieces (1..=16) stress resumption; larger ones (up to 512 KiB) reach the fast paths.
-    let largest = if param < 16 { param + 1 } else { 1 << (param - 12) };
+    let largest = if param < 16 {
+        param + 1
+    } else {
+        1 << (param - 12)
+    };
     let mut state = (u64::from(cut) << 32) ^ (len as u64) ^ 0x9e37_79b9_7f4a_7c15;
     let mut ends = Vec::new();
     let mut at = 0;
