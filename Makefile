@@ -3,6 +3,8 @@
 #   make run    build, install into .venv, serve examples/hello.py on 127.0.0.1:8000
 #   make test   build, install, then cargo tests and the pytest integration suite
 #   make lint   rustfmt and clippy, warnings are errors
+#   make fuzz   run the ferrocorn-h1 fuzz targets, FUZZ_SECONDS (600) each, one after the other
+#   make bench-h1  criterion benchmark of the ferrocorn-h1 parser
 #
 # Needs only Rust (cargo), CPython >= 3.9 and pip; everything else goes into .venv.
 
@@ -26,7 +28,7 @@ SOURCES := Cargo.toml Cargo.lock pyproject.toml \
 
 PYTEST_ARGS ?= -q -rfE -p no:cacheprovider
 
-.PHONY: all install run test test-rust test-python lint
+.PHONY: all install run test test-rust test-python lint fuzz bench-h1
 
 all: install
 
@@ -68,3 +70,24 @@ test-python: install $(TEST_DEPS_STAMP)
 lint: | $(VPY)
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+
+# Fuzzing (not part of `make test`). cargo-fuzz needs nightly flags; RUSTC_BOOTSTRAP lets the
+# stable toolchain accept them. The parser forbids unsafe code, so no sanitizer by default: the
+# targets still catch panics, overflows (debug assertions stay on), hangs and runaway memory.
+FUZZ_SECONDS ?= 600
+FUZZ_SANITIZER ?= none
+FUZZ_MAX_LEN ?= 4096
+FUZZ_TARGETS ?= request_head chunked
+FERROCORN_CONFORMANCE_DIR ?= $(abspath ../shared/conformance/gunicorn-requests)
+
+fuzz:
+	@command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+	$(PYTHON) fuzz/corpus.py $(FERROCORN_CONFORMANCE_DIR) fuzz/corpus
+	cd fuzz && for target in $(FUZZ_TARGETS); do \
+		RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer $(FUZZ_SANITIZER) $$target corpus/$$target -- \
+			-max_total_time=$(FUZZ_SECONDS) -max_len=$(FUZZ_MAX_LEN) -timeout=10 -rss_limit_mb=1024 \
+			-print_final_stats=1 || exit 1; \
+	done
+
+bench-h1:
+	cargo bench -p ferrocorn-h1 --bench parse

@@ -8,7 +8,7 @@ use crate::chunk_line::{check_size_line_prefix, parse_size_line};
 use crate::config::{HeaderMapPolicy, Limits, ParserConfig};
 use crate::error::ParseError;
 use crate::framing::BodyKind;
-use crate::headers::{has_bare_lf_from, visible, walk_fields, FieldRules, FieldWalk};
+use crate::headers::{visible, walk_fields, FieldRules, FieldWalk};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -29,7 +29,7 @@ pub struct ChunkedDecoder {
     state: State,
     /// The unfinished size line, data terminator or trailer section.
     pending: Vec<u8>,
-    /// The trailer fields judged so far.
+    /// The trailer fields, judged once the section is complete.
     walk: FieldWalk,
     /// How much of an unfinished trailer section was already searched for bare LFs.
     scanned: usize,
@@ -99,21 +99,25 @@ impl ChunkedDecoder {
                         self.pending.push(input[pos]);
                         pos += 1;
                     }
-                    if !b"\r\n".starts_with(&self.pending) {
-                        return Err(ParseError::ChunkMissingTerminator(self.pending.clone()));
-                    }
+                    // Gunicorn reads both bytes before comparing, and reports both: judging the
+                    // first alone would report one byte or two depending on how they arrived.
                     if self.pending.len() < 2 {
                         return Ok(pos);
+                    }
+                    if self.pending != b"\r\n" {
+                        return Err(ParseError::ChunkMissingTerminator(self.pending.clone()));
                     }
                     self.pending.clear();
                     self.state = State::SizeLine;
                 }
                 State::Trailers => {
                     if !self.take_trailers(input, &mut pos) {
-                        self.check_trailer_prefix()?;
+                        self.check_unfinished_trailers(self.pending.len())?;
                         self.scanned = self.pending.len();
                         return Ok(pos);
                     }
+                    // The buffers Gunicorn examined before the end arrived, when it trickles in.
+                    self.check_unfinished_trailers(self.pending.len() - 1)?;
                     self.finish_trailers()?;
                 }
             }
@@ -181,19 +185,27 @@ impl ChunkedDecoder {
         Ok(())
     }
 
-    /// Gunicorn's checks while a trailer section is unfinished (size first, then bare LF), then
-    /// the field checks the bytes so far already decide.
-    fn check_trailer_prefix(&mut self) -> Result<(), ParseError> {
-        if self.pending.len() > self.limits.max_buffer_headers {
-            return Err(ParseError::LimitRequestHeaders(TRAILER_SECTION_LIMIT));
-        }
-        if has_bare_lf_from(&self.pending, self.scanned) {
-            return Err(ParseError::InvalidHeader(
+    /// Gunicorn's checks while a trailer section is unfinished, over its first `len` bytes:
+    /// at most `max_buffer_headers` bytes, then no bare LF, applied as each byte arrives.
+    ///
+    /// The verdict is the one Gunicorn gives when the bytes trickle in one at a time, whichever
+    /// way they really arrive: the first byte that breaks a rule decides, and fields are judged
+    /// only once the section is complete. Judging whatever happened to be buffered instead would
+    /// let the split decide between a bare LF, the size limit and a bad field.
+    fn check_unfinished_trailers(&self, len: usize) -> Result<(), ParseError> {
+        let max = self.limits.max_buffer_headers;
+        let section = &self.pending[..len];
+        // Bytes before `scanned` were searched by an earlier call and held no bare LF.
+        let bare_lf = (self.scanned.min(len)..len)
+            .find(|&i| section[i] == b'\n' && (i == 0 || section[i - 1] != b'\r'));
+        match bare_lf {
+            // The prefix ending at this LF was still within the size limit.
+            Some(at) if at < max => Err(ParseError::InvalidHeader(
                 "bare LF as line terminator".to_string(),
-            ));
+            )),
+            _ if len > max => Err(ParseError::LimitRequestHeaders(TRAILER_SECTION_LIMIT)),
+            _ => Ok(()),
         }
-        let rules = self.trailer_rules();
-        walk_fields(&self.pending, false, &rules, &mut self.walk)
     }
 
     /// The body and its trailer section are complete.
@@ -322,6 +334,74 @@ mod tests {
         assert_eq!(
             d.finish_eof(),
             Err(ParseError::ChunkMissingTerminator(vec![]))
+        );
+    }
+
+    /// Decodes one byte per call: the first error, else the bytes consumed.
+    fn decode_bytewise(wire: &[u8], cfg: &ParserConfig) -> Result<usize, ParseError> {
+        let mut d = ChunkedDecoder::new(cfg);
+        let mut out = Vec::new();
+        let mut used = 0;
+        for b in wire {
+            used += d.decode(std::slice::from_ref(b), &mut out)?;
+        }
+        Ok(used)
+    }
+
+    /// Whole and byte by byte must give the same error: found by the `chunked` fuzz target.
+    fn assert_split_agrees(wire: &[u8], cfg: &ParserConfig, want: ParseError) {
+        let mut d = ChunkedDecoder::new(cfg);
+        assert_eq!(d.decode(wire, &mut Vec::new()), Err(want.clone()), "whole");
+        assert_eq!(decode_bytewise(wire, cfg), Err(want), "byte by byte");
+    }
+
+    /// A size line that starts badly used to be refused as InvalidChunkSize on its first byte,
+    /// while the whole line is an InvalidChunkExtension (its extension holds a bare CR).
+    #[test]
+    fn size_line_error_does_not_depend_on_the_split() {
+        assert_split_agrees(
+            b"\0;ext=val\rue\r\nhello\r\n0\r\n\r\n",
+            &ParserConfig::default(),
+            ParseError::InvalidChunkExtension("bare CR not allowed"),
+        );
+    }
+
+    /// A forbidden trailer name used to be refused as soon as its colon arrived, while the whole
+    /// section is refused first for the bare LF further on.
+    #[test]
+    fn trailer_error_does_not_depend_on_the_split() {
+        assert_split_agrees(
+            b"5\r\nhello\r\n0\r\nContent-LengTh: 99\x0c\n\r\n",
+            &ParserConfig::default(),
+            ParseError::InvalidHeader("bare LF as line terminator".into()),
+        );
+        // A complete section over max_buffer_headers (1 * (3 + 2) + 4 = 9 bytes) is refused for
+        // its size, as it is when it trickles in, not for its first field.
+        let small = ParserConfig {
+            limit_request_fields: 1,
+            limit_request_field_size: 3,
+            ..ParserConfig::default()
+        };
+        assert_split_agrees(
+            b"0\r\nAAAAAAAAAA: b\r\n\r\n",
+            &small,
+            ParseError::LimitRequestHeaders(TRAILER_SECTION_LIMIT),
+        );
+        // A bare LF within the first 9 bytes comes before the size limit is passed.
+        assert_split_agrees(
+            b"0\r\nA\nAAAAAAAAAA: b\r\n\r\n",
+            &small,
+            ParseError::InvalidHeader("bare LF as line terminator".into()),
+        );
+    }
+
+    /// A bad chunk terminator is reported with both of its bytes however they arrive.
+    #[test]
+    fn terminator_error_does_not_depend_on_the_split() {
+        assert_split_agrees(
+            b"5\r\nhelloxy",
+            &ParserConfig::default(),
+            ParseError::ChunkMissingTerminator(b"xy".to_vec()),
         );
     }
 

@@ -101,7 +101,15 @@ pub(crate) fn check_partial_framing(
     headers: &[(String, String)],
     version: (u8, u8),
 ) -> Result<(), ParseError> {
-    scan(headers, version).map(|_| ())
+    let s = scan(headers, version)?;
+    // Content-Length beside codings that do not end in chunked is condemned whatever follows: a
+    // later chunked contradicts the length, and without one the length is unknowable. `scan`
+    // skips the Content-Length format once a coding is present, so without this a malformed
+    // length refused before the Transfer-Encoding arrived would be waited on after it.
+    if s.has_transfer_encoding && !s.chunked && s.length.is_some() {
+        return Err(invalid("TRANSFER-ENCODING"));
+    }
+    Ok(())
 }
 
 /// Gunicorn's framing decision for a complete head.
@@ -161,5 +169,31 @@ mod tests {
         assert_eq!(f.body, BodyKind::Length(7));
         let f = body_framing(&[], (1, 1)).unwrap();
         assert_eq!(f.body, BodyKind::Length(0));
+    }
+
+    /// Found by the `request_head` fuzz target: a head refused for a malformed Content-Length
+    /// was waited on again once a non-chunked Transfer-Encoding followed.
+    #[test]
+    fn partial_refusal_survives_later_headers() {
+        let bad_length = h(&[("CONTENT-LENGTH", "12\u{96}y")]);
+        assert_eq!(
+            check_partial_framing(&bad_length, (1, 1)),
+            Err(invalid("CONTENT-LENGTH"))
+        );
+        for coding in ["identity", "gzip"] {
+            for length in ["12\u{96}y", "12"] {
+                let headers = h(&[("CONTENT-LENGTH", length), ("TRANSFER-ENCODING", coding)]);
+                assert_eq!(
+                    check_partial_framing(&headers, (1, 1)),
+                    Err(invalid("TRANSFER-ENCODING")),
+                    "{length} {coding}"
+                );
+                // The complete head is refused the same way.
+                assert_eq!(
+                    body_framing(&headers, (1, 1)),
+                    Err(invalid("TRANSFER-ENCODING"))
+                );
+            }
+        }
     }
 }

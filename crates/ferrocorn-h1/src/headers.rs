@@ -247,6 +247,9 @@ struct Tail {
     name: Option<String>,
     /// While the name is arriving: every byte so far is a token byte.
     name_plain: bool,
+    /// The line continues a folded field. Gunicorn checks the field's size as each continuation
+    /// line is added, before it looks at the value, so here the size is judged first.
+    folded: bool,
 }
 
 /// Progress through one field section, kept between calls while the section arrives so that
@@ -281,9 +284,11 @@ impl FieldWalk {
         }
         let shown_end = data.len() - usize::from(data.ends_with(b"\r"));
         let fresh = &data[tail.checked_to..shown_end.max(tail.checked_to)];
+        let too_long = tail.base_len + (shown_end - tail.line_start) > limits.field_size;
         match &tail.name {
             Some(name) => {
-                if fresh.iter().any(|&b| is_forbidden_value_byte(b)) {
+                if (!too_long || !tail.folded) && fresh.iter().any(|&b| is_forbidden_value_byte(b))
+                {
                     return Some(Err(ParseError::InvalidHeader(name.clone())));
                 }
             }
@@ -293,7 +298,7 @@ impl FieldWalk {
                 }
             }
         }
-        if tail.base_len + (shown_end - tail.line_start) > limits.field_size {
+        if too_long {
             return Some(Err(ParseError::LimitRequestHeaders(FIELD_SIZE_LIMIT)));
         }
         tail.checked_to = shown_end.max(tail.checked_to);
@@ -365,6 +370,7 @@ pub(crate) fn walk_fields(
                     base_len: 2,
                     name: None,
                     name_plain: first.iter().all(|&b| is_token_byte(b)),
+                    folded: false,
                 });
                 break;
             }
@@ -423,6 +429,7 @@ pub(crate) fn walk_fields(
                     base_len: field_len - shown,
                     name: Some(name),
                     name_plain: false,
+                    folded: j - 1 > i,
                 });
             }
             break;
@@ -539,6 +546,38 @@ mod tests {
             Err(ParseError::InvalidHeaderName("Abc ".into()))
         );
         assert_eq!(run(b"A: 1234567\r"), Ok(()));
+    }
+
+    /// Found by the `request_head` fuzz target: a folded line that grows past the field size
+    /// with a NUL was refused for the NUL when only its new bytes were checked, but for its size
+    /// when the section was walked afresh (Gunicorn checks a continuation's size first).
+    #[test]
+    fn folded_tail_checks_size_before_value() {
+        let mut r = rules(Limits {
+            field_size: 14,
+            ..ParserConfig::default().limits()
+        });
+        r.permit_obsolete_folding = true;
+        let before: &[u8] = b"Acce.t:\r\n *P";
+        let after: &[u8] = b"Acce.t:\r\n *P\0";
+        let mut w = FieldWalk::new("http");
+        assert_eq!(walk_fields(before, false, &r, &mut w), Ok(()));
+        let want = Err(ParseError::LimitRequestHeaders(FIELD_SIZE_LIMIT));
+        assert_eq!(walk_fields(after, false, &r, &mut w), want);
+        assert_eq!(
+            walk_fields(after, false, &r, &mut FieldWalk::new("http")),
+            want
+        );
+        // The first line of a field is judged by its value first, arriving whole or not.
+        let first_line: &[u8] = b"Acce.t: 1234\0";
+        let mut w = FieldWalk::new("http");
+        assert_eq!(walk_fields(b"Acce.t: 1234", false, &r, &mut w), Ok(()));
+        let want = Err(ParseError::InvalidHeader("ACCE.T".into()));
+        assert_eq!(walk_fields(first_line, false, &r, &mut w), want);
+        assert_eq!(
+            walk_fields(first_line, false, &r, &mut FieldWalk::new("http")),
+            want
+        );
     }
 
     #[test]
