@@ -62,14 +62,16 @@ impl Stream {
     /// RFC 9112 §9.6 close, as Gunicorn 26+: stop writing, then drain what the client still
     /// sends (at most 64 KiB, at most 2 s) so the kernel does not answer our last bytes with
     /// a RST that would destroy the response in flight.
-    pub fn close_graceful(self) {
+    /// Ends with shutdown(both), so the connection is over even if some other handle to
+    /// this descriptor (a `gunicorn.socket` the app kept) is still open.
+    pub fn close_graceful(&self) {
         if self.shutdown(Shutdown::Write).is_err() {
             return;
         }
         let deadline = Instant::now() + Duration::from_secs(2);
         let mut left = 64 * 1024usize;
         let mut buf = [0u8; 8192];
-        let mut s = &self;
+        let mut s = self;
         while left > 0 {
             let now = Instant::now();
             if now >= deadline || s.set_read_timeout(Some(deadline - now)).is_err() {
@@ -80,6 +82,7 @@ impl Stream {
                 Ok(n) => left = left.saturating_sub(n),
             }
         }
+        let _ = self.shutdown(Shutdown::Both);
     }
 }
 

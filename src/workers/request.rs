@@ -130,14 +130,14 @@ fn add_connection_keys(
     base: &BaseEnviron,
     conn: &Conn<'_>,
     resp: &Shared,
-) -> PyResult<()> {
+) -> PyResult<Py<PyAny>> {
     use std::os::fd::{AsRawFd, IntoRawFd};
     let fd = nix::unistd::dup(crate::sys::process::borrow_fd(conn.stream.as_raw_fd()))
         .map_err(|e| pyo3::exceptions::PyOSError::new_err(e.to_string()))?;
     let kwargs = PyDict::new(py);
     kwargs.set_item("fileno", fd.into_raw_fd())?;
     let sock = base.socket_class.bind(py).call((), Some(&kwargs))?;
-    env.set_item(pyo3::intern!(py, "gunicorn.socket"), sock)?;
+    env.set_item(pyo3::intern!(py, "gunicorn.socket"), &sock)?;
     let hints = Py::new(
         py,
         EarlyHints {
@@ -145,7 +145,7 @@ fn add_connection_keys(
         },
     )?;
     env.set_item(pyo3::intern!(py, "wsgi.early_hints"), hints)?;
-    Ok(())
+    Ok(sock.unbind())
 }
 
 struct Outcome {
@@ -327,6 +327,7 @@ pub fn handle_request(
     }
     let _ = st.ctx.worker.setattr(py, "nr", st.nr);
 
+    let mut app_socket = None;
     let (environ, outcome) = match environ::build(
         py,
         &st.base,
@@ -337,7 +338,7 @@ pub fn handle_request(
         conn.proxy.as_ref(),
     ) {
         Ok(env) => {
-            add_connection_keys(py, &env, &st.base, conn, &resp)?;
+            app_socket = Some(add_connection_keys(py, &env, &st.base, conn, &resp)?);
             let wrapper =
                 (cfg.sendfile_enabled() && !cfg.is_ssl()).then_some(&st.base.file_wrapper);
             let outcome = run_app(py, &st.app, &env, &resp, wrapper);
@@ -419,6 +420,15 @@ pub fn handle_request(
                 format_traceback(py, &e)
             ));
         }
+    }
+    // Whatever the app kept (the environ, wsgi.input, start_response, gunicorn.socket)
+    // lets go of the connection now, so the worker's close is final, as Gunicorn's is.
+    if let Ok(mut r) = reader.lock() {
+        r.release();
+    }
+    lock(&resp).release();
+    if let Some(sock) = app_socket {
+        let _ = sock.call_method0(py, "close");
     }
     st.ctx.beat.request_finished();
     set_in_flight(None);

@@ -262,7 +262,5 @@ fn handle(
 }
 
 fn drop_stream(py: Python<'_>, stream: Arc<Stream>) {
-    if let Ok(s) = Arc::try_unwrap(stream) {
-        py.detach(|| s.close_graceful());
-    }
+    py.detach(|| stream.close_graceful());
 }

@@ -23,7 +23,9 @@ enum Framing {
 }
 
 pub struct BodyReader {
-    stream: Arc<Stream>,
+    /// None once the request is over: an app that kept `wsgi.input` cannot keep the
+    /// connection alive or read from the next request.
+    stream: Option<Arc<Stream>>,
     /// Bytes already received but not yet decoded (read-ahead from the head read).
     raw: Vec<u8>,
     raw_pos: usize,
@@ -52,7 +54,7 @@ impl BodyReader {
         };
         let done = matches!(framing, Framing::Length(0));
         BodyReader {
-            stream,
+            stream: Some(stream),
             raw: leftover,
             raw_pos: 0,
             framing,
@@ -73,10 +75,16 @@ impl BodyReader {
         self.out.len() - self.out_pos
     }
 
+    /// Let go of the connection at the end of the request.
+    pub fn release(&mut self) {
+        self.stream = None;
+    }
+
     fn recv(&mut self, want: usize) -> std::io::Result<usize> {
+        let stream = self.stream.clone().ok_or_else(finished)?;
         if self.continue_pending {
             self.continue_pending = false;
-            (&*self.stream).write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+            (&*stream).write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
         }
         if self.raw_pos >= self.raw.len() {
             self.raw.clear();
@@ -85,7 +93,7 @@ impl BodyReader {
         let start = self.raw.len();
         self.raw.resize(start + want, 0);
         let res = loop {
-            match (&*self.stream).read(&mut self.raw[start..]) {
+            match (&*stream).read(&mut self.raw[start..]) {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 other => break other,
             }
@@ -218,6 +226,11 @@ impl BodyReader {
     pub fn take_leftover(&mut self) -> Vec<u8> {
         self.raw.split_off(self.raw_pos)
     }
+}
+
+/// The error for I/O on a request that is already over.
+pub fn finished() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::NotConnected, "the request is over")
 }
 
 /// The Python object behind `environ['wsgi.input']`.

@@ -17,7 +17,8 @@ use crate::net::Stream;
 use crate::telemetry::error_log;
 
 pub struct ResponseState {
-    stream: Arc<Stream>,
+    /// None once the request is over (see `release`).
+    stream: Option<Arc<Stream>>,
     version: (u8, u8),
     is_head: bool,
     pub status: Option<String>,
@@ -38,7 +39,7 @@ pub struct ResponseState {
 impl ResponseState {
     pub fn new(stream: Arc<Stream>, version: (u8, u8), method: &str, must_close: bool) -> Self {
         ResponseState {
-            stream,
+            stream: Some(stream),
             version,
             is_head: method == "HEAD",
             status: None,
@@ -54,6 +55,12 @@ impl ResponseState {
             date: DateCache::new(),
             server: "ferrocorn",
         }
+    }
+
+    /// Let go of the connection at the end of the request, so `start_response`, `write` and
+    /// `wsgi.early_hints` kept by the app cannot touch it any more.
+    pub fn release(&mut self) {
+        self.stream = None;
     }
 
     fn no_body(&self) -> bool {
@@ -148,7 +155,10 @@ impl ResponseState {
         if bytes.is_empty() {
             return Ok(());
         }
-        let stream = self.stream.clone();
+        let stream = self
+            .stream
+            .clone()
+            .ok_or_else(crate::wsgi::input::finished)?;
         py.detach(move || (&*stream).write_all(bytes))
     }
 
@@ -190,7 +200,10 @@ impl ResponseState {
             head.extend_from_slice(format!("{count:X}\r\n").as_bytes());
         }
         self.send(py, &head)?;
-        let stream = self.stream.clone();
+        let stream = self
+            .stream
+            .clone()
+            .ok_or_else(crate::wsgi::input::finished)?;
         let raw_file = std::os::fd::AsRawFd::as_raw_fd(&file);
         let sent = py.detach(move || -> std::io::Result<u64> {
             let out = crate::sys::process::borrow_fd(std::os::fd::AsRawFd::as_raw_fd(&*stream));
