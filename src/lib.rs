@@ -21,6 +21,18 @@ use errors::exit;
 /// Package version, shared by `--version`, SERVER_SOFTWARE and the boot log line.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// Python modules the worker code uses (see `run`).
+const WORKER_MODULES: &[&str] = &[
+    "random",
+    "signal",
+    "socket",
+    "traceback",
+    "threading",
+    "ferrocorn._objects",
+    "ferrocorn._stacks",
+    "ferrocorn._loader",
+];
+
 fn eprint_flush(text: &str) {
     use std::io::Write;
     let mut err = std::io::stderr().lock();
@@ -70,6 +82,9 @@ fn run(py: Python<'_>, argv: Vec<String>) -> i32 {
         eprint_flush(&format!("\nError: {e}\n"));
         return exit::CONFIG;
     }
+    // Workers that drop privileges must still be able to write and reopen the log files.
+    telemetry::error_log::chown(cfg.user, cfg.group);
+    telemetry::access::chown(cfg.user, cfg.group);
     let Some(uri) = cfg.app_uri().map(str::to_string) else {
         eprint_flush("\nError: No application module specified.\n");
         return exit::CONFIG;
@@ -103,6 +118,16 @@ fn run(py: Python<'_>, argv: Vec<String>) -> i32 {
     if let Err(e) = workers::base::export_env(py, &cfg) {
         eprint_flush(&format!("\nError: {e}\n"));
         return exit::CONFIG;
+    }
+
+    // Everything a worker imports for itself, imported once here: workers then pay nothing
+    // for it, and a worker that drops privileges (--user) no longer needs read access to
+    // the interpreter's library directories.
+    for module in WORKER_MODULES {
+        if let Err(e) = py.import(*module) {
+            eprint_flush(&format!("\nError: cannot import {module}: {e}\n"));
+            return exit::CONFIG;
+        }
     }
 
     let app = if cfg.preload_app {

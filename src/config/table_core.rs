@@ -190,13 +190,13 @@ macro_rules! with_core_settings {
             }
             user: u32 = FromEnv(default_user) => {
                 section: "Server Mechanics", cli: ["-u", "--user"], meta: "USER",
-                action: Store(Str), kind: User, supported: false,
+                action: Store(Str), kind: User, supported: true,
                 default_doc: "the effective uid at start-up",
                 doc: "Run workers as this user, by name or uid.",
             }
             group: u32 = FromEnv(default_group) => {
                 section: "Server Mechanics", cli: ["-g", "--group"], meta: "GROUP",
-                action: Store(Str), kind: Group, supported: false,
+                action: Store(Str), kind: Group, supported: true,
                 default_doc: "the effective gid at start-up",
                 doc: "Run workers with this group, by name or gid.",
             }
@@ -206,9 +206,9 @@ macro_rules! with_core_settings {
                 default_doc: "0",
                 doc: "File mode mask applied while creating unix sockets and other files. Accepts decimal, `0o`/`0x` prefixes, and a leading 0 for octal (`0022`).",
             }
-            initgroups: bool = false => {
+                        initgroups: bool = false => {
                 section: "Server Mechanics", cli: ["--initgroups"], meta: "",
-                action: StoreTrue, kind: Boolean, supported: false,
+                action: StoreTrue, kind: Boolean, supported: true,
                 default_doc: "False",
                 doc: "When switching user, also set the supplementary groups of that user (`initgroups(3)`).",
             }

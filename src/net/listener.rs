@@ -135,6 +135,12 @@ fn bind_unix(path: &PathBuf, cfg: &Config) -> io::Result<Listener> {
     let res = sock.bind(&socket2::SockAddr::unix(path)?);
     nix::sys::stat::umask(old);
     res?;
+    // Workers may run as another user; they, not the master, must own the socket file.
+    let euid = nix::unistd::geteuid().as_raw();
+    let egid = nix::unistd::getegid().as_raw();
+    if cfg.user != euid || cfg.group != egid {
+        crate::sys::process::chown_path(path, cfg.user, cfg.group)?;
+    }
     sock.listen(backlog(cfg))?;
     from_socket(sock)
 }

@@ -112,3 +112,44 @@ pub fn borrow_fd<'a>(fd: i32) -> std::os::fd::BorrowedFd<'a> {
     // borrow (a single poll call) has ended.
     unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
 }
+
+/// Drop the worker's privileges as Gunicorn's `set_owner_process`: the group first (with
+/// the user's supplementary groups when `initgroups` is set and the user has a name), then
+/// the user. uid and gid 0 are never set explicitly, and an unchanged id is left alone.
+pub fn set_owner(uid: u32, gid: u32, initgroups: bool) -> std::io::Result<()> {
+    use nix::unistd::{getgid, getuid, setgid, setuid, Gid, Uid, User};
+    if gid != 0 {
+        let name = if initgroups && uid != 0 {
+            User::from_uid(Uid::from_raw(uid))
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+        } else {
+            None
+        };
+        match name {
+            Some(name) => {
+                let cname = std::ffi::CString::new(name)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+                nix::unistd::initgroups(&cname, Gid::from_raw(gid))?;
+                setgid(Gid::from_raw(gid))?;
+            }
+            None if getgid().as_raw() != gid => setgid(Gid::from_raw(gid))?,
+            None => {}
+        }
+    }
+    if uid != 0 && getuid().as_raw() != uid {
+        setuid(Uid::from_raw(uid))?;
+    }
+    Ok(())
+}
+
+/// chown a path the master created (unix socket file) to the workers' user and group.
+pub fn chown_path(path: &std::path::Path, uid: u32, gid: u32) -> std::io::Result<()> {
+    nix::unistd::chown(
+        path,
+        Some(nix::unistd::Uid::from_raw(uid)),
+        Some(nix::unistd::Gid::from_raw(gid)),
+    )?;
+    Ok(())
+}

@@ -137,6 +137,16 @@ fn boot_and_serve(py: Python<'_>, ctx: WorkerContext<'_>) -> Result<(), i32> {
     )
     .map_err(|e| fail(py, e, false))?;
     export_env(py, cfg).map_err(|e| fail(py, e, false))?;
+    process::set_owner(cfg.user, cfg.group, cfg.initgroups).map_err(|e| {
+        fail(
+            py,
+            pyo3::exceptions::PyOSError::new_err(format!(
+                "could not switch to user {} / group {}: {e}",
+                cfg.user, cfg.group
+            )),
+            false,
+        )
+    })?;
     // Each worker gets its own random state, as Gunicorn's util.seed().
     py.import("random")
         .and_then(|r| r.call_method0("seed"))
