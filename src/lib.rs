@@ -129,6 +129,8 @@ fn run(py: Python<'_>, argv: Vec<String>) -> i32 {
             return exit::CONFIG;
         }
     }
+    // Optional, as in Gunicorn: process titles need the setproctitle package.
+    let _ = py.import("setproctitle");
 
     let app = if cfg.preload_app {
         match wsgi::app::load(py, &uri) {
