@@ -132,6 +132,19 @@ fn run(py: Python<'_>, argv: Vec<String>) -> i32 {
     // Optional, as in Gunicorn: process titles need the setproctitle package.
     let _ = py.import("setproctitle");
 
+    if cfg.daemon {
+        if std::env::var_os("NOTIFY_SOCKET").is_some() {
+            eprint_flush(
+                "Warning: ferrocorn was started in daemon mode with NOTIFY_SOCKET set; \
+                 systemd should run it in the foreground (Type=notify) instead.",
+            );
+        }
+        if let Err(e) = sys::process::daemonize(py, cfg.enable_stdio_inheritance) {
+            eprint_flush(&format!("\nError: could not daemonize: {e}\n"));
+            return exit::CONFIG;
+        }
+    }
+
     let app = if cfg.preload_app {
         match wsgi::app::load(py, &uri) {
             Ok(app) => Some(app),

@@ -250,6 +250,13 @@ impl<'py> Arbiter<'py> {
                 error_log::warning("USR2 (binary upgrade) is not supported yet; signal ignored.");
                 Ok(())
             }
+            Signal::SIGWINCH if self.cfg.daemon => {
+                // The old master's half of a binary upgrade: stop its workers, keep it.
+                error_log::info("graceful stop of workers");
+                self.set_num_workers(0)?;
+                self.kill_workers(Signal::SIGTERM);
+                Ok(())
+            }
             Signal::SIGWINCH => {
                 error_log::debug("SIGWINCH ignored. Not daemonized");
                 Ok(())

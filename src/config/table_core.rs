@@ -166,7 +166,7 @@ macro_rules! with_core_settings {
             }
             daemon: bool = false => {
                 section: "Server Mechanics", cli: ["-D", "--daemon"], meta: "",
-                action: StoreTrue, kind: Boolean, supported: false,
+                action: StoreTrue, kind: Boolean, supported: true,
                 default_doc: "False",
                 doc: "Detach from the terminal and run in the background.",
             }

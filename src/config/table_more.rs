@@ -92,7 +92,7 @@ macro_rules! with_more_settings {
             }
             enable_stdio_inheritance: bool = false => {
                 section: "Logging", cli: ["-R", "--enable-stdio-inheritance"], meta: "",
-                action: StoreTrue, kind: Boolean, supported: false,
+                action: StoreTrue, kind: Boolean, supported: true,
                 default_doc: "False",
                 doc: "In daemon mode, keep standard output and error when they are not terminals (such as a redirection to a file) instead of discarding them.",
             }

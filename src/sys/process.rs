@@ -153,3 +153,42 @@ pub fn chown_path(path: &std::path::Path, uid: u32, gid: u32) -> std::io::Result
     )?;
     Ok(())
 }
+
+/// Detach from the terminal as Gunicorn's `util.daemonize`: fork (the parent exits 0),
+/// setsid, fork again, umask 022, and stdin/stdout/stderr on /dev/null. With
+/// `inherit_stdio`, stdin still goes to /dev/null but stdout and stderr are only redirected
+/// when they are terminals (so a supervisor capturing them keeps them). The forks go
+/// through CPython, like every fork of ours.
+pub fn daemonize(py: Python<'_>, inherit_stdio: bool) -> PyResult<()> {
+    let os = py.import("os")?;
+    let fork_and_leave_parent = || -> PyResult<()> {
+        let pid: i32 = os.call_method0("fork")?.extract()?;
+        if pid != 0 {
+            os.call_method1("_exit", (0,))?;
+        }
+        Ok(())
+    };
+    fork_and_leave_parent()?;
+    os.call_method0("setsid")?;
+    // The second fork leaves a process that is not a session leader, so it can never
+    // acquire a controlling terminal again.
+    fork_and_leave_parent()?;
+    os.call_method1("umask", (0o22,))?;
+    let null: i32 = os
+        .call_method1("open", ("/dev/null", os.getattr("O_RDWR")?))?
+        .extract()?;
+    let isatty = |fd: i32| -> bool {
+        os.call_method1("isatty", (fd,))
+            .and_then(|r| r.extract())
+            .unwrap_or(false)
+    };
+    for fd in 0..3 {
+        if fd == 0 || !inherit_stdio || isatty(fd) {
+            os.call_method1("dup2", (null, fd))?;
+        }
+    }
+    if null > 2 {
+        os.call_method1("close", (null,))?;
+    }
+    Ok(())
+}

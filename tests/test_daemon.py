@@ -1,0 +1,102 @@
+"""-D/--daemon with --pid: the command returns at once, the detached master serves, its pid
+is in the pid file, and TERM to that pid stops it and removes the file. WINCH to a daemon
+master stops its workers (the old master's half of a binary upgrade)."""
+
+import os
+import signal
+import time
+
+import pytest
+import requests
+
+from conftest import free_port
+
+
+def _wait(predicate, timeout=20.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for %s" % what)
+
+
+def _read_pid(path):
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+@pytest.fixture
+def daemon(run, tmp_path):
+    started = []
+
+    def start(*args):
+        port = free_port()
+        pidfile = tmp_path / "ferrocorn.pid"
+        log = tmp_path / "error.log"
+        result = run("-D", "--pid", str(pidfile), "--error-logfile", str(log),
+                     "-b", "127.0.0.1:%d" % port, *args, timeout=20)
+        assert result.returncode == 0, result.stderr
+        pid = _wait(lambda: _read_pid(pidfile), what="the pid file")
+        started.append(pid)
+        url = "http://127.0.0.1:%d/" % port
+        _wait(lambda: _try_get(url), what="the daemon to answer")
+        return pid, url, pidfile, log, result
+
+    yield start
+    for pid in started:
+        if _alive(pid):
+            os.kill(pid, signal.SIGQUIT)
+            _wait(lambda: not _alive(pid), timeout=10, what="the daemon to stop")
+
+
+def _try_get(url):
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def test_daemon_detaches_writes_the_pidfile_and_stops_on_term(daemon):
+    pid, url, pidfile, log, result = daemon("hello:app")
+    assert result.elapsed < 10  # the command returned; the server lives on
+    assert os.getsid(pid) != os.getsid(0)  # its own session, no controlling terminal
+    assert os.getsid(pid) != pid  # not a session leader (double fork)
+    assert requests.get(url, timeout=5).text == "Hello, World!\n"
+    assert "Listening at" in log.read_text()
+    os.kill(pid, signal.SIGTERM)
+    _wait(lambda: not _alive(pid), what="the daemon to exit")
+    assert not pidfile.exists()
+
+
+def test_winch_stops_the_workers_of_a_daemon_master(daemon):
+    pid, url, pidfile, log, _ = daemon("-w", "2", "hello:app")
+    _wait(lambda: log.read_text().count("Booting worker") >= 2, what="two workers")
+    os.kill(pid, signal.SIGWINCH)
+    _wait(lambda: "graceful stop of workers" in log.read_text(), what="the WINCH log line")
+    _wait(lambda: log.read_text().count("Worker exiting") >= 2, what="the workers to exit")
+    assert _alive(pid)
+    time.sleep(1.5)  # the master does not start new ones
+    assert log.read_text().count("Booting worker") == 2
+
+
+def test_pidfile_of_a_live_server_refuses_a_second_start(run, tmp_path, serve):
+    pidfile = tmp_path / "app.pid"
+    server = serve("--pid", str(pidfile), "hello:app")
+    assert _read_pid(pidfile) == server.master_pid
+    second = run("--pid", str(pidfile), "-b", "127.0.0.1:%d" % free_port(), "hello:app",
+                 timeout=20)
+    assert second.returncode != 0
+    assert "Already running on PID %d" % server.master_pid in second.stderr
+    assert _read_pid(pidfile) == server.master_pid  # untouched
