@@ -64,6 +64,8 @@ fn insert_pythonpath(py: Python<'_>, cfg: &Config) -> PyResult<()> {
 /// `ferrocorn [OPTIONS] [APP_MODULE]`: returns the process exit status.
 #[pyfunction]
 fn run(py: Python<'_>, argv: Vec<String>) -> i32 {
+    // Where the command was started (before any --chdir), for USR2 re-exec.
+    let start_cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
     let cfg = match Config::load(py, &argv) {
         Ok(Loaded::Run(cfg)) => *cfg,
         Ok(Loaded::Exit(code)) => return code,
@@ -132,7 +134,8 @@ fn run(py: Python<'_>, argv: Vec<String>) -> i32 {
     // Optional, as in Gunicorn: process titles need the setproctitle package.
     let _ = py.import("setproctitle");
 
-    if cfg.daemon {
+    // A USR2 child is already detached: it inherited the old master's situation.
+    if cfg.daemon && std::env::var_os("GUNICORN_FD").is_none() {
         if std::env::var_os("NOTIFY_SOCKET").is_some() {
             eprint_flush(
                 "Warning: ferrocorn was started in daemon mode with NOTIFY_SOCKET set; \
@@ -157,7 +160,7 @@ fn run(py: Python<'_>, argv: Vec<String>) -> i32 {
         None
     };
 
-    match arbiter::Arbiter::new(py, cfg, argv, app) {
+    match arbiter::Arbiter::new(py, cfg, argv, app, start_cwd) {
         Ok(a) => a.run(),
         Err(e) => {
             eprint_flush(&format!("\nError: {e}\n"));

@@ -7,6 +7,7 @@
 pub mod pidfile;
 pub mod signals;
 mod supervise;
+mod upgrade;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -46,6 +47,13 @@ pub struct Arbiter<'py> {
     pidfile: Option<Pidfile>,
     /// The listeners came from systemd: never unlink their socket files.
     systemd: bool,
+    /// The new master forked by USR2, while it lives.
+    reexec_pid: i32,
+    /// The old master, while this one is the new half of a USR2 upgrade.
+    master_pid: i32,
+    master_name: String,
+    /// Where the command was started, for the USR2 re-exec.
+    start_cwd: std::path::PathBuf,
     signals: Option<MasterSignals>,
     server: Py<PyAny>,
     log: Py<PyAny>,
@@ -69,6 +77,7 @@ impl<'py> Arbiter<'py> {
         cfg: Config,
         argv: Vec<String>,
         app: Option<Py<PyAny>>,
+        start_cwd: std::path::PathBuf,
     ) -> Result<Self> {
         let log = Py::new(py, crate::telemetry::pylogging::Logger::new())?.into_any();
         let cfg_obj = cfg.to_python(py)?;
@@ -104,6 +113,10 @@ impl<'py> Arbiter<'py> {
             pid: process::getpid(),
             pidfile: None,
             systemd: false,
+            reexec_pid: 0,
+            master_pid: 0,
+            master_name: "Master".into(),
+            start_cwd,
             signals: None,
             server,
             log,
@@ -129,8 +142,22 @@ impl<'py> Arbiter<'py> {
             error_log::debug(&self.cfg.current_configuration(py));
         }
         error_log::info(&format!("Starting ferrocorn {}", crate::VERSION));
+        if let Some(old) = upgrade::parent_master_pid() {
+            self.master_pid = old;
+            self.master_name = "Master.2".into();
+            self.server.setattr(py, "master_pid", old)?;
+            self.server.setattr(py, "master_name", "Master.2")?;
+            self.server
+                .setattr(py, "proc_name", format!("{}.2", self.cfg.proc_name()))?;
+        }
         if let Some(path) = &self.cfg.pidfile {
-            self.pidfile = Some(Pidfile::create(std::path::Path::new(path), self.pid)?);
+            // The new master of a USR2 upgrade writes beside the old one's file.
+            let path = if self.master_pid != 0 {
+                format!("{path}.2")
+            } else {
+                path.clone()
+            };
+            self.pidfile = Some(Pidfile::create(std::path::Path::new(&path), self.pid)?);
         }
         call_hook(py, &self.cfg.on_starting, (self.server.clone_ref(py),))?;
         // First assignment of num_workers: Gunicorn calls nworkers_changed with old=None.
@@ -140,8 +167,11 @@ impl<'py> Arbiter<'py> {
             (self.server.clone_ref(py), self.num_workers, py.None()),
         )?;
         self.signals = Some(MasterSignals::install(py)?);
-        let inherited = crate::net::systemd::listen_fds();
+        let mut inherited = crate::net::systemd::listen_fds();
         self.systemd = !inherited.is_empty();
+        if inherited.is_empty() {
+            inherited = upgrade::inherited_fds();
+        }
         self.listeners = crate::net::create_listeners_from(&self.cfg, &inherited)?;
         let names: Vec<String> = self.listeners.iter().map(|l| l.to_string()).collect();
         self.server.setattr(py, "LISTENERS", names.clone())?;
@@ -164,7 +194,11 @@ impl<'py> Arbiter<'py> {
 
     fn run_until_halt(&mut self) -> i32 {
         let result = self.start().and_then(|()| {
-            process::set_title(self.py, &format!("master [{}]", self.cfg.proc_name()));
+            let suffix = if self.master_pid != 0 { ".2" } else { "" };
+            process::set_title(
+                self.py,
+                &format!("master [{}{suffix}]", self.cfg.proc_name()),
+            );
             self.manage_workers()?;
             loop {
                 self.tick()?;
@@ -194,6 +228,7 @@ impl<'py> Arbiter<'py> {
     }
 
     fn tick(&mut self) -> Result<()> {
+        self.maybe_promote_master()?;
         let sigs = match &self.signals {
             Some(s) => s.wait(self.py, Duration::from_secs(1)),
             None => Vec::new(),
@@ -246,10 +281,7 @@ impl<'py> Arbiter<'py> {
                 self.kill_workers(Signal::SIGUSR1);
                 Ok(())
             }
-            Signal::SIGUSR2 => {
-                error_log::warning("USR2 (binary upgrade) is not supported yet; signal ignored.");
-                Ok(())
-            }
+            Signal::SIGUSR2 => self.reexec(),
             Signal::SIGWINCH if self.cfg.daemon => {
                 // The old master's half of a binary upgrade: stop its workers, keep it.
                 error_log::info("graceful stop of workers");
@@ -271,7 +303,7 @@ impl<'py> Arbiter<'py> {
     /// HUP: re-read the configuration, start fresh workers with it, retire the old ones
     /// gracefully. A configuration that no longer loads keeps the running one.
     fn reload(&mut self) -> Result<()> {
-        error_log::info("Hang up: Master");
+        error_log::info(&format!("Hang up: {}", self.master_name));
         // systemd (Type=notify-reload) wants the monotonic time with RELOADING=1, and READY=1
         // once done, whether or not the new configuration could be used.
         crate::net::systemd::notify(&format!(
@@ -351,7 +383,9 @@ impl<'py> Arbiter<'py> {
         if !self.listeners.is_empty() {
             crate::net::systemd::notify("STOPPING=1");
         }
-        if !self.systemd {
+        // Gunicorn's rule: only a plain master removes unix socket files; during an upgrade
+        // the other master still serves on them.
+        if self.reexec_pid == 0 && self.master_pid == 0 && !self.systemd && !self.cfg.reuse_port {
             for l in &self.listeners {
                 l.unlink();
             }
@@ -393,13 +427,14 @@ impl<'py> Arbiter<'py> {
     fn halt(&mut self, reason: Option<&str>, status: i32) -> i32 {
         self.stop(true);
         let reason = reason.filter(|r| !r.is_empty());
+        let shutting = format!("Shutting down: {}", self.master_name);
         if status == exit::OK {
-            error_log::info("Shutting down: Master");
+            error_log::info(&shutting);
             if let Some(r) = reason {
                 error_log::info(&format!("Reason: {r}"));
             }
         } else {
-            error_log::error("Shutting down: Master");
+            error_log::error(&shutting);
             if let Some(r) = reason {
                 error_log::error(&format!("Reason: {r}"));
             }

@@ -164,6 +164,12 @@ impl Arbiter<'_> {
                 WaitStatus::Signaled(pid, sig, _) => (pid.as_raw(), None, Some(sig)),
                 _ => continue,
             };
+            if pid == self.reexec_pid && pid != 0 {
+                // The USR2 child master is gone (it failed to boot, or was stopped).
+                self.reexec_pid = 0;
+                let _ = self.server.setattr(self.py, "reexec_pid", 0);
+                continue;
+            }
             if !self.workers.contains_key(&pid) {
                 error_log::debug(&format!(
                     "Reaped unknown child process (pid:{pid}, status:{status:?})"

@@ -197,6 +197,15 @@ impl Config {
         }
     }
 
+    /// The environment as it was when the configuration was first read (Gunicorn's
+    /// `cfg.env_orig`): what a USR2 re-exec starts from, so `raw_env` does not leak into it.
+    pub fn env_orig(&self) -> Vec<(String, String)> {
+        self.env_orig
+            .vars()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
     /// The debug-level configuration dump the master logs at start-up.
     pub fn current_configuration(&self, py: Python<'_>) -> String {
         render::current_configuration(self, py)

@@ -182,7 +182,7 @@ macro_rules! with_more_settings {
             }
             pre_exec: Option<Py<PyAny>> = None => {
                 section: "Server Hooks", cli: [], meta: "",
-                action: FileOnly, kind: Hook(1), supported: false,
+                action: FileOnly, kind: Hook(1), supported: true,
                 default_doc: "no-op",
                 doc: "Hook `pre_exec(server)`, called in the new master just before it is executed on SIGUSR2.",
             }

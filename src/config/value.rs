@@ -141,6 +141,10 @@ impl std::fmt::Debug for Env {
 }
 
 impl Env {
+    pub(crate) fn vars(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.vars.iter()
+    }
+
     pub(crate) fn from_process() -> Env {
         Env {
             vars: std::env::vars_os()
