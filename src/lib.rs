@@ -31,6 +31,7 @@ const WORKER_MODULES: &[&str] = &[
     "ferrocorn._objects",
     "ferrocorn._stacks",
     "ferrocorn._loader",
+    "ferrocorn._reloader",
 ];
 
 fn eprint_flush(text: &str) {

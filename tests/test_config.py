@@ -362,7 +362,7 @@ def test_invalid_option_in_cmd_args_env_exits(run):
     "args, names",
     [
         (["--certfile", "cert.pem", "--keyfile", "key.pem"], ("certfile", "keyfile")),
-        (["--reload"], ("reload",)),
+        (["--log-syslog"], ("syslog",)),
         (["-k", "gthread"], ("gthread", "worker_class")),
     ],
 )

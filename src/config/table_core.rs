@@ -106,19 +106,19 @@ macro_rules! with_core_settings {
             }
             reload: bool = false => {
                 section: "Debugging", cli: ["--reload"], meta: "",
-                action: StoreTrue, kind: Boolean, supported: false,
+                action: StoreTrue, kind: Boolean, supported: true,
                 default_doc: "False",
                 doc: "Restart workers when the application's Python modules (or `reload_extra_files`) change. For development only.",
             }
             reload_engine: String = s("auto") => {
                 section: "Debugging", cli: ["--reload-engine"], meta: "STRING",
-                action: Store(Str), kind: ReloadEngine, supported: false,
+                action: Store(Str), kind: ReloadEngine, supported: true,
                 default_doc: "auto",
                 doc: "How `reload` watches files: `auto` (inotify when available, else polling), `poll` or `inotify`.",
             }
             reload_extra_files: Vec<String> = Vec::new() => {
                 section: "Debugging", cli: ["--reload-extra-file"], meta: "FILES",
-                action: Append, kind: FilesOrPatterns, supported: false,
+                action: Append, kind: FilesOrPatterns, supported: true,
                 default_doc: "[]",
                 doc: "More files to watch with `reload`; repeatable. Entries containing `*`, `?` or `[` are glob patterns (`**` recursive) expanded on every check; plain paths must exist.",
             }

@@ -70,6 +70,30 @@ pub fn export_env(py: Python<'_>, cfg: &Config) -> PyResult<()> {
     Ok(())
 }
 
+/// Gunicorn's reloader: a thread that, when a watched file changes, logs it, runs the
+/// `worker_int` hook and stops this worker gracefully (the master starts a fresh one).
+fn start_reloader(py: Python<'_>, cfg: &Config, worker: &Py<PyAny>) -> PyResult<Py<PyAny>> {
+    error_log::warning("Reloader is on. Use in development only!");
+    let hook = cfg.worker_int.as_ref().map(|h| h.clone_ref(py));
+    let worker = worker.clone_ref(py);
+    let callback = pyo3::types::PyCFunction::new_closure(py, None, None, move |args, _kw| {
+        let py = args.py();
+        let path = args.get_item(0).map(|p| p.to_string()).unwrap_or_default();
+        error_log::info(&format!("Worker reloading: {path} modified"));
+        if let Some(h) = &hook {
+            let _ = h.call1(py, (worker.clone_ref(py),));
+        }
+        let _ = nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGTERM);
+    })?;
+    let kwargs = pyo3::types::PyDict::new(py);
+    kwargs.set_item("callback", callback)?;
+    Ok(py
+        .import("ferrocorn._reloader")?
+        .getattr("Reloader")?
+        .call((cfg.reload_extra_files.clone(),), Some(&kwargs))?
+        .unbind())
+}
+
 /// Run a worker to completion in the forked child and return its exit status.
 pub fn run_worker(py: Python<'_>, ctx: WorkerContext<'_>) -> i32 {
     let pid = process::getpid();
@@ -152,12 +176,32 @@ fn boot_and_serve(py: Python<'_>, ctx: WorkerContext<'_>) -> Result<(), i32> {
         .and_then(|r| r.call_method0("seed"))
         .map_err(|e| fail(py, e, false))?;
 
+    let reloader = if cfg.reload {
+        Some(start_reloader(py, cfg, &ctx.worker).map_err(|e| fail(py, e, false))?)
+    } else {
+        None
+    };
+
     let app = match &ctx.preloaded {
         Some(app) => app.clone_ref(py),
         None => {
             let uri = cfg.app_uri().unwrap_or_default().to_string();
             match app::load(py, &uri) {
                 Ok(app) => app,
+                // With --reload a syntax error is served (as a 500 with the traceback) and
+                // its file watched, instead of stopping the server, as Gunicorn does.
+                Err(f) if reloader.is_some() && f.syntax_error_file.is_some() => {
+                    error_log::error(&format!(
+                        "Exception loading the application\n{}",
+                        f.traceback
+                    ));
+                    let r = reloader.as_ref().expect("checked");
+                    let _ = r.call_method1(py, "add_extra_file", (f.syntax_error_file.clone(),));
+                    py.import("ferrocorn._reloader")
+                        .and_then(|m| m.call_method1("make_fail_app", (f.traceback.clone(),)))
+                        .map(|a| a.unbind())
+                        .map_err(|e| fail(py, e, false))?
+                }
                 Err(f) if f.exit_code == exit::APP_LOAD_ERROR => {
                     error_log::debug(&format!(
                         "Exception while loading the application\n{}",
@@ -174,6 +218,10 @@ fn boot_and_serve(py: Python<'_>, ctx: WorkerContext<'_>) -> Result<(), i32> {
         }
     };
     let _ = ctx.worker.setattr(py, "wsgi", app.clone_ref(py));
+    if let Some(r) = &reloader {
+        r.call_method0(py, "start")
+            .map_err(|e| fail(py, e, false))?;
+    }
 
     call_hook(
         py,

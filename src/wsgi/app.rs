@@ -9,6 +9,8 @@ pub struct LoadFailure {
     pub exit_code: i32,
     pub message: String,
     pub traceback: String,
+    /// The file of a SyntaxError, which `--reload` watches to recover.
+    pub syntax_error_file: Option<String>,
 }
 
 /// Import the app named by `uri` (`module:var`, `module`, `module:factory(args)`).
@@ -25,7 +27,16 @@ pub fn load(py: Python<'_>, uri: &str) -> Result<Py<PyAny>, LoadFailure> {
             .and_then(|m| m.getattr("AppImportError"))
             .map(|cls| err.get_type(py).is_subclass(&cls).unwrap_or(false))
             .unwrap_or(false);
+        let syntax_error_file = if err.is_instance_of::<pyo3::exceptions::PySyntaxError>(py) {
+            err.value(py)
+                .getattr("filename")
+                .ok()
+                .and_then(|f| f.extract::<String>().ok())
+        } else {
+            None
+        };
         LoadFailure {
+            syntax_error_file,
             exit_code: if is_app_error {
                 exit::APP_LOAD_ERROR
             } else {

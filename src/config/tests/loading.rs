@@ -284,7 +284,7 @@ fn unsupported_settings_fail_only_when_changed() {
     .check_supported()
     .is_ok());
     let cases: &[(&[&str], &str)] = &[
-        (&["--reload", "app:app"], "reload"),
+        (&["--log-syslog", "app:app"], "syslog"),
         (&["-k", "gevent", "app:app"], "worker_class \"gevent\""),
         (&["--threads", "2", "app:app"], "threads = 2"),
         (&["--certfile", "c.pem", "app:app"], "certfile"),
