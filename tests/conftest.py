@@ -89,6 +89,33 @@ def is_gunicorn() -> bool:
     return any(Path(part).name.startswith("gunicorn") for part in cmd)
 
 
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def wait_until(predicate, timeout: float = 20.0, what: str = "condition"):
+    """Poll `predicate` until it returns something truthy (returned), or fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for %s" % what)
+
+
+def read_pid(path: Path):
+    """The pid in a pid file, or None while it is missing or half written."""
+    try:
+        return int(Path(path).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
 def free_port(host: str = "127.0.0.1", family: int = socket.AF_INET) -> int:
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))

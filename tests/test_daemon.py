@@ -9,32 +9,7 @@ import time
 import pytest
 import requests
 
-from conftest import free_port
-
-
-def _wait(predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for %s" % what)
-
-
-def _read_pid(path):
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
+from conftest import free_port, pid_alive, read_pid, wait_until
 
 
 @pytest.fixture
@@ -48,17 +23,17 @@ def daemon(run, tmp_path):
         result = run("-D", "--pid", str(pidfile), "--error-logfile", str(log),
                      "-b", "127.0.0.1:%d" % port, *args, timeout=20)
         assert result.returncode == 0, result.stderr
-        pid = _wait(lambda: _read_pid(pidfile), what="the pid file")
+        pid = wait_until(lambda: read_pid(pidfile), what="the pid file")
         started.append(pid)
         url = "http://127.0.0.1:%d/" % port
-        _wait(lambda: _try_get(url), what="the daemon to answer")
+        wait_until(lambda: _try_get(url), what="the daemon to answer")
         return pid, url, pidfile, log, result
 
     yield start
     for pid in started:
-        if _alive(pid):
+        if pid_alive(pid):
             os.kill(pid, signal.SIGQUIT)
-            _wait(lambda: not _alive(pid), timeout=10, what="the daemon to stop")
+            wait_until(lambda: not pid_alive(pid), timeout=10, what="the daemon to stop")
 
 
 def _try_get(url):
@@ -76,17 +51,17 @@ def test_daemon_detaches_writes_the_pidfile_and_stops_on_term(daemon):
     assert requests.get(url, timeout=5).text == "Hello, World!\n"
     assert "Listening at" in log.read_text()
     os.kill(pid, signal.SIGTERM)
-    _wait(lambda: not _alive(pid), what="the daemon to exit")
+    wait_until(lambda: not pid_alive(pid), what="the daemon to exit")
     assert not pidfile.exists()
 
 
 def test_winch_stops_the_workers_of_a_daemon_master(daemon):
     pid, url, pidfile, log, _ = daemon("-w", "2", "hello:app")
-    _wait(lambda: log.read_text().count("Booting worker") >= 2, what="two workers")
+    wait_until(lambda: log.read_text().count("Booting worker") >= 2, what="two workers")
     os.kill(pid, signal.SIGWINCH)
-    _wait(lambda: "graceful stop of workers" in log.read_text(), what="the WINCH log line")
-    _wait(lambda: log.read_text().count("Worker exiting") >= 2, what="the workers to exit")
-    assert _alive(pid)
+    wait_until(lambda: "graceful stop of workers" in log.read_text(), what="the WINCH log line")
+    wait_until(lambda: log.read_text().count("Worker exiting") >= 2, what="the workers to exit")
+    assert pid_alive(pid)
     time.sleep(1.5)  # the master does not start new ones
     assert log.read_text().count("Booting worker") == 2
 
@@ -94,9 +69,9 @@ def test_winch_stops_the_workers_of_a_daemon_master(daemon):
 def test_pidfile_of_a_live_server_refuses_a_second_start(run, tmp_path, serve):
     pidfile = tmp_path / "app.pid"
     server = serve("--pid", str(pidfile), "hello:app")
-    assert _read_pid(pidfile) == server.master_pid
+    assert read_pid(pidfile) == server.master_pid
     second = run("--pid", str(pidfile), "-b", "127.0.0.1:%d" % free_port(), "hello:app",
                  timeout=20)
     assert second.returncode != 0
     assert "Already running on PID %d" % server.master_pid in second.stderr
-    assert _read_pid(pidfile) == server.master_pid  # untouched
+    assert read_pid(pidfile) == server.master_pid  # untouched

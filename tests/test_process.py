@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from conftest import free_port, http_get, ipv6_loopback_available
+from conftest import free_port, http_get, ipv6_loopback_available, pid_alive
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -23,14 +23,6 @@ def parent_pid(pid: int) -> int:
     with open("/proc/%d/stat" % pid) as f:
         # The command name (field 2) may contain spaces; it is wrapped in parentheses.
         return int(f.read().rsplit(")", 1)[1].split()[1])
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def get_pid(server, seconds: float = 0, timeout: float = 15) -> int:

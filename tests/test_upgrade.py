@@ -9,31 +9,7 @@ import time
 
 import requests
 
-
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-
-
-def _wait(predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for %s" % what)
-
-
-def _read_pid(path):
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
+from conftest import pid_alive, read_pid, wait_until
 
 
 class Load:
@@ -69,29 +45,29 @@ def test_usr2_then_term_old_master_loses_no_request(serve, tmp_path):
     pidfile = tmp_path / "app.pid"
     server = serve("-w", "2", "--pid", str(pidfile), "hello:app")
     old = server.master_pid
-    assert _read_pid(pidfile) == old
+    assert read_pid(pidfile) == old
     load = Load(server.url)
     try:
-        _wait(lambda: load.ok > 20, what="load to flow")
+        wait_until(lambda: load.ok > 20, what="load to flow")
         server.send_signal(signal.SIGUSR2)
-        new = _wait(lambda: _read_pid(tmp_path / "app.pid.2"), what="the new master's pid file")
+        new = wait_until(lambda: read_pid(tmp_path / "app.pid.2"), what="the new master's pid file")
         assert new != old
         server.wait_for_log(r"Booting worker with pid", count=4, timeout=30)
         served_before = load.ok
-        _wait(lambda: load.ok > served_before + 20, what="load through both masters")
+        wait_until(lambda: load.ok > served_before + 20, what="load through both masters")
         server.send_signal(signal.SIGTERM)  # stop the old master
         assert server.wait_exit(30) == 0
         server.wait_for_log(r"Master has been promoted\.", timeout=15)
-        _wait(lambda: _read_pid(pidfile) == new, what="the pid file to name the new master")
+        wait_until(lambda: read_pid(pidfile) == new, what="the pid file to name the new master")
         assert not (tmp_path / "app.pid.2").exists()
         served_after = load.ok
-        _wait(lambda: load.ok > served_after + 20, what="load through the new master")
+        wait_until(lambda: load.ok > served_after + 20, what="load through the new master")
     finally:
         load.finish()
     assert load.failed == 0, load.errors[:5]
-    assert _alive(new)
+    assert pid_alive(new)
     os.kill(new, signal.SIGTERM)
-    _wait(lambda: not _alive(new), what="the new master to stop")
+    wait_until(lambda: not pid_alive(new), what="the new master to stop")
 
 
 def test_a_new_master_that_fails_to_boot_leaves_the_old_one_serving(serve, tmp_path):
@@ -104,13 +80,13 @@ def test_a_new_master_that_fails_to_boot_leaves_the_old_one_serving(serve, tmp_p
     server = serve("upgr_app:app", cwd=tmp_path)
     load = Load(server.url)
     try:
-        _wait(lambda: load.ok > 10, what="load to flow")
+        wait_until(lambda: load.ok > 10, what="load to flow")
         app.write_text("raise RuntimeError('broken release')\n")
         server.send_signal(signal.SIGUSR2)
         server.wait_for_log(r"Shutting down: Master\.2", timeout=30)
         server.wait_for_log(r"Reason: Worker failed to boot\.", timeout=30)
         served = load.ok
-        _wait(lambda: load.ok > served + 10, what="the old master to keep serving")
+        wait_until(lambda: load.ok > served + 10, what="the old master to keep serving")
     finally:
         load.finish()
     assert load.failed == 0, load.errors[:5]
