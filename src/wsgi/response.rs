@@ -16,6 +16,12 @@ use pyo3::types::{PyBytes, PyString};
 use crate::net::Stream;
 use crate::telemetry::error_log;
 
+thread_local! {
+    /// One Date header cache per serving thread: the text is formatted once a second, not
+    /// once a response.
+    static DATE: std::cell::RefCell<DateCache> = std::cell::RefCell::new(DateCache::new());
+}
+
 pub struct ResponseState {
     /// None once the request is over (see `release`).
     stream: Option<Arc<Stream>>,
@@ -32,7 +38,6 @@ pub struct ResponseState {
     pub must_close: bool,
     upgrade: bool,
     warned_body: bool,
-    date: DateCache,
     server: &'static str,
 }
 
@@ -52,7 +57,6 @@ impl ResponseState {
             must_close,
             upgrade: false,
             warned_body: false,
-            date: DateCache::new(),
             server: "ferrocorn",
         }
     }
@@ -109,7 +113,7 @@ impl ResponseState {
             ConnectionHeader::KeepAlive
         };
         let status = self.status.clone().unwrap_or_default();
-        let date = self.date.get().to_string();
+        let date = DATE.with(|d| d.borrow_mut().get().to_string());
         encode_head(
             out,
             self.version,
