@@ -173,18 +173,26 @@ def raw_request(address, data: bytes | list, timeout: float = 15.0, pause: float
             if i and pause:
                 time.sleep(pause)
             sock.sendall(piece)
-        chunks = []
-        deadline = time.monotonic() + timeout
-        while True:
-            if time.monotonic() > deadline:
-                raise TimeoutError("server did not close the connection within %ss" % timeout)
-            try:
-                chunk = sock.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
+        return read_until_eof(sock, timeout)
+
+
+def read_until_eof(sock, timeout: float) -> bytes:
+    """Everything the server sends until it closes (a reset counts as the close)."""
+    chunks = []
+    deadline = time.monotonic() + timeout
+    while True:
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                "server did not close the connection within %ss; received so far: %r"
+                % (timeout, b"".join(chunks))
+            )
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
     return b"".join(chunks)
 
 

@@ -45,7 +45,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, Server, base_env, free_port, is_gunicorn
+from conftest import REPO_ROOT, Server, base_env, free_port, is_gunicorn, read_until_eof
 
 CONFORMANCE_DIR = Path(
     os.environ.get("FERROCORN_CONFORMANCE_DIR")
@@ -203,21 +203,7 @@ def exchange(address, wire: bytes):
             # The server may answer and close before taking every byte of a bad
             # request; what it already sent is still readable (or the reset is the answer).
             pass
-        chunks = []
-        deadline = time.monotonic() + EXCHANGE_TIMEOUT
-        while True:
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    "no EOF within %ss; received so far: %r" % (EXCHANGE_TIMEOUT, b"".join(chunks))
-                )
-            try:
-                chunk = sock.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-    return b"".join(chunks), client_port
+        return read_until_eof(sock, EXCHANGE_TIMEOUT), client_port
 
 
 def split_responses(raw: bytes) -> list:
