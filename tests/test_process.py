@@ -365,3 +365,12 @@ def test_backlog_sets_the_listen_queue(serve):
     rows = [line.split() for line in out.splitlines() if line.strip()]
     assert rows, out
     assert rows[0][2] == "37", out
+
+
+def test_umask_applies_to_the_unix_socket_file(serve):
+    import stat
+
+    server = serve("--umask", "0o077", "hello:app", bind="unix")
+    mode = stat.S_IMODE(os.stat(server.address).st_mode)
+    assert mode == 0o700, oct(mode)
+    assert http_get(server.address, "/").status == 200
