@@ -29,7 +29,14 @@ pub(crate) struct WorkerRec {
     pub age: u64,
     pub slot: usize,
     pub aborted: bool,
+    /// Told to stop (TERM sent); no longer counted as capacity.
     pub retiring: bool,
+    /// Due to stop (max_requests reached, or an old generation after HUP) but still serving
+    /// until enough replacements have booted; see `release_replaced`.
+    pub replaced: bool,
+    pub spawned: Instant,
+    /// Seconds of booting already reported by the "still booting" log line.
+    pub boot_reported_s: u64,
     pub obj: Py<PyAny>,
 }
 
@@ -244,8 +251,11 @@ impl<'py> Arbiter<'py> {
             }
             self.handle_signal(sig)?;
         }
+        self.collect_retire_requests();
         self.murder_workers();
-        self.manage_workers()
+        self.manage_workers()?;
+        self.release_replaced();
+        Ok(())
     }
 
     fn handle_signal(&mut self, sig: Signal) -> Result<()> {
@@ -363,18 +373,13 @@ impl<'py> Arbiter<'py> {
             self.pidfile = Some(Pidfile::create(std::path::Path::new(path), self.pid)?);
         }
         process::set_title(py, &format!("master [{}]", self.cfg.proc_name()));
-        let last_age = self.worker_age;
-        for _ in 0..self.cfg.workers {
-            self.spawn_worker()?;
+        // Unlike Gunicorn, which TERMs the old generation as soon as the new one is forked,
+        // the old workers keep serving until their replacements have booted (the tick's
+        // `release_replaced`), so a reload never leaves the backlog without a worker.
+        for w in self.workers.values_mut().filter(|w| !w.retiring) {
+            w.replaced = true;
         }
-        self.manage_workers()?;
-        // Wait (bounded) for the old generation to go, so it is not TERMed twice.
-        let limit = Instant::now() + Duration::from_secs(self.cfg.graceful_timeout.max(0) as u64);
-        while Instant::now() < limit && self.workers.values().any(|w| w.age <= last_age) {
-            self.reap_workers()?;
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Ok(())
+        self.manage_workers()
     }
 
     /// Close the listeners and stop every worker: TERM and wait up to graceful_timeout when
@@ -388,6 +393,18 @@ impl<'py> Arbiter<'py> {
         if self.reexec_pid == 0 && self.master_pid == 0 && !self.systemd && !self.cfg.reuse_port {
             for l in &self.listeners {
                 l.unlink();
+            }
+        }
+        if graceful && self.sole_owner_of_listeners() {
+            // Let the workers take what is already queued before they go (see
+            // `Listener::stop_new_connections`).
+            for w in self.workers.values() {
+                self.hb.request_drain(w.slot);
+            }
+            for l in &self.listeners {
+                if let Err(e) = l.stop_new_connections() {
+                    error_log::warning(&format!("Could not stop new connections on {l}: {e}"));
+                }
             }
         }
         self.listeners.clear();
@@ -422,6 +439,17 @@ impl<'py> Arbiter<'py> {
         }
         self.kill_workers(Signal::SIGKILL);
         let _ = self.reap_workers();
+    }
+
+    /// Whether the listening sockets die with this master: not during a USR2 upgrade (the
+    /// other master serves on them), not from systemd or `fd://` (their owner reuses them).
+    fn sole_owner_of_listeners(&self) -> bool {
+        let adopted = self.cfg.address().is_ok_and(|addrs| {
+            addrs
+                .iter()
+                .any(|a| matches!(a, crate::config::BindAddr::Fd(_)))
+        });
+        self.reexec_pid == 0 && self.master_pid == 0 && !self.systemd && !adopted
     }
 
     fn halt(&mut self, reason: Option<&str>, status: i32) -> i32 {

@@ -1,5 +1,6 @@
-//! Keeping the right number of healthy workers: spawn (fork), manage, kill, reap, and the
-//! timeout check that aborts workers silent for longer than `timeout`.
+//! Keeping the right number of healthy workers: spawn (fork), manage, kill, reap, the
+//! hand-over that retires a worker only once its replacement has booted, and the checks that
+//! abort workers silent for longer than `timeout` or booting for longer than `boot_timeout`.
 
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -22,7 +23,10 @@ impl Arbiter<'_> {
     }
 
     fn active_count(&self) -> usize {
-        self.workers.values().filter(|w| !w.retiring).count()
+        self.workers
+            .values()
+            .filter(|w| !w.retiring && !w.replaced)
+            .count()
     }
 
     pub(super) fn manage_workers(&mut self) -> Result<()> {
@@ -33,7 +37,7 @@ impl Arbiter<'_> {
         let mut by_age: Vec<(u64, i32)> = self
             .workers
             .iter()
-            .filter(|(_, w)| !w.retiring)
+            .filter(|(_, w)| !w.retiring && !w.replaced)
             .map(|(pid, w)| (w.age, *pid))
             .collect();
         by_age.sort_unstable();
@@ -108,6 +112,9 @@ impl Arbiter<'_> {
                         slot,
                         aborted: false,
                         retiring: false,
+                        replaced: false,
+                        spawned: std::time::Instant::now(),
+                        boot_reported_s: 0,
                         obj,
                     },
                 );
@@ -215,9 +222,87 @@ impl Arbiter<'_> {
         }
     }
 
-    /// Abort (then kill) workers that have not beaten for `timeout` seconds. Unlike Gunicorn,
-    /// the log says how long the stuck request had been running.
+    /// Workers that reached `max_requests` ask (through their heartbeat slot) to be replaced;
+    /// they keep serving while the replacement boots, so capacity never dips.
+    pub(super) fn collect_retire_requests(&mut self) {
+        for (pid, w) in self.workers.iter_mut() {
+            if !w.retiring && !w.replaced && self.hb.retire_requested(w.slot) {
+                w.replaced = true;
+                error_log::info(&format!(
+                    "Worker (pid:{pid}) reached max_requests; it serves until its replacement has booted"
+                ));
+            }
+        }
+    }
+
+    /// TERM replaced workers, oldest first, as long as booted workers plus the replaced ones
+    /// still serving exceed `num_workers`.
+    pub(super) fn release_replaced(&mut self) {
+        let booted = self
+            .workers
+            .values()
+            .filter(|w| !w.retiring && !w.replaced && self.hb.booted(w.slot))
+            .count() as i64;
+        let mut replaced: Vec<(u64, i32)> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.replaced && !w.retiring)
+            .map(|(pid, w)| (w.age, *pid))
+            .collect();
+        replaced.sort_unstable();
+        let mut serving = booted + replaced.len() as i64;
+        for (_, pid) in replaced {
+            if serving <= self.num_workers.max(0) {
+                break;
+            }
+            serving -= 1;
+            if let Some(w) = self.workers.get_mut(&pid) {
+                w.retiring = true;
+            }
+            self.kill_worker(pid, Signal::SIGTERM);
+        }
+    }
+
+    /// The boot limit: at least `timeout`, as Gunicorn (whose clock starts at fork) allows.
+    fn boot_limit_s(&self) -> Option<u64> {
+        (self.cfg.boot_timeout > 0).then(|| self.cfg.boot_timeout.max(self.cfg.timeout) as u64)
+    }
+
+    /// Abort (then kill) workers that have not beaten for `timeout` seconds since they
+    /// booted, or have not finished booting within the boot limit. Unlike Gunicorn, the log
+    /// says how long the stuck request had been running, and a slow boot is reported while
+    /// it lasts instead of being killed at `timeout`.
     pub(super) fn murder_workers(&mut self) {
+        let boot_limit = self.boot_limit_s();
+        let report_every = self.cfg.timeout.max(1) as u64;
+        let mut late_boot: Vec<(i32, bool, u64)> = Vec::new();
+        for (pid, w) in self.workers.iter_mut() {
+            if self.hb.booted(w.slot) || w.retiring {
+                continue;
+            }
+            let secs = w.spawned.elapsed().as_secs();
+            if boot_limit.is_some_and(|limit| secs >= limit) {
+                late_boot.push((*pid, w.aborted, secs));
+            } else if secs >= w.boot_reported_s + report_every {
+                w.boot_reported_s = secs;
+                error_log::warning(&format!("Worker (pid:{pid}) still booting ({secs} s)"));
+            }
+        }
+        for (pid, aborted, secs) in late_boot {
+            if aborted {
+                self.kill_worker(pid, Signal::SIGKILL);
+                continue;
+            }
+            error_log::critical(&format!(
+                "WORKER BOOT TIMEOUT (pid:{pid}) (still booting after {secs} s, boot_timeout {} s)",
+                boot_limit.unwrap_or_default()
+            ));
+            if let Some(w) = self.workers.get_mut(&pid) {
+                w.aborted = true;
+                let _ = w.obj.setattr(self.py, "aborted", true);
+            }
+            self.kill_worker(pid, Signal::SIGABRT);
+        }
         if self.cfg.timeout <= 0 {
             return;
         }

@@ -1,5 +1,7 @@
 //! Settings table, part 2: logging, process naming, hooks, SSL, HTTP/2, dirty arbiters and
-//! the control socket. Pure data, consumed by `define_settings!` in `settings.rs`.
+//! the control socket, then ferrocorn's own extensions (section "Ferrocorn Extensions", the
+//! only rows that are not Gunicorn settings). Pure data, consumed by `define_settings!` in
+//! `settings.rs`.
 
 /// Appends these rows to the ones passed in and hands everything to `define_settings!`.
 macro_rules! with_more_settings {
@@ -383,6 +385,12 @@ macro_rules! with_more_settings {
                 action: StoreTrue, kind: Boolean, supported: false,
                 default_doc: "False",
                 doc: "`--no-control-socket`: do not create the control socket.",
+            }
+            boot_timeout: i64 = 120 => {
+                section: "Ferrocorn Extensions", cli: ["--boot-timeout"], meta: "INT",
+                action: Store(Int), kind: PosInt, supported: true,
+                default_doc: "120",
+                doc: "Seconds a worker may take from fork to ready (app loaded, `post_worker_init` done) before the master aborts it and starts another; never less than `timeout`. 0 disables the limit. Not a Gunicorn setting: Gunicorn counts boot time against `timeout`, so a slow app import is killed in a loop, while ferrocorn starts the `timeout` clock only once the worker is ready. Gunicorn ignores this name in a config file.",
             }
         }
     };

@@ -59,6 +59,29 @@ impl Listener {
         }
     }
 
+    /// Make the kernel drop new TCP connection attempts (SYNs) while the connections already
+    /// queued stay acceptable, so a final graceful stop can drain the backlog without racing
+    /// new arrivals. A dropped SYN is retried by the client and refused once the socket is
+    /// closed, where closing with a non-empty queue would reset connections the client
+    /// believes are open (Gunicorn #2409). The filter belongs to the socket, not this
+    /// descriptor: never use it on a socket another server will keep listening on.
+    pub fn stop_new_connections(&self) -> io::Result<()> {
+        match self {
+            Listener::Tcp(l, _) => {
+                // Classic BPF "ret #0": accept zero bytes of every packet, i.e. drop it.
+                let drop_all = [socket2::SockFilter::new(
+                    (libc::BPF_RET | libc::BPF_K) as u16,
+                    0,
+                    0,
+                    0,
+                )];
+                socket2::SockRef::from(l).attach_filter(&drop_all)
+            }
+            // Unix sockets do not run socket filters on connect; they are drained as they are.
+            Listener::Unix(..) => Ok(()),
+        }
+    }
+
     /// Remove a unix socket file on shutdown (Gunicorn does this only in a plain master).
     pub fn unlink(&self) {
         if let Listener::Unix(_, p) = self {

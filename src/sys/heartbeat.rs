@@ -4,7 +4,8 @@
 //! one slot and stores the CLOCK_MONOTONIC time of its last sign of life. Nothing touches a
 //! disk, so a slow or full `/tmp` can never stall a worker (Gunicorn's FAQ problem). A slot
 //! also records when the request in flight started, so a WORKER TIMEOUT can say how long the
-//! worker had been serving it.
+//! worker had been serving it, and carries two flags: the worker asking to be replaced
+//! (`max_requests` reached) and the master asking a stopping worker to drain the backlog.
 
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,10 +16,16 @@ pub const SLOTS: usize = 4096;
 /// 0 means "booting": Gunicorn never times out a worker before its first notify, and neither do we.
 const BOOTING: u64 = 0;
 
+/// Set by the worker: it reached `max_requests` and wants a replacement started.
+const RETIRE_REQUESTED: u64 = 1;
+/// Set by the master before a final graceful stop: accept what is already queued first.
+const DRAIN: u64 = 2;
+
 #[repr(C)]
 struct Slot {
     last_beat_ms: AtomicU64,
     request_started_ms: AtomicU64,
+    flags: AtomicU64,
 }
 
 pub struct Heartbeats {
@@ -68,6 +75,7 @@ impl Heartbeats {
         let s = self.slot(idx);
         s.last_beat_ms.store(BOOTING, Ordering::Relaxed);
         s.request_started_ms.store(0, Ordering::Relaxed);
+        s.flags.store(0, Ordering::Relaxed);
         Some(idx)
     }
 
@@ -87,6 +95,19 @@ impl Heartbeats {
     pub fn request_age_ms(&self, idx: usize) -> Option<u64> {
         let start = self.slot(idx).request_started_ms.load(Ordering::Relaxed);
         (start != 0).then(|| monotonic_ms().saturating_sub(start))
+    }
+
+    /// Whether the worker has finished booting (it beats only once its loop runs).
+    pub fn booted(&self, idx: usize) -> bool {
+        self.slot(idx).last_beat_ms.load(Ordering::Relaxed) != BOOTING
+    }
+
+    pub fn retire_requested(&self, idx: usize) -> bool {
+        self.slot(idx).flags.load(Ordering::SeqCst) & RETIRE_REQUESTED != 0
+    }
+
+    pub fn request_drain(&self, idx: usize) {
+        self.slot(idx).flags.fetch_or(DRAIN, Ordering::SeqCst);
     }
 
     pub fn handle(&self, idx: usize) -> Beat {
@@ -128,5 +149,16 @@ impl Beat {
 
     pub fn request_finished(&self) {
         self.slot().request_started_ms.store(0, Ordering::Relaxed);
+    }
+
+    pub fn request_retirement(&self) {
+        self.slot()
+            .flags
+            .fetch_or(RETIRE_REQUESTED, Ordering::SeqCst);
+    }
+
+    /// Whether the master asked this worker to accept what is queued before it exits.
+    pub fn drain_requested(&self) -> bool {
+        self.slot().flags.load(Ordering::SeqCst) & DRAIN != 0
     }
 }

@@ -12,7 +12,7 @@ use crate::net::Listener;
 use crate::sys::heartbeat::Beat;
 use crate::sys::process;
 use crate::telemetry::error_log;
-use crate::wsgi::app::{self, format_traceback, system_exit_code};
+use crate::wsgi::app::{self, format_traceback, system_exit_code, LoadFailure};
 
 /// Everything a freshly forked worker needs from the master.
 pub struct WorkerContext<'a> {
@@ -202,6 +202,10 @@ fn boot_and_serve(py: Python<'_>, ctx: WorkerContext<'_>) -> Result<(), i32> {
                         .map(|a| a.unbind())
                         .map_err(|e| fail(py, e, false))?
                 }
+                Err(LoadFailure {
+                    system_exit: Some(code),
+                    ..
+                }) => return Err(code),
                 Err(f) if f.exit_code == exit::APP_LOAD_ERROR => {
                     error_log::debug(&format!(
                         "Exception while loading the application\n{}",
@@ -231,6 +235,13 @@ fn boot_and_serve(py: Python<'_>, ctx: WorkerContext<'_>) -> Result<(), i32> {
     )
     .map_err(|e| fail(py, e, false))?;
     let _ = ctx.worker.setattr(py, "booted", true);
+    // The first beat marks the worker ready; waking the master lets it retire at once any
+    // worker this one replaces, instead of on its next one-second tick.
+    ctx.beat.notify();
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(ctx.ppid),
+        nix::sys::signal::Signal::SIGCHLD,
+    );
 
     let base = super::request::base_environ(py, ctx.cfg, false).map_err(|e| fail(py, e, true))?;
     let mut state = WorkerState {

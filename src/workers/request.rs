@@ -320,10 +320,19 @@ pub fn handle_request(
     )));
 
     st.nr += 1;
-    if st.nr >= st.ctx.max_requests {
-        error_log::info("Autorestarting worker after current request.");
-        st.alive.store(false, std::sync::atomic::Ordering::SeqCst);
-        lock(&resp).must_close = true;
+    if st.nr == st.ctx.max_requests {
+        // Gunicorn stops here and leaves its share of the backlog waiting for a fresh worker
+        // to boot. This worker keeps serving instead; the master TERMs it once the
+        // replacement is ready (see `arbiter::supervise::release_replaced`).
+        error_log::info(&format!(
+            "Autorestarting worker after max_requests ({}): a replacement boots first, then this worker stops.",
+            st.nr
+        ));
+        st.ctx.beat.request_retirement();
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(st.ctx.ppid),
+            nix::sys::signal::Signal::SIGCHLD,
+        );
     }
     let _ = st.ctx.worker.setattr(py, "nr", st.nr);
 

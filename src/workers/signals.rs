@@ -72,15 +72,23 @@ pub fn ignore_stop_signals(py: Python<'_>) {
 
 /// Gunicorn only logs "WORKER TIMEOUT (pid:N)" in the master; the aborted worker also says
 /// what it was doing: the request in flight and the Python stack of every thread.
-fn log_abort(py: Python<'_>) {
-    let request = super::request::in_flight().unwrap_or_else(|| "no request".into());
+fn log_abort(py: Python<'_>, worker: &Py<PyAny>) {
+    let booted = worker
+        .getattr(py, "booted")
+        .and_then(|b| b.extract::<bool>(py))
+        .unwrap_or(true);
+    let doing = match super::request::in_flight() {
+        Some(request) => format!("serving {request}"),
+        None if !booted => "booting".to_string(),
+        None => "serving no request".to_string(),
+    };
     let stacks = py
         .import("ferrocorn._stacks")
         .and_then(|m| m.call_method0("format_all_stacks"))
         .and_then(|s| s.extract::<String>())
         .unwrap_or_else(|e| format!("(stacks unavailable: {e})"));
     error_log::error(&format!(
-        "Worker (pid:{}) aborted while serving {request}\n{stacks}",
+        "Worker (pid:{}) aborted while {doing}\n{stacks}",
         std::process::id()
     ));
 }
@@ -119,7 +127,7 @@ pub fn install(
     let abort = PyCFunction::new_closure(py, None, None, move |args, _kw| -> PyResult<()> {
         a.store(false, Ordering::SeqCst);
         let py = args.py();
-        log_abort(py);
+        log_abort(py, &wk);
         let _ = wk.setattr(py, "aborted", true);
         hook_call(py, &hook, &wk, "worker_abort");
         Err(PySystemExit::new_err(1))

@@ -107,40 +107,79 @@ pub fn run(py: Python<'_>, st: &mut WorkerState<'_>, signals: &WorkerSignals) ->
             if !st.alive() {
                 break;
             }
-            let (stream, peer) = match listeners[idx].accept() {
-                Ok(c) => c,
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(libc::EAGAIN) | Some(libc::ECONNABORTED) | Some(libc::EINTR)
-                    ) =>
-                {
-                    continue
-                }
-                Err(e) => return Err(e.into()),
-            };
-            st.ctx.beat.notify();
-            // A bug on the request path must cost one connection, never the worker.
-            let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                handle(py, st, &pcfg, &listeners[idx], stream, peer)
-            }));
-            match served {
-                Ok(res) => res?,
-                Err(panic) => {
-                    let what = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "unknown panic".into());
-                    error_log::error(&format!(
-                        "Internal error while handling a request (connection closed): {what}"
-                    ));
-                }
-            }
+            accept_and_serve(py, st, &pcfg, idx)?;
             signals.dispatch(py)?;
         }
     }
+    if st.ctx.beat.drain_requested() {
+        drain(py, st, &pcfg, signals)?;
+    }
     Ok(())
+}
+
+/// A final graceful stop: the master has made the kernel drop new connection attempts, so
+/// serve every connection already queued instead of letting the close reset it. Bounded by
+/// `graceful_timeout`, after which the master kills the worker anyway.
+fn drain(
+    py: Python<'_>,
+    st: &mut WorkerState<'_>,
+    pcfg: &ParserConfig,
+    signals: &WorkerSignals,
+) -> PyResult<()> {
+    let limit = Instant::now() + Duration::from_secs(st.ctx.cfg.graceful_timeout.max(0) as u64);
+    loop {
+        let mut served = false;
+        for idx in 0..st.ctx.listeners.len() {
+            served |= accept_and_serve(py, st, pcfg, idx)?;
+            signals.dispatch(py)?;
+        }
+        if !served || Instant::now() >= limit {
+            return Ok(());
+        }
+        st.ctx.beat.notify();
+    }
+}
+
+/// Accept one connection from listener `idx` if one is queued and serve it. Returns whether
+/// there was one.
+fn accept_and_serve(
+    py: Python<'_>,
+    st: &mut WorkerState<'_>,
+    pcfg: &ParserConfig,
+    idx: usize,
+) -> PyResult<bool> {
+    let listener = &st.ctx.listeners[idx];
+    let (stream, peer) = match listener.accept() {
+        Ok(c) => c,
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EAGAIN) | Some(libc::ECONNABORTED) | Some(libc::EINTR)
+            ) =>
+        {
+            return Ok(false)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    st.ctx.beat.notify();
+    // A bug on the request path must cost one connection, never the worker.
+    let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        handle(py, st, pcfg, listener, stream, peer)
+    }));
+    match served {
+        Ok(res) => res?,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            error_log::error(&format!(
+                "Internal error while handling a request (connection closed): {what}"
+            ));
+        }
+    }
+    Ok(true)
 }
 
 enum Head {

@@ -11,6 +11,9 @@ pub struct LoadFailure {
     pub traceback: String,
     /// The file of a SyntaxError, which `--reload` watches to recover.
     pub syntax_error_file: Option<String>,
+    /// Set when the import raised SystemExit (e.g. the SIGABRT of a boot timeout): the
+    /// worker exits with that status, as Gunicorn's lets SystemExit through.
+    pub system_exit: Option<i32>,
 }
 
 /// Import the app named by `uri` (`module:var`, `module`, `module:factory(args)`).
@@ -36,6 +39,7 @@ pub fn load(py: Python<'_>, uri: &str) -> Result<Py<PyAny>, LoadFailure> {
             None
         };
         LoadFailure {
+            system_exit: system_exit_code(py, &err),
             syntax_error_file,
             exit_code: if is_app_error {
                 exit::APP_LOAD_ERROR
