@@ -11,7 +11,9 @@ import textwrap
 import pytest
 import requests
 
-from conftest import is_gunicorn
+import os
+
+from conftest import is_gunicorn, pid_alive, read_pid, wait_until
 
 HOOKS_CONF = textwrap.dedent(
     """
@@ -60,6 +62,15 @@ HOOKS_CONF = textwrap.dedent(
 
     def on_exit(server):
         _rec("on_exit", pid=server.pid)
+
+    def on_reload(server):
+        _rec("on_reload", pid=server.pid, workers=server.cfg.workers)
+
+    def worker_abort(worker):
+        _rec("worker_abort", worker_pid=worker.pid)
+
+    def pre_exec(server):
+        _rec("pre_exec", master=server.pid)
     """
 )
 
@@ -128,6 +139,60 @@ def test_worker_int_runs_on_quit(serve, tmp_path):
     assert {"hook": "worker_int", "worker_pid": worker, "in_pid": worker} in calls
 
 
+def _hooked(serve, tmp_path, *args, **kw):
+    conf = tmp_path / "hooks.conf.py"
+    conf.write_text(HOOKS_CONF)
+    log = tmp_path / "hooks.jsonl"
+    env = dict(kw.pop("env", {}), HOOK_LOG=str(log))
+    return serve("-c", str(conf), *args, env=env, **kw), log
+
+
+def test_on_reload_and_nworkers_changed_run_in_the_master_on_hup_ttin_ttou(serve, tmp_path):
+    server, log = _hooked(serve, tmp_path, "hello:app")
+    master = server.master_pid
+    server.send_signal(signal.SIGTTIN)
+    server.wait_for_log(r"Booting worker with pid", count=2)
+    server.send_signal(signal.SIGTTOU)
+    server.wait_for_log(r"Handling signal: ttou")
+    server.send_signal(signal.SIGHUP)
+    server.wait_for_log(r"Booting worker with pid", count=3)
+    wait_until(lambda: any(c["hook"] == "on_reload" for c in _calls(log)), what="on_reload")
+    calls = _calls(log)
+    changes = [(c["new"], c["old"]) for c in calls if c["hook"] == "nworkers_changed"]
+    # Start (old None), TTIN, TTOU, then HUP re-applies the configured count.
+    assert changes[:3] == [(1, None), (2, 1), (1, 2)], changes
+    (reload,) = [c for c in calls if c["hook"] == "on_reload"]
+    assert (reload["in_pid"], reload["pid"], reload["workers"]) == (master, master, 1)
+
+
+def test_worker_abort_runs_in_the_timed_out_worker(serve, tmp_path):
+    server, log = _hooked(serve, tmp_path, "--timeout", "2", "slow:app")
+    (stuck,) = server.worker_pids()
+    import threading
+    threading.Thread(
+        target=lambda: requests.get(server.url + "/?s=20", timeout=30), daemon=True
+    ).start()
+    server.wait_for_log(r"WORKER TIMEOUT \(pid:%d\)" % stuck, timeout=20)
+    wait_until(lambda: any(c["hook"] == "worker_abort" for c in _calls(log)),
+               what="worker_abort")
+    (abort,) = [c for c in _calls(log) if c["hook"] == "worker_abort"]
+    assert abort["in_pid"] == abort["worker_pid"] == stuck
+
+
+def test_pre_exec_runs_in_the_forked_child_before_the_usr2_exec(serve, tmp_path):
+    server, log = _hooked(serve, tmp_path, "--pid", str(tmp_path / "app.pid"), "hello:app")
+    master = server.master_pid
+    server.send_signal(signal.SIGUSR2)
+    new = wait_until(lambda: read_pid(tmp_path / "app.pid.2"), what="the new master")
+    server.wait_for_log(r"Booting worker with pid", count=2, timeout=30)
+    (pre,) = [c for c in _calls(log) if c["hook"] == "pre_exec"]
+    # The hook sees the old master as `server`, from the child that becomes the new master.
+    assert pre["master"] == master
+    assert pre["in_pid"] == new
+    os.kill(new, signal.SIGTERM)
+    wait_until(lambda: not pid_alive(new), what="the new master to stop")
+
+
 def test_hook_with_wrong_arity_is_a_config_error(run, tmp_path):
     conf = tmp_path / "bad.conf.py"
     conf.write_text("def on_starting():\n    pass\n")
@@ -187,7 +252,9 @@ def test_client_disconnect_mid_stream_keeps_the_worker_serving(serve):
     assert resp.text == "chunk-0\nchunk-1\nchunk-2\n"
 
 
+@pytest.mark.ferrocorn_only
 def test_term_to_the_whole_process_group_is_a_clean_stop(serve):
+    # Gunicorn 27 reports such workers as "was sent SIGTERM!" (fails here).
     # systemd's default KillMode sends TERM to every process of the unit at once, so each
     # worker gets TERM twice (once from systemd, once from the master). The workers must
     # still exit cleanly, not be reported as killed by a signal. The second TERM has to land
