@@ -28,13 +28,29 @@ const EVENT_MASK: AddWatchFlags = AddWatchFlags::IN_CREATE
     .union(AddWatchFlags::IN_MOVED_FROM)
     .union(AddWatchFlags::IN_MOVED_TO);
 
+/// Which paths are watched, both ways round.
+#[derive(Debug, Default)]
+struct Watches {
+    /// Events about a watched directory itself carry no name; this lets them be reported
+    /// by the directory's path instead of an empty string.
+    by_wd: HashMap<WatchDescriptor, OsString>,
+    /// The reloader asks "already watched?" for every directory on every idle tick, so the
+    /// answer must not cost a scan. Two spellings of one directory share a descriptor.
+    by_path: HashMap<OsString, WatchDescriptor>,
+}
+
+impl Watches {
+    fn forget(&mut self, wd: WatchDescriptor) -> Option<OsString> {
+        self.by_path.retain(|_, w| *w != wd);
+        self.by_wd.remove(&wd)
+    }
+}
+
 /// An inotify instance plus the directory behind each watch descriptor.
 #[derive(Debug)]
 pub struct Watcher {
     fd: RawInotify,
-    /// Events about a watched directory itself carry no name; the table lets them be
-    /// reported by the directory's path instead of an empty string.
-    dirs: Mutex<HashMap<WatchDescriptor, OsString>>,
+    watches: Mutex<Watches>,
 }
 
 impl Watcher {
@@ -45,20 +61,24 @@ impl Watcher {
         let fd = RawInotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)?;
         Ok(Self {
             fd,
-            dirs: Mutex::new(HashMap::new()),
+            watches: Mutex::new(Watches::default()),
         })
     }
 
-    fn dirs(&self) -> MutexGuard<'_, HashMap<WatchDescriptor, OsString>> {
-        // The table holds plain data: a panic elsewhere cannot leave it half-updated.
-        self.dirs.lock().unwrap_or_else(|e| e.into_inner())
+    fn watches(&self) -> MutexGuard<'_, Watches> {
+        // Plain data updated in single statements: a panic elsewhere leaves it usable.
+        self.watches.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Watch `path` with Gunicorn's event mask. Watching the same path twice is harmless:
     /// the kernel returns the same descriptor.
     pub fn add_watch(&self, path: &Path) -> io::Result<()> {
         let wd = self.fd.add_watch(path, EVENT_MASK)?;
-        self.dirs().insert(wd, path.as_os_str().to_owned());
+        let path = path.as_os_str().to_owned();
+        let mut watches = self.watches();
+        // Events name the directory by the spelling it was first watched under.
+        watches.by_wd.entry(wd).or_insert_with(|| path.clone());
+        watches.by_path.insert(path, wd);
         Ok(())
     }
 
@@ -83,18 +103,18 @@ impl Watcher {
             Err(Errno::EAGAIN | Errno::EINTR) => return Ok(Vec::new()),
             Err(e) => return Err(e.into()),
         };
-        let mut dirs = self.dirs();
+        let mut watches = self.watches();
         Ok(events
             .into_iter()
             .map(|ev| {
                 if ev.mask.contains(AddWatchFlags::IN_IGNORED) {
                     // The kernel dropped this watch (its directory is gone): forget it, so a
                     // recreated directory of the same path is watched again on refresh.
-                    let dir = dirs.remove(&ev.wd);
+                    let dir = watches.forget(ev.wd);
                     return ev.name.or(dir).unwrap_or_default();
                 }
                 ev.name
-                    .or_else(|| dirs.get(&ev.wd).cloned())
+                    .or_else(|| watches.by_wd.get(&ev.wd).cloned())
                     .unwrap_or_default()
             })
             .collect())
@@ -102,7 +122,7 @@ impl Watcher {
 
     /// Whether some live watch is on `path` (as it was given to `add_watch`).
     pub fn is_watching(&self, path: &Path) -> bool {
-        self.dirs().values().any(|d| Path::new(d) == path)
+        self.watches().by_path.contains_key(path.as_os_str())
     }
 }
 
@@ -221,8 +241,11 @@ mod tests {
         let dir = parent.0.join("pkg");
         std::fs::create_dir(&dir).unwrap();
         let w = Watcher::new().unwrap();
+        // A second spelling of the same directory: the kernel hands back the same watch.
+        let alias = dir.join(".");
         w.add_watch(&dir).unwrap();
-        assert!(w.is_watching(&dir));
+        w.add_watch(&alias).unwrap();
+        assert!(w.is_watching(&dir) && w.is_watching(&alias));
         std::fs::remove_dir(&dir).unwrap();
         let mut names = Vec::new();
         // DELETE_SELF and IGNORED may arrive in one read or two.
@@ -233,7 +256,7 @@ mod tests {
             names.extend(batch);
         }
         assert!(names.contains(&dir.clone().into_os_string()), "{names:?}");
-        assert!(!w.is_watching(&dir));
+        assert!(!w.is_watching(&dir) && !w.is_watching(&alias));
     }
 
     #[test]
