@@ -158,3 +158,29 @@ def test_the_chosen_engine_is_logged(serve, tmp_path, flags, engine):
     server.wait_for_log(r"\[DEBUG\] Reloader engine: %s$" % engine)
     assert len(server.wait_for_log(r"Reloader engine: ")) == 1
 
+
+
+@pytest.mark.ferrocorn_only
+def test_auto_falls_back_to_polling_when_the_kernel_refuses_inotify(serve, tmp_path):
+    app_dir = _app_dir(tmp_path)
+    mod = app_dir / "reload_app.py"
+    mod.write_text(APP % (2, "v1"))
+    # The config file runs in the master before the fork, so the workers inherit a
+    # watcher class that fails the way inotify_init1 does at max_user_instances.
+    conf = tmp_path / "refuse_inotify.py"
+    conf.write_text(
+        "import errno, os\n"
+        "import ferrocorn._ferrocorn as native\n"
+        "class Refused:\n"
+        "    def __init__(self):\n"
+        "        raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))\n"
+        "native.Inotify = Refused\n"
+    )
+    server = serve("-c", str(conf), "--reload", "--log-level", "debug", "reload_app:app",
+                   cwd=app_dir)
+    server.wait_for_log(r"\[WARNING\] inotify reloader unavailable \(.*\), falling back to polling")
+    server.wait_for_log(r"\[DEBUG\] Reloader engine: poll$")
+    time.sleep(1.2)  # let the poll record the module's mtime
+    _write(mod, APP % (2, "v2"))
+    server.wait_for_log(r"Worker reloading: .*reload_app\.py modified")
+    _wait_text(server.url, "v2")
