@@ -175,5 +175,6 @@ fn _ferrocorn(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", VERSION)?;
     m.add_function(wrap_pyfunction!(run, m)?)?;
     telemetry::register(m)?;
+    m.add_class::<workers::inotify::Inotify>()?;
     Ok(())
 }

@@ -169,12 +169,6 @@ impl Config {
                 self.worker_class
             ));
         }
-        if self.reload_engine == "inotify" {
-            problems.push(
-                "reload_engine \"inotify\" is not supported yet (auto and poll use the poll engine)"
-                    .to_string(),
-            );
-        }
         if self.threads != 1 {
             problems.push(format!(
                 "threads = {} is not supported yet (more than one thread means the gthread worker)",

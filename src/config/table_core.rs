@@ -114,7 +114,7 @@ macro_rules! with_core_settings {
                 section: "Debugging", cli: ["--reload-engine"], meta: "STRING",
                 action: Store(Str), kind: ReloadEngine, supported: true,
                 default_doc: "auto",
-                doc: "How `reload` watches files: `auto` (inotify when available, else polling), `poll` or `inotify`.",
+                doc: "How `reload` watches files. `inotify` watches the directories of the loaded modules and `reload_extra_files` through the kernel (built in, no `inotify` package needed): any change in them restarts the worker. `poll` checks their mtimes every second. `auto` means `inotify`, falling back to `poll` only if the kernel refuses an inotify instance.",
             }
             reload_extra_files: Vec<String> = Vec::new() => {
                 section: "Debugging", cli: ["--reload-extra-file"], meta: "FILES",

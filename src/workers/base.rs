@@ -72,6 +72,7 @@ pub fn export_env(py: Python<'_>, cfg: &Config) -> PyResult<()> {
 
 /// Gunicorn's reloader: a thread that, when a watched file changes, logs it, runs the
 /// `worker_int` hook and stops this worker gracefully (the master starts a fresh one).
+/// `reload_engine` picks the class in `ferrocorn._reloader`; the choice is logged at debug.
 fn start_reloader(py: Python<'_>, cfg: &Config, worker: &Py<PyAny>) -> PyResult<Py<PyAny>> {
     error_log::warning("Reloader is on. Use in development only!");
     let hook = cfg.worker_int.as_ref().map(|h| h.clone_ref(py));
@@ -87,11 +88,31 @@ fn start_reloader(py: Python<'_>, cfg: &Config, worker: &Py<PyAny>) -> PyResult<
     })?;
     let kwargs = pyo3::types::PyDict::new(py);
     kwargs.set_item("callback", callback)?;
-    Ok(py
-        .import("ferrocorn._reloader")?
-        .getattr("Reloader")?
-        .call((cfg.reload_extra_files.clone(),), Some(&kwargs))?
-        .unbind())
+    let module = py.import("ferrocorn._reloader")?;
+    let make = |class: &str| {
+        module
+            .getattr(class)?
+            .call((cfg.reload_extra_files.clone(),), Some(&kwargs))
+    };
+    // `auto` is inotify: this is Linux and the watcher is built in, so the only way it is
+    // unavailable is the kernel refusing an instance (max_user_instances); then `auto`
+    // falls back to polling, while an explicit `inotify` fails the worker as Gunicorn's does.
+    let (engine, reloader) = match cfg.reload_engine.as_str() {
+        "poll" => ("poll", make("Reloader")?),
+        "inotify" => ("inotify", make("InotifyReloader")?),
+        _ => match make("InotifyReloader") {
+            Ok(r) => ("inotify", r),
+            Err(e) if e.is_instance_of::<pyo3::exceptions::PyOSError>(py) => {
+                error_log::warning(&format!(
+                    "inotify reloader unavailable ({e}), falling back to polling"
+                ));
+                ("poll", make("Reloader")?)
+            }
+            Err(e) => return Err(e),
+        },
+    };
+    error_log::debug(&format!("Reloader engine: {engine}"));
+    Ok(reloader.unbind())
 }
 
 /// Run a worker to completion in the forked child and return its exit status.
