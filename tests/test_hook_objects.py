@@ -13,7 +13,7 @@ import textwrap
 
 import pytest
 
-from conftest import APPS_DIR, http_get, pid_alive, wait_until
+from conftest import APPS_DIR, http_get, pid_alive, raw_request, wait_until
 
 OBJECTS_CONF = textwrap.dedent(
     """
@@ -90,7 +90,8 @@ OBJECTS_CONF = textwrap.dedent(
         info = _worker(worker)
         info["notify"] = worker.notify()
         info["tmp_notify"] = worker.tmp.notify()
-        info["last_update_age"] = time.time() - worker.tmp.last_update()
+        # Gunicorn's heartbeat stamps time.monotonic().
+        info["last_update_age"] = time.monotonic() - worker.tmp.last_update()
         _rec("post_fork", **info)
 
     def post_worker_init(worker):
@@ -176,18 +177,28 @@ def _wait_call(log_path, hook, timeout=20.0, **match):
     return wait_until(lambda: _first(log_path, hook, **match), timeout, "%s hook" % hook)
 
 
-@pytest.fixture
-def objects_server(serve, tmp_path):
+def _starter(serve, tmp_path, bind):
     def start(*args, env=None):
         conf = tmp_path / "objects.conf.py"
         conf.write_text(OBJECTS_CONF)
         log = tmp_path / "hooks.jsonl"
         extra = {"HOOK_LOG": str(log)}
         extra.update(env or {})
-        server = serve("-c", str(conf), *args, env=extra)
+        server = serve("-c", str(conf), *args, env=extra, bind=bind)
         return server, log
 
     return start
+
+
+@pytest.fixture
+def objects_server(serve, tmp_path):
+    """Factory: a server on TCP with the recording hooks, and the path of their log."""
+    return _starter(serve, tmp_path, "tcp")
+
+
+@pytest.fixture
+def objects_server_unix(serve, tmp_path):
+    return _starter(serve, tmp_path, "unix")
 
 
 def test_server_attributes_and_log(objects_server, tmp_path):
@@ -436,3 +447,27 @@ def test_reexec_from_a_hook_starts_a_new_master(objects_server):
 
 def _calls_named(path, hook):
     return [c for c in _calls(path) if c["hook"] == hook]
+
+
+def test_proxy_protocol_info_is_what_the_proxy_header_said(objects_server):
+    server, log = objects_server("--proxy-protocol", "v1", "hello:app")
+    raw_request(
+        server.address,
+        b"PROXY TCP4 192.0.2.7 198.51.100.9 4711 8080\r\n"
+        b"GET /proxied HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    rec = _wait_call(log, "pre_request", path="/proxied")
+    assert rec["proxy_protocol_info"] == {
+        "proxy_protocol": "TCP4", "client_addr": "192.0.2.7", "client_port": 4711,
+        "proxy_addr": "198.51.100.9", "proxy_port": 8080,
+    }
+    # peer_addr and remote_addr stay the socket peer.
+    assert rec["peer_addr"][0] == "127.0.0.1"
+    assert rec["remote_addr"] == rec["peer_addr"]
+
+
+def test_request_peer_on_a_unix_socket(objects_server_unix):
+    server, log = objects_server_unix("hello:app")
+    http_get(server.address, "/unix", headers={"Connection": "close"})
+    rec = _wait_call(log, "pre_request", path="/unix")
+    assert (rec["peer_addr"], rec["remote_addr"]) == ("", "")

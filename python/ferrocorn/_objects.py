@@ -208,9 +208,10 @@ class Arbiter(_Namespace):
 
 
 class WorkerTmp:
-    """``worker.tmp``: the heartbeat. Gunicorn uses a file's ctime; ferrocorn a shared-memory
-    slot the master reads, so ``notify()`` beats that slot and ``last_update()`` is the wall
-    time of the last beat (the creation time until the worker first beats)."""
+    """``worker.tmp``: the heartbeat. Gunicorn stamps a file's mtime; ferrocorn a shared-memory
+    slot the master reads, so ``notify()`` beats that slot. ``last_update()`` has Gunicorn's
+    values: the ``time.monotonic()`` of the last beat, and before the first beat the file's
+    creation time, which is wall-clock time."""
 
     def __init__(self, beat, silent_ms):
         self._beat = beat
@@ -224,7 +225,7 @@ class WorkerTmp:
         silent = self._silent_ms()
         if silent is None:
             return self._created
-        return time.time() - silent / 1000.0
+        return time.monotonic() - silent / 1000.0
 
 
 class Worker(_Namespace):
