@@ -89,9 +89,17 @@ impl<'py> Arbiter<'py> {
         let log = Py::new(py, crate::telemetry::pylogging::Logger::new())?.into_any();
         let cfg_obj = cfg.to_python(py)?;
         let kw = PyDict::new(py);
+        let objects = py.import("ferrocorn._objects")?;
         kw.set_item("cfg", cfg_obj.clone_ref(py))?;
         kw.set_item("log", log.clone_ref(py))?;
-        kw.set_item("app", app.as_ref().map(|a| a.clone_ref(py)))?;
+        kw.set_item(
+            "app",
+            objects.getattr("Application")?.call1((
+                cfg_obj.clone_ref(py),
+                cfg.app_uri(),
+                app.as_ref().map(|a| a.clone_ref(py)),
+            ))?,
+        )?;
         kw.set_item("pid", process::getpid())?;
         kw.set_item("WORKERS", PyDict::new(py))?;
         kw.set_item("LISTENERS", pyo3::types::PyList::empty(py))?;
@@ -102,6 +110,11 @@ impl<'py> Arbiter<'py> {
         kw.set_item("worker_age", 0)?;
         kw.set_item("reexec_pid", 0)?;
         kw.set_item("master_pid", 0)?;
+        kw.set_item("systemd", false)?;
+        kw.set_item(
+            "START_CTX",
+            objects.call_method1("start_ctx", (start_cwd.to_string_lossy().into_owned(),))?,
+        )?;
         let server = py
             .import("ferrocorn._objects")?
             .getattr("Arbiter")?
@@ -181,7 +194,11 @@ impl<'py> Arbiter<'py> {
         }
         self.listeners = crate::net::create_listeners_from(&self.cfg, &inherited)?;
         let names: Vec<String> = self.listeners.iter().map(|l| l.to_string()).collect();
-        self.server.setattr(py, "LISTENERS", names.clone())?;
+        self.server.setattr(
+            py,
+            "LISTENERS",
+            crate::workers::base::listener_objects(py, &self.listeners)?,
+        )?;
         self.server.setattr(py, "systemd", self.systemd)?;
         error_log::debug("Arbiter booted");
         error_log::info(&format!("Listening at: {} ({})", names.join(","), self.pid));

@@ -86,11 +86,26 @@ impl Arbiter<'_> {
         kw.set_item("booted", false)?;
         kw.set_item("aborted", false)?;
         kw.set_item("nr", 0)?;
-        kw.set_item("max_requests", max_requests)?;
+        // Gunicorn shows "no limit" as sys.maxsize.
+        let shown_max = if self.cfg.max_requests > 0 {
+            max_requests
+        } else {
+            i64::MAX as u64
+        };
+        kw.set_item("max_requests", shown_max)?;
         kw.set_item("timeout", self.cfg.timeout as f64 / 2.0)?;
         kw.set_item("cfg", self.cfg_obj.clone_ref(py))?;
         kw.set_item("log", self.log.clone_ref(py))?;
-        kw.set_item("app", self.app.as_ref().map(|a| a.clone_ref(py)))?;
+        // One application object shared with the server, as Gunicorn's worker.app is.
+        kw.set_item("app", self.server.getattr(py, "app")?)?;
+        kw.set_item(
+            "sockets",
+            crate::workers::base::listener_objects(py, &self.listeners)?,
+        )?;
+        kw.set_item(
+            "tmp",
+            crate::workers::base::worker_tmp(py, self.hb.handle(slot))?,
+        )?;
         let obj = py
             .import("ferrocorn._objects")?
             .getattr("Worker")?

@@ -141,6 +141,13 @@ impl Beat {
             .store(monotonic_ms(), Ordering::Relaxed);
     }
 
+    /// Milliseconds since this slot's last beat, or None while it is still booting
+    /// (`worker.tmp.last_update()` needs it in the worker, where there is no `Heartbeats`).
+    pub fn silent_for_ms(&self) -> Option<u64> {
+        let last = self.slot().last_beat_ms.load(Ordering::Relaxed);
+        (last != BOOTING).then(|| monotonic_ms().saturating_sub(last))
+    }
+
     pub fn request_started(&self) {
         self.slot()
             .request_started_ms

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use pyo3::prelude::*;
+use pyo3::types::{PyCFunction, PyList};
 
 use crate::config::Config;
 use crate::errors::exit;
@@ -56,6 +57,46 @@ pub fn call_hook<'py, A: pyo3::call::PyCallArgs<'py>>(
         })?;
     }
     Ok(())
+}
+
+/// `server.LISTENERS` / `worker.sockets`: one `ferrocorn._objects.Listener` per listener,
+/// carrying its real descriptor and the address as Gunicorn prints it.
+pub fn listener_objects<'py>(
+    py: Python<'py>,
+    listeners: &[Listener],
+) -> PyResult<Bound<'py, PyList>> {
+    let class = py.import("ferrocorn._objects")?.getattr("Listener")?;
+    let list = PyList::empty(py);
+    for l in listeners {
+        list.append(class.call1((l.fd(), l.to_string()))?)?;
+    }
+    Ok(list)
+}
+
+/// `worker.tmp`: Gunicorn's heartbeat file object, over this worker's shared-memory slot.
+/// Built in the master before fork, so `pre_fork` sees it too, as under Gunicorn.
+pub fn worker_tmp(py: Python<'_>, beat: Beat) -> PyResult<Py<PyAny>> {
+    let notify = PyCFunction::new_closure(py, None, None, move |_args, _kw| beat.notify())?;
+    let silent = PyCFunction::new_closure(py, None, None, move |_args, _kw| beat.silent_for_ms())?;
+    Ok(py
+        .import("ferrocorn._objects")?
+        .getattr("WorkerTmp")?
+        .call1((notify, silent))?
+        .unbind())
+}
+
+/// Tie `worker.alive` to the flag the serving loop and the signal handlers use, both ways:
+/// a stop signal shows as `alive == False` in hooks, and a hook setting it False stops the
+/// worker after the current request.
+fn bind_alive(py: Python<'_>, worker: &Py<PyAny>, alive: &Arc<AtomicBool>) -> PyResult<()> {
+    let a = alive.clone();
+    let get = PyCFunction::new_closure(py, None, None, move |_args, _kw| a.load(Ordering::SeqCst))?;
+    let a = alive.clone();
+    let set = PyCFunction::new_closure(py, None, None, move |args, _kw| -> PyResult<()> {
+        a.store(args.get_item(0)?.is_truthy()?, Ordering::SeqCst);
+        Ok(())
+    })?;
+    worker.setattr(py, "_alive_cell", (get, set))
 }
 
 /// Put `raw_env` (`-e KEY=VALUE`) into `os.environ`, so both Python and C see it.
@@ -160,6 +201,7 @@ fn boot_and_serve(py: Python<'_>, ctx: WorkerContext<'_>) -> Result<(), i32> {
 
     let cfg = ctx.cfg;
     let alive = Arc::new(AtomicBool::new(true));
+    bind_alive(py, &ctx.worker, &alive).map_err(|e| fail(py, e, false))?;
     let signals = super::signals::install(
         py,
         alive.clone(),

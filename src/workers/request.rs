@@ -35,6 +35,26 @@ fn set_in_flight(value: Option<(String, String, Instant)>) {
     *IN_FLIGHT.lock().unwrap_or_else(|p| p.into_inner()) = value;
 }
 
+thread_local! {
+    /// The connection this thread served last and how many requests it has carried. The
+    /// Weak keeps that allocation from being reused, so a new connection never matches it.
+    static ON_CONNECTION: std::cell::RefCell<Option<(std::sync::Weak<Stream>, u64)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Gunicorn's `req.req_number`: the request's position on its connection, from 1.
+fn request_number_on(stream: &Arc<Stream>) -> u64 {
+    ON_CONNECTION.with(|cell| {
+        let mut last = cell.borrow_mut();
+        let n = match last.as_ref() {
+            Some((weak, n)) if std::sync::Weak::ptr_eq(weak, &Arc::downgrade(stream)) => n + 1,
+            _ => 1,
+        };
+        *last = Some((Arc::downgrade(stream), n));
+        n
+    })
+}
+
 pub struct Conn<'a> {
     pub stream: Arc<Stream>,
     pub peer: Peer,
@@ -95,7 +115,51 @@ pub fn base_environ(
     })
 }
 
-fn request_object(py: Python<'_>, head: &RequestHead, peer: &Peer, nr: u64) -> PyResult<Py<PyAny>> {
+/// Gunicorn's request limits as `Request.__init__` normalises them: out-of-range values
+/// become the hard maxima (8190 bytes, 32768 fields), and 0 lines stay 0 (unlimited).
+fn request_limits(cfg: &crate::config::Config) -> (i64, i64, i64) {
+    const MAX_REQUEST_LINE: i64 = 8190;
+    const MAX_HEADERS: i64 = 32768;
+    const DEFAULT_MAX_HEADERFIELD_SIZE: i64 = 8190;
+    let line = match cfg.limit_request_line {
+        n if !(0..MAX_REQUEST_LINE).contains(&n) => MAX_REQUEST_LINE,
+        n => n,
+    };
+    let fields = match cfg.limit_request_fields {
+        n if n <= 0 || n > MAX_HEADERS => MAX_HEADERS,
+        n => n,
+    };
+    let field_size = match cfg.limit_request_field_size {
+        n if n <= 0 => DEFAULT_MAX_HEADERFIELD_SIZE,
+        n => n,
+    };
+    (line, fields, field_size)
+}
+
+/// Gunicorn's `req.proxy_protocol_info` dict for what the PROXY header said.
+fn proxy_info_dict<'py>(
+    py: Python<'py>,
+    info: &ferrocorn_h1::ProxyInfo,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("proxy_protocol", info.protocol)?;
+    d.set_item("client_addr", info.client_addr.as_deref())?;
+    d.set_item("client_port", info.client_port)?;
+    d.set_item("proxy_addr", info.proxy_addr.as_deref())?;
+    d.set_item("proxy_port", info.proxy_port)?;
+    Ok(d)
+}
+
+/// The `req` hooks get. `body` is the same reader as `wsgi.input`, so a hook that reads it
+/// consumes what the app would have read, as under Gunicorn.
+fn request_object(
+    py: Python<'_>,
+    cfg: &crate::config::Config,
+    head: &RequestHead,
+    conn: &Conn<'_>,
+    body: Py<PyAny>,
+    nr: u64,
+) -> PyResult<Py<PyAny>> {
     let objects = py.import("ferrocorn._objects")?;
     let kw = PyDict::new(py);
     kw.set_item("method", &head.method)?;
@@ -111,13 +175,34 @@ fn request_object(py: Python<'_>, head: &RequestHead, peer: &Peer, nr: u64) -> P
             head.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())),
         )?,
     )?;
+    // The parser checks trailer fields but does not keep them.
+    kw.set_item("trailers", PyList::empty(py))?;
+    kw.set_item("body", body)?;
     kw.set_item("scheme", head.scheme)?;
-    kw.set_item("must_close", head.should_close())?;
+    // Gunicorn's must_close is only what force_close() set; should_close() adds the
+    // Connection header and version rules, which the head already decided.
+    kw.set_item("must_close", false)?;
+    kw.set_item("_head_close", head.should_close())?;
     kw.set_item("req_number", nr)?;
-    if let Peer::Ip(a) = peer {
-        kw.set_item("peer_addr", (a.ip().to_string(), a.port()))?;
-        kw.set_item("remote_addr", (a.ip().to_string(), a.port()))?;
+    match &conn.peer {
+        Peer::Ip(a) => {
+            kw.set_item("peer_addr", (a.ip().to_string(), a.port()))?;
+            kw.set_item("remote_addr", (a.ip().to_string(), a.port()))?;
+        }
+        // accept() on a unix socket names no peer; Python reports that as "".
+        Peer::Unix => {
+            kw.set_item("peer_addr", "")?;
+            kw.set_item("remote_addr", "")?;
+        }
     }
+    match &conn.proxy {
+        Some(info) => kw.set_item("proxy_protocol_info", proxy_info_dict(py, info)?)?,
+        None => kw.set_item("proxy_protocol_info", py.None())?,
+    }
+    let (line, fields, field_size) = request_limits(cfg);
+    kw.set_item("limit_request_line", line)?;
+    kw.set_item("limit_request_fields", fields)?;
+    kw.set_item("limit_request_field_size", field_size)?;
     Ok(objects.getattr("Request")?.call((), Some(&kw))?.unbind())
 }
 
@@ -277,21 +362,6 @@ pub fn handle_request(
 ) -> PyResult<bool> {
     let cfg = st.ctx.cfg;
     st.ctx.beat.request_started();
-    let wants_req_obj = cfg.pre_request.is_some() || cfg.post_request.is_some();
-    let req_obj = if wants_req_obj {
-        Some(request_object(py, &head, &conn.peer, st.nr + 1)?)
-    } else {
-        None
-    };
-    match (&cfg.pre_request, &req_obj) {
-        (Some(hook), Some(req)) => {
-            hook.call1(py, (st.ctx.worker.clone_ref(py), req.clone_ref(py)))?;
-        }
-        _ => error_log::debug(&format!("{} {}", head.method, head.path)),
-    }
-    let started = Instant::now();
-    set_in_flight(Some((head.method.clone(), head.uri.clone(), started)));
-
     let reader = Arc::new(Mutex::new(BodyReader::new(
         conn.stream.clone(),
         leftover,
@@ -306,6 +376,34 @@ pub fn handle_request(
         },
     )?
     .into_any();
+    let wants_req_obj = cfg.pre_request.is_some() || cfg.post_request.is_some();
+    let req_obj = if wants_req_obj {
+        Some(request_object(
+            py,
+            cfg,
+            &head,
+            conn,
+            input.clone_ref(py),
+            request_number_on(&conn.stream),
+        )?)
+    } else {
+        None
+    };
+    match (&cfg.pre_request, &req_obj) {
+        (Some(hook), Some(req)) => {
+            hook.call1(py, (st.ctx.worker.clone_ref(py), req.clone_ref(py)))?;
+        }
+        _ => error_log::debug(&format!("{} {}", head.method, head.path)),
+    }
+    // A pre_request hook may have called req.force_close().
+    let force_close = force_close
+        || match &req_obj {
+            Some(req) => req.getattr(py, "must_close")?.is_truthy(py)?,
+            None => false,
+        };
+    let started = Instant::now();
+    set_in_flight(Some((head.method.clone(), head.uri.clone(), started)));
+
     let local = match (conn.listener.local_tcp(), conn.listener.unix_path()) {
         (Some(a), _) => Local::Tcp(a),
         (None, Some(p)) => Local::Unix(p.to_str().unwrap_or("")),
@@ -414,7 +512,7 @@ pub fn handle_request(
             .as_ref()
             .map(|e| e.clone().into_any().unbind())
             .unwrap_or_else(|| py.None());
-        let resp_obj = response_object(py, &resp).unwrap_or_else(|_| py.None());
+        let resp_obj = response_object(py, &resp, req).unwrap_or_else(|_| py.None());
         if let Err(e) = hook.call1(
             py,
             (
@@ -452,9 +550,11 @@ pub fn handle_request(
     Ok(keep && body_ok)
 }
 
-fn response_object(py: Python<'_>, resp: &Shared) -> PyResult<Py<PyAny>> {
+fn response_object(py: Python<'_>, resp: &Shared, req: &Py<PyAny>) -> PyResult<Py<PyAny>> {
     let r = lock(resp);
     let kw = PyDict::new(py);
+    // Response.should_close() consults the request, as Gunicorn's does.
+    kw.set_item("_req", req.clone_ref(py))?;
     kw.set_item("status", r.status.clone())?;
     kw.set_item("status_code", r.status_code)?;
     kw.set_item(
