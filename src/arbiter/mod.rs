@@ -379,6 +379,11 @@ impl<'py> Arbiter<'py> {
                 l.unlink();
             }
             self.listeners = create_listeners(&self.cfg)?;
+            self.server.setattr(
+                py,
+                "LISTENERS",
+                crate::workers::base::listener_objects(py, &self.listeners)?,
+            )?;
             let names: Vec<String> = self.listeners.iter().map(|l| l.to_string()).collect();
             error_log::info(&format!("Listening at: {} ({})", names.join(","), self.pid));
         }

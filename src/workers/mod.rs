@@ -4,6 +4,7 @@
 //! Workers never touch the master's state: what they need arrives in `WorkerContext`.
 
 pub mod base;
+mod hook_objects;
 pub mod inotify;
 pub mod request;
 pub mod signals;

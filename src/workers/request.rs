@@ -7,9 +7,10 @@ use std::time::Instant;
 
 use ferrocorn_h1::{ParseError, ParserConfig, RequestHead};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList};
+use pyo3::types::{PyBytes, PyDict};
 
 use super::base::WorkerState;
+use super::hook_objects;
 use crate::net::{Listener, Peer, Stream};
 use crate::telemetry::{access, error_log};
 use crate::wsgi::app::{format_traceback, system_exit_code};
@@ -33,26 +34,6 @@ pub fn in_flight() -> Option<String> {
 
 fn set_in_flight(value: Option<(String, String, Instant)>) {
     *IN_FLIGHT.lock().unwrap_or_else(|p| p.into_inner()) = value;
-}
-
-thread_local! {
-    /// The connection this thread served last and how many requests it has carried. The
-    /// Weak keeps that allocation from being reused, so a new connection never matches it.
-    static ON_CONNECTION: std::cell::RefCell<Option<(std::sync::Weak<Stream>, u64)>> =
-        const { std::cell::RefCell::new(None) };
-}
-
-/// Gunicorn's `req.req_number`: the request's position on its connection, from 1.
-fn request_number_on(stream: &Arc<Stream>) -> u64 {
-    ON_CONNECTION.with(|cell| {
-        let mut last = cell.borrow_mut();
-        let n = match last.as_ref() {
-            Some((weak, n)) if std::sync::Weak::ptr_eq(weak, &Arc::downgrade(stream)) => n + 1,
-            _ => 1,
-        };
-        *last = Some((Arc::downgrade(stream), n));
-        n
-    })
 }
 
 pub struct Conn<'a> {
@@ -113,97 +94,6 @@ pub fn base_environ(
         file_wrapper: objects.getattr("FileWrapper")?.unbind(),
         socket_class: py.import("socket")?.getattr("socket")?.unbind(),
     })
-}
-
-/// Gunicorn's request limits as `Request.__init__` normalises them: out-of-range values
-/// become the hard maxima (8190 bytes, 32768 fields), and 0 lines stay 0 (unlimited).
-fn request_limits(cfg: &crate::config::Config) -> (i64, i64, i64) {
-    const MAX_REQUEST_LINE: i64 = 8190;
-    const MAX_HEADERS: i64 = 32768;
-    const DEFAULT_MAX_HEADERFIELD_SIZE: i64 = 8190;
-    let line = match cfg.limit_request_line {
-        n if !(0..MAX_REQUEST_LINE).contains(&n) => MAX_REQUEST_LINE,
-        n => n,
-    };
-    let fields = match cfg.limit_request_fields {
-        n if n <= 0 || n > MAX_HEADERS => MAX_HEADERS,
-        n => n,
-    };
-    let field_size = match cfg.limit_request_field_size {
-        n if n <= 0 => DEFAULT_MAX_HEADERFIELD_SIZE,
-        n => n,
-    };
-    (line, fields, field_size)
-}
-
-/// Gunicorn's `req.proxy_protocol_info` dict for what the PROXY header said.
-fn proxy_info_dict<'py>(
-    py: Python<'py>,
-    info: &ferrocorn_h1::ProxyInfo,
-) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    d.set_item("proxy_protocol", info.protocol)?;
-    d.set_item("client_addr", info.client_addr.as_deref())?;
-    d.set_item("client_port", info.client_port)?;
-    d.set_item("proxy_addr", info.proxy_addr.as_deref())?;
-    d.set_item("proxy_port", info.proxy_port)?;
-    Ok(d)
-}
-
-/// The `req` hooks get. `body` is the same reader as `wsgi.input`, so a hook that reads it
-/// consumes what the app would have read, as under Gunicorn.
-fn request_object(
-    py: Python<'_>,
-    cfg: &crate::config::Config,
-    head: &RequestHead,
-    conn: &Conn<'_>,
-    body: Py<PyAny>,
-    nr: u64,
-) -> PyResult<Py<PyAny>> {
-    let objects = py.import("ferrocorn._objects")?;
-    let kw = PyDict::new(py);
-    kw.set_item("method", &head.method)?;
-    kw.set_item("uri", &head.uri)?;
-    kw.set_item("path", &head.path)?;
-    kw.set_item("query", &head.query)?;
-    kw.set_item("fragment", &head.fragment)?;
-    kw.set_item("version", head.version)?;
-    kw.set_item(
-        "headers",
-        PyList::new(
-            py,
-            head.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())),
-        )?,
-    )?;
-    // The parser checks trailer fields but does not keep them.
-    kw.set_item("trailers", PyList::empty(py))?;
-    kw.set_item("body", body)?;
-    kw.set_item("scheme", head.scheme)?;
-    // Gunicorn's must_close is only what force_close() set; should_close() adds the
-    // Connection header and version rules, which the head already decided.
-    kw.set_item("must_close", false)?;
-    kw.set_item("_head_close", head.should_close())?;
-    kw.set_item("req_number", nr)?;
-    match &conn.peer {
-        Peer::Ip(a) => {
-            kw.set_item("peer_addr", (a.ip().to_string(), a.port()))?;
-            kw.set_item("remote_addr", (a.ip().to_string(), a.port()))?;
-        }
-        // accept() on a unix socket names no peer; Python reports that as "".
-        Peer::Unix => {
-            kw.set_item("peer_addr", "")?;
-            kw.set_item("remote_addr", "")?;
-        }
-    }
-    match &conn.proxy {
-        Some(info) => kw.set_item("proxy_protocol_info", proxy_info_dict(py, info)?)?,
-        None => kw.set_item("proxy_protocol_info", py.None())?,
-    }
-    let (line, fields, field_size) = request_limits(cfg);
-    kw.set_item("limit_request_line", line)?;
-    kw.set_item("limit_request_fields", fields)?;
-    kw.set_item("limit_request_field_size", field_size)?;
-    Ok(objects.getattr("Request")?.call((), Some(&kw))?.unbind())
 }
 
 /// The environ keys tied to this connection: `gunicorn.socket` (a Python socket over a
@@ -378,13 +268,13 @@ pub fn handle_request(
     .into_any();
     let wants_req_obj = cfg.pre_request.is_some() || cfg.post_request.is_some();
     let req_obj = if wants_req_obj {
-        Some(request_object(
+        Some(hook_objects::request_object(
             py,
             cfg,
             &head,
             conn,
             input.clone_ref(py),
-            request_number_on(&conn.stream),
+            hook_objects::request_number_on(&conn.stream),
         )?)
     } else {
         None
@@ -512,7 +402,7 @@ pub fn handle_request(
             .as_ref()
             .map(|e| e.clone().into_any().unbind())
             .unwrap_or_else(|| py.None());
-        let resp_obj = response_object(py, &resp, req).unwrap_or_else(|_| py.None());
+        let resp_obj = hook_objects::response_object(py, &resp, req).unwrap_or_else(|_| py.None());
         if let Err(e) = hook.call1(
             py,
             (
@@ -548,29 +438,6 @@ pub fn handle_request(
         .map(|b| b.is_done() && b.failed.is_none() && !b.disconnected)
         .unwrap_or(false);
     Ok(keep && body_ok)
-}
-
-fn response_object(py: Python<'_>, resp: &Shared, req: &Py<PyAny>) -> PyResult<Py<PyAny>> {
-    let r = lock(resp);
-    let kw = PyDict::new(py);
-    // Response.should_close() consults the request, as Gunicorn's does.
-    kw.set_item("_req", req.clone_ref(py))?;
-    kw.set_item("status", r.status.clone())?;
-    kw.set_item("status_code", r.status_code)?;
-    kw.set_item(
-        "headers",
-        PyList::new(py, r.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())))?,
-    )?;
-    kw.set_item("sent", r.sent)?;
-    kw.set_item("response_length", r.response_length)?;
-    kw.set_item("chunked", r.chunked)?;
-    kw.set_item("headers_sent", r.headers_sent)?;
-    kw.set_item("must_close", r.must_close)?;
-    Ok(py
-        .import("ferrocorn._objects")?
-        .getattr("Response")?
-        .call((), Some(&kw))?
-        .unbind())
 }
 
 fn log_access(
