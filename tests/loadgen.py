@@ -36,6 +36,7 @@ class Attempt:
     finished: float = 0.0
     connected: float | None = None  # None: the connect itself did not succeed
     outcome: str = FAILED
+    kind: str = ""  # a short class: "ok", "refused", "reset before the response head", "status 500"...
     error: str = ""
     status: int | None = None
     body: bytes = b""
@@ -125,13 +126,13 @@ class LoadGen:
         try:
             sock = socket.create_connection(self.address, timeout=self.timeout)
         except ConnectionRefusedError:
-            return self._done(attempt, REFUSED, "connection refused")
+            return self._done(attempt, REFUSED, "refused", "ECONNREFUSED at connect")
         except OSError as exc:
-            return self._done(attempt, FAILED, "connect: %r" % exc)
+            return self._done(attempt, FAILED, "connect: %s" % type(exc).__name__, repr(exc))
         attempt.connected = time.monotonic()
         chunks: list[bytes] = []
         end = attempt.connected + self.timeout
-        error = ""
+        error = ""  # how reading ended, when it did not end with a clean EOF
         with sock:
             try:
                 sock.sendall(self.request)
@@ -142,8 +143,10 @@ class LoadGen:
                         break
                     chunks.append(chunk)
             except socket.timeout:
-                error = "timed out after %.1fs" % self.timeout
-            except OSError as exc:  # resets, broken pipes
+                error = "timeout"
+            except ConnectionResetError:
+                error = "reset"
+            except OSError as exc:  # broken pipes and the like
                 error = type(exc).__name__
         raw = b"".join(chunks)
         attempt.received = len(raw)
@@ -153,22 +156,24 @@ class LoadGen:
             attempt.body = parsed.body[:BODY_KEEP]
             pid = parsed.headers.get("x-worker-pid")
             attempt.worker_pid = int(pid) if pid and pid.isdigit() else None
+        ended = error or "EOF"
         if parsed is None:
-            kind = error or "EOF"
-            return self._done(attempt, FAILED, "%s after connect, %d bytes received: %r"
-                              % (kind, len(raw), raw[:80]))
+            return self._done(attempt, FAILED, "%s before the response head" % ended,
+                              "%d bytes received: %r" % (len(raw), raw[:80]))
         if parsed.problem or not parsed.complete:
-            return self._done(attempt, FAILED, "%s%s" % (parsed.problem or "incomplete",
-                                                        " (%s)" % error if error else ""))
+            return self._done(attempt, FAILED, "%s in the body" % ended,
+                              parsed.problem or "incomplete response")
         if parsed.status != 200:
-            return self._done(attempt, FAILED, "status %d: %r" % (parsed.status, parsed.body[:80]))
+            return self._done(attempt, FAILED, "status %d" % parsed.status,
+                              repr(parsed.body[:80]))
         # A complete 200 is a success even if the close came as a reset: the client has it all.
-        return self._done(attempt, OK, error)
+        return self._done(attempt, OK, "ok", error)
 
     @staticmethod
-    def _done(attempt: Attempt, outcome: str, error: str) -> Attempt:
+    def _done(attempt: Attempt, outcome: str, kind: str, error: str) -> Attempt:
         attempt.finished = time.monotonic()
         attempt.outcome = outcome
+        attempt.kind = kind
         attempt.error = error
         return attempt
 
@@ -210,12 +215,19 @@ class LoadGen:
     def count(self, outcome: str = OK, since: float | None = None) -> int:
         return len(self.attempts(outcome, since=since))
 
-    def wait_ok(self, count: int, since: float | None = None, timeout: float = 15.0,
+    def wait_ok(self, count: int, since: float | None = None, timeout: float = 20.0,
                 what: str = "load to flow"):
         """Wait for `count` ok attempts started at or after `since` (default: now)."""
         since = time.monotonic() if since is None else since
         wait_until(lambda: self.count(OK, since) >= count, timeout=timeout,
                    what="%s (%d ok); %s" % (what, count, self.report()))
+
+    def assert_lossless(self):
+        """Every attempt so far was a complete 200, and there was at least one."""
+        report = self.report()
+        assert not self.attempts(FAILED), report
+        assert not self.attempts(REFUSED), report
+        assert self.count(OK) > 0, report
 
     def worker_pids(self, since: float | None = None, until: float | None = None) -> set:
         return {a.worker_pid for a in self.attempts(OK, since, until) if a.worker_pid}
@@ -234,14 +246,13 @@ class LoadGen:
         bad = [a for a in found if a.outcome == FAILED]
         kinds: dict = {}
         for a in bad:
-            key = a.error.split(" after ")[0].split(":")[0]
-            kinds[key] = kinds.get(key, 0) + 1
+            kinds[a.kind] = kinds.get(a.kind, 0) + 1
         if kinds:
             lines.append("failure kinds: %s" % kinds)
         for a in sorted(bad, key=lambda a: a.started)[:limit]:
-            lines.append("  failed: started +%.3fs, ended +%.3fs%s: %s" % (
-                a.started - self.started, a.finished - self.started,
-                self._relative(a.started), a.error))
+            lines.append("  failed: started +%.3fs%s, ended +%.3fs: %s (%s)" % (
+                a.started - self.started, self._relative(a.started),
+                a.finished - self.started, a.kind, a.error))
         return "\n".join(lines)
 
     def _relative(self, when: float) -> str:
