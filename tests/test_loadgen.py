@@ -135,9 +135,9 @@ def test_marks_place_failures_in_the_report():
     server = ScriptedServer(reset)
     try:
         load = LoadGen(server.address, threads=1, limit=10)
-        load.mark("SIGNAL")
+        signalled = load.mark("SIGNAL")
         deadline = time.monotonic() + 5
-        while not load.attempts(FAILED) and time.monotonic() < deadline:
+        while not load.attempts(FAILED, since=signalled) and time.monotonic() < deadline:
             time.sleep(0.01)
         load.stop()
     finally:
