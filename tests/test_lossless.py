@@ -79,7 +79,7 @@ def test_term_serves_every_request_in_flight_and_in_the_backlog(serve):
         load.stop()
     report = load.report()
     assert code == 0, report
-    assert not load.attempts(FAILED), report
+    assert load.count(FAILED) == 0, report
     refused_early = [a for a in load.attempts(REFUSED) if a.finished < term]
     assert not refused_early, report
     spanning = [a for a in load.attempts(OK) if a.started < term < a.finished]
@@ -122,12 +122,22 @@ def test_hup_with_a_changed_config_and_app(serve, tmp_path):
     assert load.worker_pids(since=settled) <= new_workers, report
 
 
+class Daemons:
+    """Daemonized masters to stop, with their workers, and their log to show on failure."""
+
+    def __init__(self):
+        self.masters = []
+        self.log = None
+
+    def logged(self) -> str:
+        return self.log.read_text() if self.log is not None and self.log.exists() else ""
+
+
 @pytest.fixture
-def daemons():
-    """Pids of daemonized masters to stop (with their workers) whatever the test did."""
-    masters = []
-    yield masters
-    for pid in masters:
+def daemons(request):
+    tracked = Daemons()
+    yield tracked
+    for pid in tracked.masters:
         kids = children(pid)
         if pid_alive(pid):
             os.kill(pid, signal.SIGQUIT)
@@ -138,6 +148,10 @@ def daemons():
         for kid in kids:
             if pid_alive(kid):
                 os.kill(kid, signal.SIGKILL)
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed:
+        print("---- daemon error log (tail) ----")
+        print(tracked.logged()[-8000:])
 
 
 def test_usr2_winch_then_term_the_old_master(run, tmp_path, daemons):
@@ -147,9 +161,10 @@ def test_usr2_winch_then_term_the_old_master(run, tmp_path, daemons):
     result = run("-D", "--pid", str(pidfile), "--error-logfile", str(log),
                  "-b", "127.0.0.1:%d" % port, "-w", "2", "slow:app", timeout=20)
     assert result.returncode == 0, result.stderr
+    daemons.log = log
     old = wait_until(lambda: read_pid(pidfile), what="the pid file")
-    daemons.append(old)
-    logged = lambda: log.read_text() if log.exists() else ""  # noqa: E731
+    daemons.masters.append(old)
+    logged = daemons.logged
     wait_until(lambda: logged().count("Booting worker") >= 2, what="the first workers")
     load = LoadGen(("127.0.0.1", port), "/?s=0.05", threads=6, limit=40)
     try:
@@ -160,7 +175,7 @@ def test_usr2_winch_then_term_the_old_master(run, tmp_path, daemons):
         os.kill(old, signal.SIGUSR2)
         new = wait_until(lambda: read_pid(tmp_path / "app.pid.2"), timeout=15,
                          what="the new master's pid file; " + load.report())
-        daemons.append(new)
+        daemons.masters.append(new)
         assert new != old
         new_workers = wait_children(new, 2, load, "the new master's workers")
         wait_until(lambda: load.worker_pids(since=usr2) & new_workers, timeout=15,
@@ -197,8 +212,8 @@ def test_max_requests_with_jitter_recycles_workers(serve):
     server = serve("-w", "2", "--max-requests", "50", "--max-requests-jitter", "10", "slow:app")
     load = LoadGen(server.address, "/", threads=6, limit=30)
     try:
-        # Ten workers answering means each of the two first ones was replaced at least four times.
-        wait_until(lambda: len(load.worker_pids()) >= 10 and load.count(OK) >= 450, timeout=20,
+        # Twenty workers answering: each of the two first ones was replaced nine times or more.
+        wait_until(lambda: len(load.worker_pids()) >= 20 and load.count(OK) >= 1000, timeout=20,
                    what="workers to be recycled; " + load.report())
     finally:
         load.stop()
@@ -207,7 +222,7 @@ def test_max_requests_with_jitter_recycles_workers(serve):
     for attempt in load.attempts(OK):
         per_worker[attempt.worker_pid] = per_worker.get(attempt.worker_pid, 0) + 1
     assert max(per_worker.values()) <= 60, per_worker
-    assert server.stderr_text().count("Autorestarting worker after current request.") >= 8
+    assert server.stderr_text().count("Autorestarting worker after current request.") >= 18
 
 
 def test_ttin_then_ttou_resize_the_pool(serve):
