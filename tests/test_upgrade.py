@@ -4,41 +4,11 @@ no request fails at any point."""
 
 import os
 import signal
-import threading
-import time
 
 import requests
 
 from conftest import pid_alive, read_pid, wait_until
-
-
-class Load:
-    """Requests in a loop on fresh connections, bounded in time, counting outcomes."""
-
-    def __init__(self, url, limit=60.0):
-        self.url, self.limit = url, limit
-        self.ok, self.failed, self.errors = 0, 0, []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        end = time.monotonic() + self.limit
-        while not self.stop.is_set() and time.monotonic() < end:
-            try:
-                r = requests.get(self.url, timeout=10, headers={"Connection": "close"})
-                if r.status_code == 200:
-                    self.ok += 1
-                else:
-                    self.failed += 1
-                    self.errors.append(r.status_code)
-            except requests.RequestException as exc:
-                self.failed += 1
-                self.errors.append(repr(exc))
-
-    def finish(self):
-        self.stop.set()
-        self.thread.join(15)
+from loadgen import LoadGen
 
 
 def test_usr2_then_term_old_master_loses_no_request(serve, tmp_path):
@@ -46,25 +16,25 @@ def test_usr2_then_term_old_master_loses_no_request(serve, tmp_path):
     server = serve("-w", "2", "--pid", str(pidfile), "hello:app")
     old = server.master_pid
     assert read_pid(pidfile) == old
-    load = Load(server.url)
+    load = LoadGen(server.address, threads=2, limit=60)
     try:
-        wait_until(lambda: load.ok > 20, what="load to flow")
+        load.wait_ok(20)
+        load.mark("USR2")
         server.send_signal(signal.SIGUSR2)
         new = wait_until(lambda: read_pid(tmp_path / "app.pid.2"), what="the new master's pid file")
         assert new != old
         server.wait_for_log(r"Booting worker with pid", count=4, timeout=30)
-        served_before = load.ok
-        wait_until(lambda: load.ok > served_before + 20, what="load through both masters")
+        load.wait_ok(20, what="load through both masters")
+        load.mark("TERM old")
         server.send_signal(signal.SIGTERM)  # stop the old master
         assert server.wait_exit(30) == 0
         server.wait_for_log(r"Master has been promoted\.", timeout=15)
         wait_until(lambda: read_pid(pidfile) == new, what="the pid file to name the new master")
         assert not (tmp_path / "app.pid.2").exists()
-        served_after = load.ok
-        wait_until(lambda: load.ok > served_after + 20, what="load through the new master")
+        load.wait_ok(20, what="load through the new master")
     finally:
-        load.finish()
-    assert load.failed == 0, load.errors[:5]
+        load.stop()
+    load.assert_lossless()
     assert pid_alive(new)
     os.kill(new, signal.SIGTERM)
     wait_until(lambda: not pid_alive(new), what="the new master to stop")
@@ -78,18 +48,17 @@ def test_a_new_master_that_fails_to_boot_leaves_the_old_one_serving(serve, tmp_p
         "    return [b'v1']\n"
     )
     server = serve("upgr_app:app", cwd=tmp_path)
-    load = Load(server.url)
+    load = LoadGen(server.address, threads=2, limit=60)
     try:
-        wait_until(lambda: load.ok > 10, what="load to flow")
+        load.wait_ok(10)
         app.write_text("raise RuntimeError('broken release')\n")
         server.send_signal(signal.SIGUSR2)
         server.wait_for_log(r"Shutting down: Master\.2", timeout=30)
         server.wait_for_log(r"Reason: Worker failed to boot\.", timeout=30)
-        served = load.ok
-        wait_until(lambda: load.ok > served + 10, what="the old master to keep serving")
+        load.wait_ok(10, what="the old master to keep serving")
     finally:
-        load.finish()
-    assert load.failed == 0, load.errors[:5]
+        load.stop()
+    load.assert_lossless()
     assert requests.get(server.url, timeout=10).text == "v1"
     # The failed child was reaped: another upgrade may be tried.
     app.write_text(

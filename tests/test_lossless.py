@@ -1,0 +1,258 @@
+"""Zero failed requests under sustained load while the process tree changes.
+
+A bounded load generator (tests/loadgen.py) keeps more connections going than there are
+workers, so there is always a backlog, while the test stops the server (TERM), reloads it
+with a changed config and app (HUP), upgrades it in place (USR2, WINCH, TERM to the old
+master), lets workers recycle themselves (--max-requests) and resizes the pool (TTIN,
+TTOU). Every attempt must be a complete 200; the only exception is TERM, after which a
+connect refused (the master closed its sockets) is expected, while a reset or EOF after
+the kernel accepted the connection is a lost request. Each test also checks that the
+change it made really happened: new pids, the new app version, the new worker count.
+"""
+
+import os
+import signal
+import time
+
+import pytest
+
+from conftest import free_port, pid_alive, read_pid, wait_until
+from loadgen import FAILED, OK, REFUSED, LoadGen
+
+pytestmark = pytest.mark.timeout(60)
+
+VERSIONED_APP = """\
+import os
+import time
+
+VERSION = {version!r}
+
+
+def app(environ, start_response):
+    # Long enough that requests are in flight whenever a signal lands.
+    time.sleep(0.02)
+    body = ("%s pid %d\\n" % (VERSION, os.getpid())).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"),
+                              ("Content-Length", str(len(body))),
+                              ("X-Worker-Pid", str(os.getpid()))])
+    return [body]
+"""
+
+
+def children(pid: int) -> set:
+    """Live (not zombie) processes whose parent is `pid`."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                # The command name (field 2) may contain spaces; it is wrapped in parentheses.
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid and fields[0] not in ("Z", "X"):
+            found.add(int(entry))
+    return found
+
+
+def wait_children(pid: int, count: int, load: LoadGen, what: str, timeout: float = 15.0) -> set:
+    return wait_until(lambda: (lambda kids: kids if len(kids) == count else None)(children(pid)),
+                      timeout=timeout, what="%s: %d children of %d; %s" % (
+                          what, count, pid, load.report()))
+
+
+def test_term_serves_every_request_in_flight_and_in_the_backlog(serve):
+    server = serve("-w", "2", "--graceful-timeout", "10", "slow:app")
+    # Three clients per worker: two waiting in the backlog behind each slow request.
+    load = LoadGen(server.address, "/?s=0.5", threads=6, limit=30)
+    try:
+        load.wait_ok(6)
+        term = load.mark("TERM")
+        server.send_signal(signal.SIGTERM)
+        code = server.wait_exit(15)
+        exited = load.mark("master exit")
+        # Let a few attempts meet the closed port, so refusals are seen and told apart.
+        wait_until(lambda: load.count(REFUSED, since=exited) >= 2, timeout=5,
+                   what="connects to be refused after the exit; " + load.report())
+    finally:
+        load.stop()
+    report = load.report()
+    assert code == 0, report
+    assert load.count(FAILED) == 0, report
+    refused_early = [a for a in load.attempts(REFUSED) if a.finished < term]
+    assert not refused_early, report
+    spanning = [a for a in load.attempts(OK) if a.started < term < a.finished]
+    # Both workers were inside a slow request, and the backlog held more.
+    assert len(spanning) >= 2, report
+
+
+def test_hup_with_a_changed_config_and_app(serve, tmp_path):
+    app = tmp_path / "versioned.py"
+    conf = tmp_path / "lossless.conf.py"
+    app.write_text(VERSIONED_APP.format(version="v1"))
+    conf.write_text("workers = 2\ngraceful_timeout = 10\n")
+    server = serve("-c", str(conf), "versioned:app", cwd=tmp_path)
+    master = server.master_pid
+    load = LoadGen(server.address, "/", threads=6, limit=30)
+    try:
+        load.wait_ok(20)
+        old_workers = wait_children(master, 2, load, "the first workers")
+        app.write_text(VERSIONED_APP.format(version="v2"))
+        later = time.time() + 2  # a clearly newer mtime, whatever the clock granularity
+        os.utime(app, (later, later))
+        conf.write_text("workers = 3\ngraceful_timeout = 10\n")
+        load.mark("HUP")
+        server.send_signal(signal.SIGHUP)
+        wait_until(lambda: not (children(master) & old_workers), timeout=15,
+                   what="the old workers to exit; " + load.report())
+        new_workers = wait_children(master, 3, load, "the new config's worker count")
+        settled = load.mark("settled")
+        # All three new workers answer, and only with the new app.
+        wait_until(lambda: load.worker_pids(since=settled) == new_workers, timeout=15,
+                   what="every new worker to answer; " + load.report())
+        load.wait_ok(20)
+    finally:
+        load.stop()
+    load.assert_lossless()
+    report = load.report()
+    assert len(new_workers) == 3 and not (new_workers & old_workers), report
+    assert {b.split()[0] for b in load.bodies(since=settled)} == {b"v2"}, report
+    assert b"v1" in {b.split()[0] for b in load.bodies(until=settled)}, report
+    assert load.worker_pids(since=settled) <= new_workers, report
+
+
+class Daemons:
+    """Daemonized masters to stop, with their workers, and their log to show on failure."""
+
+    def __init__(self):
+        self.masters = []
+        self.log = None
+
+    def logged(self) -> str:
+        return self.log.read_text() if self.log is not None and self.log.exists() else ""
+
+
+@pytest.fixture
+def daemons(request):
+    tracked = Daemons()
+    yield tracked
+    for pid in tracked.masters:
+        kids = children(pid)
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGQUIT)
+            try:
+                wait_until(lambda: not pid_alive(pid), timeout=10, what="master %d to stop" % pid)
+            except AssertionError:
+                os.kill(pid, signal.SIGKILL)
+        for kid in kids:
+            if pid_alive(kid):
+                os.kill(kid, signal.SIGKILL)
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed:
+        print("---- daemon error log (tail) ----")
+        print(tracked.logged()[-8000:])
+
+
+def test_usr2_winch_then_term_the_old_master(run, tmp_path, daemons):
+    port = free_port()
+    pidfile = tmp_path / "app.pid"
+    log = tmp_path / "error.log"
+    result = run("-D", "--pid", str(pidfile), "--error-logfile", str(log),
+                 "-b", "127.0.0.1:%d" % port, "-w", "2", "slow:app", timeout=20)
+    assert result.returncode == 0, result.stderr
+    daemons.log = log
+    old = wait_until(lambda: read_pid(pidfile), what="the pid file")
+    daemons.masters.append(old)
+    logged = daemons.logged
+    wait_until(lambda: logged().count("Booting worker") >= 2, what="the first workers")
+    load = LoadGen(("127.0.0.1", port), "/?s=0.05", threads=6, limit=40)
+    try:
+        load.wait_ok(20, timeout=20)
+        old_workers = wait_children(old, 2, load, "the old master's workers")
+
+        usr2 = load.mark("USR2")
+        os.kill(old, signal.SIGUSR2)
+        new = wait_until(lambda: read_pid(tmp_path / "app.pid.2"), timeout=15,
+                         what="the new master's pid file; " + load.report())
+        daemons.masters.append(new)
+        assert new != old
+        new_workers = wait_children(new, 2, load, "the new master's workers")
+        wait_until(lambda: load.worker_pids(since=usr2) & new_workers, timeout=15,
+                   what="the new workers to serve; " + load.report())
+
+        load.mark("WINCH")
+        os.kill(old, signal.SIGWINCH)
+        wait_until(lambda: not (children(old) & old_workers), timeout=15,
+                   what="the old workers to stop; " + load.report())
+        assert children(old) == {new}, load.report()
+        winched = load.mark("old workers gone")
+        load.wait_ok(20)
+
+        load.mark("TERM old")
+        os.kill(old, signal.SIGTERM)
+        wait_until(lambda: not pid_alive(old), timeout=15,
+                   what="the old master to exit; " + load.report())
+        wait_until(lambda: "Master has been promoted." in logged(), timeout=15,
+                   what="the promotion; " + load.report())
+        wait_until(lambda: read_pid(pidfile) == new, what="the pid file to name the new master")
+        promoted = load.mark("promoted")
+        load.wait_ok(20)
+    finally:
+        load.stop()
+    load.assert_lossless()
+    report = load.report()
+    assert load.worker_pids(since=winched) <= new_workers, report
+    assert load.worker_pids(since=promoted) <= new_workers, report
+    assert children(new) == new_workers, report
+    assert not (tmp_path / "app.pid.2").exists()
+
+
+def test_max_requests_with_jitter_recycles_workers(serve):
+    server = serve("-w", "2", "--max-requests", "50", "--max-requests-jitter", "10", "slow:app")
+    load = LoadGen(server.address, "/", threads=6, limit=30)
+    try:
+        # Twenty workers answering: each of the two first ones was replaced nine times or more.
+        wait_until(lambda: len(load.worker_pids()) >= 20 and load.count(OK) >= 1000, timeout=20,
+                   what="workers to be recycled; " + load.report())
+    finally:
+        load.stop()
+    load.assert_lossless()
+    per_worker = {}
+    for attempt in load.attempts(OK):
+        per_worker[attempt.worker_pid] = per_worker.get(attempt.worker_pid, 0) + 1
+    assert max(per_worker.values()) <= 60, per_worker
+    assert server.stderr_text().count("Autorestarting worker after current request.") >= 18
+
+
+def test_ttin_then_ttou_resize_the_pool(serve):
+    server = serve("-w", "2", "slow:app")
+    master = server.master_pid
+    load = LoadGen(server.address, "/?s=0.02", threads=8, limit=30)
+    try:
+        load.wait_ok(10)
+        first = wait_children(master, 2, load, "the first workers")
+        for target in (3, 4):
+            load.mark("TTIN")
+            server.send_signal(signal.SIGTTIN)
+            wait_children(master, target, load, "TTIN")
+        grown = children(master)
+        since = load.mark("grown")
+        wait_until(lambda: load.worker_pids(since=since) == grown, timeout=15,
+                   what="all four workers to answer; " + load.report())
+        for target in (3, 2):
+            load.mark("TTOU")
+            server.send_signal(signal.SIGTTOU)
+            wait_children(master, target, load, "TTOU")
+        shrunk = children(master)
+        gone = grown - shrunk
+        wait_until(lambda: not any(pid_alive(p) for p in gone), timeout=10,
+                   what="the removed workers to exit")
+        since = load.mark("shrunk")
+        load.wait_ok(20)
+    finally:
+        load.stop()
+    load.assert_lossless()
+    report = load.report()
+    assert len(grown - first) == 2 and len(gone) == 2 and shrunk < grown, report
+    assert load.worker_pids(since=since) <= shrunk, report
