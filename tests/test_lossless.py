@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import free_port, pid_alive, read_pid, wait_until
+from conftest import free_port, is_gunicorn, pid_alive, read_pid, wait_until
 from loadgen import FAILED, OK, REFUSED, LoadGen
 
 pytestmark = pytest.mark.timeout(60)
@@ -62,7 +62,10 @@ def wait_children(pid: int, count: int, load: LoadGen, what: str, timeout: float
                           what, count, pid, load.report()))
 
 
+@pytest.mark.ferrocorn_only
 def test_term_serves_every_request_in_flight_and_in_the_backlog(serve):
+    # Gunicorn 27 fails this: connections queued in the backlog at TERM are reset when its
+    # last worker exits (Gunicorn #2409), about one per load thread.
     server = serve("-w", "2", "--graceful-timeout", "10", "slow:app")
     # Three clients per worker: two waiting in the backlog behind each slow request.
     load = LoadGen(server.address, "/?s=0.5", threads=6, limit=30)
@@ -221,8 +224,20 @@ def test_max_requests_with_jitter_recycles_workers(serve):
     per_worker = {}
     for attempt in load.attempts(OK):
         per_worker[attempt.worker_pid] = per_worker.get(attempt.worker_pid, 0) + 1
-    assert max(per_worker.values()) <= 60, per_worker
-    assert server.stderr_text().count("Autorestarting worker after current request.") >= 18
+    log = server.stderr_text()
+    assert log.count("Autorestarting worker after") >= 18
+    if is_gunicorn():
+        # Gunicorn stops each worker right at its limit (50 + up to 10), leaving the
+        # backlog to the other worker while the replacement boots.
+        assert max(per_worker.values()) <= 60, per_worker
+    else:
+        # ferrocorn's worker serves on until its replacement has booted, so a retired worker
+        # answers at least its limit, plus what arrived during that boot (bounded here
+        # loosely: a worker never TERMed would answer far more).
+        retired = [pid for pid in per_worker if "Worker exiting (pid: %d)" % pid in log]
+        assert len(retired) >= 18, per_worker
+        assert all(per_worker[pid] >= 49 for pid in retired), per_worker  # 1: the probe
+        assert max(per_worker.values()) <= 400, per_worker
 
 
 def test_ttin_then_ttou_resize_the_pool(serve):
