@@ -367,7 +367,7 @@ def test_invalid_option_in_cmd_args_env_exits(run):
     [
         (["--certfile", "cert.pem", "--keyfile", "key.pem"], ("certfile", "keyfile")),
         (["--log-syslog"], ("syslog",)),
-        (["-k", "gthread"], ("gthread", "worker_class")),
+        (["-k", "gevent"], ("gevent", "worker_class")),
     ],
 )
 def test_unsupported_setting_fails_at_start(run, args, names):

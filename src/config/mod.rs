@@ -124,6 +124,13 @@ impl Config {
         }
     }
 
+    /// Whether workers run the threaded loop: `gthread` by name, or `sync` with more than one
+    /// thread (Gunicorn's rule).
+    pub fn is_threaded(&self) -> bool {
+        is_gthread_worker(&self.worker_class)
+            || (is_sync_worker(&self.worker_class) && self.threads > 1)
+    }
+
     /// `raw_env` as `(KEY, VALUE)` pairs, split at the first `=`.
     pub fn env(&self) -> Result<Vec<(String, String)>, ConfigError> {
         self.raw_env
@@ -163,16 +170,10 @@ impl Config {
     /// default: `Error: <setting> is not supported yet`, exit 1.
     pub fn check_supported(&self) -> Result<(), ConfigError> {
         let mut problems = Vec::new();
-        if !is_sync_worker(&self.worker_class) {
+        if !is_sync_worker(&self.worker_class) && !is_gthread_worker(&self.worker_class) {
             problems.push(format!(
-                "worker_class {:?} is not supported yet (only the sync worker is)",
+                "worker_class {:?} is not supported yet (the sync and gthread workers are)",
                 self.worker_class
-            ));
-        }
-        if self.threads != 1 {
-            problems.push(format!(
-                "threads = {} is not supported yet (more than one thread means the gthread worker)",
-                self.threads
             ));
         }
         Python::attach(|py| -> Result<(), ConfigError> {
@@ -224,6 +225,16 @@ impl Config {
 }
 
 /// The spellings of the synchronous worker this release implements.
+fn is_gthread_worker(name: &str) -> bool {
+    matches!(
+        name,
+        "gthread"
+            | "egg:gunicorn#gthread"
+            | "gunicorn.workers.gthread.ThreadWorker"
+            | "ferrocorn.workers.gthread.ThreadWorker"
+    )
+}
+
 fn is_sync_worker(name: &str) -> bool {
     matches!(
         name,

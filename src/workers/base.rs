@@ -34,7 +34,10 @@ pub struct WorkerState<'a> {
     pub ctx: WorkerContext<'a>,
     pub alive: Arc<AtomicBool>,
     pub app: Py<PyAny>,
-    pub nr: u64,
+    /// Requests served by this worker (all threads).
+    pub nr: std::sync::atomic::AtomicU64,
+    /// Several threads serve requests (gthread).
+    pub threaded: bool,
     /// Environ keys every request of this worker shares, built once after boot.
     pub base: crate::wsgi::environ::BaseEnviron,
 }
@@ -306,13 +309,20 @@ fn boot_and_serve(py: Python<'_>, ctx: WorkerContext<'_>) -> Result<(), i32> {
         nix::sys::signal::Signal::SIGCHLD,
     );
 
-    let base = super::request::base_environ(py, ctx.cfg, false).map_err(|e| fail(py, e, true))?;
+    let threaded = cfg.is_threaded();
+    let base =
+        super::request::base_environ(py, ctx.cfg, threaded).map_err(|e| fail(py, e, true))?;
     let mut state = WorkerState {
         ctx,
         alive,
         app,
-        nr: 0,
+        nr: std::sync::atomic::AtomicU64::new(0),
+        threaded,
         base,
     };
-    super::sync::run(py, &mut state, &signals).map_err(|e| fail(py, e, true))
+    if threaded {
+        super::gthread::run(py, &state, &signals).map_err(|e| fail(py, e, true))
+    } else {
+        super::sync::run(py, &mut state, &signals).map_err(|e| fail(py, e, true))
+    }
 }

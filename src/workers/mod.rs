@@ -1,9 +1,10 @@
 //! Worker processes: boot (post_fork, app load, post_worker_init), signals, and the loop of
-//! each worker type. Only `sync` exists so far; `Config::check_supported` refuses the others.
+//! each worker type: `sync` and `gthread`; `Config::check_supported` refuses the others.
 //!
 //! Workers never touch the master's state: what they need arrives in `WorkerContext`.
 
 pub mod base;
+mod gthread;
 mod hook_objects;
 pub mod inotify;
 pub mod request;

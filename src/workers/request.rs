@@ -18,22 +18,34 @@ use crate::wsgi::environ::{self, BaseEnviron, Local};
 use crate::wsgi::input::{BodyReader, Input};
 use crate::wsgi::response::{lock, EarlyHints, ResponseState, Shared, StartResponse};
 
-/// The request this worker is serving, for the log line of a WORKER TIMEOUT abort.
-static IN_FLIGHT: std::sync::Mutex<Option<(String, String, Instant)>> = std::sync::Mutex::new(None);
+type InFlight = (std::thread::ThreadId, String, String, Instant);
 
-/// "GET /path (running 2.0s)" for the request in flight, if any.
+/// The requests this worker is serving (one per serving thread), for the log line of a
+/// WORKER TIMEOUT abort.
+static IN_FLIGHT: std::sync::Mutex<Vec<InFlight>> = std::sync::Mutex::new(Vec::new());
+
+/// "GET /path (running 2.0s)" for each request in flight, oldest first; None when idle.
 pub fn in_flight() -> Option<String> {
     let guard = IN_FLIGHT.lock().unwrap_or_else(|p| p.into_inner());
-    guard.as_ref().map(|(method, uri, start)| {
-        format!(
-            "{method} {uri} (running {:.1}s)",
-            start.elapsed().as_secs_f64()
-        )
-    })
+    let all: Vec<String> = guard
+        .iter()
+        .map(|(_, method, uri, start)| {
+            format!(
+                "{method} {uri} (running {:.1}s)",
+                start.elapsed().as_secs_f64()
+            )
+        })
+        .collect();
+    (!all.is_empty()).then(|| all.join(", "))
 }
 
 fn set_in_flight(value: Option<(String, String, Instant)>) {
-    *IN_FLIGHT.lock().unwrap_or_else(|p| p.into_inner()) = value;
+    let me = std::thread::current().id();
+    let mut guard = IN_FLIGHT.lock().unwrap_or_else(|p| p.into_inner());
+    guard.retain(|(t, ..)| *t != me);
+    if let Some((method, uri, start)) = value {
+        guard.push((me, method, uri, start));
+    }
 }
 
 pub struct Conn<'a> {
@@ -240,18 +252,26 @@ fn run_app(
     Outcome { error }
 }
 
-/// Serve one request. Returns whether the connection may carry another request.
+/// How much unread request body is discarded to keep a connection alive; a longer one
+/// closes the connection instead.
+const DRAIN_LIMIT: usize = 1 << 20;
+
+/// Serve one request. Returns the bytes already received past it (a pipelined next request)
+/// when the connection may carry another request, None when it must close.
 pub fn handle_request(
     py: Python<'_>,
-    st: &mut WorkerState<'_>,
+    st: &WorkerState<'_>,
     pcfg: &ParserConfig,
     conn: &Conn<'_>,
     head: RequestHead,
     leftover: Vec<u8>,
     force_close: bool,
-) -> PyResult<bool> {
+) -> PyResult<Option<Vec<u8>>> {
     let cfg = st.ctx.cfg;
-    st.ctx.beat.request_started();
+    // One slot per worker: with several threads the loop's beat is what counts.
+    if !st.threaded {
+        st.ctx.beat.request_started();
+    }
     let reader = Arc::new(Mutex::new(BodyReader::new(
         conn.stream.clone(),
         leftover,
@@ -307,14 +327,14 @@ pub fn handle_request(
         must_close,
     )));
 
-    st.nr += 1;
-    if st.nr == st.ctx.max_requests {
+    let nr = st.nr.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+    if nr == st.ctx.max_requests {
         // Gunicorn stops here and leaves its share of the backlog waiting for a fresh worker
         // to boot. This worker keeps serving instead; the master TERMs it once the
         // replacement is ready (see `arbiter::supervise::release_replaced`).
         error_log::info(&format!(
             "Autorestarting worker after max_requests ({}): a replacement boots first, then this worker stops.",
-            st.nr
+            nr
         ));
         st.ctx.beat.request_retirement();
         let _ = nix::sys::signal::kill(
@@ -322,7 +342,7 @@ pub fn handle_request(
             nix::sys::signal::Signal::SIGCHLD,
         );
     }
-    let _ = st.ctx.worker.setattr(py, "nr", st.nr);
+    let _ = st.ctx.worker.setattr(py, "nr", nr);
 
     let mut app_socket = None;
     let (environ, outcome) = match environ::build(
@@ -418,6 +438,18 @@ pub fn handle_request(
             ));
         }
     }
+    // A body the app left unread is discarded (bounded) so the connection can go on, as
+    // Gunicorn's parser does before the next request.
+    let keep = exit_request.is_none() && !lock(&resp).should_close();
+    let leftover = if keep {
+        py.detach(|| {
+            let mut b = reader.lock().ok()?;
+            let clean = b.drain(DRAIN_LIMIT) && !b.disconnected;
+            clean.then(|| b.take_leftover())
+        })
+    } else {
+        None
+    };
     // Whatever the app kept (the environ, wsgi.input, start_response, gunicorn.socket)
     // lets go of the connection now, so the worker's close is final, as Gunicorn's is.
     if let Ok(mut r) = reader.lock() {
@@ -427,17 +459,14 @@ pub fn handle_request(
     if let Some(sock) = app_socket {
         let _ = sock.call_method0(py, "close");
     }
-    st.ctx.beat.request_finished();
+    if !st.threaded {
+        st.ctx.beat.request_finished();
+    }
     set_in_flight(None);
     if let Some((_, err)) = exit_request {
         return Err(err);
     }
-    let keep = !lock(&resp).should_close();
-    let body_ok = reader
-        .lock()
-        .map(|b| b.is_done() && b.failed.is_none() && !b.disconnected)
-        .unwrap_or(false);
-    Ok(keep && body_ok)
+    Ok(leftover)
 }
 
 fn log_access(

@@ -1,0 +1,178 @@
+//! One client connection while the event loop owns it: the bytes received so far, the
+//! head parser's progress, an optional PROXY header, and the body bytes gathered before the
+//! request goes to a Python thread. Non-blocking reads only; no Python, no writes except
+//! the error page of a request that cannot be parsed.
+
+use std::io::Read;
+use std::sync::Arc;
+use std::time::Instant;
+
+use ferrocorn_h1::{
+    parse_proxy_header, BodyKind, HeadParser, ParseError, ParserConfig, ProxyInfo, ProxyParse,
+    RequestHead,
+};
+
+use crate::net::{Peer, Stream};
+use crate::workers::sync::ProxyPolicy;
+
+/// Bodies up to this size are received in full by the loop before a thread sees the
+/// request, so a slow uploader never holds a thread; larger ones stream from the socket.
+pub const BUFFER_LIMIT: u64 = 1 << 20;
+
+/// At most this much is read from one connection per readiness event, so one fast sender
+/// cannot starve the others.
+const READ_CHUNK: usize = 64 * 1024;
+
+pub struct Connection {
+    pub stream: Arc<Stream>,
+    pub peer: Peer,
+    pub listener: usize,
+    /// Received and not yet handed to a request (the start of the next one when pipelined).
+    buf: Vec<u8>,
+    parser: HeadParser,
+    proxy: ProxyPolicy,
+    proxy_pending: bool,
+    pub proxy_info: Option<ProxyInfo>,
+    trusted: bool,
+    /// A parsed head waiting for its body to arrive in `buf`.
+    waiting: Option<(Box<RequestHead>, usize)>,
+    /// Requests this connection has carried.
+    pub served: u64,
+    /// When the current wait began: accept, the end of the last response, or the first byte
+    /// of a head; the loop's deadlines count from here.
+    pub since: Instant,
+    /// Whether any byte of the next request has arrived.
+    pub started: bool,
+}
+
+pub enum Progress {
+    /// Nothing complete yet.
+    NeedMore,
+    /// A request to hand to a thread, with the bytes after its head.
+    Ready(Box<RequestHead>, Vec<u8>),
+    /// Input that can never become a request: answer with the error page and close.
+    Invalid(ParseError),
+}
+
+impl Connection {
+    pub fn new(
+        stream: Stream,
+        peer: Peer,
+        listener: usize,
+        proxy: ProxyPolicy,
+        trusted: bool,
+    ) -> Self {
+        let proxy_pending = proxy.mode != ferrocorn_h1::ProxyMode::Off;
+        Connection {
+            stream: Arc::new(stream),
+            peer,
+            listener,
+            buf: Vec::new(),
+            parser: HeadParser::new(),
+            proxy,
+            proxy_pending,
+            proxy_info: None,
+            trusted,
+            waiting: None,
+            served: 0,
+            since: Instant::now(),
+            started: false,
+        }
+    }
+
+    /// Back from a thread with the bytes it read past its request.
+    pub fn resume(&mut self, leftover: Vec<u8>) {
+        self.buf = leftover;
+        self.parser.reset();
+        self.waiting = None;
+        self.served += 1;
+        self.since = Instant::now();
+        self.started = !self.buf.is_empty();
+    }
+
+    /// A head has arrived and its body is still coming: a request, not an idle connection.
+    pub fn waiting_body(&self) -> bool {
+        self.waiting.is_some()
+    }
+
+    pub fn has_buffered(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
+    /// Read what the socket has (bounded). Returns false when the peer closed or failed.
+    pub fn fill(&mut self) -> bool {
+        let mut got = 0;
+        let mut chunk = [0u8; 16 * 1024];
+        while got < READ_CHUNK {
+            match (&*self.stream).read(&mut chunk) {
+                Ok(0) => return false,
+                Ok(n) => {
+                    if !self.started {
+                        self.started = true;
+                        self.since = Instant::now();
+                    }
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    got += n;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+
+    /// Parse what has arrived: the PROXY header (first request only, as Gunicorn), the
+    /// head, then, for a small body with a Content-Length, the body itself.
+    pub fn advance(&mut self, pcfg: &ParserConfig) -> Progress {
+        if let Some((_, need)) = &self.waiting {
+            if self.buf.len() < *need {
+                return Progress::NeedMore;
+            }
+            let (head, _) = self.waiting.take().expect("checked");
+            return Progress::Ready(head, std::mem::take(&mut self.buf));
+        }
+        if self.proxy_pending {
+            match parse_proxy_header(
+                &self.buf,
+                self.proxy.mode,
+                self.proxy.forbidden_peer.as_deref(),
+            ) {
+                Ok(ProxyParse::Incomplete) => return Progress::NeedMore,
+                Ok(ProxyParse::Absent) => self.proxy_pending = false,
+                Ok(ProxyParse::Present { info, consumed }) => {
+                    self.buf.drain(..consumed);
+                    self.proxy_info = Some(info);
+                    self.proxy_pending = false;
+                }
+                Err(e) => return Progress::Invalid(e),
+            }
+        }
+        if self.buf.is_empty() {
+            return Progress::NeedMore;
+        }
+        match self.parser.parse(&self.buf, pcfg, self.trusted) {
+            Ok(None) => Progress::NeedMore,
+            Err(e) => Progress::Invalid(e),
+            Ok(Some((head, used))) => {
+                let rest = self.buf.split_off(used);
+                self.buf.clear();
+                match head.body {
+                    // A client waiting for `100 Continue` sends nothing until the app
+                    // reads, so its body cannot be gathered here.
+                    BodyKind::Length(n)
+                        if n > 0
+                            && n <= BUFFER_LIMIT
+                            && !head.expect_continue
+                            && (rest.len() as u64) < n =>
+                    {
+                        self.buf = rest;
+                        self.waiting = Some((Box::new(head), n as usize));
+                        Progress::NeedMore
+                    }
+                    _ => Progress::Ready(Box::new(head), rest),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,448 @@
+//! The gthread worker's event loop, run on the worker's main thread with the GIL released:
+//! accepts (only while a thread is free), reads and parses heads and small bodies, keeps
+//! idle keep-alive connections, closes connections gracefully, enforces deadlines, and
+//! hands complete requests to the pool. It takes the GIL only to run signal handlers and to
+//! log a parse error. It never runs the app and never writes a response.
+
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ferrocorn_h1::ParserConfig;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use pyo3::prelude::*;
+
+use super::conn::{Connection, Progress};
+use super::pool::{Done, Job, Pool};
+use crate::net::{Peer, Stream};
+use crate::sys::process;
+use crate::telemetry::error_log;
+use crate::workers::base::WorkerState;
+use crate::workers::signals::WorkerSignals;
+use crate::workers::sync::{proxy_mode, ProxyPolicy};
+
+const WAKE_POOL: u64 = u64::MAX;
+const WAKE_SIGNAL: u64 = u64::MAX - 1;
+const CONN_BASE: u64 = 1 << 32;
+
+/// Gunicorn 27.0.1: a stopping worker keeps idle keep-alive connections this long, so a
+/// request already on its way is answered (with `Connection: close`) rather than reset.
+const STOP_LINGER: Duration = Duration::from_secs(2);
+/// How long a closed connection may still send before we stop reading it (RFC 9112 §9.6).
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
+const CLOSE_DRAIN_LIMIT: usize = 64 * 1024;
+
+enum Entry {
+    Reading(Box<Connection>),
+    /// Write side shut down; reading what the client still sends until it closes.
+    Closing(Arc<Stream>, Instant, usize),
+}
+
+pub struct EventLoop<'s, 'a> {
+    st: &'s WorkerState<'a>,
+    pool: &'s Pool,
+    signals: &'s WorkerSignals,
+    pcfg: &'s ParserConfig,
+    epoll: Epoll,
+    entries: slab::Slab<Entry>,
+    /// Requests handed to the pool and not back yet.
+    busy: usize,
+    threads: usize,
+    max_conns: usize,
+    /// Above this many connections a response closes its connection (Gunicorn's
+    /// `worker_connections - threads`).
+    max_keepalived: usize,
+    keepalive: Option<Duration>,
+    /// Deadline for a request to arrive or complete once started.
+    request_timeout: Duration,
+    accepting: bool,
+    stopping: Option<Instant>,
+    next_scan: Instant,
+}
+
+fn borrow(fd: i32) -> BorrowedFd<'static> {
+    process::borrow_fd(fd)
+}
+
+impl<'s, 'a> EventLoop<'s, 'a> {
+    pub fn new(
+        st: &'s WorkerState<'a>,
+        pool: &'s Pool,
+        signals: &'s WorkerSignals,
+        pcfg: &'s ParserConfig,
+        threads: usize,
+    ) -> std::io::Result<Self> {
+        let cfg = st.ctx.cfg;
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+        epoll.add(
+            pool.wake_fd(),
+            EpollEvent::new(EpollFlags::EPOLLIN, WAKE_POOL),
+        )?;
+        epoll.add(
+            &signals.wake_read,
+            EpollEvent::new(EpollFlags::EPOLLIN, WAKE_SIGNAL),
+        )?;
+        let max_conns = cfg.worker_connections.max(1) as usize;
+        let timeout = if cfg.timeout > 0 { cfg.timeout } else { 30 };
+        Ok(EventLoop {
+            st,
+            pool,
+            signals,
+            pcfg,
+            epoll,
+            entries: slab::Slab::new(),
+            busy: 0,
+            threads,
+            max_conns,
+            max_keepalived: max_conns.saturating_sub(threads),
+            keepalive: (cfg.keepalive > 0).then(|| Duration::from_secs(cfg.keepalive as u64)),
+            request_timeout: Duration::from_secs(timeout as u64),
+            accepting: false,
+            stopping: None,
+            next_scan: Instant::now(),
+        })
+    }
+
+    fn connections(&self) -> usize {
+        self.entries
+            .iter()
+            .filter(|(_, e)| matches!(e, Entry::Reading(_)))
+            .count()
+            + self.busy
+    }
+
+    /// Run until the worker stops. Err carries a SystemExit (QUIT, ABRT, or the app's).
+    pub fn run(&mut self) -> PyResult<()> {
+        let mut events = vec![EpollEvent::empty(); 256];
+        loop {
+            self.st.ctx.beat.notify();
+            if self.stopping.is_none() && !self.st.alive() {
+                self.begin_stop();
+            }
+            if self.stopping.is_some() && self.st.ctx.beat.drain_requested() {
+                // Take everything still queued in the kernel before deciding we are done.
+                for idx in 0..self.st.ctx.listeners.len() {
+                    self.accept(idx);
+                }
+            }
+            if let Some(since) = self.stopping {
+                let limit = Duration::from_secs(self.st.ctx.cfg.graceful_timeout.max(0) as u64);
+                if (self.busy == 0 && self.connections() == 0) || since.elapsed() >= limit {
+                    return Ok(());
+                }
+            }
+            self.update_accepting();
+            let now = Instant::now();
+            if now >= self.next_scan {
+                if process::getppid() != self.st.ctx.ppid {
+                    error_log::info(&format!(
+                        "Parent changed, shutting down: {}",
+                        process::getpid()
+                    ));
+                    return Ok(());
+                }
+                self.expire(now);
+                self.next_scan = now + Duration::from_millis(250);
+            }
+            let wait = self.next_scan.saturating_duration_since(Instant::now());
+            let ms = wait.as_millis().clamp(1, 1000) as u16;
+            let n = match self.epoll.wait(&mut events, EpollTimeout::from(ms)) {
+                Ok(n) => n,
+                Err(nix::errno::Errno::EINTR) => 0,
+                Err(e) => return Err(std::io::Error::from(e).into()),
+            };
+            for ev in &events[..n] {
+                match ev.data() {
+                    WAKE_SIGNAL => Python::attach(|py| self.signals.dispatch(py))?,
+                    WAKE_POOL => self.collect()?,
+                    t if t >= CONN_BASE => self.readable((t - CONN_BASE) as usize),
+                    t => self.accept(t as usize),
+                }
+            }
+        }
+    }
+
+    fn has_capacity(&self) -> bool {
+        if self.busy >= self.threads {
+            return false;
+        }
+        match self.stopping {
+            // A final stop drains the kernel queue; any other stop accepts nothing.
+            Some(_) => self.st.ctx.beat.drain_requested(),
+            None => true,
+        }
+    }
+
+    /// Listen only while a thread is free: a busy worker leaves new connections in the
+    /// kernel queue for a worker that can serve them. EPOLLEXCLUSIVE wakes one waiting
+    /// worker per connection instead of all of them.
+    fn update_accepting(&mut self) {
+        let want = self.has_capacity();
+        if want == self.accepting {
+            return;
+        }
+        for (i, l) in self.st.ctx.listeners.iter().enumerate() {
+            let fd = borrow(l.fd());
+            let res = if want {
+                self.epoll.add(
+                    fd,
+                    EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE, i as u64),
+                )
+            } else {
+                self.epoll.delete(fd)
+            };
+            if let Err(e) = res {
+                error_log::debug(&format!("epoll listener update failed: {e}"));
+            }
+        }
+        self.accepting = want;
+    }
+
+    fn accept(&mut self, idx: usize) {
+        let cfg = self.st.ctx.cfg;
+        let Some(listener) = self.st.ctx.listeners.get(idx) else {
+            return;
+        };
+        let mut room = self.threads.saturating_sub(self.busy).max(1);
+        while room > 0 && self.has_capacity() {
+            if self.connections() >= self.max_conns && !self.evict_idle() {
+                return;
+            }
+            let (stream, peer) = match listener.accept() {
+                Ok(c) => c,
+                Err(_) => return,
+            };
+            room -= 1;
+            if stream.set_nonblocking(true).is_err() {
+                continue;
+            }
+            let trusted = match &peer {
+                Peer::Unix => true,
+                Peer::Ip(a) => cfg.forwarded_allow_ips.contains(a.ip()),
+            };
+            let proxy = ProxyPolicy {
+                mode: proxy_mode(&cfg.proxy_protocol),
+                forbidden_peer: match &peer {
+                    Peer::Ip(a) if !cfg.proxy_allow_ips.contains(a.ip()) => {
+                        Some(a.ip().to_string())
+                    }
+                    _ => None,
+                },
+            };
+            let conn = Box::new(Connection::new(stream, peer, idx, proxy, trusted));
+            self.admit(conn, true);
+        }
+    }
+
+    /// At the connection limit, make room by closing the connection that has waited
+    /// longest without a complete head (an idle keep-alive or a slow client), so idle and
+    /// slowloris connections can never lock out a new client.
+    fn evict_idle(&mut self) -> bool {
+        let victim = self
+            .entries
+            .iter()
+            .filter_map(|(k, e)| match e {
+                Entry::Reading(c) if !c.waiting_body() => Some((c.since, k)),
+                _ => None,
+            })
+            .min();
+        match victim {
+            Some((_, key)) => {
+                self.remove(key);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Take a connection into the loop; read at once when data may already be there.
+    fn admit(&mut self, mut conn: Box<Connection>, try_read: bool) {
+        if try_read && !conn.fill() {
+            return;
+        }
+        if conn.has_buffered() {
+            match conn.advance(self.pcfg) {
+                Progress::Ready(head, rest) => return self.dispatch(conn, head, rest),
+                Progress::Invalid(err) => return self.reject(conn, err),
+                Progress::NeedMore => {}
+            }
+        }
+        let fd = conn.stream.as_raw_fd();
+        let key = self.entries.insert(Entry::Reading(conn));
+        let ev = EpollEvent::new(EpollFlags::EPOLLIN, CONN_BASE + key as u64);
+        if self.epoll.add(borrow(fd), ev).is_err() {
+            self.entries.remove(key);
+        }
+    }
+
+    fn readable(&mut self, key: usize) {
+        let ok = match self.entries.get_mut(key) {
+            Some(Entry::Reading(conn)) => conn.fill(),
+            Some(Entry::Closing(stream, _, left)) => {
+                let mut buf = [0u8; 8192];
+                let mut s = &**stream;
+                let keep = match std::io::Read::read(&mut s, &mut buf) {
+                    Ok(0) => false,
+                    Ok(n) => {
+                        *left = left.saturating_sub(n);
+                        *left > 0
+                    }
+                    Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+                };
+                if !keep {
+                    self.remove(key);
+                }
+                return;
+            }
+            None => return,
+        };
+        if !ok {
+            self.remove(key);
+            return;
+        }
+        let progress = match self.entries.get_mut(key) {
+            Some(Entry::Reading(conn)) => conn.advance(self.pcfg),
+            _ => return,
+        };
+        match progress {
+            Progress::NeedMore => {}
+            Progress::Ready(head, rest) => {
+                if let Some(conn) = self.detach(key) {
+                    self.dispatch(conn, head, rest);
+                }
+            }
+            Progress::Invalid(err) => {
+                if let Some(conn) = self.detach(key) {
+                    self.reject(conn, err);
+                }
+            }
+        }
+    }
+
+    /// Take a connection out of the loop (for a thread, or to close it).
+    fn detach(&mut self, key: usize) -> Option<Box<Connection>> {
+        let entry = self.entries.try_remove(key)?;
+        match entry {
+            Entry::Reading(conn) => {
+                let _ = self.epoll.delete(borrow(conn.stream.as_raw_fd()));
+                Some(conn)
+            }
+            Entry::Closing(stream, ..) => {
+                let _ = self.epoll.delete(borrow(stream.as_raw_fd()));
+                None
+            }
+        }
+    }
+
+    fn remove(&mut self, key: usize) {
+        if let Some(entry) = self.entries.try_remove(key) {
+            let stream = match &entry {
+                Entry::Reading(c) => &c.stream,
+                Entry::Closing(s, ..) => s,
+            };
+            let _ = self.epoll.delete(borrow(stream.as_raw_fd()));
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    fn dispatch(
+        &mut self,
+        conn: Box<Connection>,
+        head: Box<ferrocorn_h1::RequestHead>,
+        rest: Vec<u8>,
+    ) {
+        let close = self.keepalive.is_none()
+            || self.stopping.is_some()
+            || self.connections() + 1 > self.max_keepalived;
+        self.busy += 1;
+        self.pool.submit(Job {
+            conn,
+            head,
+            leftover: rest,
+            close,
+        });
+    }
+
+    fn reject(&mut self, conn: Box<Connection>, err: ferrocorn_h1::ParseError) {
+        let _ = conn.stream.set_nonblocking(false);
+        let _ = conn.stream.set_write_timeout(Some(Duration::from_secs(1)));
+        Python::attach(|py| {
+            crate::workers::request::send_parse_error(py, &conn.stream, &conn.peer, &err, None)
+        });
+        self.close(conn.stream);
+    }
+
+    /// Graceful close without blocking the loop: stop writing, then read until the client
+    /// closes (bounded), so our last bytes are not destroyed by a RST.
+    fn close(&mut self, stream: Arc<Stream>) {
+        if stream.set_nonblocking(true).is_err()
+            || stream.shutdown(std::net::Shutdown::Write).is_err()
+        {
+            return;
+        }
+        let fd = stream.as_raw_fd();
+        let key = self.entries.insert(Entry::Closing(
+            stream,
+            Instant::now() + CLOSE_LINGER,
+            CLOSE_DRAIN_LIMIT,
+        ));
+        let ev = EpollEvent::new(EpollFlags::EPOLLIN, CONN_BASE + key as u64);
+        if self.epoll.add(borrow(fd), ev).is_err() {
+            self.remove(key);
+        }
+    }
+
+    /// Connections the threads are done with.
+    fn collect(&mut self) -> PyResult<()> {
+        for done in self.pool.take_done() {
+            self.busy = self.busy.saturating_sub(1);
+            match done {
+                Done::KeepAlive(mut conn, rest) => {
+                    if conn.stream.set_nonblocking(true).is_err() {
+                        continue;
+                    }
+                    conn.resume(rest);
+                    self.admit(conn, false);
+                }
+                Done::Close(conn) => self.close(conn.stream),
+                Done::Fatal(err) => return Err(err),
+            }
+        }
+        Ok(())
+    }
+
+    fn begin_stop(&mut self) {
+        self.stopping = Some(Instant::now());
+    }
+
+    /// Close connections past their deadline: idle keep-alive after `keepalive`, a request
+    /// that has not fully arrived after `timeout`, lingering closes after 2 s, and, once the
+    /// worker stops, idle connections after Gunicorn's 2 s linger.
+    fn expire(&mut self, now: Instant) {
+        let mut late = Vec::new();
+        for (key, entry) in self.entries.iter() {
+            let deadline = match entry {
+                Entry::Closing(_, until, _) => *until,
+                Entry::Reading(c) => {
+                    let mut d = if !c.started && c.served > 0 {
+                        c.since + self.keepalive.unwrap_or(Duration::ZERO)
+                    } else {
+                        c.since + self.request_timeout
+                    };
+                    if let Some(stop) = self.stopping {
+                        if !c.started {
+                            d = d.min(stop + STOP_LINGER);
+                        }
+                    }
+                    d
+                }
+            };
+            if now >= deadline {
+                late.push(key);
+            }
+        }
+        for key in late {
+            self.remove(key);
+        }
+    }
+}

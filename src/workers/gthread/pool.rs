@@ -1,0 +1,159 @@
+//! The Python side of the gthread worker: a queue of complete requests, the threads that
+//! run the app on them, and the way back to the event loop (a queue plus an eventfd that
+//! wakes it). Threads hold the GIL only inside `handle_request`'s Python calls; waiting for
+//! work and writing responses happen without it. This module never polls or accepts.
+
+use std::collections::VecDeque;
+use std::os::fd::AsFd;
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use ferrocorn_h1::{ParserConfig, RequestHead};
+use nix::sys::eventfd::{EfdFlags, EventFd};
+use pyo3::prelude::*;
+
+use super::conn::Connection;
+use crate::telemetry::error_log;
+use crate::workers::base::WorkerState;
+use crate::workers::request::{self, Conn};
+
+pub struct Job {
+    pub conn: Box<Connection>,
+    pub head: Box<RequestHead>,
+    pub leftover: Vec<u8>,
+    /// Answer with `Connection: close` (keep-alive off, too many kept connections, stopping).
+    pub close: bool,
+}
+
+pub enum Done {
+    /// The connection may carry another request; these bytes already arrived for it.
+    KeepAlive(Box<Connection>, Vec<u8>),
+    Close(Box<Connection>),
+    /// The app or a hook raised SystemExit (or the worker must otherwise stop): the worker
+    /// exits with it, as Gunicorn's gthread worker does.
+    Fatal(PyErr),
+}
+
+#[derive(Default)]
+struct Queue {
+    jobs: VecDeque<Job>,
+    closed: bool,
+}
+
+pub struct Pool {
+    queue: Mutex<Queue>,
+    ready: Condvar,
+    done: Mutex<Vec<Done>>,
+    /// Written by a thread when it finishes a request; the loop polls it.
+    pub wake: EventFd,
+}
+
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Pool {
+    pub fn new() -> std::io::Result<Self> {
+        Ok(Pool {
+            queue: Mutex::new(Queue::default()),
+            ready: Condvar::new(),
+            done: Mutex::new(Vec::new()),
+            wake: EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)?,
+        })
+    }
+
+    pub fn submit(&self, job: Job) {
+        locked(&self.queue).jobs.push_back(job);
+        self.ready.notify_one();
+    }
+
+    /// No more jobs: threads finish what is queued and return.
+    pub fn close(&self) {
+        locked(&self.queue).closed = true;
+        self.ready.notify_all();
+    }
+
+    fn next(&self) -> Option<Job> {
+        let mut q = locked(&self.queue);
+        loop {
+            if let Some(job) = q.jobs.pop_front() {
+                return Some(job);
+            }
+            if q.closed {
+                return None;
+            }
+            q = self.ready.wait(q).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    fn finish(&self, done: Done) {
+        locked(&self.done).push(done);
+        let _ = self.wake.write(1);
+    }
+
+    /// What the threads finished since the last call.
+    pub fn take_done(&self) -> Vec<Done> {
+        let _ = self.wake.read();
+        std::mem::take(&mut *locked(&self.done))
+    }
+
+    pub fn wake_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.wake.as_fd()
+    }
+}
+
+/// One app thread: take complete requests and serve them until the pool closes.
+pub fn app_thread(st: &WorkerState<'_>, pool: &Pool, pcfg: &ParserConfig) {
+    while let Some(job) = pool.next() {
+        pool.finish(serve(st, pcfg, job));
+    }
+}
+
+fn serve(st: &WorkerState<'_>, pcfg: &ParserConfig, job: Job) -> Done {
+    let Job {
+        conn,
+        head,
+        leftover,
+        close,
+    } = job;
+    let cfg = st.ctx.cfg;
+    // The app reads the rest of a large body and writes the response with blocking calls
+    // (the GIL released); a client that stops reading or sending for `timeout` seconds
+    // loses the connection instead of holding the thread.
+    let io_timeout = (cfg.timeout > 0).then(|| Duration::from_secs(cfg.timeout as u64));
+    if conn.stream.set_nonblocking(false).is_err()
+        || conn.stream.set_read_timeout(io_timeout).is_err()
+        || conn.stream.set_write_timeout(io_timeout).is_err()
+    {
+        return Done::Close(conn);
+    }
+    let listener = &st.ctx.listeners[conn.listener];
+    let outcome = Python::attach(|py| {
+        let rconn = Conn {
+            stream: conn.stream.clone(),
+            peer: conn.peer.clone(),
+            listener,
+            proxy: conn.proxy_info.clone(),
+        };
+        // A bug on the request path must cost one connection, never the worker.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            request::handle_request(py, st, pcfg, &rconn, *head, leftover, close)
+        }))
+    });
+    match outcome {
+        Ok(Ok(Some(rest))) => Done::KeepAlive(conn, rest),
+        Ok(Ok(None)) => Done::Close(conn),
+        Ok(Err(err)) => Done::Fatal(err),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            error_log::error(&format!(
+                "Internal error while handling a request (connection closed): {what}"
+            ));
+            Done::Close(conn)
+        }
+    }
+}
