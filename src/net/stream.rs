@@ -59,6 +59,36 @@ impl Stream {
         }
     }
 
+    /// Write what the socket takes right now without blocking, whatever the descriptor's
+    /// mode (MSG_DONTWAIT). Lets a small response go out without releasing the GIL.
+    pub fn send_now(&self, bytes: &[u8]) -> io::Result<usize> {
+        use nix::sys::socket::{send, MsgFlags};
+        let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
+        loop {
+            match send(self.as_raw_fd(), bytes, flags) {
+                Ok(n) => return Ok(n),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(nix::errno::Errno::EAGAIN) => return Ok(0),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Read what has arrived without blocking, whatever the descriptor's mode
+    /// (MSG_DONTWAIT): the gthread loop reads this way so that the descriptor itself can
+    /// stay blocking for the thread that serves the request. Ok(None) means nothing yet.
+    pub fn recv_now(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        use nix::sys::socket::{recv, MsgFlags};
+        loop {
+            match recv(self.as_raw_fd(), buf, MsgFlags::MSG_DONTWAIT) {
+                Ok(n) => return Ok(Some(n)),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(nix::errno::Errno::EAGAIN) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
     /// RFC 9112 §9.6 close, as Gunicorn 26+: stop writing, then drain what the client still
     /// sends (at most 64 KiB, at most 2 s) so the kernel does not answer our last bytes with
     /// a RST that would destroy the response in flight.

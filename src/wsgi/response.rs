@@ -163,7 +163,14 @@ impl ResponseState {
             .stream
             .clone()
             .ok_or_else(crate::wsgi::input::finished)?;
-        py.detach(move || (&*stream).write_all(bytes))
+        // Most responses fit in the socket buffer: only a write that would block is worth
+        // releasing the GIL for (each release is a hand-off to another thread).
+        let n = stream.send_now(bytes)?;
+        if n == bytes.len() {
+            return Ok(());
+        }
+        let rest = &bytes[n..];
+        py.detach(move || (&*stream).write_all(rest))
     }
 
     pub fn write(&mut self, py: Python<'_>, data: &[u8]) -> std::io::Result<()> {

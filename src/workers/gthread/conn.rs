@@ -3,7 +3,6 @@
 //! request goes to a Python thread. Non-blocking reads only; no Python, no writes except
 //! the error page of a request that cannot be parsed.
 
-use std::io::Read;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -43,6 +42,8 @@ pub struct Connection {
     pub since: Instant,
     /// Whether any byte of the next request has arrived.
     pub started: bool,
+    /// Whether the descriptor is in the loop's epoll set (armed or not).
+    pub in_epoll: bool,
 }
 
 pub enum Progress {
@@ -77,6 +78,7 @@ impl Connection {
             served: 0,
             since: Instant::now(),
             started: false,
+            in_epoll: false,
         }
     }
 
@@ -100,23 +102,26 @@ impl Connection {
     }
 
     /// Read what the socket has (bounded). Returns false when the peer closed or failed.
+    /// A short read means the socket is drained for now: the loop hears of more from epoll
+    /// instead of paying a read that would only say EAGAIN.
     pub fn fill(&mut self) -> bool {
         let mut got = 0;
         let mut chunk = [0u8; 16 * 1024];
         while got < READ_CHUNK {
-            match (&*self.stream).read(&mut chunk) {
-                Ok(0) => return false,
-                Ok(n) => {
+            match self.stream.recv_now(&mut chunk) {
+                Ok(Some(0)) | Err(_) => return false,
+                Ok(None) => return true,
+                Ok(Some(n)) => {
                     if !self.started {
                         self.started = true;
                         self.since = Instant::now();
                     }
                     self.buf.extend_from_slice(&chunk[..n]);
                     got += n;
+                    if n < chunk.len() {
+                        return true;
+                    }
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(_) => return false,
             }
         }
         true

@@ -55,6 +55,7 @@ pub struct EventLoop<'s, 'a> {
     keepalive: Option<Duration>,
     /// Deadline for a request to arrive or complete once started.
     request_timeout: Duration,
+    io_timeout: Option<Duration>,
     accepting: bool,
     stopping: Option<Instant>,
     next_scan: Instant,
@@ -97,6 +98,7 @@ impl<'s, 'a> EventLoop<'s, 'a> {
             max_keepalived: max_conns.saturating_sub(threads),
             keepalive: (cfg.keepalive > 0).then(|| Duration::from_secs(cfg.keepalive as u64)),
             request_timeout: Duration::from_secs(timeout as u64),
+            io_timeout: (cfg.timeout > 0).then(|| Duration::from_secs(cfg.timeout as u64)),
             accepting: false,
             stopping: None,
             next_scan: Instant::now(),
@@ -213,7 +215,13 @@ impl<'s, 'a> EventLoop<'s, 'a> {
                 Err(_) => return,
             };
             room -= 1;
-            if stream.set_nonblocking(true).is_err() {
+            // The descriptor stays blocking for its whole life: the loop reads with
+            // MSG_DONTWAIT, and the thread serving a request reads the rest of a large
+            // body and writes the response with plain blocking calls, bounded by `timeout`
+            // so a client that stops reading or sending cannot hold a thread.
+            if stream.set_read_timeout(self.io_timeout).is_err()
+                || stream.set_write_timeout(self.io_timeout).is_err()
+            {
                 continue;
             }
             let trusted = match &peer {
@@ -268,10 +276,25 @@ impl<'s, 'a> EventLoop<'s, 'a> {
             }
         }
         let fd = conn.stream.as_raw_fd();
+        let known = conn.in_epoll;
+        conn.in_epoll = true;
         let key = self.entries.insert(Entry::Reading(conn));
-        let ev = EpollEvent::new(EpollFlags::EPOLLIN, CONN_BASE + key as u64);
-        if self.epoll.add(borrow(fd), ev).is_err() {
-            self.entries.remove(key);
+        if self.arm(fd, key, known).is_err() {
+            self.remove(key);
+        }
+    }
+
+    /// One-shot interest: an event disarms the descriptor, so a connection handed to a
+    /// thread needs no removal, and a connection coming back costs one re-arm.
+    fn arm(&self, fd: i32, key: usize, known: bool) -> nix::Result<()> {
+        let mut ev = EpollEvent::new(
+            EpollFlags::EPOLLIN | EpollFlags::EPOLLONESHOT,
+            CONN_BASE + key as u64,
+        );
+        if known {
+            self.epoll.modify(borrow(fd), &mut ev)
+        } else {
+            self.epoll.add(borrow(fd), ev)
         }
     }
 
@@ -280,16 +303,16 @@ impl<'s, 'a> EventLoop<'s, 'a> {
             Some(Entry::Reading(conn)) => conn.fill(),
             Some(Entry::Closing(stream, _, left)) => {
                 let mut buf = [0u8; 8192];
-                let mut s = &**stream;
-                let keep = match std::io::Read::read(&mut s, &mut buf) {
-                    Ok(0) => false,
-                    Ok(n) => {
+                let keep = match stream.recv_now(&mut buf) {
+                    Ok(Some(0)) | Err(_) => false,
+                    Ok(Some(n)) => {
                         *left = left.saturating_sub(n);
                         *left > 0
                     }
-                    Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+                    Ok(None) => true,
                 };
-                if !keep {
+                let fd = stream.as_raw_fd();
+                if !keep || self.arm(fd, key, true).is_err() {
                     self.remove(key);
                 }
                 return;
@@ -305,7 +328,15 @@ impl<'s, 'a> EventLoop<'s, 'a> {
             _ => return,
         };
         match progress {
-            Progress::NeedMore => {}
+            Progress::NeedMore => {
+                let fd = match self.entries.get(key) {
+                    Some(Entry::Reading(conn)) => conn.stream.as_raw_fd(),
+                    _ => return,
+                };
+                if self.arm(fd, key, true).is_err() {
+                    self.remove(key);
+                }
+            }
             Progress::Ready(head, rest) => {
                 if let Some(conn) = self.detach(key) {
                     self.dispatch(conn, head, rest);
@@ -319,14 +350,11 @@ impl<'s, 'a> EventLoop<'s, 'a> {
         }
     }
 
-    /// Take a connection out of the loop (for a thread, or to close it).
+    /// Take a connection out of the loop's table, for a thread or to reject it. Its
+    /// descriptor stays in the epoll set, disarmed (the event that led here was one-shot).
     fn detach(&mut self, key: usize) -> Option<Box<Connection>> {
-        let entry = self.entries.try_remove(key)?;
-        match entry {
-            Entry::Reading(conn) => {
-                let _ = self.epoll.delete(borrow(conn.stream.as_raw_fd()));
-                Some(conn)
-            }
+        match self.entries.try_remove(key)? {
+            Entry::Reading(conn) => Some(conn),
             Entry::Closing(stream, ..) => {
                 let _ = self.epoll.delete(borrow(stream.as_raw_fd()));
                 None
@@ -364,20 +392,23 @@ impl<'s, 'a> EventLoop<'s, 'a> {
     }
 
     fn reject(&mut self, conn: Box<Connection>, err: ferrocorn_h1::ParseError) {
-        let _ = conn.stream.set_nonblocking(false);
+        // An error page is small; a client that does not take it within a second loses it.
         let _ = conn.stream.set_write_timeout(Some(Duration::from_secs(1)));
         Python::attach(|py| {
             crate::workers::request::send_parse_error(py, &conn.stream, &conn.peer, &err, None)
         });
-        self.close(conn.stream);
+        self.close(conn);
     }
 
     /// Graceful close without blocking the loop: stop writing, then read until the client
     /// closes (bounded), so our last bytes are not destroyed by a RST.
-    fn close(&mut self, stream: Arc<Stream>) {
-        if stream.set_nonblocking(true).is_err()
-            || stream.shutdown(std::net::Shutdown::Write).is_err()
-        {
+    fn close(&mut self, conn: Box<Connection>) {
+        let known = conn.in_epoll;
+        let stream = conn.stream;
+        if stream.shutdown(std::net::Shutdown::Write).is_err() {
+            if known {
+                let _ = self.epoll.delete(borrow(stream.as_raw_fd()));
+            }
             return;
         }
         let fd = stream.as_raw_fd();
@@ -386,8 +417,7 @@ impl<'s, 'a> EventLoop<'s, 'a> {
             Instant::now() + CLOSE_LINGER,
             CLOSE_DRAIN_LIMIT,
         ));
-        let ev = EpollEvent::new(EpollFlags::EPOLLIN, CONN_BASE + key as u64);
-        if self.epoll.add(borrow(fd), ev).is_err() {
+        if self.arm(fd, key, known).is_err() {
             self.remove(key);
         }
     }
@@ -398,13 +428,10 @@ impl<'s, 'a> EventLoop<'s, 'a> {
             self.busy = self.busy.saturating_sub(1);
             match done {
                 Done::KeepAlive(mut conn, rest) => {
-                    if conn.stream.set_nonblocking(true).is_err() {
-                        continue;
-                    }
                     conn.resume(rest);
                     self.admit(conn, false);
                 }
-                Done::Close(conn) => self.close(conn.stream),
+                Done::Close(conn) => self.close(conn),
                 Done::Fatal(err) => return Err(err),
             }
         }

@@ -6,7 +6,6 @@
 use std::collections::VecDeque;
 use std::os::fd::AsFd;
 use std::sync::{Condvar, Mutex};
-use std::time::Duration;
 
 use ferrocorn_h1::{ParserConfig, RequestHead};
 use nix::sys::eventfd::{EfdFlags, EventFd};
@@ -73,17 +72,22 @@ impl Pool {
         self.ready.notify_all();
     }
 
-    fn next(&self) -> Option<Job> {
+    /// Block (without the GIL) until there is work; false once closed and empty.
+    fn wait_for_work(&self) -> bool {
         let mut q = locked(&self.queue);
         loop {
-            if let Some(job) = q.jobs.pop_front() {
-                return Some(job);
+            if !q.jobs.is_empty() {
+                return true;
             }
             if q.closed {
-                return None;
+                return false;
             }
             q = self.ready.wait(q).unwrap_or_else(|p| p.into_inner());
         }
+    }
+
+    fn try_next(&self) -> Option<Job> {
+        locked(&self.queue).jobs.pop_front()
     }
 
     fn finish(&self, done: Done) {
@@ -102,44 +106,41 @@ impl Pool {
     }
 }
 
-/// One app thread: take complete requests and serve them until the pool closes.
+/// One app thread: serve complete requests until the pool closes.
+///
+/// A job is claimed only by a thread that already holds the GIL, and that thread goes on
+/// to the next queued job without letting go of it. A thread that took a job and then
+/// waited for the GIL would hold that request hostage behind every other thread (the GIL is
+/// not fair); this way requests run in arrival order, and the GIL changes hands only when
+/// the app itself blocks or the queue is empty.
 pub fn app_thread(st: &WorkerState<'_>, pool: &Pool, pcfg: &ParserConfig) {
-    while let Some(job) = pool.next() {
-        pool.finish(serve(st, pcfg, job));
+    while pool.wait_for_work() {
+        Python::attach(|py| {
+            while let Some(job) = pool.try_next() {
+                pool.finish(serve(py, st, pcfg, job));
+            }
+        });
     }
 }
 
-fn serve(st: &WorkerState<'_>, pcfg: &ParserConfig, job: Job) -> Done {
+fn serve(py: Python<'_>, st: &WorkerState<'_>, pcfg: &ParserConfig, job: Job) -> Done {
     let Job {
         conn,
         head,
         leftover,
         close,
     } = job;
-    let cfg = st.ctx.cfg;
-    // The app reads the rest of a large body and writes the response with blocking calls
-    // (the GIL released); a client that stops reading or sending for `timeout` seconds
-    // loses the connection instead of holding the thread.
-    let io_timeout = (cfg.timeout > 0).then(|| Duration::from_secs(cfg.timeout as u64));
-    if conn.stream.set_nonblocking(false).is_err()
-        || conn.stream.set_read_timeout(io_timeout).is_err()
-        || conn.stream.set_write_timeout(io_timeout).is_err()
-    {
-        return Done::Close(conn);
-    }
     let listener = &st.ctx.listeners[conn.listener];
-    let outcome = Python::attach(|py| {
-        let rconn = Conn {
-            stream: conn.stream.clone(),
-            peer: conn.peer.clone(),
-            listener,
-            proxy: conn.proxy_info.clone(),
-        };
-        // A bug on the request path must cost one connection, never the worker.
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            request::handle_request(py, st, pcfg, &rconn, *head, leftover, close)
-        }))
-    });
+    let rconn = Conn {
+        stream: conn.stream.clone(),
+        peer: conn.peer.clone(),
+        listener,
+        proxy: conn.proxy_info.clone(),
+    };
+    // A bug on the request path must cost one connection, never the worker.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        request::handle_request(py, st, pcfg, &rconn, *head, leftover, close)
+    }));
     match outcome {
         Ok(Ok(Some(rest))) => Done::KeepAlive(conn, rest),
         Ok(Ok(None)) => Done::Close(conn),
