@@ -31,6 +31,8 @@ const STOP_LINGER: Duration = Duration::from_secs(2);
 /// How long a closed connection may still send before we stop reading it (RFC 9112 §9.6).
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
 const CLOSE_DRAIN_LIMIT: usize = 64 * 1024;
+/// How long a worker holding at least `threads` connections waits between accepts.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(5);
 
 enum Entry {
     Reading(Box<Connection>),
@@ -57,6 +59,8 @@ pub struct EventLoop<'s, 'a> {
     request_timeout: Duration,
     io_timeout: Option<Duration>,
     accepting: bool,
+    accept_deferred: bool,
+    last_accept: Instant,
     stopping: Option<Instant>,
     next_scan: Instant,
 }
@@ -100,6 +104,8 @@ impl<'s, 'a> EventLoop<'s, 'a> {
             request_timeout: Duration::from_secs(timeout as u64),
             io_timeout: (cfg.timeout > 0).then(|| Duration::from_secs(cfg.timeout as u64)),
             accepting: false,
+            accept_deferred: false,
+            last_accept: Instant::now(),
             stopping: None,
             next_scan: Instant::now(),
         })
@@ -146,7 +152,10 @@ impl<'s, 'a> EventLoop<'s, 'a> {
                 self.expire(now);
                 self.next_scan = now + Duration::from_millis(250);
             }
-            let wait = self.next_scan.saturating_duration_since(Instant::now());
+            let mut wait = self.next_scan.saturating_duration_since(Instant::now());
+            if self.accept_deferred {
+                wait = wait.min(ACCEPT_BACKOFF);
+            }
             let ms = wait.as_millis().clamp(1, 1000) as u16;
             let n = match self.epoll.wait(&mut events, EpollTimeout::from(ms)) {
                 Ok(n) => n,
@@ -178,8 +187,15 @@ impl<'s, 'a> EventLoop<'s, 'a> {
     /// Listen only while a thread is free: a busy worker leaves new connections in the
     /// kernel queue for a worker that can serve them. EPOLLEXCLUSIVE wakes one waiting
     /// worker per connection instead of all of them.
+    ///
+    /// Keep-alive connections stay with the worker that accepted them, so a worker that
+    /// already holds as many connections as it has threads waits `ACCEPT_BACKOFF` between
+    /// accepts: a less loaded worker takes the burst instead, and connections spread over
+    /// the workers rather than piling onto whichever woke first.
     fn update_accepting(&mut self) {
-        let want = self.has_capacity();
+        let loaded = self.connections() >= self.threads;
+        self.accept_deferred = loaded && self.last_accept.elapsed() < ACCEPT_BACKOFF;
+        let want = self.has_capacity() && !self.accept_deferred;
         if want == self.accepting {
             return;
         }
@@ -205,7 +221,12 @@ impl<'s, 'a> EventLoop<'s, 'a> {
         let Some(listener) = self.st.ctx.listeners.get(idx) else {
             return;
         };
-        let mut room = self.threads.saturating_sub(self.busy).max(1);
+        // A loaded worker takes one connection per turn (see `update_accepting`).
+        let mut room = if self.connections() >= self.threads {
+            1
+        } else {
+            self.threads.saturating_sub(self.busy).max(1)
+        };
         while room > 0 && self.has_capacity() {
             if self.connections() >= self.max_conns && !self.evict_idle() {
                 return;
@@ -215,6 +236,7 @@ impl<'s, 'a> EventLoop<'s, 'a> {
                 Err(_) => return,
             };
             room -= 1;
+            self.last_accept = Instant::now();
             // The descriptor stays blocking for its whole life: the loop reads with
             // MSG_DONTWAIT, and the thread serving a request reads the rest of a large
             // body and writes the response with plain blocking calls, bounded by `timeout`
