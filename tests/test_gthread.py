@@ -1,0 +1,709 @@
+"""The gthread worker (`-k gthread --threads N`, or `--threads N` alone) over real sockets.
+
+Covers keep-alive reuse and the ways a connection ends (Connection: close, HTTP/1.0,
+`--keep-alive` timeout and 0), pipelining, the `--worker-connections` limit, slow clients
+(slowloris heads, trickled bodies), large bodies that stream, accepting only with a free
+thread, the graceful stop's 2 s keep-alive linger (Gunicorn 27.0.1), `wsgi.multithread`,
+the access log's request time, and threads that really run the app concurrently.
+
+Tests marked ``ferrocorn_only`` check where ferrocorn deliberately does better than
+Gunicorn 27.0.1; each says what Gunicorn does instead. Every other test passes against
+``FERROCORN_CMD=gunicorn``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import resource
+import select
+import signal
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from conftest import wait_until
+
+pytestmark = pytest.mark.timeout(45)
+
+APP = "gthread_app:app"
+GTHREAD = ("-k", "gthread")
+
+
+def request(path="/", method="GET", headers=None, body=b"", version="HTTP/1.1",
+            content_length=None) -> bytes:
+    """The bytes of one request; `content_length` overrides the body's real length."""
+    lines = ["%s %s %s" % (method, path, version), "Host: 127.0.0.1"]
+    for name, value in (headers or {}).items():
+        lines.append("%s: %s" % (name, value))
+    if body or content_length is not None:
+        length = len(body) if content_length is None else content_length
+        lines.append("Content-Length: %d" % length)
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+class Response:
+    """A response read off a kept connection: status, headers, and (once read) its body."""
+
+    def __init__(self, head: bytes):
+        lines = head.decode("latin-1").split("\r\n")
+        self.status_line = lines[0]
+        self.status = int(lines[0].split(" ", 2)[1])
+        self.header_list = [
+            tuple(part.strip() for part in line.split(":", 1)) for line in lines[1:]
+        ]
+        self.head = head
+        self.body = b""
+
+    @property
+    def raw(self) -> bytes:
+        return self.head + b"\r\n\r\n" + self.body
+
+    def header(self, name: str, default=None):
+        values = [v for k, v in self.header_list if k.lower() == name.lower()]
+        return values[-1] if values else default
+
+
+class Client:
+    """One connection that reads responses one at a time, so a test can see keep-alive,
+    pipelining and the moment the server closes."""
+
+    def __init__(self, address, timeout: float = 10.0):
+        self.sock = socket.create_connection(address, timeout=timeout)
+        self.buf = b""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        self.sock.close()
+
+    def send(self, data: bytes):
+        self.sock.sendall(data)
+
+    def _fill(self):
+        try:
+            chunk = self.sock.recv(65536)
+        except ConnectionResetError:
+            chunk = b""
+        if not chunk:
+            raise EOFError("server closed the connection; unread: %r" % self.buf[:300])
+        self.buf += chunk
+
+    def _take(self, size: int) -> bytes:
+        while len(self.buf) < size:
+            self._fill()
+        data, self.buf = self.buf[:size], self.buf[size:]
+        return data
+
+    def _take_line(self) -> bytes:
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def read_head(self) -> Response:
+        """Status line and headers only; the body is left for `read_chunk`."""
+        while b"\r\n\r\n" not in self.buf:
+            self._fill()
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        return Response(head)
+
+    def read_chunk(self) -> bytes:
+        """The next chunk of a chunked body; b"" for the last one (its trailers are consumed)."""
+        size = int(self._take_line().split(b";", 1)[0], 16)
+        if size == 0:
+            while self._take_line():
+                pass
+            return b""
+        data = self._take(size)
+        assert self._take_line() == b"", "chunk not CRLF-terminated"
+        return data
+
+    def read_response(self) -> Response:
+        """One whole response, framed by Content-Length, chunked encoding or the close."""
+        head = self.read_head()
+        if head.header("transfer-encoding", "").lower() == "chunked":
+            body = b"".join(iter(self.read_chunk, b""))
+        elif head.header("content-length") is not None:
+            body = self._take(int(head.header("content-length")))
+        else:
+            body = self.read_until_eof()
+        head.body = body
+        return head
+
+    def read_until_eof(self, timeout: float = 10.0) -> bytes:
+        deadline = time.monotonic() + timeout
+        while True:
+            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                self._fill()
+            except EOFError:
+                data, self.buf = self.buf, b""
+                return data
+
+    def wait_eof(self, timeout: float) -> float:
+        """Seconds until the server closes; fails if it sends anything or outlasts `timeout`."""
+        start = time.monotonic()
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(65536)
+        except ConnectionResetError:
+            data = b""
+        except socket.timeout:
+            raise AssertionError("connection still open after %ss" % timeout) from None
+        assert data == b"", "unexpected bytes instead of a close: %r" % data[:300]
+        return time.monotonic() - start
+
+    def is_open(self) -> bool:
+        return still_open(self.sock)
+
+
+def get(address, path, headers=None, timeout=10.0) -> Response:
+    """One request on its own connection, closed after the response."""
+    headers = dict(headers or {})
+    headers.setdefault("Connection", "close")
+    with Client(address, timeout) as client:
+        client.send(request(path, headers=headers))
+        return client.read_response()
+
+
+def data_of(resp: Response) -> dict:
+    assert resp.status == 200, resp.raw[:500]
+    return json.loads(resp.body)
+
+
+def closes(resp: Response) -> bool:
+    return resp.header("connection", "").lower() == "close"
+
+
+def timed(func, *args, **kwargs):
+    start = time.monotonic()
+    result = func(*args, **kwargs)
+    return result, time.monotonic() - start
+
+
+def still_open(sock: socket.socket) -> bool:
+    """True unless the server closed `sock` (nothing is consumed; never blocks)."""
+    # A socket with a timeout waits for readiness before recv, so ask select instead.
+    if not select.select([sock], [], [], 0)[0]:
+        return True
+    try:
+        return bool(sock.recv(1, socket.MSG_PEEK))
+    except OSError:
+        return False
+
+
+def raise_nofile(wanted: int):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < wanted:
+        pytest.skip("RLIMIT_NOFILE cannot be raised to %d" % wanted)
+
+
+# ---------------------------------------------------------------------------
+# Keep-alive and the ways a connection ends.
+
+
+@pytest.mark.parametrize("args", [GTHREAD + ("--threads", "2"), ("--threads", "4")],
+                         ids=["gthread", "threads-alone"])
+def test_keepalive_reuses_the_connection_and_the_worker(serve, args):
+    # Two workers: a new connection per request would land on either of them.
+    server = serve(*args, "-w", "2", APP)
+    with Client(server.address) as client:
+        pids = set()
+        for i in range(6):
+            client.send(request("/ka%d" % i))
+            resp = client.read_response()
+            assert data_of(resp)["path"] == "/ka%d" % i
+            assert not closes(resp), resp.raw[:300]
+            pids.add(resp.header("x-worker-pid"))
+        assert len(pids) == 1
+        assert client.is_open()
+
+
+def test_connection_close_request_closes(serve):
+    server = serve(*GTHREAD, "--threads", "2", APP)
+    with Client(server.address) as client:
+        client.send(request("/first"))
+        assert not closes(client.read_response())
+        client.send(request("/last", headers={"Connection": "close"}))
+        resp = client.read_response()
+        assert data_of(resp)["path"] == "/last"
+        assert closes(resp)
+        assert client.wait_eof(5) < 2.5
+
+
+def test_http10_without_keepalive_closes(serve):
+    server = serve(*GTHREAD, "--threads", "2", APP)
+    with Client(server.address) as client:
+        client.send(request("/old", version="HTTP/1.0"))
+        resp = client.read_response()
+        assert data_of(resp)["path"] == "/old"
+        assert resp.header("connection", "close").lower() == "close"
+        assert client.wait_eof(5) < 2.5
+
+
+def test_http10_with_keepalive_header_stays_open(serve):
+    server = serve(*GTHREAD, "--threads", "2", APP)
+    with Client(server.address) as client:
+        for i in range(3):
+            client.send(request("/old%d" % i, version="HTTP/1.0",
+                                headers={"Connection": "keep-alive"}))
+            resp = client.read_response()
+            assert data_of(resp)["path"] == "/old%d" % i
+            assert resp.header("connection", "").lower() == "keep-alive"
+
+
+def test_ten_pipelined_requests_answered_in_order(serve):
+    server = serve(*GTHREAD, "--threads", "4", APP)
+    upload = os.urandom(3000)
+    wire = []
+    for i in range(10):
+        if i == 4:
+            # A request with a body in the middle: its end must be found exactly.
+            wire.append(request("/upload", method="POST", body=upload))
+        else:
+            wire.append(request("/pipe%d" % i, headers={"X-Index": str(i)}))
+    with Client(server.address) as client:
+        client.send(b"".join(wire))
+        for i in range(10):
+            resp = client.read_response()
+            assert not closes(resp), (i, resp.raw[:300])
+            data = data_of(resp)
+            if i == 4:
+                assert data["length"] == len(upload)
+                assert data["sha256"] == hashlib.sha256(upload).hexdigest()
+            else:
+                assert data["path"] == "/pipe%d" % i
+        assert client.buf == b"", "bytes after the tenth response: %r" % client.buf[:300]
+        # The connection is still usable afterwards.
+        client.send(request("/after", headers={"Connection": "close"}))
+        assert data_of(client.read_response())["path"] == "/after"
+
+
+# ---------------------------------------------------------------------------
+# The keep-alive timeout.
+
+
+def test_idle_keepalive_connection_closed_after_the_timeout(serve):
+    server = serve(*GTHREAD, "--threads", "2", "--keep-alive", "1", APP)
+    with Client(server.address) as client:
+        # Requests 0.6 s apart outlive one timeout in total: the clock restarts after
+        # each response.
+        for i in range(3):
+            if i:
+                time.sleep(0.6)
+            client.send(request("/tick%d" % i))
+            resp = client.read_response()
+            assert data_of(resp)["path"] == "/tick%d" % i
+            assert not closes(resp)
+        idle = client.wait_eof(6)
+    assert 0.5 <= idle <= 3.5, idle
+
+
+def test_keepalive_zero_closes_after_each_response(serve):
+    server = serve(*GTHREAD, "--threads", "2", "--keep-alive", "0", APP)
+    with Client(server.address) as client:
+        client.send(request("/once"))
+        resp = client.read_response()
+        assert data_of(resp)["path"] == "/once"
+        assert closes(resp)
+        assert client.wait_eof(5) < 2.0
+
+
+# ---------------------------------------------------------------------------
+# worker_connections.
+
+
+def test_worker_connections_bounds_the_kept_alive_connections(serve):
+    # One worker, one thread, 3 connections: at most 3 - 1 = 2 connections are kept alive
+    # (Gunicorn's max_keepalived); beyond that each response closes its connection.
+    server = serve(*GTHREAD, "-w", "1", "--threads", "1", "--worker-connections", "3",
+                   "--keep-alive", "30", APP)
+    clients = []
+    try:
+        for i in range(5):
+            client = Client(server.address)
+            clients.append(client)
+            client.send(request("/c%d" % i))
+            resp = client.read_response()
+            assert data_of(resp)["path"] == "/c%d" % i
+            assert closes(resp) == (i >= 2), (i, resp.raw[:300])
+            if i >= 2:
+                assert client.wait_eof(5) < 2.5
+                # Hang up at once: a server may read until the client closes (RFC 9112
+                # section 9.6), and Gunicorn does that on its main thread.
+                client.close()
+        # The two kept connections still serve requests.
+        for i, client in enumerate(clients[:2]):
+            client.send(request("/again%d" % i))
+            resp = client.read_response()
+            assert data_of(resp)["path"] == "/again%d" % i
+            assert not closes(resp)
+        # A client closing a kept connection frees its place for a new one.
+        clients[0].close()
+
+        def new_connection_kept():
+            client = Client(server.address)
+            clients.append(client)
+            client.send(request("/freed"))
+            return not closes(client.read_response())
+
+        wait_until(new_connection_kept, timeout=5, what="a freed keep-alive place")
+    finally:
+        for client in clients:
+            client.close()
+
+
+@pytest.mark.ferrocorn_only
+def test_worker_at_connection_limit_closes_an_idle_connection_for_a_new_client(serve):
+    # Gunicorn 27.0.1 stops accepting at worker_connections: the new client waits in the
+    # backlog while silent connections each hold a thread for up to 5 s in turn.
+    server = serve(*GTHREAD, "-w", "1", "--threads", "2", "--worker-connections", "4",
+                   "--keep-alive", "30", APP)
+    silent = [Client(server.address) for _ in range(4)]
+    try:
+        time.sleep(0.3)
+        resp, elapsed = timed(get, server.address, "/newcomer")
+        assert data_of(resp)["path"] == "/newcomer"
+        assert elapsed < 2.0, elapsed
+        # The worker kept within its limit: one of the silent connections made room.
+        wait_until(lambda: sum(not c.is_open() for c in silent) >= 1, timeout=3,
+                   what="an idle connection closed to make room")
+    finally:
+        for client in silent:
+            client.close()
+
+
+# ---------------------------------------------------------------------------
+# Slow clients.
+
+
+@pytest.mark.ferrocorn_only
+def test_slowloris_does_not_delay_normal_clients(serve):
+    # Gunicorn 27.0.1: a connection that sent part of a head holds a thread in a blocking
+    # read, so 4 such connections stop the worker; the normal client never gets an answer.
+    raise_nofile(2500)
+    server = serve(*GTHREAD, "-w", "1", "--threads", "4", "--worker-connections", "1100",
+                   APP)
+    slow = []
+    try:
+        for i in range(1000):
+            sock = socket.create_connection(server.address, timeout=10)
+            slow.append(sock)
+            if i % 2:
+                # Half send an unfinished head, half nothing at all.
+                sock.sendall(b"GET /slowloris HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: ")
+        time.sleep(0.5)
+        worst = 0.0
+        for i in range(15):
+            resp, elapsed = timed(get, server.address, "/normal%d" % i)
+            assert data_of(resp)["path"] == "/normal%d" % i
+            worst = max(worst, elapsed)
+            assert elapsed < 2.0, "request %d took %.2fs" % (i, elapsed)
+        with Client(server.address) as client:
+            for i in range(10):
+                start = time.monotonic()
+                client.send(request("/kept%d" % i))
+                assert data_of(client.read_response())["path"] == "/kept%d" % i
+                assert time.monotonic() - start < 2.0
+        # The slow clients were kept waiting, not dropped to make the numbers.
+        assert sum(still_open(sock) for sock in slow) == len(slow)
+    finally:
+        for sock in slow:
+            sock.close()
+
+
+@pytest.mark.ferrocorn_only
+def test_slow_senders_time_out(serve):
+    # Gunicorn 27.0.1: a partial head holds a thread in a blocking read with no deadline,
+    # and a silent connection is dropped only after 5 s in a thread plus the keep-alive
+    # timeout. ferrocorn gives a request `--timeout` seconds to arrive in full.
+    server = serve(*GTHREAD, "-w", "1", "--threads", "2", "--timeout", "2", APP)
+    silent = socket.create_connection(server.address, timeout=10)
+    partial = socket.create_connection(server.address, timeout=10)
+    partial.sendall(b"GET /never HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    trickle = socket.create_connection(server.address, timeout=10)
+    trickle.sendall(request("/upload", method="POST", content_length=1000))
+    start = time.monotonic()
+    closed = {}
+    try:
+        while len(closed) < 3 and time.monotonic() - start < 8:
+            try:
+                trickle.sendall(b"x")
+            except OSError:
+                pass
+            for name, sock in (("silent", silent), ("partial", partial), ("trickle", trickle)):
+                if name not in closed and not still_open(sock):
+                    closed[name] = time.monotonic() - start
+            time.sleep(0.25)
+        assert sorted(closed) == ["partial", "silent", "trickle"], closed
+        assert all(1.0 <= t <= 6.0 for t in closed.values()), closed
+        # The worker itself is fine.
+        assert data_of(get(server.address, "/after"))["path"] == "/after"
+    finally:
+        for sock in (silent, partial, trickle):
+            sock.close()
+
+
+def test_slowly_sent_512k_body_is_answered(serve):
+    server = serve(*GTHREAD, "--threads", "2", APP)
+    body = os.urandom(512 * 1024)
+    with Client(server.address) as client:
+        client.send(request("/upload", method="POST", content_length=len(body)))
+        for offset in range(0, len(body), 32 * 1024):
+            time.sleep(0.03)
+            client.send(body[offset : offset + 32 * 1024])
+        data = data_of(client.read_response())
+    assert data["length"] == len(body)
+    assert data["sha256"] == hashlib.sha256(body).hexdigest()
+
+
+def test_5mib_body_streams_to_the_app(serve):
+    # The app answers its first chunk after 1.5 MiB; the client sends the rest only once it
+    # has seen that chunk, so a server that buffered the whole body first would never answer.
+    server = serve(*GTHREAD, "--threads", "2", APP)
+    body = os.urandom(5 * 1024 * 1024)
+    early = 1536 * 1024
+    first_part = 2 * 1024 * 1024
+    go_on = threading.Event()
+    errors = []
+
+    with Client(server.address, timeout=15) as client:
+        def sender():
+            try:
+                client.send(request("/stream?early=%d" % early, method="POST",
+                                    content_length=len(body)))
+                client.send(body[:first_part])
+                if go_on.wait(15):
+                    client.send(body[first_part:])
+            except OSError as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=sender)
+        thread.start()
+        try:
+            head = client.read_head()
+            assert head.status == 200
+            assert client.read_chunk() == b"got %d\n" % early
+            go_on.set()
+            rest = b"".join(iter(client.read_chunk, b""))
+        finally:
+            go_on.set()
+            thread.join(20)
+    assert not errors, errors
+    assert rest == b"total %d sha256 %s\n" % (len(body), hashlib.sha256(body).hexdigest().encode())
+
+
+@pytest.mark.ferrocorn_only
+def test_slow_senders_never_block_other_clients_with_one_thread(serve):
+    # Gunicorn 27.0.1: the only thread blocks reading the trickled body (or head), so the
+    # other client's GET waits until the slow upload is complete.
+    server = serve(*GTHREAD, "-w", "1", "--threads", "1", APP)
+    body = os.urandom(256 * 1024)
+    piece = 16 * 1024
+    outcome = {}
+
+    def slow_upload():
+        with Client(server.address, timeout=20) as client:
+            client.send(request("/upload", method="POST", content_length=len(body)))
+            for offset in range(0, len(body), piece):
+                time.sleep(0.2)
+                client.send(body[offset : offset + piece])
+            outcome["upload"] = data_of(client.read_response())
+            outcome["upload_done"] = time.monotonic()
+
+    def slow_head():
+        with Client(server.address, timeout=20) as client:
+            for part in (b"GET /slowhead HTTP/1.1\r\n", b"Host: 127.0.0.1\r\n", b"X-A: 1\r\n",
+                         b"X-B: 2\r\n", b"Connection: close\r\n", b"\r\n"):
+                client.send(part)
+                time.sleep(0.5)
+            outcome["head"] = data_of(client.read_response())
+
+    threads = [threading.Thread(target=slow_upload), threading.Thread(target=slow_head)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(0.5)
+        for i in range(5):
+            resp, elapsed = timed(get, server.address, "/quick%d" % i)
+            assert data_of(resp)["path"] == "/quick%d" % i
+            assert elapsed < 2.0, "request %d took %.2fs" % (i, elapsed)
+            time.sleep(0.1)
+        quick_done = time.monotonic()
+    finally:
+        for thread in threads:
+            thread.join(20)
+    assert outcome["upload"]["length"] == len(body)
+    assert outcome["upload"]["sha256"] == hashlib.sha256(body).hexdigest()
+    assert outcome["head"]["path"] == "/slowhead"
+    assert quick_done < outcome["upload_done"]
+
+
+# ---------------------------------------------------------------------------
+# Accepting only with a free thread.
+
+
+@pytest.mark.ferrocorn_only
+def test_busy_worker_leaves_new_connections_to_a_free_one(serve):
+    # Gunicorn 27.0.1 (#3433, #908): the busy worker keeps accepting up to
+    # worker_connections and queues those requests behind its slow one, so about half of
+    # the new requests wait for it to finish.
+    server = serve(*GTHREAD, "-w", "2", "--threads", "1", APP)
+
+    def both_workers_serve():
+        with ThreadPoolExecutor(2) as pool:
+            resps = list(pool.map(lambda i: get(server.address, "/warm?s=0.3"), range(2)))
+        return len({data_of(r)["pid"] for r in resps}) == 2
+
+    wait_until(both_workers_serve, timeout=15, what="both workers serving")
+
+    with Client(server.address, timeout=15) as slow:
+        start = time.monotonic()
+        slow.send(request("/slow?s=3", headers={"Connection": "close"}))
+        time.sleep(0.5)
+        pids = []
+        for i in range(6):
+            resp, elapsed = timed(get, server.address, "/fast%d" % i)
+            pids.append(data_of(resp)["pid"])
+            assert elapsed < 1.5, "request %d took %.2fs" % (i, elapsed)
+        fast_done = time.monotonic() - start
+        slow_pid = data_of(slow.read_response())["pid"]
+        slow_done = time.monotonic() - start
+    assert slow_pid not in pids
+    assert len(set(pids)) == 1
+    assert fast_done < 2.5 < slow_done
+
+
+# ---------------------------------------------------------------------------
+# Graceful stop.
+
+
+@pytest.mark.parametrize("target", ["master", "worker"])
+def test_graceful_stop_lingers_for_kept_alive_connections(serve, target):
+    server = serve(*GTHREAD, "-w", "1", "--threads", "2", "--keep-alive", "30",
+                   "--graceful-timeout", "10", APP)
+    worker = wait_until(server.worker_pids, timeout=10, what="a booted worker")[-1]
+    busy = Client(server.address, timeout=15)
+    idle = Client(server.address, timeout=15)
+    silent = Client(server.address, timeout=15)
+    try:
+        for name, client in (("idle", idle), ("silent", silent)):
+            client.send(request("/" + name))
+            resp = client.read_response()
+            assert data_of(resp)["pid"] == worker
+            assert not closes(resp)
+        busy.send(request("/busy?s=1.5"))
+        time.sleep(0.3)
+        stopped = time.monotonic()
+        os.kill(server.master_pid if target == "master" else worker, signal.SIGTERM)
+        time.sleep(0.5)
+
+        # A request arriving on a kept connection during the linger is still answered,
+        # and told the connection ends.
+        idle.send(request("/late"))
+        resp = idle.read_response()
+        assert data_of(resp)["path"] == "/late"
+        assert resp.header("x-worker-pid") == str(worker)
+        assert closes(resp)
+        idle.wait_eof(5)
+
+        # The request in flight at the signal finishes.
+        resp = busy.read_response()
+        assert data_of(resp)["path"] == "/busy"
+
+        # A kept connection that stays silent is closed after the ~2 s linger.
+        silent.wait_eof(6)
+        lingered = time.monotonic() - stopped
+        assert 1.0 <= lingered <= 4.5, lingered
+    finally:
+        for client in (busy, idle, silent):
+            client.close()
+    if target == "master":
+        assert server.wait_exit(10) == 0
+    else:
+        server.wait_for_log(r"Booting worker with pid: (?!%d\b)\d+" % worker, timeout=10)
+        assert data_of(get(server.address, "/after"))["pid"] != worker
+
+
+# ---------------------------------------------------------------------------
+# The environ, the access log, concurrency.
+
+
+@pytest.mark.parametrize("args", [GTHREAD + ("--threads", "1"), ("--threads", "4")],
+                         ids=["gthread-1", "threads-alone"])
+def test_wsgi_multithread_is_true(serve, args):
+    server = serve(*args, APP)
+    assert data_of(get(server.address, "/mt"))["multithread"] is True
+
+
+ACCESS_FORMAT = "%(r)s %(s)s D=%(D)s L=%(L)s"
+ACCESS_RE = re.compile(r"^(GET|POST) (\S+) HTTP/1\.1 200 D=(\d+) L=(\d+\.\d{6})$")
+
+
+def test_access_log_has_one_line_per_request_with_its_time(serve, tmp_path):
+    log = tmp_path / "access.log"
+    server = serve(*GTHREAD, "--threads", "2", "--access-logfile", str(log),
+                   "--access-logformat", ACCESS_FORMAT, APP)
+    paths = ["/log%d" % i for i in range(4)] + ["/logslow?s=0.3"]
+    with Client(server.address) as client:
+        for path in paths:
+            client.send(request(path))
+            data_of(client.read_response())
+
+    def our_lines():
+        lines = [ln for ln in log.read_text().splitlines() if " /log" in ln]
+        return lines if len(lines) >= len(paths) else None
+
+    lines = wait_until(our_lines, timeout=5, what="access log lines")
+    by_path = {}
+    for line in lines:
+        m = ACCESS_RE.match(line)
+        assert m, line
+        by_path.setdefault(m.group(2), []).append((int(m.group(3)), float(m.group(4))))
+    assert sorted(by_path) == sorted(paths)
+    for path, entries in by_path.items():
+        assert len(entries) == 1, (path, entries)
+        micros, seconds = entries[0]
+        assert abs(micros / 1e6 - seconds) < 0.001, (path, micros, seconds)
+        if "slow" in path:
+            assert micros >= 300000, (path, micros)
+        else:
+            assert micros < 300000, (path, micros)
+
+
+def test_threads_run_the_app_concurrently(serve, tmp_path):
+    log = tmp_path / "access.log"
+    server = serve(*GTHREAD, "-w", "1", "--threads", "4", "--access-logfile", str(log),
+                   "--access-logformat", ACCESS_FORMAT, APP)
+    start = time.monotonic()
+    with ThreadPoolExecutor(4) as pool:
+        resps = list(pool.map(lambda i: get(server.address, "/par%d?s=1" % i, timeout=15),
+                              range(4)))
+    elapsed = time.monotonic() - start
+    datas = [data_of(r) for r in resps]
+    assert len({d["pid"] for d in datas}) == 1
+    assert len({d["thread"] for d in datas}) == 4
+    assert elapsed < 2.5, elapsed
+    # Four threads logging at once still write four whole lines.
+    lines = wait_until(
+        lambda: (lambda ls: ls if len(ls) >= 4 else None)(
+            [ln for ln in log.read_text().splitlines() if " /par" in ln]),
+        timeout=5, what="access log lines")
+    assert len(lines) == 4
+    for line in lines:
+        m = ACCESS_RE.match(line)
+        assert m, line
+        assert int(m.group(3)) >= 1000000
