@@ -32,7 +32,10 @@ const STOP_LINGER: Duration = Duration::from_secs(2);
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
 const CLOSE_DRAIN_LIMIT: usize = 64 * 1024;
 /// How long a worker holding at least `threads` connections waits between accepts.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(5);
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(1);
+const ACCEPT_YOUNG: Duration = Duration::from_millis(50);
+/// How long a connection may wait, unclaimed by any free worker, before a busy one takes it.
+const SATURATED_ACCEPT: Duration = Duration::from_millis(5);
 
 enum Entry {
     Reading(Box<Connection>),
@@ -61,6 +64,11 @@ pub struct EventLoop<'s, 'a> {
     accepting: bool,
     accept_deferred: bool,
     last_accept: Instant,
+    /// Since when the saturated worker has seen connections waiting (`take_unclaimed`).
+    queued_since: Option<Instant>,
+    last_queue_check: Instant,
+    /// Several workers share the listeners: worth spreading connections over them.
+    spread: bool,
     stopping: Option<Instant>,
     next_scan: Instant,
 }
@@ -106,6 +114,9 @@ impl<'s, 'a> EventLoop<'s, 'a> {
             accepting: false,
             accept_deferred: false,
             last_accept: Instant::now(),
+            queued_since: None,
+            last_queue_check: Instant::now(),
+            spread: cfg.workers > 1,
             stopping: None,
             next_scan: Instant::now(),
         })
@@ -117,6 +128,22 @@ impl<'s, 'a> EventLoop<'s, 'a> {
             .filter(|(_, e)| matches!(e, Entry::Reading(_)))
             .count()
             + self.busy
+    }
+
+    /// Connections that carry load: requests with a thread, kept-alive connections that
+    /// have served a request, and connections accepted in the last `ACCEPT_YOUNG` (their
+    /// first request is probably on its way). A socket that connected and went quiet is not
+    /// load, so a flood of idle or slowloris connections never slows accepting down.
+    fn live_connections(&self) -> usize {
+        self.busy
+            + self
+                .entries
+                .iter()
+                .filter(|(_, e)| match e {
+                    Entry::Reading(c) => c.served > 0 || c.since.elapsed() < ACCEPT_YOUNG,
+                    Entry::Closing(..) => false,
+                })
+                .count()
     }
 
     /// Run until the worker stops. Err carries a SystemExit (QUIT, ABRT, or the app's).
@@ -140,6 +167,9 @@ impl<'s, 'a> EventLoop<'s, 'a> {
                 }
             }
             self.update_accepting();
+            if !self.accepting && self.stopping.is_none() {
+                self.take_unclaimed();
+            }
             let now = Instant::now();
             if now >= self.next_scan {
                 if process::getppid() != self.st.ctx.ppid {
@@ -155,6 +185,8 @@ impl<'s, 'a> EventLoop<'s, 'a> {
             let mut wait = self.next_scan.saturating_duration_since(Instant::now());
             if self.accept_deferred {
                 wait = wait.min(ACCEPT_BACKOFF);
+            } else if !self.accepting && self.stopping.is_none() {
+                wait = wait.min(SATURATED_ACCEPT);
             }
             let ms = wait.as_millis().clamp(1, 1000) as u16;
             let n = match self.epoll.wait(&mut events, EpollTimeout::from(ms)) {
@@ -173,14 +205,48 @@ impl<'s, 'a> EventLoop<'s, 'a> {
         }
     }
 
+    /// Whether to listen for new connections: while a thread is free. A final stop takes
+    /// everything queued; any other stop takes nothing.
     fn has_capacity(&self) -> bool {
-        if self.busy >= self.threads {
-            return false;
+        if self.stopping.is_some() {
+            return self.st.ctx.beat.drain_requested();
         }
-        match self.stopping {
-            // A final stop drains the kernel queue; any other stop accepts nothing.
-            Some(_) => self.st.ctx.beat.drain_requested(),
-            None => true,
+        self.busy < self.threads
+    }
+
+    /// A worker whose threads are all busy does not listen, so the kernel wakes a free
+    /// worker for each new connection. It only looks at the queue: a connection still
+    /// there after `SATURATED_ACCEPT` was left by every other worker too (all busy), and is
+    /// taken now, with whatever queued behind it, rather than starve behind this worker's
+    /// kept-alive connections.
+    fn take_unclaimed(&mut self) {
+        let now = Instant::now();
+        if now.duration_since(self.last_queue_check) < Duration::from_millis(1) {
+            return;
+        }
+        self.last_queue_check = now;
+        let fds: Vec<BorrowedFd<'_>> = self
+            .st
+            .ctx
+            .listeners
+            .iter()
+            .map(|l| borrow(l.fd()))
+            .collect();
+        let mut pfds: Vec<nix::poll::PollFd<'_>> = fds
+            .iter()
+            .map(|fd| nix::poll::PollFd::new(*fd, nix::poll::PollFlags::POLLIN))
+            .collect();
+        let queued = matches!(nix::poll::poll(&mut pfds, 0u8), Ok(n) if n > 0);
+        match (queued, self.queued_since) {
+            (false, _) => self.queued_since = None,
+            (true, None) => self.queued_since = Some(now),
+            (true, Some(since)) if now.duration_since(since) >= SATURATED_ACCEPT => {
+                self.queued_since = None;
+                for idx in 0..self.st.ctx.listeners.len() {
+                    self.accept_from(idx, true);
+                }
+            }
+            (true, Some(_)) => {}
         }
     }
 
@@ -188,12 +254,12 @@ impl<'s, 'a> EventLoop<'s, 'a> {
     /// kernel queue for a worker that can serve them. EPOLLEXCLUSIVE wakes one waiting
     /// worker per connection instead of all of them.
     ///
-    /// Keep-alive connections stay with the worker that accepted them, so a worker that
-    /// already holds as many connections as it has threads waits `ACCEPT_BACKOFF` between
-    /// accepts: a less loaded worker takes the burst instead, and connections spread over
-    /// the workers rather than piling onto whichever woke first.
+    /// Keep-alive connections stay with the worker that accepted them, so with several
+    /// workers one that already carries as many live connections as it has threads waits
+    /// `ACCEPT_BACKOFF` between accepts: a less loaded worker takes the burst instead, and
+    /// connections spread over the workers rather than piling onto whichever woke first.
     fn update_accepting(&mut self) {
-        let loaded = self.connections() >= self.threads;
+        let loaded = self.spread && self.live_connections() >= self.threads;
         self.accept_deferred = loaded && self.last_accept.elapsed() < ACCEPT_BACKOFF;
         let want = self.has_capacity() && !self.accept_deferred;
         if want == self.accepting {
@@ -217,17 +283,25 @@ impl<'s, 'a> EventLoop<'s, 'a> {
     }
 
     fn accept(&mut self, idx: usize) {
+        self.accept_from(idx, false)
+    }
+
+    /// Accept from listener `idx`: a few at a time while threads are free, or everything
+    /// queued when `unclaimed` (see `take_unclaimed`).
+    fn accept_from(&mut self, idx: usize, unclaimed: bool) {
         let cfg = self.st.ctx.cfg;
         let Some(listener) = self.st.ctx.listeners.get(idx) else {
             return;
         };
         // A loaded worker takes one connection per turn (see `update_accepting`).
-        let mut room = if self.connections() >= self.threads {
+        let mut room = if unclaimed {
+            usize::MAX
+        } else if self.spread && self.live_connections() >= self.threads {
             1
         } else {
             self.threads.saturating_sub(self.busy).max(1)
         };
-        while room > 0 && self.has_capacity() {
+        while room > 0 && (unclaimed || self.has_capacity()) {
             if self.connections() >= self.max_conns && !self.evict_idle() {
                 return;
             }
