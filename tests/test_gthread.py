@@ -345,6 +345,10 @@ def test_worker_connections_bounds_the_kept_alive_connections(serve):
                 # Hang up at once: a server may read until the client closes (RFC 9112
                 # section 9.6), and Gunicorn does that on its main thread.
                 client.close()
+            else:
+                # Gunicorn counts a kept connection only once its main thread has parked
+                # it, which may come after the client has the response.
+                time.sleep(0.2)
         # The two kept connections still serve requests.
         for i, client in enumerate(clients[:2]):
             client.send(request("/again%d" % i))
