@@ -48,6 +48,18 @@ fn set_in_flight(value: Option<(String, String, Instant)>) {
     }
 }
 
+/// Log a panic caught on the request path: it cost the connection, never the worker.
+pub fn log_request_panic(panic: Box<dyn std::any::Any + Send>) {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    error_log::error(&format!(
+        "Internal error while handling a request (connection closed): {what}"
+    ));
+}
+
 pub struct Conn<'a> {
     pub stream: Arc<Stream>,
     pub peer: Peer,

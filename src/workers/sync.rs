@@ -168,16 +168,7 @@ fn accept_and_serve(
     }));
     match served {
         Ok(res) => res?,
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            error_log::error(&format!(
-                "Internal error while handling a request (connection closed): {what}"
-            ));
-        }
+        Err(panic) => request::log_request_panic(panic),
     }
     Ok(true)
 }

@@ -286,13 +286,20 @@ fn unsupported_settings_fail_only_when_changed() {
     let cases: &[(&[&str], &str)] = &[
         (&["--log-syslog", "app:app"], "syslog"),
         (&["-k", "gevent", "app:app"], "worker_class \"gevent\""),
-        (&["--threads", "2", "app:app"], "threads = 2"),
         (&["--certfile", "c.pem", "app:app"], "certfile"),
         (
             &["--statsd-host", "localhost:8125", "app:app"],
             "statsd_host",
         ),
     ];
+    // The threaded worker is built: `--threads 2` (sync becomes gthread) and `-k gthread`.
+    for args in [
+        &["--threads", "2", "app:app"][..],
+        &["-k", "gthread", "app:app"][..],
+    ] {
+        let cfg = load_ok(args, &[]);
+        assert!(cfg.check_supported().is_ok() && cfg.is_threaded());
+    }
     for (args, name) in cases {
         let err = load_ok(args, &[]).check_supported().unwrap_err();
         assert!(

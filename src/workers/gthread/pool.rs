@@ -12,7 +12,6 @@ use nix::sys::eventfd::{EfdFlags, EventFd};
 use pyo3::prelude::*;
 
 use super::conn::Connection;
-use crate::telemetry::error_log;
 use crate::workers::base::WorkerState;
 use crate::workers::request::{self, Conn};
 
@@ -146,14 +145,7 @@ fn serve(py: Python<'_>, st: &WorkerState<'_>, pcfg: &ParserConfig, job: Job) ->
         Ok(Ok(None)) => Done::Close(conn),
         Ok(Err(err)) => Done::Fatal(err),
         Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            error_log::error(&format!(
-                "Internal error while handling a request (connection closed): {what}"
-            ));
+            request::log_request_panic(panic);
             Done::Close(conn)
         }
     }
