@@ -42,19 +42,19 @@ macro_rules! with_core_settings {
                 section: "Worker Processes", cli: ["-k", "--worker-class"], meta: "STRING",
                 action: Store(Str), kind: Class, supported: true,
                 default_doc: "sync",
-                doc: "Worker type: a short name (`sync`, `gthread`, `gevent`, `tornado`, `asgi`), a dotted path to a worker class, or a class object in the config file. `sync` with `threads` above 1 runs as `gthread`. This release implements `sync`.",
+                doc: "Worker type: a short name (`sync`, `gthread`, `gevent`, `tornado`, `asgi`), a dotted path to a worker class, or a class object in the config file. `sync` with `threads` above 1 runs as `gthread`. This release implements `sync` and `gthread`.",
             }
             threads: i64 = 1 => {
                 section: "Worker Processes", cli: ["--threads"], meta: "INT",
                 action: Store(Int), kind: PosInt, supported: true,
                 default_doc: "1",
-                doc: "Threads per worker for the threaded (`gthread`) worker. With the `sync` worker, a value above 1 switches to `gthread`; this release supports only 1.",
+                doc: "Threads per worker for the threaded (`gthread`) worker. With the `sync` worker, a value above 1 switches to `gthread`.",
             }
             worker_connections: i64 = 1000 => {
                 section: "Worker Processes", cli: ["--worker-connections"], meta: "INT",
                 action: Store(Int), kind: PosInt, supported: true,
                 default_doc: "1000",
-                doc: "Maximum simultaneous connections per worker for the threaded and event-loop workers.",
+                doc: "Maximum simultaneous connections per worker for the threaded and event-loop workers. At the limit, ferrocorn's gthread worker closes the connection that has waited longest without a complete request to admit a new one.",
             }
             max_requests: i64 = 0 => {
                 section: "Worker Processes", cli: ["--max-requests"], meta: "INT",
