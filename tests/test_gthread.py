@@ -711,3 +711,21 @@ def test_threads_run_the_app_concurrently(serve, tmp_path):
         m = ACCESS_RE.match(line)
         assert m, line
         assert int(m.group(3)) >= 1000000
+
+
+def test_a_cpu_bound_request_does_not_stall_the_others(serve):
+    """One thread spinning in Python for 3 s shares the GIL: short requests on other
+    connections are answered meanwhile, each well within a second."""
+    server = serve(*GTHREAD, "-w", "1", "--threads", "4", APP)
+    assert get(server.address, "/warm").status == 200
+    with ThreadPoolExecutor(1) as pool:
+        spinning = pool.submit(get, server.address, "/spin?spin=3", timeout=20)
+        time.sleep(0.3)
+        assert not spinning.done()
+        for i in range(5):
+            start = time.monotonic()
+            resp = get(server.address, "/quick%d" % i, timeout=10)
+            assert resp.status == 200
+            assert time.monotonic() - start < 1.0
+        assert not spinning.done(), "the short requests should not have waited for it"
+        assert spinning.result().status == 200

@@ -486,7 +486,18 @@ pub fn handle_request(
     }
     lock(&resp).release();
     if let Some(sock) = app_socket {
-        let _ = sock.call_method0(py, "close");
+        // detach() and close(2) here rather than socket.close(), which lets go of the GIL
+        // around close(2): a release per request would hand the GIL to a waiting thread.
+        if let Ok(fd) = sock
+            .call_method0(py, "detach")
+            .and_then(|f| f.extract::<i32>(py))
+        {
+            if fd >= 0 {
+                // SAFETY: detach() gave us sole ownership of this descriptor (the duplicate
+                // made for the socket object), and nothing else refers to it.
+                drop(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+            }
+        }
     }
     if !st.threaded {
         st.ctx.beat.request_finished();

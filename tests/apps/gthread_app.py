@@ -1,7 +1,8 @@
 """The gthread tests' app: says which worker and thread served a request, and what it got.
 
 - any path, ``?s=SECONDS``: sleeps first, then answers JSON with the path, query, worker pid,
-  thread id and ``wsgi.multithread``.
+  thread id and ``wsgi.multithread``. ``?spin=SECONDS`` busy-loops in Python instead (holding
+  the GIL except where CPython makes it switch).
 - ``POST /upload``: reads the body in 64 KiB pieces and answers JSON with its length and
   sha256, so a large body is checked without echoing it back.
 - ``POST /stream?early=N``: reads N bytes of the body, sends a first chunk saying so, then
@@ -79,6 +80,10 @@ def app(environ, start_response):
         seconds = float(query.get("s", ["0"])[0])
         if seconds:
             time.sleep(seconds)
+        spin = float(query.get("spin", ["0"])[0])
+        until = time.monotonic() + spin
+        while time.monotonic() < until:
+            pass
         data = {
             "path": path,
             "query": environ.get("QUERY_STRING", ""),

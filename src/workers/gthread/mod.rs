@@ -1,40 +1,117 @@
-//! The gthread worker (`-k gthread`, or `sync` with `--threads` above 1): an event loop on
-//! the worker's main thread owns every connection until a request is complete, and
-//! `threads` Python threads only run the app. Idle keep-alive connections and slow clients
-//! therefore never occupy a thread, and a worker whose threads are all busy stops
-//! accepting, leaving new connections to a worker that can serve them.
+//! The gthread worker (`-k gthread`, or `sync` with `--threads` above 1): `threads` threads
+//! take turns leading, and the leader both polls the connections and runs the app on each
+//! complete request (see `threads`). Idle keep-alive connections and slow clients never
+//! occupy a thread, and a worker whose threads are all busy stops accepting, leaving new
+//! connections to a worker that can serve them.
 //!
-//! This module wires the two halves together; `conn` parses, `event_loop` does the I/O,
-//! `pool` runs the app.
+//! This module wires the parts together and keeps the worker's main thread for what only
+//! it may do: run Python's signal handlers, beat the heartbeat, watch the parent, and time
+//! the graceful stop. `conn` parses, `conns` owns the connections, `threads` runs them.
 
 mod conn;
-mod event_loop;
-mod pool;
+mod conns;
+mod threads;
 
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags};
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
+use nix::sys::eventfd::{EfdFlags, EventFd};
 use pyo3::prelude::*;
 
 use super::base::WorkerState;
 use super::signals::WorkerSignals;
+use crate::sys::process;
+use crate::telemetry::error_log;
+
+/// How often the main thread beats when nothing else wakes it.
+const BEAT: Duration = Duration::from_millis(250);
 
 pub fn run(py: Python<'_>, st: &WorkerState<'_>, signals: &WorkerSignals) -> PyResult<()> {
     let threads = st.ctx.cfg.threads.max(1) as usize;
     let pcfg = super::sync::parser_config(st.ctx.cfg);
-    let pool = pool::Pool::new()?;
-    let mut lp = event_loop::EventLoop::new(st, &pool, signals, &pcfg, threads)?;
+    let switch_interval: f64 = py
+        .import("sys")?
+        .call_method0("getswitchinterval")?
+        .extract()?;
+    let io = |e: nix::errno::Errno| PyErr::from(std::io::Error::from(e));
+    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(io)?;
+    let new_eventfd =
+        || EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC).map_err(io);
+    let wake = new_eventfd()?;
+    epoll
+        .add(
+            wake.as_fd(),
+            EpollEvent::new(EpollFlags::EPOLLIN, conns::WAKE),
+        )
+        .map_err(io)?;
+    let conns = conns::Conns::new(st, &pcfg, &epoll, threads);
+    let sh = threads::Shared::new(
+        st,
+        &pcfg,
+        &epoll,
+        conns,
+        wake,
+        new_eventfd()?,
+        Duration::from_secs_f64(switch_interval.max(0.0)),
+    );
     py.detach(|| {
         std::thread::scope(|scope| {
             for i in 0..threads {
-                let (pool, pcfg) = (&pool, &pcfg);
+                let sh = &sh;
                 std::thread::Builder::new()
                     .name(format!("ferrocorn-app-{i}"))
-                    .spawn_scoped(scope, move || pool::app_thread(st, pool, pcfg))
+                    .spawn_scoped(scope, move || threads::thread_main(sh, i))
                     .expect("spawning an app thread");
             }
-            let result = lp.run();
+            let result = supervise(st, signals, &sh);
             // Threads finish the requests they hold (a quick stop still lets them answer,
             // as Gunicorn's interpreter exit joins its pool threads), then return.
-            pool.close();
+            sh.shutdown();
             result
         })
     })
+}
+
+/// The main thread's loop, until the worker is done.
+fn supervise(
+    st: &WorkerState<'_>,
+    signals: &WorkerSignals,
+    sh: &threads::Shared<'_, '_>,
+) -> PyResult<()> {
+    let mut stopping: Option<Instant> = None;
+    loop {
+        st.ctx.beat.notify();
+        let mut fds = [
+            PollFd::new(signals.wake_read.as_fd(), PollFlags::POLLIN),
+            PollFd::new(sh.main_wake.as_fd(), PollFlags::POLLIN),
+        ];
+        let _ = nix::poll::poll(&mut fds, BEAT.as_millis() as u16);
+        let signalled = fds[0].any().unwrap_or(false);
+        if signalled {
+            Python::attach(|py| signals.dispatch(py))?;
+        }
+        let _ = sh.main_wake.read();
+        if let Some(err) = sh.take_fatal() {
+            return Err(err);
+        }
+        if stopping.is_none() && !st.alive() {
+            stopping = Some(Instant::now());
+            sh.request_stop();
+        }
+        if let Some(since) = stopping {
+            let limit = Duration::from_secs(st.ctx.cfg.graceful_timeout.max(0) as u64);
+            if sh.finished() || since.elapsed() >= limit {
+                return Ok(());
+            }
+        }
+        if process::getppid() != st.ctx.ppid {
+            error_log::info(&format!(
+                "Parent changed, shutting down: {}",
+                process::getpid()
+            ));
+            return Ok(());
+        }
+    }
 }

@@ -1,28 +1,27 @@
-//! The gthread worker's event loop, run on the worker's main thread with the GIL released:
-//! accepts (only while a thread is free), reads and parses heads and small bodies, keeps
-//! idle keep-alive connections, closes connections gracefully, enforces deadlines, and
-//! hands complete requests to the pool. It takes the GIL only to run signal handlers and to
-//! log a parse error. It never runs the app and never writes a response.
+//! The gthread worker's connection table: accepts (only while a thread is free), reads and
+//! parses heads and small bodies, keeps idle keep-alive connections, closes connections
+//! gracefully, enforces deadlines, and queues complete requests for the threads. Whichever
+//! thread leads calls into it (see `threads`), always holding the GIL and never running
+//! Python while it holds the table's lock; so it never calls the app, never writes a
+//! response, and returns unparseable requests to the caller instead of answering them.
 
+use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferrocorn_h1::ParserConfig;
-use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
-use pyo3::prelude::*;
+use ferrocorn_h1::{ParseError, ParserConfig, RequestHead};
+use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags, EpollTimeout};
 
 use super::conn::{Connection, Progress};
-use super::pool::{Done, Job, Pool};
 use crate::net::{Peer, Stream};
 use crate::sys::process;
 use crate::telemetry::error_log;
 use crate::workers::base::WorkerState;
-use crate::workers::signals::WorkerSignals;
 use crate::workers::sync::{proxy_mode, ProxyPolicy};
 
-const WAKE_POOL: u64 = u64::MAX;
-const WAKE_SIGNAL: u64 = u64::MAX - 1;
+/// The epoll key of the eventfd that wakes the leader (stop, a queued pipelined request).
+pub const WAKE: u64 = u64::MAX;
 const CONN_BASE: u64 = 1 << 32;
 
 /// Gunicorn 27.0.1: a stopping worker keeps idle keep-alive connections this long, so a
@@ -37,21 +36,43 @@ const ACCEPT_YOUNG: Duration = Duration::from_millis(50);
 /// How long a connection may wait, unclaimed by any free worker, before a busy one takes it.
 const SATURATED_ACCEPT: Duration = Duration::from_millis(5);
 
+/// A complete request for a thread.
+pub struct Job {
+    pub conn: Box<Connection>,
+    pub head: Box<RequestHead>,
+    pub leftover: Vec<u8>,
+    /// Answer with `Connection: close` (keep-alive off, too many kept connections, stopping).
+    pub close: bool,
+}
+
+/// How a thread hands a connection back.
+pub enum Done {
+    /// The connection may carry another request; these bytes already arrived for it.
+    KeepAlive(Box<Connection>, Vec<u8>),
+    Close(Box<Connection>),
+    /// The request ended in a worker-fatal error: the connection is dropped.
+    Gone,
+}
+
 enum Entry {
     Reading(Box<Connection>),
     /// Write side shut down; reading what the client still sends until it closes.
     Closing(Arc<Stream>, Instant, usize),
 }
 
-pub struct EventLoop<'s, 'a> {
+pub struct Conns<'s, 'a> {
     st: &'s WorkerState<'a>,
-    pool: &'s Pool,
-    signals: &'s WorkerSignals,
     pcfg: &'s ParserConfig,
-    epoll: Epoll,
+    epoll: &'s Epoll,
     entries: slab::Slab<Entry>,
-    /// Requests handed to the pool and not back yet.
+    /// How many entries are `Reading` (the rest are lingering closes).
+    reading: usize,
+    /// Complete requests no thread has taken yet, in arrival order.
+    ready: VecDeque<Job>,
+    /// Requests a thread has taken and not handed back.
     busy: usize,
+    /// Requests that cannot be parsed: the caller answers them outside the lock.
+    rejects: Vec<(Box<Connection>, ParseError)>,
     threads: usize,
     max_conns: usize,
     /// Above this many connections a response closes its connection (Gunicorn's
@@ -77,34 +98,25 @@ fn borrow(fd: i32) -> BorrowedFd<'static> {
     process::borrow_fd(fd)
 }
 
-impl<'s, 'a> EventLoop<'s, 'a> {
+impl<'s, 'a> Conns<'s, 'a> {
     pub fn new(
         st: &'s WorkerState<'a>,
-        pool: &'s Pool,
-        signals: &'s WorkerSignals,
         pcfg: &'s ParserConfig,
+        epoll: &'s Epoll,
         threads: usize,
-    ) -> std::io::Result<Self> {
+    ) -> Self {
         let cfg = st.ctx.cfg;
-        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
-        epoll.add(
-            pool.wake_fd(),
-            EpollEvent::new(EpollFlags::EPOLLIN, WAKE_POOL),
-        )?;
-        epoll.add(
-            &signals.wake_read,
-            EpollEvent::new(EpollFlags::EPOLLIN, WAKE_SIGNAL),
-        )?;
         let max_conns = cfg.worker_connections.max(1) as usize;
         let timeout = if cfg.timeout > 0 { cfg.timeout } else { 30 };
-        Ok(EventLoop {
+        Conns {
             st,
-            pool,
-            signals,
             pcfg,
             epoll,
             entries: slab::Slab::new(),
+            reading: 0,
+            ready: VecDeque::new(),
             busy: 0,
+            rejects: Vec::new(),
             threads,
             max_conns,
             max_keepalived: max_conns.saturating_sub(threads),
@@ -119,15 +131,74 @@ impl<'s, 'a> EventLoop<'s, 'a> {
             spread: cfg.workers > 1,
             stopping: None,
             next_scan: Instant::now(),
-        })
+        }
     }
 
+    /// Every connection the worker holds: being read, queued, or with a thread.
     fn connections(&self) -> usize {
-        self.entries
-            .iter()
-            .filter(|(_, e)| matches!(e, Entry::Reading(_)))
-            .count()
-            + self.busy
+        self.reading + self.ready.len() + self.busy
+    }
+
+    /// Handle one epoll event (anything but `WAKE`).
+    pub fn handle(&mut self, key: u64) {
+        if key >= CONN_BASE {
+            self.readable((key - CONN_BASE) as usize)
+        } else {
+            self.accept(key as usize)
+        }
+    }
+
+    /// The next complete request, if any, now owned by the caller.
+    pub fn pop_job(&mut self) -> Option<Job> {
+        let job = self.ready.pop_front()?;
+        self.busy += 1;
+        Some(job)
+    }
+
+    pub fn has_ready(&self) -> bool {
+        !self.ready.is_empty()
+    }
+
+    pub fn take_rejects(&mut self) -> Vec<(Box<Connection>, ParseError)> {
+        std::mem::take(&mut self.rejects)
+    }
+
+    /// Housekeeping between events: stopping, accepting, deadlines. `stop` says the worker
+    /// was told to stop. Returns true once a stopping worker has nothing left to do.
+    pub fn tick(&mut self, stop: bool) -> bool {
+        if stop && self.stopping.is_none() {
+            self.stopping = Some(Instant::now());
+        }
+        if self.stopping.is_some() && self.st.ctx.beat.drain_requested() {
+            // Take everything still queued in the kernel before deciding we are done.
+            for idx in 0..self.st.ctx.listeners.len() {
+                self.accept(idx);
+            }
+        }
+        if self.stopping.is_some() && self.connections() == 0 && self.rejects.is_empty() {
+            return true;
+        }
+        self.update_accepting();
+        if !self.accepting && self.stopping.is_none() {
+            self.take_unclaimed();
+        }
+        let now = Instant::now();
+        if now >= self.next_scan {
+            self.expire(now);
+            self.next_scan = now + Duration::from_millis(250);
+        }
+        false
+    }
+
+    /// How long the leader may block in epoll before `tick` has something to do.
+    pub fn wait_timeout(&self) -> EpollTimeout {
+        let mut wait = self.next_scan.saturating_duration_since(Instant::now());
+        if self.accept_deferred {
+            wait = wait.min(ACCEPT_BACKOFF);
+        } else if !self.accepting && self.stopping.is_none() {
+            wait = wait.min(SATURATED_ACCEPT);
+        }
+        EpollTimeout::from(wait.as_millis().clamp(1, 1000) as u16)
     }
 
     /// Connections that carry load: requests with a thread, kept-alive connections that
@@ -136,6 +207,7 @@ impl<'s, 'a> EventLoop<'s, 'a> {
     /// load, so a flood of idle or slowloris connections never slows accepting down.
     fn live_connections(&self) -> usize {
         self.busy
+            + self.ready.len()
             + self
                 .entries
                 .iter()
@@ -146,72 +218,13 @@ impl<'s, 'a> EventLoop<'s, 'a> {
                 .count()
     }
 
-    /// Run until the worker stops. Err carries a SystemExit (QUIT, ABRT, or the app's).
-    pub fn run(&mut self) -> PyResult<()> {
-        let mut events = vec![EpollEvent::empty(); 256];
-        loop {
-            self.st.ctx.beat.notify();
-            if self.stopping.is_none() && !self.st.alive() {
-                self.begin_stop();
-            }
-            if self.stopping.is_some() && self.st.ctx.beat.drain_requested() {
-                // Take everything still queued in the kernel before deciding we are done.
-                for idx in 0..self.st.ctx.listeners.len() {
-                    self.accept(idx);
-                }
-            }
-            if let Some(since) = self.stopping {
-                let limit = Duration::from_secs(self.st.ctx.cfg.graceful_timeout.max(0) as u64);
-                if (self.busy == 0 && self.connections() == 0) || since.elapsed() >= limit {
-                    return Ok(());
-                }
-            }
-            self.update_accepting();
-            if !self.accepting && self.stopping.is_none() {
-                self.take_unclaimed();
-            }
-            let now = Instant::now();
-            if now >= self.next_scan {
-                if process::getppid() != self.st.ctx.ppid {
-                    error_log::info(&format!(
-                        "Parent changed, shutting down: {}",
-                        process::getpid()
-                    ));
-                    return Ok(());
-                }
-                self.expire(now);
-                self.next_scan = now + Duration::from_millis(250);
-            }
-            let mut wait = self.next_scan.saturating_duration_since(Instant::now());
-            if self.accept_deferred {
-                wait = wait.min(ACCEPT_BACKOFF);
-            } else if !self.accepting && self.stopping.is_none() {
-                wait = wait.min(SATURATED_ACCEPT);
-            }
-            let ms = wait.as_millis().clamp(1, 1000) as u16;
-            let n = match self.epoll.wait(&mut events, EpollTimeout::from(ms)) {
-                Ok(n) => n,
-                Err(nix::errno::Errno::EINTR) => 0,
-                Err(e) => return Err(std::io::Error::from(e).into()),
-            };
-            for ev in &events[..n] {
-                match ev.data() {
-                    WAKE_SIGNAL => Python::attach(|py| self.signals.dispatch(py))?,
-                    WAKE_POOL => self.collect()?,
-                    t if t >= CONN_BASE => self.readable((t - CONN_BASE) as usize),
-                    t => self.accept(t as usize),
-                }
-            }
-        }
-    }
-
     /// Whether to listen for new connections: while a thread is free. A final stop takes
     /// everything queued; any other stop takes nothing.
     fn has_capacity(&self) -> bool {
         if self.stopping.is_some() {
             return self.st.ctx.beat.drain_requested();
         }
-        self.busy < self.threads
+        self.busy + self.ready.len() < self.threads
     }
 
     /// A worker whose threads are all busy does not listen, so the kernel wakes a free
@@ -299,7 +312,9 @@ impl<'s, 'a> EventLoop<'s, 'a> {
         } else if self.spread && self.live_connections() >= self.threads {
             1
         } else {
-            self.threads.saturating_sub(self.busy).max(1)
+            self.threads
+                .saturating_sub(self.busy + self.ready.len())
+                .max(1)
         };
         while room > 0 && (unclaimed || self.has_capacity()) {
             if self.connections() >= self.max_conns && !self.evict_idle() {
@@ -375,6 +390,7 @@ impl<'s, 'a> EventLoop<'s, 'a> {
         let known = conn.in_epoll;
         conn.in_epoll = true;
         let key = self.entries.insert(Entry::Reading(conn));
+        self.reading += 1;
         if self.arm(fd, key, known).is_err() {
             self.remove(key);
         }
@@ -450,7 +466,10 @@ impl<'s, 'a> EventLoop<'s, 'a> {
     /// descriptor stays in the epoll set, disarmed (the event that led here was one-shot).
     fn detach(&mut self, key: usize) -> Option<Box<Connection>> {
         match self.entries.try_remove(key)? {
-            Entry::Reading(conn) => Some(conn),
+            Entry::Reading(conn) => {
+                self.reading -= 1;
+                Some(conn)
+            }
             Entry::Closing(stream, ..) => {
                 let _ = self.epoll.delete(borrow(stream.as_raw_fd()));
                 None
@@ -461,7 +480,10 @@ impl<'s, 'a> EventLoop<'s, 'a> {
     fn remove(&mut self, key: usize) {
         if let Some(entry) = self.entries.try_remove(key) {
             let stream = match &entry {
-                Entry::Reading(c) => &c.stream,
+                Entry::Reading(c) => {
+                    self.reading -= 1;
+                    &c.stream
+                }
                 Entry::Closing(s, ..) => s,
             };
             let _ = self.epoll.delete(borrow(stream.as_raw_fd()));
@@ -469,17 +491,11 @@ impl<'s, 'a> EventLoop<'s, 'a> {
         }
     }
 
-    fn dispatch(
-        &mut self,
-        conn: Box<Connection>,
-        head: Box<ferrocorn_h1::RequestHead>,
-        rest: Vec<u8>,
-    ) {
+    fn dispatch(&mut self, conn: Box<Connection>, head: Box<RequestHead>, rest: Vec<u8>) {
         let close = self.keepalive.is_none()
             || self.stopping.is_some()
             || self.connections() + 1 > self.max_keepalived;
-        self.busy += 1;
-        self.pool.submit(Job {
+        self.ready.push_back(Job {
             conn,
             head,
             leftover: rest,
@@ -487,18 +503,13 @@ impl<'s, 'a> EventLoop<'s, 'a> {
         });
     }
 
-    fn reject(&mut self, conn: Box<Connection>, err: ferrocorn_h1::ParseError) {
-        // An error page is small; a client that does not take it within a second loses it.
-        let _ = conn.stream.set_write_timeout(Some(Duration::from_secs(1)));
-        Python::attach(|py| {
-            crate::workers::request::send_parse_error(py, &conn.stream, &conn.peer, &err, None)
-        });
-        self.close(conn);
+    fn reject(&mut self, conn: Box<Connection>, err: ParseError) {
+        self.rejects.push((conn, err));
     }
 
-    /// Graceful close without blocking the loop: stop writing, then read until the client
-    /// closes (bounded), so our last bytes are not destroyed by a RST.
-    fn close(&mut self, conn: Box<Connection>) {
+    /// Graceful close without blocking: stop writing, then read until the client closes
+    /// (bounded), so our last bytes are not destroyed by a RST.
+    pub fn close(&mut self, conn: Box<Connection>) {
         let known = conn.in_epoll;
         let stream = conn.stream;
         if stream.shutdown(std::net::Shutdown::Write).is_err() {
@@ -518,24 +529,18 @@ impl<'s, 'a> EventLoop<'s, 'a> {
         }
     }
 
-    /// Connections the threads are done with.
-    fn collect(&mut self) -> PyResult<()> {
-        for done in self.pool.take_done() {
-            self.busy = self.busy.saturating_sub(1);
-            match done {
-                Done::KeepAlive(mut conn, rest) => {
-                    conn.resume(rest);
-                    self.admit(conn, false);
-                }
-                Done::Close(conn) => self.close(conn),
-                Done::Fatal(err) => return Err(err),
+    /// A thread hands back the connection of a request it took from `pop_job`. A
+    /// pipelined request already buffered on it is queued at once.
+    pub fn give_back(&mut self, done: Done) {
+        self.busy = self.busy.saturating_sub(1);
+        match done {
+            Done::KeepAlive(mut conn, rest) => {
+                conn.resume(rest);
+                self.admit(conn, false);
             }
+            Done::Close(conn) => self.close(conn),
+            Done::Gone => {}
         }
-        Ok(())
-    }
-
-    fn begin_stop(&mut self) {
-        self.stopping = Some(Instant::now());
     }
 
     /// Close connections past their deadline: idle keep-alive after `keepalive`, a request

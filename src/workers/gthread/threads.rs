@@ -1,0 +1,353 @@
+//! Who does what among the gthread worker's threads. Every thread can lead: the leader
+//! holds the GIL, polls the connections (`conns`) and runs the app on each complete request
+//! itself, one after another, so a request costs no thread wake-up and no GIL hand-over.
+//! The other threads park, except one spare that waits for the GIL while the leader is in
+//! the app. The spare gets it only when the leader lets go: at once if the app blocks
+//! (sleep, I/O), or after CPython's switch interval if it is busy in Python. In the first
+//! case the spare takes over leadership, so blocking apps still run `threads` requests at a
+//! time; in the second it gives the GIL straight back, unless the leader's request has run
+//! for `LONG_REQUEST`, when sharing the GIL between requests is fairer.
+//!
+//! This module owns the roles and the GIL; it never parses and never touches a socket
+//! except through `conns` and `request::handle_request`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use ferrocorn_h1::ParserConfig;
+use nix::sys::epoll::{Epoll, EpollEvent, EpollTimeout};
+use nix::sys::eventfd::EventFd;
+use pyo3::prelude::*;
+
+use super::conns::{Conns, Done, Job, WAKE};
+use crate::workers::base::WorkerState;
+use crate::workers::request::{self, Conn};
+
+/// A request that has held the leader this long is sliced with the others (Gunicorn's
+/// threads share the GIL this way).
+const LONG_REQUEST: Duration = Duration::from_millis(20);
+/// How long a spare that gave the GIL back to a busy leader waits before asking again.
+const SPARE_BACKOFF: Duration = Duration::from_micros(500);
+/// How long a leader that let go of the GIL in the app may take to come back for it before
+/// the spare counts it as blocked.
+const GRACE: Duration = Duration::from_micros(100);
+
+#[derive(Default)]
+struct Ctl {
+    leader: Option<usize>,
+    /// The leader is running a request (it may be blocked, or waiting for the GIL).
+    leader_in_app: bool,
+    app_started: Option<Instant>,
+    /// Counts the leader's requests, so a spare can tell one request from the next.
+    app_seq: u64,
+    /// Threads asked to wait for the GIL as spare.
+    spares: usize,
+    spare_wanted: bool,
+    parked: usize,
+    shutdown: bool,
+    /// A stopping worker has nothing left to do.
+    finished: bool,
+    fatal: Option<PyErr>,
+}
+
+pub struct Shared<'s, 'a> {
+    pub st: &'s WorkerState<'a>,
+    pub pcfg: &'s ParserConfig,
+    pub epoll: &'s Epoll,
+    pub conns: Mutex<Conns<'s, 'a>>,
+    ctl: Mutex<Ctl>,
+    cv: Condvar,
+    /// Wakes the leader out of epoll (registered there as `WAKE`).
+    pub wake: EventFd,
+    /// Wakes the worker's main thread (finished, or a fatal error).
+    pub main_wake: EventFd,
+    stop: AtomicBool,
+    /// Below this a spare got the GIL because the leader let go, not because CPython
+    /// forced a switch (which takes a whole switch interval).
+    voluntary: Duration,
+}
+
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+enum Role {
+    Leader,
+    Spare,
+    Exit,
+}
+
+impl<'s, 'a> Shared<'s, 'a> {
+    pub fn new(
+        st: &'s WorkerState<'a>,
+        pcfg: &'s ParserConfig,
+        epoll: &'s Epoll,
+        conns: Conns<'s, 'a>,
+        wake: EventFd,
+        main_wake: EventFd,
+        switch_interval: Duration,
+    ) -> Self {
+        Shared {
+            st,
+            pcfg,
+            epoll,
+            conns: Mutex::new(conns),
+            ctl: Mutex::new(Ctl::default()),
+            cv: Condvar::new(),
+            wake,
+            main_wake,
+            stop: AtomicBool::new(false),
+            voluntary: switch_interval.mul_f64(0.8),
+        }
+    }
+
+    /// The worker was told to stop: the leader stops accepting and winds down.
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.wake.write(1);
+    }
+
+    /// Threads finish the request they hold, then return.
+    pub fn shutdown(&self) {
+        locked(&self.ctl).shutdown = true;
+        self.cv.notify_all();
+        let _ = self.wake.write(1);
+    }
+
+    pub fn finished(&self) -> bool {
+        locked(&self.ctl).finished
+    }
+
+    pub fn take_fatal(&self) -> Option<PyErr> {
+        locked(&self.ctl).fatal.take()
+    }
+
+    fn park(&self, id: usize) -> Role {
+        let mut c = locked(&self.ctl);
+        c.parked += 1;
+        let role = loop {
+            if c.shutdown {
+                break Role::Exit;
+            }
+            if c.leader.is_none() {
+                c.leader = Some(id);
+                c.leader_in_app = false;
+                break Role::Leader;
+            }
+            if c.spare_wanted {
+                c.spare_wanted = false;
+                c.spares += 1;
+                break Role::Spare;
+            }
+            c = self.cv.wait(c).unwrap_or_else(|p| p.into_inner());
+        };
+        c.parked -= 1;
+        role
+    }
+}
+
+/// One thread of the worker, until it shuts down.
+pub fn thread_main(sh: &Shared<'_, '_>, id: usize) {
+    let mut events = vec![EpollEvent::empty(); 128];
+    loop {
+        let role = sh.park(id);
+        let exit = match role {
+            Role::Exit => return,
+            Role::Leader => Python::attach(|py| lead(py, sh, id, &mut events)),
+            Role::Spare => {
+                let asked = Instant::now();
+                Python::attach(|py| {
+                    if spare(py, sh, id, asked) {
+                        lead(py, sh, id, &mut events)
+                    } else {
+                        false
+                    }
+                })
+            }
+        };
+        if exit {
+            return;
+        }
+    }
+}
+
+/// Wait for the GIL as spare. True when this thread has become the leader; false to park.
+///
+/// Getting the GIL quickly while the leader is in the app means the leader let go of it:
+/// blocked (take over), or only for a moment (a close(2), a short write). The spare tells
+/// them apart by letting `GRACE` pass and looking again: a leader still on the same request
+/// is blocked. Getting it only after a switch interval means CPython made a busy leader let
+/// go: give it back, unless that request has run for `LONG_REQUEST`.
+fn spare(py: Python<'_>, sh: &Shared<'_, '_>, id: usize, mut asked: Instant) -> bool {
+    let mut suspect: Option<u64> = None;
+    loop {
+        let waited = asked.elapsed();
+        let mut c = locked(&sh.ctl);
+        if c.shutdown {
+            c.spares -= 1;
+            return false;
+        }
+        if c.leader.is_some() {
+            if !c.leader_in_app {
+                c.spares -= 1;
+                return false;
+            }
+            // We hold the GIL, so the leader is not running Python.
+            let long = c.app_started.is_some_and(|t| t.elapsed() >= LONG_REQUEST);
+            let blocked = waited < sh.voluntary && suspect == Some(c.app_seq);
+            if !long && !blocked {
+                let pause = if waited < sh.voluntary {
+                    suspect = Some(c.app_seq);
+                    GRACE
+                } else {
+                    suspect = None;
+                    SPARE_BACKOFF
+                };
+                drop(c);
+                asked = py.detach(|| {
+                    std::thread::sleep(pause);
+                    Instant::now()
+                });
+                continue;
+            }
+        }
+        c.spares -= 1;
+        c.leader = Some(id);
+        c.leader_in_app = false;
+        c.app_started = None;
+        return true;
+    }
+}
+
+/// Lead until leadership passes to another thread (false) or the worker shuts down (true).
+fn lead(py: Python<'_>, sh: &Shared<'_, '_>, id: usize, events: &mut [EpollEvent]) -> bool {
+    loop {
+        if locked(&sh.ctl).shutdown {
+            return true;
+        }
+        let stop = sh.stop.load(Ordering::SeqCst);
+        let (job, done) = {
+            let mut conns = locked(&sh.conns);
+            let done = conns.tick(stop);
+            (conns.pop_job(), done)
+        };
+        if done {
+            let mut c = locked(&sh.ctl);
+            if !c.finished {
+                c.finished = true;
+                let _ = sh.main_wake.write(1);
+            }
+        }
+        if let Some(job) = job {
+            if !serve_job(py, sh, id, job) {
+                return false;
+            }
+            continue;
+        }
+        let mut n = sh.epoll.wait(events, EpollTimeout::ZERO).unwrap_or(0);
+        if n == 0 {
+            let timeout = locked(&sh.conns).wait_timeout();
+            // An error is EINTR (a signal for the main thread) or not worth dying of.
+            n = py.detach(|| sh.epoll.wait(events, timeout).unwrap_or_default());
+        }
+        let rejects = {
+            let mut conns = locked(&sh.conns);
+            for ev in &events[..n] {
+                match ev.data() {
+                    WAKE => {
+                        let _ = sh.wake.read();
+                    }
+                    key => conns.handle(key),
+                }
+            }
+            conns.take_rejects()
+        };
+        for (conn, err) in rejects {
+            // An error page is small; a client that does not take it in a second loses it.
+            let _ = conn.stream.set_write_timeout(Some(Duration::from_secs(1)));
+            request::send_parse_error(py, &conn.stream, &conn.peer, &err, None);
+            locked(&sh.conns).close(conn);
+        }
+    }
+}
+
+/// Run one request on this thread (which holds the GIL) and hand its connection back.
+/// True while this thread leads afterwards.
+fn serve_job(py: Python<'_>, sh: &Shared<'_, '_>, id: usize, job: Job) -> bool {
+    {
+        let mut c = locked(&sh.ctl);
+        if c.leader == Some(id) {
+            c.leader_in_app = true;
+            c.app_started = Some(Instant::now());
+            c.app_seq += 1;
+        }
+        if c.spares == 0 && !c.spare_wanted && c.parked > 0 && !c.shutdown {
+            c.spare_wanted = true;
+            sh.cv.notify_one();
+        }
+    }
+    let done = serve(py, sh, job);
+    let still = {
+        let mut c = locked(&sh.ctl);
+        if c.leader != Some(id) && (c.leader.is_none() || c.leader_in_app) {
+            // Whoever leads now is in the app and not running (we hold the GIL).
+            c.leader = Some(id);
+        }
+        let still = c.leader == Some(id);
+        if still {
+            c.leader_in_app = false;
+            c.app_started = None;
+        }
+        still
+    };
+    let queued = {
+        let mut conns = locked(&sh.conns);
+        conns.give_back(done);
+        conns.has_ready()
+    };
+    if !still && queued {
+        // A pipelined request queued by a thread that does not lead: the leader may be
+        // blocked in epoll.
+        let _ = sh.wake.write(1);
+    }
+    still
+}
+
+fn serve(py: Python<'_>, sh: &Shared<'_, '_>, job: Job) -> Done {
+    let Job {
+        conn,
+        head,
+        leftover,
+        close,
+    } = job;
+    let listener = &sh.st.ctx.listeners[conn.listener];
+    let rconn = Conn {
+        stream: conn.stream.clone(),
+        peer: conn.peer.clone(),
+        listener,
+        proxy: conn.proxy_info.clone(),
+    };
+    // A bug on the request path must cost one connection, never the worker.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        request::handle_request(py, sh.st, sh.pcfg, &rconn, *head, leftover, close)
+    }));
+    match outcome {
+        Ok(Ok(Some(rest))) => Done::KeepAlive(conn, rest),
+        Ok(Ok(None)) => Done::Close(conn),
+        Ok(Err(err)) => {
+            // SystemExit from the app or a hook: the worker exits with it, as Gunicorn's
+            // gthread worker does.
+            let mut c = locked(&sh.ctl);
+            if c.fatal.is_none() {
+                c.fatal = Some(err);
+            }
+            let _ = sh.main_wake.write(1);
+            Done::Gone
+        }
+        Err(panic) => {
+            request::log_request_panic(panic);
+            Done::Close(conn)
+        }
+    }
+}
