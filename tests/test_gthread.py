@@ -729,3 +729,24 @@ def test_a_cpu_bound_request_does_not_stall_the_others(serve):
             assert time.monotonic() - start < 1.0
         assert not spinning.done(), "the short requests should not have waited for it"
         assert spinning.result().status == 200
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["one-write", "body-later"])
+def test_body_cut_short_by_the_client_closing_reaches_the_app(serve, split):
+    """A client that half-closes before sending all of its Content-Length still gets an
+    answer: the app reads what came (Gunicorn's length reader stops at EOF)."""
+    server = serve(*GTHREAD, "-w", "1", "--threads", "2", APP)
+    body = b"x" * 9000
+    head = request("/upload", method="POST", content_length=20000)
+    with Client(server.address) as client:
+        if split:
+            client.send(head + body[:100])
+            time.sleep(0.3)
+            client.send(body[100:])
+        else:
+            client.send(head + body)
+        client.sock.shutdown(socket.SHUT_WR)
+        resp = client.read_response()
+    data = data_of(resp)
+    assert data["length"] == len(body)
+    assert data["sha256"] == hashlib.sha256(body).hexdigest()

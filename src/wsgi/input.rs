@@ -71,6 +71,20 @@ impl BodyReader {
         self.done
     }
 
+    /// Whether what the app can still read is all in memory, so reading needs no socket
+    /// I/O (nor a `100 Continue`).
+    fn buffered(&self) -> bool {
+        if self.done {
+            return true;
+        }
+        match &self.framing {
+            Framing::Length(left) => {
+                !self.continue_pending && (self.raw.len() - self.raw_pos) as u64 >= *left
+            }
+            Framing::Chunked(_) => false,
+        }
+    }
+
     fn available(&self) -> usize {
         self.out.len() - self.out_pos
     }
@@ -253,11 +267,25 @@ impl Input {
         f: impl FnOnce(&mut BodyReader) -> std::io::Result<T> + Send,
     ) -> PyResult<T> {
         let reader = self.reader.clone();
-        py.detach(move || {
-            let mut r = reader.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut r)
-        })
-        .map_err(|e| PyIOError::new_err(e.to_string()))
+        // A body already in memory is read with the GIL held: letting go of it would hand
+        // it to another thread for nothing. (A reader busy in another thread is waited for
+        // without the GIL.)
+        let guard = match reader.try_lock() {
+            Ok(r) => Some(r),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        };
+        let result = match guard {
+            Some(mut r) if r.buffered() => f(&mut r),
+            other => {
+                drop(other);
+                py.detach(move || {
+                    let mut r = reader.lock().unwrap_or_else(|p| p.into_inner());
+                    f(&mut r)
+                })
+            }
+        };
+        result.map_err(|e| PyIOError::new_err(e.to_string()))
     }
 }
 

@@ -44,6 +44,8 @@ pub struct Connection {
     pub started: bool,
     /// Whether the descriptor is in the loop's epoll set (armed or not).
     pub in_epoll: bool,
+    /// The peer closed its side (or reading failed): nothing more will arrive.
+    pub eof: bool,
 }
 
 pub enum Progress {
@@ -79,6 +81,7 @@ impl Connection {
             since: Instant::now(),
             started: false,
             in_epoll: false,
+            eof: false,
         }
     }
 
@@ -97,20 +100,31 @@ impl Connection {
         self.waiting.is_some()
     }
 
+    /// The client closed while its body was still arriving: the request goes to the app
+    /// with what came, as Gunicorn's length reader hands over what it got at EOF.
+    pub fn take_partial(&mut self) -> Option<(Box<RequestHead>, Vec<u8>)> {
+        let (head, _) = self.waiting.take()?;
+        Some((head, std::mem::take(&mut self.buf)))
+    }
+
     pub fn has_buffered(&self) -> bool {
         !self.buf.is_empty()
     }
 
-    /// Read what the socket has (bounded). Returns false when the peer closed or failed.
+    /// Read what the socket has (bounded); `eof` says the peer closed (or the read failed).
+    /// Bytes read before the end are kept: a request (or part of a body) may precede it.
     /// A short read means the socket is drained for now: the loop hears of more from epoll
     /// instead of paying a read that would only say EAGAIN.
-    pub fn fill(&mut self) -> bool {
+    pub fn fill(&mut self) {
         let mut got = 0;
         let mut chunk = [0u8; 16 * 1024];
         while got < READ_CHUNK {
             match self.stream.recv_now(&mut chunk) {
-                Ok(Some(0)) | Err(_) => return false,
-                Ok(None) => return true,
+                Ok(Some(0)) | Err(_) => {
+                    self.eof = true;
+                    return;
+                }
+                Ok(None) => return,
                 Ok(Some(n)) => {
                     if !self.started {
                         self.started = true;
@@ -119,12 +133,11 @@ impl Connection {
                     self.buf.extend_from_slice(&chunk[..n]);
                     got += n;
                     if n < chunk.len() {
-                        return true;
+                        return;
                     }
                 }
             }
         }
-        true
     }
 
     /// Parse what has arrived: the PROXY header (first request only, as Gunicorn), the

@@ -376,16 +376,22 @@ impl<'s, 'a> Conns<'s, 'a> {
 
     /// Take a connection into the loop; read at once when data may already be there.
     fn admit(&mut self, mut conn: Box<Connection>, try_read: bool) {
-        if try_read && !conn.fill() {
-            return;
+        if try_read {
+            conn.fill();
         }
-        if conn.has_buffered() {
+        if conn.has_buffered() || conn.eof {
             match conn.advance(self.pcfg) {
                 Progress::Ready(head, rest) => return self.dispatch(conn, head, rest),
                 Progress::Invalid(err) => return self.reject(conn, err),
+                Progress::NeedMore if conn.eof => return self.ended(conn),
                 Progress::NeedMore => {}
             }
         }
+        self.keep(conn);
+    }
+
+    /// Put a connection waiting for bytes into the table and arm it.
+    fn keep(&mut self, mut conn: Box<Connection>) {
         let fd = conn.stream.as_raw_fd();
         let known = conn.in_epoll;
         conn.in_epoll = true;
@@ -393,6 +399,21 @@ impl<'s, 'a> Conns<'s, 'a> {
         self.reading += 1;
         if self.arm(fd, key, known).is_err() {
             self.remove(key);
+        }
+    }
+
+    /// The client closed before a request was complete. One whose body was still arriving
+    /// goes to the app with what came (Gunicorn's length reader hands over what it got at
+    /// EOF); anything else is dropped.
+    fn ended(&mut self, mut conn: Box<Connection>) {
+        match conn.take_partial() {
+            Some((head, body)) => self.dispatch(conn, head, body),
+            None => {
+                if conn.in_epoll {
+                    let _ = self.epoll.delete(borrow(conn.stream.as_raw_fd()));
+                }
+                let _ = conn.stream.shutdown(std::net::Shutdown::Both);
+            }
         }
     }
 
@@ -411,8 +432,11 @@ impl<'s, 'a> Conns<'s, 'a> {
     }
 
     fn readable(&mut self, key: usize) {
-        let ok = match self.entries.get_mut(key) {
-            Some(Entry::Reading(conn)) => conn.fill(),
+        let progress = match self.entries.get_mut(key) {
+            Some(Entry::Reading(conn)) => {
+                conn.fill();
+                conn.advance(self.pcfg)
+            }
             Some(Entry::Closing(stream, _, left)) => {
                 let mut buf = [0u8; 8192];
                 let keep = match stream.recv_now(&mut buf) {
@@ -431,34 +455,15 @@ impl<'s, 'a> Conns<'s, 'a> {
             }
             None => return,
         };
-        if !ok {
-            self.remove(key);
+        let Some(conn) = self.detach(key) else {
             return;
-        }
-        let progress = match self.entries.get_mut(key) {
-            Some(Entry::Reading(conn)) => conn.advance(self.pcfg),
-            _ => return,
         };
         match progress {
-            Progress::NeedMore => {
-                let fd = match self.entries.get(key) {
-                    Some(Entry::Reading(conn)) => conn.stream.as_raw_fd(),
-                    _ => return,
-                };
-                if self.arm(fd, key, true).is_err() {
-                    self.remove(key);
-                }
-            }
-            Progress::Ready(head, rest) => {
-                if let Some(conn) = self.detach(key) {
-                    self.dispatch(conn, head, rest);
-                }
-            }
-            Progress::Invalid(err) => {
-                if let Some(conn) = self.detach(key) {
-                    self.reject(conn, err);
-                }
-            }
+            Progress::NeedMore if conn.eof => self.ended(conn),
+            // Back into the table (usually the same slot) and re-armed.
+            Progress::NeedMore => self.keep(conn),
+            Progress::Ready(head, rest) => self.dispatch(conn, head, rest),
+            Progress::Invalid(err) => self.reject(conn, err),
         }
     }
 
