@@ -1,4 +1,4 @@
-//! One client connection while the event loop owns it: the bytes received so far, the
+//! One client connection while the connection table owns it: the bytes received so far, the
 //! head parser's progress, an optional PROXY header, and the body bytes gathered before the
 //! request goes to a Python thread. Non-blocking reads only; no Python, no writes except
 //! the error page of a request that cannot be parsed.
@@ -14,7 +14,7 @@ use ferrocorn_h1::{
 use crate::net::{Peer, Stream};
 use crate::workers::sync::ProxyPolicy;
 
-/// Bodies up to this size are received in full by the loop before a thread sees the
+/// Bodies up to this size are received in full before the app sees the
 /// request, so a slow uploader never holds a thread; larger ones stream from the socket.
 pub const BUFFER_LIMIT: u64 = 1 << 20;
 
@@ -38,11 +38,11 @@ pub struct Connection {
     /// Requests this connection has carried.
     pub served: u64,
     /// When the current wait began: accept, the end of the last response, or the first byte
-    /// of a head; the loop's deadlines count from here.
+    /// of a head; the table's deadlines count from here.
     pub since: Instant,
     /// Whether any byte of the next request has arrived.
     pub started: bool,
-    /// Whether the descriptor is in the loop's epoll set (armed or not).
+    /// Whether the descriptor is in the worker's epoll set (armed or not).
     pub in_epoll: bool,
     /// The peer closed its side (or reading failed): nothing more will arrive.
     pub eof: bool,
@@ -113,7 +113,7 @@ impl Connection {
 
     /// Read what the socket has (bounded); `eof` says the peer closed (or the read failed).
     /// Bytes read before the end are kept: a request (or part of a body) may precede it.
-    /// A short read means the socket is drained for now: the loop hears of more from epoll
+    /// A short read means the socket is drained for now: epoll reports more
     /// instead of paying a read that would only say EAGAIN.
     pub fn fill(&mut self) {
         let mut got = 0;
