@@ -122,6 +122,16 @@ def free_port(host: str = "127.0.0.1", family: int = socket.AF_INET) -> int:
         return sock.getsockname()[1]
 
 
+def listening_socket() -> tuple[socket.socket, int]:
+    """A bound, listening TCP socket on a free loopback port (what systemd or a parent
+    process hands a server), and its port."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    return listener, listener.getsockname()[1]
+
+
 def ipv6_loopback_available() -> bool:
     if not socket.has_ipv6:
         return False

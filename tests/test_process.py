@@ -15,7 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from conftest import free_port, http_get, ipv6_loopback_available, is_gunicorn, pid_alive
+from conftest import (free_port, http_get, ipv6_loopback_available, is_gunicorn,
+                      listening_socket, pid_alive)
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -355,11 +356,7 @@ def test_unix_socket_replaces_stale_socket_file(serve, tmp_path):
 
 
 def test_inherited_fd_bind(serve):
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    port = listener.getsockname()[1]
+    listener, port = listening_socket()
     fd = listener.fileno()
     try:
         server = serve("-b", "fd://%d" % fd, "hello:app", bind=("127.0.0.1", port),

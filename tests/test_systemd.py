@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 
-from conftest import APPS_DIR, base_env, is_gunicorn, server_command
+from conftest import APPS_DIR, base_env, is_gunicorn, listening_socket, server_command
 
 
 def _messages(sock, until, timeout=15.0):
@@ -62,11 +62,7 @@ def test_socket_activation(tmp_path):
     # What systemd does: a bound, listening socket at fd 3, LISTEN_FDS=1 and LISTEN_PID set
     # to the server's own pid (the shell's pid survives `exec`). No -b is given: the
     # server must serve on the socket it was handed, not on the default 127.0.0.1:8000.
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    port = listener.getsockname()[1]
+    listener, port = listening_socket()
     fd = listener.fileno()
 
     def move_to_fd3():
