@@ -408,13 +408,17 @@ impl<'s, 'a> Conns<'s, 'a> {
     fn ended(&mut self, mut conn: Box<Connection>) {
         match conn.take_partial() {
             Some((head, body)) => self.dispatch(conn, head, body),
-            None => {
-                if conn.in_epoll {
-                    let _ = self.epoll.delete(borrow(conn.stream.as_raw_fd()));
-                }
-                let _ = conn.stream.shutdown(std::net::Shutdown::Both);
-            }
+            None => self.end(&conn.stream, conn.in_epoll),
         }
+    }
+
+    /// Finish with a connection for good: out of epoll, both directions shut (so a
+    /// `gunicorn.socket` the app kept cannot keep it alive).
+    fn end(&self, stream: &Stream, in_epoll: bool) {
+        if in_epoll {
+            let _ = self.epoll.delete(borrow(stream.as_raw_fd()));
+        }
+        let _ = stream.shutdown(std::net::Shutdown::Both);
     }
 
     /// One-shot interest: an event disarms the descriptor, so a connection handed to a
@@ -491,8 +495,8 @@ impl<'s, 'a> Conns<'s, 'a> {
                 }
                 Entry::Closing(s, ..) => s,
             };
-            let _ = self.epoll.delete(borrow(stream.as_raw_fd()));
-            let _ = stream.shutdown(std::net::Shutdown::Both);
+            // Everything in the table is in the epoll set.
+            self.end(stream, true);
         }
     }
 
