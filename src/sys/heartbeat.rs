@@ -6,6 +6,8 @@
 //! also records when the request in flight started, so a WORKER TIMEOUT can say how long the
 //! worker had been serving it, and carries two flags: the worker asking to be replaced
 //! (`max_requests` reached) and the master asking a stopping worker to drain the backlog.
+//! A gthread worker also publishes how many connections it carries, so workers sharing
+//! the listeners can leave new connections to the least loaded one (see `Beat::peer_load`).
 
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,16 +23,37 @@ const RETIRE_REQUESTED: u64 = 1;
 /// Set by the master before a final graceful stop: accept what is already queued first.
 const DRAIN: u64 = 2;
 
+/// A slot's `load` when its worker takes no new connections (booting, stopping, no free
+/// thread, or a worker class that does not publish).
+const NOT_TAKING: u64 = u64::MAX;
+
 #[repr(C)]
 struct Slot {
     last_beat_ms: AtomicU64,
     request_started_ms: AtomicU64,
     flags: AtomicU64,
+    load: AtomicU64,
+}
+
+#[repr(C)]
+struct Region {
+    /// One past the highest slot ever allocated: how far a worker scans for peers.
+    high: AtomicU64,
+    slots: [Slot; SLOTS],
 }
 
 pub struct Heartbeats {
-    base: NonNull<Slot>,
+    base: NonNull<Region>,
     used: Vec<bool>,
+}
+
+/// What a worker sees of the other workers of its generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerLoad {
+    /// Another booted worker exists.
+    pub any: bool,
+    /// The fewest connections any other worker that is taking connections carries.
+    pub least: Option<u64>,
 }
 
 pub fn monotonic_ms() -> u64 {
@@ -42,10 +65,10 @@ pub fn monotonic_ms() -> u64 {
 
 impl Heartbeats {
     pub fn new() -> std::io::Result<Self> {
-        let len = std::num::NonZeroUsize::new(SLOTS * std::mem::size_of::<Slot>())
-            .expect("non-zero size");
+        let len =
+            std::num::NonZeroUsize::new(std::mem::size_of::<Region>()).expect("non-zero size");
         // SAFETY: an anonymous mapping aliases no existing memory; MAP_SHARED keeps it shared
-        // with every child forked later. The zeroed pages are valid `Slot`s (AtomicU64 zero).
+        // with every child forked later. The zeroed pages are a valid `Region` (all AtomicU64).
         let ptr = unsafe {
             nix::sys::mman::mmap_anonymous(
                 None,
@@ -61,11 +84,14 @@ impl Heartbeats {
         })
     }
 
+    fn region(&self) -> &Region {
+        // SAFETY: the mapping holds one `Region` for the life of `self`; all access goes
+        // through atomics, so concurrent use by other processes is sound.
+        unsafe { self.base.as_ref() }
+    }
+
     fn slot(&self, idx: usize) -> &Slot {
-        assert!(idx < SLOTS);
-        // SAFETY: idx < SLOTS and the mapping holds SLOTS slots for the life of `self`;
-        // all access goes through atomics, so concurrent use by other processes is sound.
-        unsafe { &*self.base.as_ptr().add(idx) }
+        &self.region().slots[idx]
     }
 
     /// Reserve a slot for a worker about to be forked, marked as booting.
@@ -76,12 +102,20 @@ impl Heartbeats {
         s.last_beat_ms.store(BOOTING, Ordering::Relaxed);
         s.request_started_ms.store(0, Ordering::Relaxed);
         s.flags.store(0, Ordering::Relaxed);
+        s.load.store(NOT_TAKING, Ordering::Relaxed);
+        self.region()
+            .high
+            .fetch_max(idx as u64 + 1, Ordering::SeqCst);
         Some(idx)
     }
 
     pub fn release(&mut self, idx: usize) {
         if idx < SLOTS {
             self.used[idx] = false;
+            // A dead worker is nobody's peer any more.
+            let s = self.slot(idx);
+            s.load.store(NOT_TAKING, Ordering::Relaxed);
+            s.last_beat_ms.store(BOOTING, Ordering::Relaxed);
         }
     }
 
@@ -111,8 +145,10 @@ impl Heartbeats {
     }
 
     pub fn handle(&self, idx: usize) -> Beat {
+        assert!(idx < SLOTS);
         Beat {
-            slot: self.slot(idx) as *const Slot,
+            region: self.base.as_ptr(),
+            idx,
         }
     }
 }
@@ -120,7 +156,8 @@ impl Heartbeats {
 /// The worker's side of its slot. Only valid in the process that inherited the mapping.
 #[derive(Clone, Copy)]
 pub struct Beat {
-    slot: *const Slot,
+    region: *const Region,
+    idx: usize,
 }
 
 // SAFETY: the pointer targets a MAP_SHARED mapping that lives as long as the process
@@ -130,9 +167,41 @@ unsafe impl Send for Beat {}
 unsafe impl Sync for Beat {}
 
 impl Beat {
-    fn slot(&self) -> &Slot {
+    fn region(&self) -> &Region {
         // SAFETY: see the Send impl: the mapping outlives every Beat.
-        unsafe { &*self.slot }
+        unsafe { &*self.region }
+    }
+
+    fn slot(&self) -> &Slot {
+        &self.region().slots[self.idx]
+    }
+
+    /// Publish how many connections this worker carries, or None when it takes no new ones.
+    pub fn publish_load(&self, load: Option<u64>) {
+        let v = load.map_or(NOT_TAKING, |n| n.min(NOT_TAKING - 1));
+        self.slot().load.store(v, Ordering::Relaxed);
+    }
+
+    /// The other booted workers of this generation, and the least load among those taking
+    /// connections. Reads a few atomics per worker: cheap enough for every loop turn.
+    pub fn peer_load(&self) -> PeerLoad {
+        let r = self.region();
+        let high = (r.high.load(Ordering::Relaxed) as usize).min(SLOTS);
+        let mut out = PeerLoad {
+            any: false,
+            least: None,
+        };
+        for (i, s) in r.slots[..high].iter().enumerate() {
+            if i == self.idx || s.last_beat_ms.load(Ordering::Relaxed) == BOOTING {
+                continue;
+            }
+            out.any = true;
+            let load = s.load.load(Ordering::Relaxed);
+            if load != NOT_TAKING {
+                out.least = Some(out.least.map_or(load, |l: u64| l.min(load)));
+            }
+        }
+        out
     }
 
     pub fn notify(&self) {
@@ -167,5 +236,51 @@ impl Beat {
     /// Whether the master asked this worker to accept what is queued before it exits.
     pub fn drain_requested(&self) -> bool {
         self.slot().flags.load(Ordering::SeqCst) & DRAIN != 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_are_booted_workers_and_least_load_skips_those_not_taking() {
+        let mut hb = Heartbeats::new().unwrap();
+        let (a, b, c) = (
+            hb.allocate().unwrap(),
+            hb.allocate().unwrap(),
+            hb.allocate().unwrap(),
+        );
+        let (ba, bb, bc) = (hb.handle(a), hb.handle(b), hb.handle(c));
+        ba.notify();
+        assert_eq!(
+            ba.peer_load(),
+            PeerLoad {
+                any: false,
+                least: None
+            },
+            "booting workers are not peers"
+        );
+        bb.notify();
+        bc.notify();
+        assert_eq!(ba.peer_load().least, None, "nobody published a load yet");
+        assert!(ba.peer_load().any);
+        bb.publish_load(Some(30));
+        bc.publish_load(Some(12));
+        ba.publish_load(Some(1));
+        assert_eq!(
+            ba.peer_load().least,
+            Some(12),
+            "a worker is not its own peer"
+        );
+        bc.publish_load(None);
+        assert_eq!(ba.peer_load().least, Some(30));
+        hb.release(b);
+        assert_eq!(
+            ba.peer_load().least,
+            None,
+            "a released slot is nobody's peer"
+        );
+        assert_eq!(bb.peer_load().least, Some(1));
     }
 }

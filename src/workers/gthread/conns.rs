@@ -33,6 +33,9 @@ const CLOSE_DRAIN_LIMIT: usize = 64 * 1024;
 /// How long a worker holding at least `threads` connections waits between accepts.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(1);
 const ACCEPT_YOUNG: Duration = Duration::from_millis(50);
+/// How many more live connections than the least loaded worker a worker may carry before it
+/// leaves new ones to that worker.
+const BALANCE_SLACK: u64 = 2;
 /// How long a connection may wait, unclaimed by any free worker, before a busy one takes it.
 const SATURATED_ACCEPT: Duration = Duration::from_millis(5);
 
@@ -88,8 +91,10 @@ pub struct Conns<'s, 'a> {
     /// Since when the saturated worker has seen connections waiting (`take_unclaimed`).
     queued_since: Option<Instant>,
     last_queue_check: Instant,
-    /// Several workers share the listeners: worth spreading connections over them.
-    spread: bool,
+    /// Other workers share the listeners: worth spreading connections over them.
+    peers: bool,
+    /// Another worker taking connections carries fewer (`update_accepting`).
+    crowded: bool,
     stopping: Option<Instant>,
     next_scan: Instant,
 }
@@ -128,7 +133,8 @@ impl<'s, 'a> Conns<'s, 'a> {
             last_accept: Instant::now(),
             queued_since: None,
             last_queue_check: Instant::now(),
-            spread: cfg.workers > 1,
+            peers: false,
+            crowded: false,
             stopping: None,
             next_scan: Instant::now(),
         }
@@ -220,17 +226,23 @@ impl<'s, 'a> Conns<'s, 'a> {
 
     /// Whether to listen for new connections: while a thread is free. A final stop takes
     /// everything queued; any other stop takes nothing.
+    ///
+    /// Queued requests count against the free threads only once two or more threads are in
+    /// the app: then the app blocks and a queued request waits for one to come back. With at
+    /// most one request in the app the leader runs the queue back to back at CPU speed, and
+    /// refusing connections then would only hand them to whichever worker next gives up
+    /// waiting (`take_unclaimed`), piling keep-alive connections onto one worker.
     fn has_capacity(&self) -> bool {
         if self.stopping.is_some() {
             return self.st.ctx.beat.drain_requested();
         }
-        self.busy + self.ready.len() < self.threads
+        self.busy < self.threads && (self.busy <= 1 || self.busy + self.ready.len() < self.threads)
     }
 
     /// A worker whose threads are all busy does not listen, so the kernel wakes a free
     /// worker for each new connection. It only looks at the queue: a connection still
     /// there after `SATURATED_ACCEPT` was left by every other worker too (all busy), and is
-    /// taken now, with whatever queued behind it, rather than starve behind this worker's
+    /// taken now, with a batch queued behind it, rather than starve behind this worker's
     /// kept-alive connections.
     fn take_unclaimed(&mut self) {
         let now = Instant::now();
@@ -268,12 +280,31 @@ impl<'s, 'a> Conns<'s, 'a> {
     /// worker per connection instead of all of them.
     ///
     /// Keep-alive connections stay with the worker that accepted them, so with several
-    /// workers one that already carries as many live connections as it has threads waits
-    /// `ACCEPT_BACKOFF` between accepts: a less loaded worker takes the burst instead, and
-    /// connections spread over the workers rather than piling onto whichever woke first.
+    /// workers the kernel's choice of waker decides how the load is split, and it is often
+    /// lopsided (53 of 64 wrk connections on one of two workers). So each worker publishes
+    /// its live connections in its heartbeat slot, and one that carries at least `threads`
+    /// of them stops listening while another worker that is taking connections carries
+    /// `BALANCE_SLACK` fewer; otherwise it waits `ACCEPT_BACKOFF` between accepts. A
+    /// connection nobody takes is still taken after `SATURATED_ACCEPT` (`take_unclaimed`).
     fn update_accepting(&mut self) {
-        let loaded = self.spread && self.live_connections() >= self.threads;
-        self.accept_deferred = loaded && self.last_accept.elapsed() < ACCEPT_BACKOFF;
+        let beat = self.st.ctx.beat;
+        let peers = beat.peer_load();
+        self.peers = peers.any;
+        let live = if peers.any {
+            self.live_connections()
+        } else {
+            0
+        };
+        let taking = self.stopping.is_none() && self.has_capacity();
+        if peers.any {
+            beat.publish_load(taking.then_some(live as u64));
+        }
+        let loaded = peers.any && live >= self.threads;
+        self.crowded = peers
+            .least
+            .is_some_and(|least| live as u64 > least + BALANCE_SLACK);
+        self.accept_deferred =
+            loaded && (self.crowded || self.last_accept.elapsed() < ACCEPT_BACKOFF);
         let want = self.has_capacity() && !self.accept_deferred;
         if want == self.accepting {
             return;
@@ -300,16 +331,23 @@ impl<'s, 'a> Conns<'s, 'a> {
     }
 
     /// Accept from listener `idx`: a few at a time while threads are free, or everything
-    /// queued when `unclaimed` (see `take_unclaimed`).
+    /// queued when `unclaimed` (see `take_unclaimed`), a batch at a time.
     fn accept_from(&mut self, idx: usize, unclaimed: bool) {
         let cfg = self.st.ctx.cfg;
         let Some(listener) = self.st.ctx.listeners.get(idx) else {
             return;
         };
         // A loaded worker takes one connection per turn (see `update_accepting`).
+        // Unclaimed connections come in batches of `threads`, or singly while a less loaded
+        // worker is taking: a worker that was only descheduled for a moment (two cores, three
+        // busy processes) must not lose a whole burst to whichever gave up waiting first.
         let mut room = if unclaimed {
-            usize::MAX
-        } else if self.spread && self.live_connections() >= self.threads {
+            if self.crowded {
+                1
+            } else {
+                self.threads
+            }
+        } else if self.peers && self.live_connections() >= self.threads {
             1
         } else {
             self.threads
