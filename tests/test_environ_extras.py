@@ -2,10 +2,12 @@
 
 import json
 import socket
+import time
 
+import pytest
 import requests
 
-from conftest import raw_request
+from conftest import raw_request, wait_until
 
 
 def test_early_hints_send_103_before_the_response(serve):
@@ -56,3 +58,72 @@ def test_gunicorn_socket_is_the_client_connection(serve):
         assert tuple(info["local"]) == server.address
     # Closing the app's socket object must not break the server.
     assert requests.get(server.url + "/socket", timeout=10).status_code == 200
+
+
+def _get_json(conn, path):
+    conn.request("GET", path)
+    resp = conn.getresponse()
+    assert resp.status == 200
+    return json.loads(resp.read())
+
+
+def test_gthread_keeps_one_gunicorn_socket_per_connection(serve):
+    # Gunicorn's gthread worker hands every request on a connection the same socket object.
+    import http.client
+
+    server = serve("-k", "gthread", "--threads", "2", "extras:app", ready_path="/socket")
+    conn = http.client.HTTPConnection(*server.address, timeout=10)
+    try:
+        first = _get_json(conn, "/socket-id")
+        second = _get_json(conn, "/socket-id")
+        assert first["id"] == second["id"]
+        assert first["peer"] == list(conn.sock.getsockname())
+    finally:
+        conn.close()
+
+
+@pytest.mark.ferrocorn_only
+def test_gthread_app_closing_gunicorn_socket_leaves_the_connection_working(serve):
+    # The object wraps a duplicate descriptor, so the app closing it closes only its own
+    # copy; the next request gets a fresh object. (Gunicorn hands out the connection's own
+    # socket, so closing it ends the connection.)
+    import http.client
+
+    server = serve("-k", "gthread", "--threads", "2", "extras:app", ready_path="/socket")
+    conn = http.client.HTTPConnection(*server.address, timeout=10)
+    try:
+        first = _get_json(conn, "/socket-close")
+        second = _get_json(conn, "/socket-id")
+        assert second["peer"] == first["peer"]
+    finally:
+        conn.close()
+
+
+def test_gthread_closes_the_socket_objects_of_finished_connections(serve):
+    # Each kept-alive connection holds a duplicate descriptor in its socket object; those
+    # must be closed with the connection, however it ends (client close, idle timeout).
+    import http.client
+
+    server = serve("-k", "gthread", "--threads", "2", "-w", "1", "--keep-alive", "1",
+                   "extras:app", ready_path="/socket")
+    probe = http.client.HTTPConnection(*server.address, timeout=10)
+    baseline = _get_json(probe, "/socket-id")["fds"]
+    probe.close()
+    for _ in range(3):
+        conns = [http.client.HTTPConnection(*server.address, timeout=10) for _ in range(30)]
+        for c in conns:
+            _get_json(c, "/socket-id")
+        for c in conns[:15]:
+            c.close()  # the client ends these; the other 15 time out on the server
+        time.sleep(1.6)
+        for c in conns[15:]:
+            c.close()
+
+    def settled():
+        probe = http.client.HTTPConnection(*server.address, timeout=10)
+        try:
+            return _get_json(probe, "/socket-id")["fds"] <= baseline + 2
+        finally:
+            probe.close()
+
+    wait_until(settled, timeout=10, what="descriptors back to the baseline")

@@ -66,6 +66,11 @@ pub struct Conn<'a> {
     pub listener: &'a Listener,
     /// What a PROXY protocol header at the start of the connection said.
     pub proxy: Option<ferrocorn_h1::ProxyInfo>,
+    /// `gunicorn.socket`: in, the object an earlier request on this connection used (so a
+    /// kept-alive connection makes one, as Gunicorn's gthread worker does, instead of a
+    /// dup, getsockname and close per request); out, the object to use next time, left
+    /// here only when the connection stays open and the caller keeps it.
+    pub app_socket: std::cell::RefCell<Option<Py<PyAny>>>,
 }
 
 /// Answer a request that could not be parsed with Gunicorn's status line and page.
@@ -121,7 +126,8 @@ pub fn base_environ(
 }
 
 /// The environ keys tied to this connection: `gunicorn.socket` (a Python socket over a
-/// duplicate of the descriptor, so the app closing it cannot close ours) and
+/// duplicate of the descriptor, so the app closing it cannot close ours; reused from an
+/// earlier request on the connection unless the app closed or detached it) and
 /// `wsgi.early_hints`.
 fn add_connection_keys(
     py: Python<'_>,
@@ -130,11 +136,32 @@ fn add_connection_keys(
     conn: &Conn<'_>,
     resp: &Shared,
 ) -> PyResult<Py<PyAny>> {
+    let kept = conn.app_socket.borrow_mut().take();
+    let sock = match kept {
+        Some(s) if s.call_method0(py, "fileno")?.extract::<i64>(py)? >= 0 => s.into_bound(py),
+        _ => new_app_socket(py, base, conn)?,
+    };
+    env.set_item(pyo3::intern!(py, "gunicorn.socket"), &sock)?;
+    let hints = Py::new(
+        py,
+        EarlyHints {
+            state: resp.clone(),
+        },
+    )?;
+    env.set_item(pyo3::intern!(py, "wsgi.early_hints"), hints)?;
+    Ok(sock.unbind())
+}
+
+fn new_app_socket<'py>(
+    py: Python<'py>,
+    base: &BaseEnviron,
+    conn: &Conn<'_>,
+) -> PyResult<Bound<'py, PyAny>> {
     use std::os::fd::{AsRawFd, IntoRawFd};
     let fd = nix::unistd::dup(crate::sys::process::borrow_fd(conn.stream.as_raw_fd()))
         .map_err(|e| pyo3::exceptions::PyOSError::new_err(e.to_string()))?;
     // Family, type and protocol given (as Python's own accept() does) spare the socket
-    // object three probing syscalls per request.
+    // object probing syscalls.
     let family = match conn.listener.local_tcp() {
         Some(std::net::SocketAddr::V4(_)) => libc::AF_INET,
         Some(std::net::SocketAddr::V6(_)) => libc::AF_INET6,
@@ -145,16 +172,23 @@ fn add_connection_keys(
     kwargs.set_item("type", libc::SOCK_STREAM)?;
     kwargs.set_item("proto", 0)?;
     kwargs.set_item("fileno", fd.into_raw_fd())?;
-    let sock = base.socket_class.bind(py).call((), Some(&kwargs))?;
-    env.set_item(pyo3::intern!(py, "gunicorn.socket"), &sock)?;
-    let hints = Py::new(
-        py,
-        EarlyHints {
-            state: resp.clone(),
-        },
-    )?;
-    env.set_item(pyo3::intern!(py, "wsgi.early_hints"), hints)?;
-    Ok(sock.unbind())
+    base.socket_class.bind(py).call((), Some(&kwargs))
+}
+
+/// Close a `gunicorn.socket` object with detach() and close(2) rather than socket.close(),
+/// which lets go of the GIL around close(2): a release per request would hand the GIL to a
+/// waiting thread.
+pub fn close_app_socket(py: Python<'_>, sock: Py<PyAny>) {
+    if let Ok(fd) = sock
+        .call_method0(py, "detach")
+        .and_then(|f| f.extract::<i32>(py))
+    {
+        if fd >= 0 {
+            // SAFETY: detach() gave us sole ownership of this descriptor (the duplicate
+            // made for the socket object), and nothing else refers to it.
+            drop(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+        }
+    }
 }
 
 struct Outcome {
@@ -479,24 +513,18 @@ pub fn handle_request(
     } else {
         None
     };
-    // Whatever the app kept (the environ, wsgi.input, start_response, gunicorn.socket)
-    // lets go of the connection now, so the worker's close is final, as Gunicorn's is.
+    // Whatever the app kept (the environ, wsgi.input, start_response) lets go of the
+    // connection now, so the worker's close is final, as Gunicorn's is; gunicorn.socket
+    // lives as long as the connection.
     if let Ok(mut r) = reader.lock() {
         r.release();
     }
     lock(&resp).release();
     if let Some(sock) = app_socket {
-        // detach() and close(2) here rather than socket.close(), which lets go of the GIL
-        // around close(2): a release per request would hand the GIL to a waiting thread.
-        if let Ok(fd) = sock
-            .call_method0(py, "detach")
-            .and_then(|f| f.extract::<i32>(py))
-        {
-            if fd >= 0 {
-                // SAFETY: detach() gave us sole ownership of this descriptor (the duplicate
-                // made for the socket object), and nothing else refers to it.
-                drop(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
-            }
+        if leftover.is_some() {
+            *conn.app_socket.borrow_mut() = Some(sock);
+        } else {
+            close_app_socket(py, sock);
         }
     }
     if !st.threaded {

@@ -283,8 +283,12 @@ fn handle(
                 peer: peer.clone(),
                 listener,
                 proxy: proxy_info,
+                app_socket: Default::default(),
             };
             request::handle_request(py, st, pcfg, &conn, *head, leftover, true)?;
+            if let Some(sock) = conn.app_socket.take() {
+                request::close_app_socket(py, sock);
+            }
         }
     }
     drop_stream(py, stream);

@@ -1,6 +1,7 @@
 """Uses the environ keys tied to the connection: wsgi.early_hints and gunicorn.socket."""
 
 import json
+import os
 
 
 def app(environ, start_response):
@@ -24,6 +25,12 @@ def app(environ, start_response):
     elif path == "/socket":
         sock = environ["gunicorn.socket"]
         body = json.dumps({"peer": list(sock.getpeername()), "local": list(sock.getsockname())}).encode()
+    elif path in ("/socket-id", "/socket-close"):
+        sock = environ["gunicorn.socket"]
+        body = json.dumps({"id": id(sock), "peer": list(sock.getpeername()),
+                           "pid": os.getpid(), "fds": len(os.listdir("/proc/self/fd"))}).encode()
+        if path == "/socket-close":
+            sock.close()
     else:
         body = b"?"
     start_response("200 OK", [("Content-Length", str(len(body)))])

@@ -2,9 +2,17 @@
 //! head parser's progress, an optional PROXY header, and the body bytes gathered before the
 //! request goes to a Python thread. Non-blocking reads only; no Python, no writes except
 //! the error page of a request that cannot be parsed.
+//!
+//! It also holds the connection's `gunicorn.socket` object between requests. Dropping that
+//! would run Python (the socket's finalizer), which must never happen under the table's
+//! lock, so a dropped connection buries it instead and the leader closes the buried ones
+//! outside the lock (`close_buried`).
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+use pyo3::prelude::*;
 
 use ferrocorn_h1::{
     parse_proxy_header, BodyKind, HeadParser, ParseError, ParserConfig, ProxyInfo, ProxyParse,
@@ -46,6 +54,37 @@ pub struct Connection {
     pub in_epoll: bool,
     /// The peer closed its side (or reading failed): nothing more will arrive.
     pub eof: bool,
+    /// The `gunicorn.socket` object of this connection's requests.
+    pub app_socket: KeptSocket,
+}
+
+/// Socket objects of dropped connections, waiting for a thread holding the GIL and no lock.
+static BURIED: Mutex<Vec<Py<PyAny>>> = Mutex::new(Vec::new());
+static BURIED_COUNT: AtomicUsize = AtomicUsize::new(0);
+
+#[derive(Default)]
+pub struct KeptSocket(pub Option<Py<PyAny>>);
+
+impl Drop for KeptSocket {
+    fn drop(&mut self) {
+        if let Some(sock) = self.0.take() {
+            BURIED.lock().unwrap_or_else(|p| p.into_inner()).push(sock);
+            BURIED_COUNT.fetch_add(1, Ordering::Release);
+        }
+    }
+}
+
+/// Close the socket objects of connections dropped since the last call. Call with the GIL
+/// and without the table's lock.
+pub fn close_buried(py: Python<'_>) {
+    if BURIED_COUNT.load(Ordering::Acquire) == 0 {
+        return;
+    }
+    let socks = std::mem::take(&mut *BURIED.lock().unwrap_or_else(|p| p.into_inner()));
+    BURIED_COUNT.fetch_sub(socks.len(), Ordering::AcqRel);
+    for sock in socks {
+        crate::workers::request::close_app_socket(py, sock);
+    }
 }
 
 pub enum Progress {
@@ -82,6 +121,7 @@ impl Connection {
             started: false,
             in_epoll: false,
             eof: false,
+            app_socket: KeptSocket::default(),
         }
     }
 

@@ -20,6 +20,7 @@ use nix::sys::epoll::{Epoll, EpollEvent, EpollTimeout};
 use nix::sys::eventfd::EventFd;
 use pyo3::prelude::*;
 
+use super::conn;
 use super::conns::{Conns, Done, Job, WAKE};
 use crate::workers::base::WorkerState;
 use crate::workers::request::{self, Conn};
@@ -239,6 +240,7 @@ fn lead(py: Python<'_>, sh: &Shared<'_, '_>, id: usize, events: &mut [EpollEvent
                 let _ = sh.main_wake.write(1);
             }
         }
+        conn::close_buried(py);
         if let Some(job) = job {
             if !serve_job(py, sh, id, job) {
                 return false;
@@ -316,7 +318,7 @@ fn serve_job(py: Python<'_>, sh: &Shared<'_, '_>, id: usize, job: Job) -> bool {
 
 fn serve(py: Python<'_>, sh: &Shared<'_, '_>, job: Job) -> Done {
     let Job {
-        conn,
+        mut conn,
         head,
         leftover,
         close,
@@ -327,11 +329,13 @@ fn serve(py: Python<'_>, sh: &Shared<'_, '_>, job: Job) -> Done {
         peer: conn.peer.clone(),
         listener,
         proxy: conn.proxy_info.clone(),
+        app_socket: std::cell::RefCell::new(conn.app_socket.0.take()),
     };
     // A bug on the request path must cost one connection, never the worker.
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         request::handle_request(py, sh.st, sh.pcfg, &rconn, *head, leftover, close)
     }));
+    conn.app_socket.0 = rconn.app_socket.take();
     match outcome {
         Ok(Ok(Some(rest))) => Done::KeepAlive(conn, rest),
         Ok(Ok(None)) => Done::Close(conn),
