@@ -28,8 +28,11 @@ use crate::workers::request::{self, Conn};
 /// A request that has held the leader this long is sliced with the others (Gunicorn's
 /// threads share the GIL this way).
 const LONG_REQUEST: Duration = Duration::from_millis(20);
-/// How long a spare that gave the GIL back to a busy leader waits before asking again.
-const SPARE_BACKOFF: Duration = Duration::from_micros(500);
+/// How long the leader's request must have been in the app before the spare asks for the
+/// GIL to see whether it is blocked.
+const WATCH: Duration = Duration::from_micros(300);
+/// A spare whose leader has been idle this long parks (the next request wakes one).
+const SPARE_IDLE: Duration = Duration::from_millis(100);
 /// How long a leader that let go of the GIL in the app may take to come back for it before
 /// the spare counts it as blocked.
 const GRACE: Duration = Duration::from_micros(100);
@@ -157,14 +160,24 @@ pub fn thread_main(sh: &Shared<'_, '_>, id: usize) {
             Role::Exit => return,
             Role::Leader => Python::attach(|py| lead(py, sh, id, &mut events)),
             Role::Spare => {
-                let asked = Instant::now();
-                Python::attach(|py| {
-                    if spare(py, sh, id, asked) {
-                        lead(py, sh, id, &mut events)
-                    } else {
-                        false
+                let mut gave_back = None;
+                loop {
+                    if !watch(sh, gave_back) {
+                        break false;
                     }
-                })
+                    let asked = Instant::now();
+                    let outcome = Python::attach(|py| match spare(py, sh, id, asked) {
+                        Spare::Lead => Some(lead(py, sh, id, &mut events)),
+                        Spare::Park => Some(false),
+                        Spare::Watch(seq) => {
+                            gave_back = seq;
+                            None
+                        }
+                    });
+                    if let Some(exit) = outcome {
+                        break exit;
+                    }
+                }
             }
         };
         if exit {
@@ -173,41 +186,88 @@ pub fn thread_main(sh: &Shared<'_, '_>, id: usize) {
     }
 }
 
-/// Wait for the GIL as spare. True when this thread has become the leader; false to park.
+/// Watch the leader without the GIL, waking every `WATCH` at most. True once the leader's
+/// request has been in the app for `WATCH` (for `LONG_REQUEST` if it is request
+/// `gave_back`, a busy one the spare already gave the GIL back to): then it is worth asking
+/// for the GIL. False to park: shutting down, nobody leads, or the leader idle for
+/// `SPARE_IDLE`. A request of a few microseconds therefore never wakes anybody, where
+/// asking for the GIL on every request cost each one a few thread switches.
+fn watch(sh: &Shared<'_, '_>, gave_back: Option<u64>) -> bool {
+    let mut c = locked(&sh.ctl);
+    let mut idle_since: Option<Instant> = None;
+    loop {
+        if c.shutdown || c.leader.is_none() {
+            c.spares -= 1;
+            return false;
+        }
+        let wait = match (c.leader_in_app, c.app_started) {
+            (true, Some(started)) => {
+                idle_since = None;
+                let due = if gave_back == Some(c.app_seq) {
+                    LONG_REQUEST
+                } else {
+                    WATCH
+                };
+                match due.checked_sub(started.elapsed()) {
+                    Some(left) if !left.is_zero() => left,
+                    _ => return true,
+                }
+            }
+            _ => {
+                if idle_since.get_or_insert_with(Instant::now).elapsed() >= SPARE_IDLE {
+                    c.spares -= 1;
+                    return false;
+                }
+                WATCH
+            }
+        };
+        c = sh
+            .cv
+            .wait_timeout(c, wait)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+    }
+}
+
+enum Spare {
+    /// This thread leads now.
+    Lead,
+    Park,
+    /// Back to watching; `Some(seq)`: the GIL went back to request `seq`, which is busy.
+    Watch(Option<u64>),
+}
+
+/// Wait for the GIL as spare and decide what it meant.
 ///
 /// Getting the GIL quickly while the leader is in the app means the leader let go of it:
 /// blocked (take over), or only for a moment (a close(2), a short write). The spare tells
 /// them apart by letting `GRACE` pass and looking again: a leader still on the same request
 /// is blocked. Getting it only after a switch interval means CPython made a busy leader let
 /// go: give it back, unless that request has run for `LONG_REQUEST`.
-fn spare(py: Python<'_>, sh: &Shared<'_, '_>, id: usize, mut asked: Instant) -> bool {
+fn spare(py: Python<'_>, sh: &Shared<'_, '_>, id: usize, mut asked: Instant) -> Spare {
     let mut suspect: Option<u64> = None;
     loop {
         let waited = asked.elapsed();
         let mut c = locked(&sh.ctl);
         if c.shutdown {
             c.spares -= 1;
-            return false;
+            return Spare::Park;
         }
         if c.leader.is_some() {
             if !c.leader_in_app {
-                c.spares -= 1;
-                return false;
+                return Spare::Watch(None);
             }
             // We hold the GIL, so the leader is not running Python.
             let long = c.app_started.is_some_and(|t| t.elapsed() >= LONG_REQUEST);
             let blocked = waited < sh.voluntary && suspect == Some(c.app_seq);
             if !long && !blocked {
-                let pause = if waited < sh.voluntary {
-                    suspect = Some(c.app_seq);
-                    GRACE
-                } else {
-                    suspect = None;
-                    SPARE_BACKOFF
-                };
+                if waited >= sh.voluntary {
+                    return Spare::Watch(Some(c.app_seq));
+                }
+                suspect = Some(c.app_seq);
                 drop(c);
                 asked = py.detach(|| {
-                    std::thread::sleep(pause);
+                    std::thread::sleep(GRACE);
                     Instant::now()
                 });
                 continue;
@@ -217,7 +277,7 @@ fn spare(py: Python<'_>, sh: &Shared<'_, '_>, id: usize, mut asked: Instant) -> 
         c.leader = Some(id);
         c.leader_in_app = false;
         c.app_started = None;
-        return true;
+        return Spare::Lead;
     }
 }
 
