@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use ferrocorn_h1::{ParseError, ParserConfig, RequestHead};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use super::base::WorkerState;
 use super::hook_objects;
@@ -71,6 +71,18 @@ pub struct Conn<'a> {
     /// dup, getsockname and close per request); out, the object to use next time, left
     /// here only when the connection stays open and the caller keeps it.
     pub app_socket: std::cell::RefCell<Option<Py<PyAny>>>,
+    /// The caller sends a response held in memory itself (`Served::unsent`).
+    pub defer_writes: bool,
+}
+
+/// How a request ended, for the caller.
+pub struct Served {
+    /// The bytes received past the request (a pipelined next one) when the connection may
+    /// carry another request; None when it must close.
+    pub keep: Option<Vec<u8>>,
+    /// Response bytes the caller must still send, before anything else on the connection
+    /// (only with `Conn::defer_writes`).
+    pub unsent: Vec<u8>,
 }
 
 /// Answer a request that could not be parsed with Gunicorn's status line and page.
@@ -246,6 +258,7 @@ fn run_app(
     environ: &Bound<'_, PyDict>,
     resp: &Shared,
     sendfile_wrapper: Option<&Py<PyAny>>,
+    defer: bool,
 ) -> Outcome {
     let sr = match Py::new(
         py,
@@ -260,6 +273,14 @@ fn run_app(
         Ok(r) => r,
         Err(e) => return Outcome { error: Some(e) },
     };
+    // A list or tuple is the whole body, in memory: nothing is gained by writing it before
+    // the app is done, and the caller may send it on another thread. Anything else may
+    // stream (a generator pausing between chunks), so it goes out as it comes.
+    if defer
+        && (result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>())
+    {
+        lock(resp).defer();
+    }
     let mut error = None;
     let iterate = || -> PyResult<()> {
         let items = if try_sendfile(py, &result, sendfile_wrapper, resp)? {
@@ -312,8 +333,7 @@ fn run_app(
 /// closes the connection instead.
 const DRAIN_LIMIT: usize = 1 << 20;
 
-/// Serve one request. Returns the bytes already received past it (a pipelined next request)
-/// when the connection may carry another request, None when it must close.
+/// Serve one request.
 pub fn handle_request(
     py: Python<'_>,
     st: &WorkerState<'_>,
@@ -322,7 +342,7 @@ pub fn handle_request(
     head: RequestHead,
     leftover: Vec<u8>,
     force_close: bool,
-) -> PyResult<Option<Vec<u8>>> {
+) -> PyResult<Served> {
     let cfg = st.ctx.cfg;
     // One slot per worker: with several threads the loop's beat is what counts.
     if !st.threaded {
@@ -414,7 +434,7 @@ pub fn handle_request(
             app_socket = Some(add_connection_keys(py, &env, &st.base, conn, &resp)?);
             let wrapper =
                 (cfg.sendfile_enabled() && !cfg.is_ssl()).then_some(&st.base.file_wrapper);
-            let outcome = run_app(py, &st.app, &env, &resp, wrapper);
+            let outcome = run_app(py, &st.app, &env, &resp, wrapper, conn.defer_writes);
             (Some(env), outcome)
         }
         Err(problem) => {
@@ -437,6 +457,8 @@ pub fn handle_request(
     let mut exit_request = None;
     if let Some(err) = outcome.error {
         exit_request = system_exit_code(py, &err).map(|c| (c, err.clone_ref(py)));
+        // The error page, if any, goes straight to the socket: after what was held back.
+        let _ = lock(&resp).flush_deferred(py);
         let mut r = lock(&resp);
         r.must_close = true;
         let body_error = reader.lock().ok().and_then(|mut b| b.failed.take());
@@ -507,6 +529,10 @@ pub fn handle_request(
         let done = reader.lock().map(|b| b.is_done()).unwrap_or(false);
         if done {
             drain()
+        } else if let Err(e) = lock(&resp).flush_deferred(py) {
+            // Flushed first: the client may wait for the answer before sending the rest.
+            error_log::debug(&format!("Ignoring connection error while writing: {e}"));
+            None
         } else {
             py.detach(drain)
         }
@@ -519,7 +545,12 @@ pub fn handle_request(
     if let Ok(mut r) = reader.lock() {
         r.release();
     }
-    lock(&resp).release();
+    let unsent = {
+        let mut r = lock(&resp);
+        let unsent = r.take_deferred();
+        r.release();
+        unsent
+    };
     if let Some(sock) = app_socket {
         if leftover.is_some() {
             *conn.app_socket.borrow_mut() = Some(sock);
@@ -534,7 +565,10 @@ pub fn handle_request(
     if let Some((_, err)) = exit_request {
         return Err(err);
     }
-    Ok(leftover)
+    Ok(Served {
+        keep: leftover,
+        unsent,
+    })
 }
 
 fn log_access(

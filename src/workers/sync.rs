@@ -284,6 +284,7 @@ fn handle(
                 listener,
                 proxy: proxy_info,
                 app_socket: Default::default(),
+                defer_writes: false,
             };
             request::handle_request(py, st, pcfg, &conn, *head, leftover, true)?;
             if let Some(sock) = conn.app_socket.take() {

@@ -3,7 +3,11 @@
 //! Framing follows Gunicorn's `Response`: the app's status and headers are validated (an
 //! invalid one is an app error, so a 500), hop-by-hop headers and the app's Server/Date are
 //! replaced, Content-Length is honoured and enforced, HTTP/1.1 without a length is chunked,
-//! and HEAD/1xx/204/304 carry no body. The GIL is released for every socket write.
+//! and HEAD/1xx/204/304 carry no body. A write that would block releases the GIL.
+//!
+//! A response whose body the app returned as a list or tuple can be held back whole
+//! (`defer`) and handed to the caller instead of written: the gthread worker's writer
+//! thread sends it while the app thread goes on to the next request.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -39,7 +43,12 @@ pub struct ResponseState {
     upgrade: bool,
     warned_body: bool,
     server: &'static str,
+    /// Bytes held back for the caller to send (`defer`), while they fit `DEFER_LIMIT`.
+    deferred: Option<Vec<u8>>,
 }
+
+/// A held-back response larger than this is written at once instead.
+const DEFER_LIMIT: usize = 128 * 1024;
 
 impl ResponseState {
     pub fn new(stream: Arc<Stream>, version: (u8, u8), method: &str, must_close: bool) -> Self {
@@ -58,7 +67,21 @@ impl ResponseState {
             upgrade: false,
             warned_body: false,
             server: "ferrocorn",
+            deferred: None,
         }
+    }
+
+    /// Hold back what is written from now on, up to `DEFER_LIMIT`, for `take_deferred`.
+    pub fn defer(&mut self) {
+        if self.deferred.is_none() {
+            self.deferred = Some(Vec::new());
+        }
+    }
+
+    /// The bytes held back (the caller must send them, in order, before anything else on
+    /// this connection); writing goes straight to the socket again.
+    pub fn take_deferred(&mut self) -> Vec<u8> {
+        self.deferred.take().unwrap_or_default()
     }
 
     /// Let go of the connection at the end of the request, so `start_response`, `write` and
@@ -155,7 +178,7 @@ impl ResponseState {
         self.sent += data.len() as u64;
     }
 
-    fn send(&self, py: Python<'_>, bytes: &[u8]) -> std::io::Result<()> {
+    fn send(&mut self, py: Python<'_>, bytes: &[u8]) -> std::io::Result<()> {
         if bytes.is_empty() {
             return Ok(());
         }
@@ -163,6 +186,19 @@ impl ResponseState {
             .stream
             .clone()
             .ok_or_else(crate::wsgi::input::finished)?;
+        if let Some(held) = self.deferred.as_mut() {
+            if held.len() + bytes.len() <= DEFER_LIMIT {
+                held.extend_from_slice(bytes);
+                return Ok(());
+            }
+            let mut all = self.take_deferred();
+            all.extend_from_slice(bytes);
+            return Self::send_now(py, &stream, &all);
+        }
+        Self::send_now(py, &stream, bytes)
+    }
+
+    fn send_now(py: Python<'_>, stream: &Arc<Stream>, bytes: &[u8]) -> std::io::Result<()> {
         // Most responses fit in the socket buffer: only a write that would block is worth
         // releasing the GIL for (each release is a hand-off to another thread).
         let n = stream.send_now(bytes)?;
@@ -170,7 +206,14 @@ impl ResponseState {
             return Ok(());
         }
         let rest = &bytes[n..];
+        let stream = stream.clone();
         py.detach(move || (&*stream).write_all(rest))
+    }
+
+    /// Write out whatever is held back, before a write that bypasses `send`.
+    pub fn flush_deferred(&mut self, py: Python<'_>) -> std::io::Result<()> {
+        let held = self.take_deferred();
+        self.send(py, &held)
     }
 
     pub fn write(&mut self, py: Python<'_>, data: &[u8]) -> std::io::Result<()> {
@@ -200,6 +243,7 @@ impl ResponseState {
         if let Some(len) = self.response_length {
             count = count.min(len.saturating_sub(self.sent));
         }
+        self.flush_deferred(py)?;
         let mut head = Vec::with_capacity(512);
         if !self.headers_sent {
             self.head_bytes(&mut head);
@@ -408,7 +452,7 @@ impl EarlyHints {
             out.extend_from_slice(b"\r\n");
         }
         out.extend_from_slice(b"\r\n");
-        let st = lock(&self.state);
+        let mut st = lock(&self.state);
         if st.headers_sent || st.version < (1, 1) {
             return Ok(());
         }

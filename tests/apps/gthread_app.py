@@ -1,5 +1,6 @@
 """The gthread tests' app: says which worker and thread served a request, and what it got.
 
+- ``?size=N``: answers N bytes of ``x`` (a body held in memory, as a one-item list).
 - any path, ``?s=SECONDS``: sleeps first, then answers JSON with the path, query, worker pid,
   thread id and ``wsgi.multithread``. ``?spin=SECONDS`` busy-loops in Python instead (holding
   the GIL except where CPython makes it switch).
@@ -72,6 +73,10 @@ def app(environ, start_response):
     path = environ.get("PATH_INFO", "")
     if environ["REQUEST_METHOD"] == "POST" and path == "/stream":
         return _stream(environ, start_response, int(query.get("early", ["0"])[0]))
+    if "size" in query:
+        body = b"x" * int(query["size"][0])
+        start_response("200 OK", _headers("application/octet-stream", len(body)))
+        return [body]
     if environ["REQUEST_METHOD"] == "POST" and path == "/upload":
         digest = hashlib.sha256()
         total = _read_all(environ["wsgi.input"], digest)

@@ -14,6 +14,7 @@ use ferrocorn_h1::{ParseError, ParserConfig, RequestHead};
 use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags, EpollTimeout};
 
 use super::conn::{Connection, Progress};
+use super::writer::Then;
 use crate::net::{Peer, Stream};
 use crate::sys::process;
 use crate::telemetry::error_log;
@@ -74,6 +75,8 @@ pub struct Conns<'s, 'a> {
     ready: VecDeque<Job>,
     /// Requests a thread has taken and not handed back.
     busy: usize,
+    /// Connections whose response is with the writer thread.
+    writing: usize,
     /// Requests that cannot be parsed: the caller answers them outside the lock.
     rejects: Vec<(Box<Connection>, ParseError)>,
     threads: usize,
@@ -121,6 +124,7 @@ impl<'s, 'a> Conns<'s, 'a> {
             reading: 0,
             ready: VecDeque::new(),
             busy: 0,
+            writing: 0,
             rejects: Vec::new(),
             threads,
             max_conns,
@@ -140,9 +144,9 @@ impl<'s, 'a> Conns<'s, 'a> {
         }
     }
 
-    /// Every connection the worker holds: being read, queued, or with a thread.
+    /// Every connection the worker holds: being read, queued, with a thread or the writer.
     fn connections(&self) -> usize {
-        self.reading + self.ready.len() + self.busy
+        self.reading + self.ready.len() + self.busy + self.writing
     }
 
     /// Handle one epoll event (anything but `WAKE`).
@@ -213,6 +217,7 @@ impl<'s, 'a> Conns<'s, 'a> {
     /// load, so a flood of idle or slowloris connections never slows accepting down.
     fn live_connections(&self) -> usize {
         self.busy
+            + self.writing
             + self.ready.len()
             + self
                 .entries
@@ -581,12 +586,31 @@ impl<'s, 'a> Conns<'s, 'a> {
     pub fn give_back(&mut self, done: Done) {
         self.busy = self.busy.saturating_sub(1);
         match done {
-            Done::KeepAlive(mut conn, rest) => {
-                conn.resume(rest);
-                self.admit(conn, false);
-            }
+            Done::KeepAlive(conn, rest) => self.resumed(conn, rest),
             Done::Close(conn) => self.close(conn),
             Done::Gone => {}
+        }
+    }
+
+    fn resumed(&mut self, mut conn: Box<Connection>, rest: Vec<u8>) {
+        conn.resume(rest);
+        self.admit(conn, false);
+    }
+
+    /// A thread hands the connection of its request to the writer thread.
+    pub fn to_writer(&mut self) {
+        self.busy = self.busy.saturating_sub(1);
+        self.writing += 1;
+    }
+
+    /// The writer is done with a connection: its response is out (`Some`), or the client
+    /// is gone (None).
+    pub fn written(&mut self, conn: Box<Connection>, then: Option<Then>) {
+        self.writing = self.writing.saturating_sub(1);
+        match then {
+            Some(Then::KeepAlive(rest)) => self.resumed(conn, rest),
+            Some(Then::Close) => self.close(conn),
+            None => self.end(&conn.stream, conn.in_epoll),
         }
     }
 

@@ -11,6 +11,7 @@
 mod conn;
 mod conns;
 mod threads;
+mod writer;
 
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
@@ -47,6 +48,7 @@ pub fn run(py: Python<'_>, st: &WorkerState<'_>, signals: &WorkerSignals) -> PyR
         )
         .map_err(io)?;
     let conns = conns::Conns::new(st, &pcfg, &epoll, threads);
+    let write_timeout = Duration::from_secs(st.ctx.cfg.timeout.max(1) as u64);
     let sh = threads::Shared::new(
         st,
         &pcfg,
@@ -54,21 +56,35 @@ pub fn run(py: Python<'_>, st: &WorkerState<'_>, signals: &WorkerSignals) -> PyR
         conns,
         wake,
         new_eventfd()?,
+        writer::Writer::new(write_timeout, st.ctx.cfg.workers.max(1) as usize)?,
         Duration::from_secs_f64(switch_interval.max(0.0)),
     );
     py.detach(|| {
         std::thread::scope(|scope| {
-            for i in 0..threads {
-                let sh = &sh;
+            let sh = &sh;
+            let app_threads: Vec<_> = (0..threads)
+                .map(|i| {
+                    std::thread::Builder::new()
+                        .name(format!("ferrocorn-app-{i}"))
+                        .spawn_scoped(scope, move || threads::thread_main(sh, i))
+                        .expect("spawning an app thread")
+                })
+                .collect();
+            if sh.writer.enabled() {
                 std::thread::Builder::new()
-                    .name(format!("ferrocorn-app-{i}"))
-                    .spawn_scoped(scope, move || threads::thread_main(sh, i))
-                    .expect("spawning an app thread");
+                    .name("ferrocorn-writer".into())
+                    .spawn_scoped(scope, move || sh.writer.run(&sh.conns, &sh.wake))
+                    .expect("spawning the writer thread");
             }
-            let result = supervise(st, signals, &sh);
+            let result = supervise(st, signals, sh);
             // Threads finish the requests they hold (a quick stop still lets them answer,
-            // as Gunicorn's interpreter exit joins its pool threads), then return.
+            // as Gunicorn's interpreter exit joins its pool threads), then return; the
+            // writer sends what they left it.
             sh.shutdown();
+            for t in app_threads {
+                let _ = t.join();
+            }
+            sh.writer.shutdown();
             result
         })
     })

@@ -22,6 +22,7 @@ use pyo3::prelude::*;
 
 use super::conn;
 use super::conns::{Conns, Done, Job, WAKE};
+use super::writer::{Outgoing, Then, Writer};
 use crate::workers::base::WorkerState;
 use crate::workers::request::{self, Conn};
 
@@ -66,6 +67,8 @@ pub struct Shared<'s, 'a> {
     pub wake: EventFd,
     /// Wakes the worker's main thread (finished, or a fatal error).
     pub main_wake: EventFd,
+    /// Sends responses the threads finished in memory.
+    pub writer: Writer,
     stop: AtomicBool,
     /// Below this a spare got the GIL because the leader let go, not because CPython
     /// forced a switch (which takes a whole switch interval).
@@ -90,6 +93,7 @@ impl<'s, 'a> Shared<'s, 'a> {
         conns: Conns<'s, 'a>,
         wake: EventFd,
         main_wake: EventFd,
+        writer: Writer,
         switch_interval: Duration,
     ) -> Self {
         Shared {
@@ -101,6 +105,7 @@ impl<'s, 'a> Shared<'s, 'a> {
             cv: Condvar::new(),
             wake,
             main_wake,
+            writer,
             stop: AtomicBool::new(false),
             voluntary: switch_interval.mul_f64(0.8),
         }
@@ -363,11 +368,23 @@ fn serve_job(py: Python<'_>, sh: &Shared<'_, '_>, id: usize, job: Job) -> bool {
         }
         still
     };
-    let queued = {
+    let (queued, outgoing) = {
         let mut conns = locked(&sh.conns);
-        conns.give_back(done);
-        conns.has_ready()
+        let outgoing = match done {
+            Served::Write(out) => {
+                conns.to_writer();
+                Some(out)
+            }
+            Served::Done(done) => {
+                conns.give_back(done);
+                None
+            }
+        };
+        (conns.has_ready(), outgoing)
     };
+    if let Some(out) = outgoing {
+        sh.writer.push(out);
+    }
     if !still && queued {
         // A pipelined request queued by a thread that does not lead: the leader may be
         // blocked in epoll.
@@ -376,7 +393,15 @@ fn serve_job(py: Python<'_>, sh: &Shared<'_, '_>, id: usize, job: Job) -> bool {
     still
 }
 
-fn serve(py: Python<'_>, sh: &Shared<'_, '_>, job: Job) -> Done {
+/// What a thread hands on after a request.
+enum Served {
+    /// The response is out (or the connection is over): back to the table.
+    Done(Done),
+    /// The response is in memory: to the writer thread, which hands the connection back.
+    Write(Outgoing),
+}
+
+fn serve(py: Python<'_>, sh: &Shared<'_, '_>, job: Job) -> Served {
     let Job {
         mut conn,
         head,
@@ -390,15 +415,31 @@ fn serve(py: Python<'_>, sh: &Shared<'_, '_>, job: Job) -> Done {
         listener,
         proxy: conn.proxy_info.clone(),
         app_socket: std::cell::RefCell::new(conn.app_socket.0.take()),
+        defer_writes: sh.writer.enabled(),
     };
     // A bug on the request path must cost one connection, never the worker.
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         request::handle_request(py, sh.st, sh.pcfg, &rconn, *head, leftover, close)
     }));
     conn.app_socket.0 = rconn.app_socket.take();
-    match outcome {
-        Ok(Ok(Some(rest))) => Done::KeepAlive(conn, rest),
-        Ok(Ok(None)) => Done::Close(conn),
+    Served::Done(match outcome {
+        Ok(Ok(served)) => {
+            let then = match served.keep {
+                Some(rest) => Then::KeepAlive(rest),
+                None => Then::Close,
+            };
+            if !served.unsent.is_empty() {
+                return Served::Write(Outgoing {
+                    conn,
+                    bytes: served.unsent,
+                    then,
+                });
+            }
+            match then {
+                Then::KeepAlive(rest) => Done::KeepAlive(conn, rest),
+                Then::Close => Done::Close(conn),
+            }
+        }
         Ok(Err(err)) => {
             // SystemExit from the app or a hook: the worker exits with it, as Gunicorn's
             // gthread worker does.
@@ -413,5 +454,5 @@ fn serve(py: Python<'_>, sh: &Shared<'_, '_>, job: Job) -> Done {
             request::log_request_panic(panic);
             Done::Close(conn)
         }
-    }
+    })
 }
