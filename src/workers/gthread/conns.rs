@@ -598,7 +598,7 @@ impl<'s, 'a> Conns<'s, 'a> {
     }
 
     /// A thread hands the connection of its request to the writer thread.
-    pub fn to_writer(&mut self) {
+    pub fn handed_to_writer(&mut self) {
         self.busy = self.busy.saturating_sub(1);
         self.writing += 1;
     }

@@ -48,7 +48,6 @@ pub fn run(py: Python<'_>, st: &WorkerState<'_>, signals: &WorkerSignals) -> PyR
         )
         .map_err(io)?;
     let conns = conns::Conns::new(st, &pcfg, &epoll, threads);
-    let write_timeout = Duration::from_secs(st.ctx.cfg.timeout.max(1) as u64);
     let sh = threads::Shared::new(
         st,
         &pcfg,
@@ -56,9 +55,8 @@ pub fn run(py: Python<'_>, st: &WorkerState<'_>, signals: &WorkerSignals) -> PyR
         conns,
         wake,
         new_eventfd()?,
-        writer::Writer::new(write_timeout, st.ctx.cfg.workers.max(1) as usize)?,
         Duration::from_secs_f64(switch_interval.max(0.0)),
-    );
+    )?;
     py.detach(|| {
         std::thread::scope(|scope| {
             let sh = &sh;

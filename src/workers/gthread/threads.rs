@@ -93,10 +93,14 @@ impl<'s, 'a> Shared<'s, 'a> {
         conns: Conns<'s, 'a>,
         wake: EventFd,
         main_wake: EventFd,
-        writer: Writer,
         switch_interval: Duration,
-    ) -> Self {
-        Shared {
+    ) -> std::io::Result<Self> {
+        let cfg = st.ctx.cfg;
+        let writer = Writer::new(
+            Duration::from_secs(cfg.timeout.max(1) as u64),
+            cfg.workers.max(1) as usize,
+        )?;
+        Ok(Shared {
             st,
             pcfg,
             epoll,
@@ -108,7 +112,7 @@ impl<'s, 'a> Shared<'s, 'a> {
             writer,
             stop: AtomicBool::new(false),
             voluntary: switch_interval.mul_f64(0.8),
-        }
+        })
     }
 
     /// The worker was told to stop: the leader stops accepting and winds down.
@@ -372,7 +376,7 @@ fn serve_job(py: Python<'_>, sh: &Shared<'_, '_>, id: usize, job: Job) -> bool {
         let mut conns = locked(&sh.conns);
         let outgoing = match done {
             Served::Write(out) => {
-                conns.to_writer();
+                conns.handed_to_writer();
                 Some(out)
             }
             Served::Done(done) => {

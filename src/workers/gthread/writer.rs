@@ -83,7 +83,7 @@ impl Writer {
     }
 
     /// Queue a response. The caller has already moved its connection to the table's
-    /// `writing` count (`Conns::to_writer`).
+    /// `writing` count (`Conns::handed_to_writer`).
     pub fn push(&self, out: Outgoing) {
         let mut q = locked(&self.queue);
         q.jobs.push_back(out);
