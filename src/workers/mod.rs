@@ -3,6 +3,7 @@
 //!
 //! Workers never touch the master's state: what they need arrives in `WorkerContext`.
 
+mod app_socket;
 pub mod base;
 mod gthread;
 mod hook_objects;

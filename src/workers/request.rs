@@ -9,6 +9,7 @@ use ferrocorn_h1::{ParseError, ParserConfig, RequestHead};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
+use super::app_socket;
 use super::base::WorkerState;
 use super::hook_objects;
 use crate::net::{Listener, Peer, Stream};
@@ -16,7 +17,7 @@ use crate::telemetry::{access, error_log};
 use crate::wsgi::app::{format_traceback, system_exit_code};
 use crate::wsgi::environ::{self, BaseEnviron, Local};
 use crate::wsgi::input::{BodyReader, Input};
-use crate::wsgi::response::{lock, EarlyHints, ResponseState, Shared, StartResponse};
+use crate::wsgi::response::{lock, ResponseState, Shared, StartResponse};
 
 type InFlight = (std::thread::ThreadId, String, String, Instant);
 
@@ -135,72 +136,6 @@ pub fn base_environ(
         file_wrapper: objects.getattr("FileWrapper")?.unbind(),
         socket_class: py.import("socket")?.getattr("socket")?.unbind(),
     })
-}
-
-/// The environ keys tied to this connection: `gunicorn.socket` (a Python socket over a
-/// duplicate of the descriptor, so the app closing it cannot close ours; reused from an
-/// earlier request on the connection unless the app closed or detached it) and
-/// `wsgi.early_hints`.
-fn add_connection_keys(
-    py: Python<'_>,
-    env: &Bound<'_, PyDict>,
-    base: &BaseEnviron,
-    conn: &Conn<'_>,
-    resp: &Shared,
-) -> PyResult<Py<PyAny>> {
-    let kept = conn.app_socket.borrow_mut().take();
-    let sock = match kept {
-        Some(s) if s.call_method0(py, "fileno")?.extract::<i64>(py)? >= 0 => s.into_bound(py),
-        _ => new_app_socket(py, base, conn)?,
-    };
-    env.set_item(pyo3::intern!(py, "gunicorn.socket"), &sock)?;
-    let hints = Py::new(
-        py,
-        EarlyHints {
-            state: resp.clone(),
-        },
-    )?;
-    env.set_item(pyo3::intern!(py, "wsgi.early_hints"), hints)?;
-    Ok(sock.unbind())
-}
-
-fn new_app_socket<'py>(
-    py: Python<'py>,
-    base: &BaseEnviron,
-    conn: &Conn<'_>,
-) -> PyResult<Bound<'py, PyAny>> {
-    use std::os::fd::{AsRawFd, IntoRawFd};
-    let fd = nix::unistd::dup(crate::sys::process::borrow_fd(conn.stream.as_raw_fd()))
-        .map_err(|e| pyo3::exceptions::PyOSError::new_err(e.to_string()))?;
-    // Family, type and protocol given (as Python's own accept() does) spare the socket
-    // object probing syscalls.
-    let family = match conn.listener.local_tcp() {
-        Some(std::net::SocketAddr::V4(_)) => libc::AF_INET,
-        Some(std::net::SocketAddr::V6(_)) => libc::AF_INET6,
-        None => libc::AF_UNIX,
-    };
-    let kwargs = PyDict::new(py);
-    kwargs.set_item("family", family)?;
-    kwargs.set_item("type", libc::SOCK_STREAM)?;
-    kwargs.set_item("proto", 0)?;
-    kwargs.set_item("fileno", fd.into_raw_fd())?;
-    base.socket_class.bind(py).call((), Some(&kwargs))
-}
-
-/// Close a `gunicorn.socket` object with detach() and close(2) rather than socket.close(),
-/// which lets go of the GIL around close(2): a release per request would hand the GIL to a
-/// waiting thread.
-pub fn close_app_socket(py: Python<'_>, sock: Py<PyAny>) {
-    if let Ok(fd) = sock
-        .call_method0(py, "detach")
-        .and_then(|f| f.extract::<i32>(py))
-    {
-        if fd >= 0 {
-            // SAFETY: detach() gave us sole ownership of this descriptor (the duplicate
-            // made for the socket object), and nothing else refers to it.
-            drop(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
-        }
-    }
 }
 
 struct Outcome {
@@ -420,7 +355,7 @@ pub fn handle_request(
     }
     let _ = st.ctx.worker.setattr(py, "nr", nr);
 
-    let mut app_socket = None;
+    let mut socket_obj = None;
     let (environ, outcome) = match environ::build(
         py,
         &st.base,
@@ -431,7 +366,9 @@ pub fn handle_request(
         conn.proxy.as_ref(),
     ) {
         Ok(env) => {
-            app_socket = Some(add_connection_keys(py, &env, &st.base, conn, &resp)?);
+            socket_obj = Some(app_socket::add_connection_keys(
+                py, &env, &st.base, conn, &resp,
+            )?);
             let wrapper =
                 (cfg.sendfile_enabled() && !cfg.is_ssl()).then_some(&st.base.file_wrapper);
             let outcome = run_app(py, &st.app, &env, &resp, wrapper, conn.defer_writes);
@@ -551,11 +488,11 @@ pub fn handle_request(
         r.release();
         unsent
     };
-    if let Some(sock) = app_socket {
+    if let Some(sock) = socket_obj {
         if leftover.is_some() {
             *conn.app_socket.borrow_mut() = Some(sock);
         } else {
-            close_app_socket(py, sock);
+            app_socket::close_app_socket(py, sock);
         }
     }
     if !st.threaded {

@@ -288,7 +288,7 @@ fn handle(
             };
             request::handle_request(py, st, pcfg, &conn, *head, leftover, true)?;
             if let Some(sock) = conn.app_socket.take() {
-                request::close_app_socket(py, sock);
+                super::app_socket::close_app_socket(py, sock);
             }
         }
     }

@@ -83,7 +83,7 @@ pub fn close_buried(py: Python<'_>) {
     let socks = std::mem::take(&mut *BURIED.lock().unwrap_or_else(|p| p.into_inner()));
     BURIED_COUNT.fetch_sub(socks.len(), Ordering::AcqRel);
     for sock in socks {
-        crate::workers::request::close_app_socket(py, sock);
+        crate::workers::app_socket::close_app_socket(py, sock);
     }
 }
 

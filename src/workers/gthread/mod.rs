@@ -6,7 +6,8 @@
 //!
 //! This module wires the parts together and keeps the worker's main thread for what only
 //! it may do: run Python's signal handlers, beat the heartbeat, watch the parent, and time
-//! the graceful stop. `conn` parses, `conns` owns the connections, `threads` runs them.
+//! the graceful stop. `conn` parses, `conns` owns the connections, `threads` runs them,
+//! `writer` sends what they finished in memory.
 
 mod conn;
 mod conns;

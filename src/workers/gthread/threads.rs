@@ -1,12 +1,13 @@
 //! Who does what among the gthread worker's threads. Every thread can lead: the leader
 //! holds the GIL, polls the connections (`conns`) and runs the app on each complete request
 //! itself, one after another, so a request costs no thread wake-up and no GIL hand-over.
-//! The other threads park, except one spare that waits for the GIL while the leader is in
-//! the app. The spare gets it only when the leader lets go: at once if the app blocks
-//! (sleep, I/O), or after CPython's switch interval if it is busy in Python. In the first
-//! case the spare takes over leadership, so blocking apps still run `threads` requests at a
-//! time; in the second it gives the GIL straight back, unless the leader's request has run
-//! for `LONG_REQUEST`, when sharing the GIL between requests is fairer.
+//! The other threads park, except one spare that watches the leader without the GIL and,
+//! once the leader's request has been in the app for `WATCH`, asks for the GIL. It gets it
+//! at once if the app blocks (sleep, I/O), or after CPython's switch interval if the app is
+//! busy in Python. In the first case the spare takes over leadership, so blocking apps
+//! still run `threads` requests at a time; in the second it gives the GIL straight back,
+//! unless the leader's request has run for `LONG_REQUEST`, when sharing the GIL between
+//! requests is fairer. A response finished in memory goes to the writer thread (`writer`).
 //!
 //! This module owns the roles and the GIL; it never parses and never touches a socket
 //! except through `conns` and `request::handle_request`.
