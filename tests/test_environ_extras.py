@@ -1,5 +1,6 @@
 """wsgi.early_hints (103 responses) and gunicorn.socket, as Gunicorn 27 provides them."""
 
+import http.client
 import json
 import socket
 import time
@@ -67,19 +68,24 @@ def _get_json(conn, path):
     return json.loads(resp.read())
 
 
-def test_gthread_keeps_one_gunicorn_socket_per_connection(serve):
-    # Gunicorn's gthread worker hands every request on a connection the same socket object.
-    import http.client
-
+def _two_requests_on_one_connection(serve, first_path, second_path):
+    """The JSON answers to two requests on one gthread keep-alive connection, and the
+    client's own address."""
     server = serve("-k", "gthread", "--threads", "2", "extras:app", ready_path="/socket")
     conn = http.client.HTTPConnection(*server.address, timeout=10)
     try:
-        first = _get_json(conn, "/socket-id")
-        second = _get_json(conn, "/socket-id")
-        assert first["id"] == second["id"]
-        assert first["peer"] == list(conn.sock.getsockname())
+        first = _get_json(conn, first_path)
+        second = _get_json(conn, second_path)
+        return first, second, list(conn.sock.getsockname())
     finally:
         conn.close()
+
+
+def test_gthread_keeps_one_gunicorn_socket_per_connection(serve):
+    # Gunicorn's gthread worker hands every request on a connection the same socket object.
+    first, second, client = _two_requests_on_one_connection(serve, "/socket-id", "/socket-id")
+    assert first["id"] == second["id"]
+    assert first["peer"] == client
 
 
 @pytest.mark.ferrocorn_only
@@ -87,23 +93,13 @@ def test_gthread_app_closing_gunicorn_socket_leaves_the_connection_working(serve
     # The object wraps a duplicate descriptor, so the app closing it closes only its own
     # copy; the next request gets a fresh object. (Gunicorn hands out the connection's own
     # socket, so closing it ends the connection.)
-    import http.client
-
-    server = serve("-k", "gthread", "--threads", "2", "extras:app", ready_path="/socket")
-    conn = http.client.HTTPConnection(*server.address, timeout=10)
-    try:
-        first = _get_json(conn, "/socket-close")
-        second = _get_json(conn, "/socket-id")
-        assert second["peer"] == first["peer"]
-    finally:
-        conn.close()
+    first, second, client = _two_requests_on_one_connection(serve, "/socket-close", "/socket-id")
+    assert first["peer"] == second["peer"] == client
 
 
 def test_gthread_closes_the_socket_objects_of_finished_connections(serve):
     # Each kept-alive connection holds a duplicate descriptor in its socket object; those
     # must be closed with the connection, however it ends (client close, idle timeout).
-    import http.client
-
     server = serve("-k", "gthread", "--threads", "2", "-w", "1", "--keep-alive", "1",
                    "extras:app", ready_path="/socket")
     probe = http.client.HTTPConnection(*server.address, timeout=10)
