@@ -127,7 +127,7 @@ pub fn base_environ(
     multithread: bool,
 ) -> PyResult<BaseEnviron> {
     let objects = py.import("ferrocorn._objects")?;
-    Ok(BaseEnviron {
+    let base = BaseEnviron {
         server_software: format!("ferrocorn/{}", crate::VERSION),
         multiprocess: cfg.workers > 1,
         multithread,
@@ -135,7 +135,10 @@ pub fn base_environ(
         errors: Py::new(py, crate::telemetry::pylogging::ErrorsStream::new())?.into_any(),
         file_wrapper: objects.getattr("FileWrapper")?.unbind(),
         socket_class: py.import("socket")?.getattr("socket")?.unbind(),
-    })
+        template: PyDict::new(py).unbind(),
+    };
+    base.fill_template(py)?;
+    Ok(base)
 }
 
 struct Outcome {

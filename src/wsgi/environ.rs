@@ -7,9 +7,9 @@
 use std::net::SocketAddr;
 
 use ferrocorn_h1::{ProxyInfo, RequestHead};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
-use pyo3::{intern, IntoPyObjectExt};
 
 use crate::net::Peer;
 
@@ -24,6 +24,26 @@ pub struct BaseEnviron {
     pub file_wrapper: Py<PyAny>,
     /// `socket.socket`, to hand the app `gunicorn.socket`.
     pub socket_class: Py<PyAny>,
+    /// The keys every environ starts with, in Gunicorn's order; each request copies it
+    /// (`fill_template` makes it from the fields above).
+    pub template: Py<PyDict>,
+}
+
+impl BaseEnviron {
+    /// Make `template` from the other fields.
+    pub fn fill_template(&self, py: Python<'_>) -> PyResult<()> {
+        let env = self.template.bind(py);
+        env.clear();
+        env.set_item(intern!(py, "wsgi.errors"), self.errors.bind(py))?;
+        env.set_item(intern!(py, "wsgi.version"), (1, 0))?;
+        env.set_item(intern!(py, "wsgi.multithread"), self.multithread)?;
+        env.set_item(intern!(py, "wsgi.multiprocess"), self.multiprocess)?;
+        env.set_item(intern!(py, "wsgi.run_once"), false)?;
+        env.set_item(intern!(py, "wsgi.file_wrapper"), self.file_wrapper.bind(py))?;
+        env.set_item(intern!(py, "wsgi.input_terminated"), true)?;
+        env.set_item(intern!(py, "SERVER_SOFTWARE"), &self.server_software)?;
+        Ok(())
+    }
 }
 
 /// Where the request arrived: the listener's bound address, or a unix path.
@@ -75,46 +95,23 @@ pub fn build<'py>(
     input: Py<PyAny>,
     proxy: Option<&ProxyInfo>,
 ) -> Result<Bound<'py, PyDict>, ConfigurationProblem> {
-    let env = PyDict::new(py);
+    // A copy of a prebuilt dict costs less than setting its keys one by one.
+    let env = base.template.bind(py).copy().expect("dict copy");
     let set = |k: &Bound<'py, PyString>, v: Bound<'py, PyAny>| {
         env.set_item(k, v).expect("dict insert");
     };
     let s = |v: &str| PyString::new(py, v).into_any();
 
-    set(intern!(py, "wsgi.errors"), base.errors.bind(py).clone());
-    set(
-        intern!(py, "wsgi.version"),
-        (1, 0).into_bound_py_any(py).expect("tuple"),
-    );
-    set(
-        intern!(py, "wsgi.multithread"),
-        base.multithread.into_bound_py_any(py).expect("bool"),
-    );
-    set(
-        intern!(py, "wsgi.multiprocess"),
-        base.multiprocess.into_bound_py_any(py).expect("bool"),
-    );
-    set(
-        intern!(py, "wsgi.run_once"),
-        false.into_bound_py_any(py).expect("bool"),
-    );
-    set(
-        intern!(py, "wsgi.file_wrapper"),
-        base.file_wrapper.bind(py).clone(),
-    );
-    set(
-        intern!(py, "wsgi.input_terminated"),
-        true.into_bound_py_any(py).expect("bool"),
-    );
-    set(intern!(py, "SERVER_SOFTWARE"), s(&base.server_software));
     set(intern!(py, "wsgi.input"), input.into_bound(py));
     set(intern!(py, "REQUEST_METHOD"), s(&head.method));
     set(intern!(py, "QUERY_STRING"), s(&head.query));
     set(intern!(py, "RAW_URI"), s(&head.uri));
-    set(
-        intern!(py, "SERVER_PROTOCOL"),
-        s(&format!("HTTP/{}.{}", head.version.0, head.version.1)),
-    );
+    let protocol = match head.version {
+        (1, 1) => intern!(py, "HTTP/1.1").clone().into_any(),
+        (1, 0) => intern!(py, "HTTP/1.0").clone().into_any(),
+        (major, minor) => s(&format!("HTTP/{major}.{minor}")),
+    };
+    set(intern!(py, "SERVER_PROTOCOL"), protocol);
 
     let mut host: Option<&str> = None;
     let mut script_name = base.script_name.clone();
