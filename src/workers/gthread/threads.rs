@@ -98,7 +98,13 @@ impl<'s, 'a> Shared<'s, 'a> {
     ) -> std::io::Result<Self> {
         let cfg = st.ctx.cfg;
         let writer = Writer::new(
-            Duration::from_secs(cfg.timeout.max(1) as u64),
+            // `--timeout 0` turns the worker timeout off; a response still gets the table's
+            // 30 s default rather than 1 s.
+            Duration::from_secs(if cfg.timeout > 0 {
+                cfg.timeout as u64
+            } else {
+                30
+            }),
             cfg.workers.max(1) as usize,
         )?;
         Ok(Shared {

@@ -164,10 +164,11 @@ impl Writer {
             for (conn, then) in finished {
                 c.written(conn, then);
             }
-            c.has_ready()
+            c.needs_leader()
         };
         if queued {
-            // A pipelined request is ready: the leader may be asleep in epoll.
+            // A pipelined request (or one to reject, or a stop to finish) is waiting: the
+            // leader may be asleep in epoll.
             let _ = leader_wake.write(1);
         }
     }

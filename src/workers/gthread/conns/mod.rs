@@ -158,7 +158,18 @@ impl<'s, 'a> Conns<'s, 'a> {
     pub fn pop_job(&mut self) -> Option<Job> {
         let job = self.ready.pop_front()?;
         self.busy += 1;
+        if self.peers && !self.has_capacity() {
+            // Its last published load said "taking"; the next `tick` may be a whole
+            // request away.
+            self.st.ctx.beat.publish_load(None);
+        }
         Some(job)
+    }
+
+    /// Whether the leader has something to do now: a queued request, a request to reject,
+    /// or a stop to finish (the writer wakes it for these).
+    pub fn needs_leader(&self) -> bool {
+        !self.ready.is_empty() || !self.rejects.is_empty() || self.stopping.is_some()
     }
 
     pub fn has_ready(&self) -> bool {
@@ -200,7 +211,12 @@ impl<'s, 'a> Conns<'s, 'a> {
     pub fn wait_timeout(&self) -> EpollTimeout {
         let mut wait = self.next_scan.saturating_duration_since(Instant::now());
         if self.accept_deferred {
-            wait = wait.min(ACCEPT_BACKOFF);
+            // Waiting for less loaded workers to catch up needs no 1 ms polling.
+            wait = wait.min(if self.crowded {
+                SATURATED_ACCEPT
+            } else {
+                ACCEPT_BACKOFF
+            });
         } else if !self.accepting && self.stopping.is_none() {
             wait = wait.min(SATURATED_ACCEPT);
         }
