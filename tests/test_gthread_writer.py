@@ -88,3 +88,23 @@ def test_client_that_never_reads_neither_blocks_others_nor_outlives_the_timeout(
         except ConnectionResetError:
             pass
     assert received < size * count, "every response arrived: the server never gave up"
+
+
+def test_bad_request_pipelined_after_a_written_response_is_answered_at_once(serve):
+    # The writer hands the connection back, the table finds an unparseable request in what
+    # followed, and the leader (asleep in epoll) must be woken to answer it with a 400.
+    server = serve("-k", "gthread", "-w", "1", "--threads", "2", APP)
+    start = time.monotonic()
+    for _ in range(10):
+        with socket.create_connection(server.address, timeout=10) as sock:
+            sock.sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\nNOT-HTTP\r\n\r\n")
+            data = b""
+            while data.count(b"HTTP/1.1 ") < 2:
+                chunk = sock.recv(65536)
+                assert chunk, "closed early: %r" % data
+                data += chunk
+        assert data.startswith(b"HTTP/1.1 200"), data[:200]
+        assert b"HTTP/1.1 400" in data, data[-300:]
+    # Ten exchanges take milliseconds; waiting for the leader's 250 ms housekeeping tick
+    # instead would take over a second.
+    assert time.monotonic() - start < 0.8

@@ -382,11 +382,11 @@ fn serve_job(py: Python<'_>, sh: &Shared<'_, '_>, id: usize, job: Job) -> bool {
     let (queued, outgoing) = {
         let mut conns = locked(&sh.conns);
         let outgoing = match done {
-            Served::Write(out) => {
+            Handoff::Write(out) => {
                 conns.handed_to_writer();
                 Some(out)
             }
-            Served::Done(done) => {
+            Handoff::Done(done) => {
                 conns.give_back(done);
                 None
             }
@@ -405,14 +405,14 @@ fn serve_job(py: Python<'_>, sh: &Shared<'_, '_>, id: usize, job: Job) -> bool {
 }
 
 /// What a thread hands on after a request.
-enum Served {
+enum Handoff {
     /// The response is out (or the connection is over): back to the table.
     Done(Done),
     /// The response is in memory: to the writer thread, which hands the connection back.
     Write(Outgoing),
 }
 
-fn serve(py: Python<'_>, sh: &Shared<'_, '_>, job: Job) -> Served {
+fn serve(py: Python<'_>, sh: &Shared<'_, '_>, job: Job) -> Handoff {
     let Job {
         mut conn,
         head,
@@ -433,14 +433,14 @@ fn serve(py: Python<'_>, sh: &Shared<'_, '_>, job: Job) -> Served {
         request::handle_request(py, sh.st, sh.pcfg, &rconn, *head, leftover, close)
     }));
     conn.app_socket.0 = rconn.app_socket.take();
-    Served::Done(match outcome {
+    Handoff::Done(match outcome {
         Ok(Ok(served)) => {
             let then = match served.keep {
                 Some(rest) => Then::KeepAlive(rest),
                 None => Then::Close,
             };
             if !served.unsent.is_empty() {
-                return Served::Write(Outgoing {
+                return Handoff::Write(Outgoing {
                     conn,
                     bytes: served.unsent,
                     then,
