@@ -18,6 +18,7 @@ use pyo3::types::PyDict;
 
 use crate::config::Config;
 use crate::errors::{exit, Error, Result};
+use crate::hooks::call_hook;
 use crate::net::{create_listeners, Listener};
 use crate::sys::heartbeat::Heartbeats;
 use crate::sys::process;
@@ -65,17 +66,6 @@ pub struct Arbiter<'py> {
     server: Py<PyAny>,
     log: Py<PyAny>,
     cfg_obj: Py<PyAny>,
-}
-
-fn call_hook<'py, A: pyo3::call::PyCallArgs<'py>>(
-    py: Python<'py>,
-    hook: &Option<Py<PyAny>>,
-    args: A,
-) -> Result<()> {
-    if let Some(h) = hook {
-        h.call1(py, args)?;
-    }
-    Ok(())
 }
 
 impl<'py> Arbiter<'py> {
@@ -148,11 +138,11 @@ impl<'py> Arbiter<'py> {
         let old = self.num_workers;
         self.num_workers = n;
         self.server.setattr(self.py, "num_workers", n)?;
-        call_hook(
+        Ok(call_hook(
             self.py,
-            &self.cfg.nworkers_changed,
+            self.cfg.nworkers_changed.as_ref(),
             (self.server.clone_ref(self.py), n, old),
-        )
+        )?)
     }
 
     fn start(&mut self) -> Result<()> {
@@ -179,11 +169,15 @@ impl<'py> Arbiter<'py> {
             };
             self.pidfile = Some(Pidfile::create(std::path::Path::new(&path), self.pid)?);
         }
-        call_hook(py, &self.cfg.on_starting, (self.server.clone_ref(py),))?;
+        call_hook(
+            py,
+            self.cfg.on_starting.as_ref(),
+            (self.server.clone_ref(py),),
+        )?;
         // First assignment of num_workers: Gunicorn calls nworkers_changed with old=None.
         call_hook(
             py,
-            &self.cfg.nworkers_changed,
+            self.cfg.nworkers_changed.as_ref(),
             (self.server.clone_ref(py), self.num_workers, py.None()),
         )?;
         self.signals = Some(MasterSignals::install(py)?);
@@ -197,14 +191,18 @@ impl<'py> Arbiter<'py> {
         self.server.setattr(
             py,
             "LISTENERS",
-            crate::workers::base::listener_objects(py, &self.listeners)?,
+            crate::hooks::objects::listener_objects(py, &self.listeners)?,
         )?;
         self.server.setattr(py, "systemd", self.systemd)?;
         error_log::debug("Arbiter booted");
         error_log::info(&format!("Listening at: {} ({})", names.join(","), self.pid));
         error_log::info(&format!("Using worker: {}", self.cfg.worker_class_str()));
         crate::net::systemd::notify("READY=1\nSTATUS=ferrocorn arbiter booted");
-        call_hook(py, &self.cfg.when_ready, (self.server.clone_ref(py),))?;
+        call_hook(
+            py,
+            self.cfg.when_ready.as_ref(),
+            (self.server.clone_ref(py),),
+        )?;
         Ok(())
     }
 
@@ -382,12 +380,16 @@ impl<'py> Arbiter<'py> {
             self.server.setattr(
                 py,
                 "LISTENERS",
-                crate::workers::base::listener_objects(py, &self.listeners)?,
+                crate::hooks::objects::listener_objects(py, &self.listeners)?,
             )?;
             let names: Vec<String> = self.listeners.iter().map(|l| l.to_string()).collect();
             error_log::info(&format!("Listening at: {} ({})", names.join(","), self.pid));
         }
-        call_hook(py, &self.cfg.on_reload, (self.server.clone_ref(py),))?;
+        call_hook(
+            py,
+            self.cfg.on_reload.as_ref(),
+            (self.server.clone_ref(py),),
+        )?;
         if let Some(p) = self.pidfile.take() {
             p.unlink();
         }
@@ -494,7 +496,7 @@ impl<'py> Arbiter<'py> {
         }
         if let Err(e) = call_hook(
             self.py,
-            &self.cfg.on_exit,
+            self.cfg.on_exit.as_ref(),
             (self.server.clone_ref(self.py),),
         ) {
             error_log::error(&format!("Exception in on_exit hook: {e}"));

@@ -3,13 +3,13 @@
 //! them back and handles them one at a time, as Gunicorn's SimpleQueue does. Handlers
 //! themselves do nothing, so no work ever runs in signal context.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::Duration;
 
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 use pyo3::prelude::*;
 use pyo3::types::PyCFunction;
+
+use crate::sys::wakeup::WakeupPipe;
 
 pub const HANDLED: [Signal; 10] = [
     Signal::SIGHUP,
@@ -24,70 +24,37 @@ pub const HANDLED: [Signal; 10] = [
     Signal::SIGCHLD,
 ];
 
-/// Detach CPython from our wakeup pipe before the pipe closes, so a signal arriving during
-/// interpreter shutdown is not written to a closed (or reused) descriptor.
-pub fn clear_wakeup_fd(py: Python<'_>) {
-    if let Ok(signal) = py.import("signal") {
-        let _ = signal.call_method1("set_wakeup_fd", (-1,));
-    }
-}
+pub use crate::sys::wakeup::clear_wakeup_fd;
 
 pub struct MasterSignals {
-    read: OwnedFd,
-    _write: OwnedFd,
-}
-
-impl Drop for MasterSignals {
-    fn drop(&mut self) {
-        Python::attach(clear_wakeup_fd);
-    }
+    pipe: WakeupPipe,
 }
 
 impl MasterSignals {
     pub fn install(py: Python<'_>) -> PyResult<Self> {
-        let (read, write) =
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC)
-                .map_err(|e| pyo3::exceptions::PyOSError::new_err(e.to_string()))?;
+        let pipe = WakeupPipe::install(py)?;
         let signal = py.import("signal")?;
-        let kwargs = pyo3::types::PyDict::new(py);
-        kwargs.set_item("warn_on_full_buffer", false)?;
-        signal.call_method("set_wakeup_fd", (write.as_raw_fd(),), Some(&kwargs))?;
         let noop = PyCFunction::new_closure(py, None, None, |_a, _k| {})?;
         for sig in HANDLED {
             signal.call_method1("signal", (sig as i32, noop.clone()))?;
         }
-        Ok(MasterSignals {
-            read,
-            _write: write,
-        })
+        Ok(MasterSignals { pipe })
     }
 
     /// Block up to `timeout` (GIL released) and return the signals received, in order.
     pub fn wait(&self, py: Python<'_>, timeout: Duration) -> Vec<Signal> {
-        let fd = self.read.as_raw_fd();
-        let ms = timeout.as_millis().min(u16::MAX as u128) as u16;
-        py.detach(|| {
-            let borrowed = crate::sys::process::borrow_fd(fd);
-            let mut pfd = [PollFd::new(borrowed, PollFlags::POLLIN)];
-            let _ = poll(&mut pfd, PollTimeout::from(ms));
-        });
+        self.pipe.wait(py, timeout);
         self.drain(py)
     }
 
     /// The signals already queued, without blocking.
     pub fn drain(&self, py: Python<'_>) -> Vec<Signal> {
-        let mut out = Vec::new();
-        let mut buf = [0u8; 256];
-        while let Ok(n) = nix::unistd::read(self.read.as_fd(), &mut buf) {
-            if n == 0 {
-                break;
-            }
-            out.extend(
-                buf[..n]
-                    .iter()
-                    .filter_map(|b| Signal::try_from(*b as i32).ok()),
-            );
-        }
+        let out = self
+            .pipe
+            .drain()
+            .into_iter()
+            .filter_map(|b| Signal::try_from(b as i32).ok())
+            .collect();
         // Clear CPython's "tripped" flags; the handlers are no-ops.
         let _ = py.check_signals();
         out

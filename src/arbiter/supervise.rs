@@ -100,11 +100,11 @@ impl Arbiter<'_> {
         kw.set_item("app", self.server.getattr(py, "app")?)?;
         kw.set_item(
             "sockets",
-            crate::workers::base::listener_objects(py, &self.listeners)?,
+            crate::hooks::objects::listener_objects(py, &self.listeners)?,
         )?;
         kw.set_item(
             "tmp",
-            crate::workers::base::worker_tmp(py, self.hb.handle(slot))?,
+            crate::hooks::objects::worker_tmp(py, self.hb.handle(slot))?,
         )?;
         let obj = py
             .import("ferrocorn._objects")?

@@ -225,5 +225,6 @@ pub(crate) fn load(py: Python<'_>, argv: &[String], env: &Env) -> Result<Loaded,
     if cfg.app_uri().is_none() {
         return Err(ConfigError::error("No application module specified."));
     }
+    cfg.resolve()?;
     Ok(Loaded::Run(Box::new(cfg)))
 }

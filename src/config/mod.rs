@@ -19,6 +19,7 @@ mod cli;
 mod load;
 mod pytext;
 mod render;
+mod resolved;
 mod settings;
 mod support;
 mod validate;
@@ -27,10 +28,14 @@ mod value;
 #[cfg(test)]
 mod tests;
 
+use std::time::Duration;
+
+use ferrocorn_h1::{HeaderMapPolicy, ParserConfig, ProxyMode};
 use pyo3::prelude::*;
 
 pub use addr::{AddrList, BindAddr};
 pub use render::settings_markdown;
+pub use resolved::{ReloadEngine, Resolved, Serving, WorkerKind};
 pub use settings::{setting, Action, ArgType, Config, Setting, TABLE};
 pub use validate::Kind;
 
@@ -117,18 +122,31 @@ impl Config {
     /// The worker type as Gunicorn reports it: the configured name, except that the sync
     /// worker with `threads > 1` is `gthread`.
     pub fn worker_class_str(&self) -> String {
-        if is_sync_worker(&self.worker_class) && self.threads > 1 {
+        if resolved::is_sync_worker(&self.worker_class) && self.threads > 1 {
             "gthread".to_string()
         } else {
             self.worker_class.clone()
         }
     }
 
-    /// Whether workers run the threaded loop: `gthread` by name, or `sync` with more than one
-    /// thread (Gunicorn's rule).
-    pub fn is_threaded(&self) -> bool {
-        is_gthread_worker(&self.worker_class)
-            || (is_sync_worker(&self.worker_class) && self.threads > 1)
+    /// Recompute the resolved values after the table's values changed (end of loading).
+    pub(crate) fn resolve(&mut self) -> Result<(), ConfigError> {
+        self.resolved = resolve(self)?;
+        Ok(())
+    }
+
+    /// The worker type to run; None for a class this release does not implement.
+    pub fn worker_kind(&self) -> Option<WorkerKind> {
+        self.resolved.worker_kind
+    }
+
+    pub fn reload_engine_kind(&self) -> ReloadEngine {
+        self.resolved.reload_engine
+    }
+
+    /// The serving settings, typed.
+    pub fn serving(&self) -> &Serving {
+        &self.resolved.serving
     }
 
     /// `raw_env` as `(KEY, VALUE)` pairs, split at the first `=`.
@@ -170,7 +188,7 @@ impl Config {
     /// default: `Error: <setting> is not supported yet`, exit 1.
     pub fn check_supported(&self) -> Result<(), ConfigError> {
         let mut problems = Vec::new();
-        if !is_sync_worker(&self.worker_class) && !is_gthread_worker(&self.worker_class) {
+        if self.worker_kind().is_none() {
             problems.push(format!(
                 "worker_class {:?} is not supported yet (the sync and gthread workers are)",
                 self.worker_class
@@ -224,23 +242,69 @@ impl Config {
     }
 }
 
-/// The spellings of the synchronous worker this release implements.
-fn is_gthread_worker(name: &str) -> bool {
-    matches!(
-        name,
-        "gthread"
-            | "egg:gunicorn#gthread"
-            | "gunicorn.workers.gthread.ThreadWorker"
-            | "ferrocorn.workers.gthread.ThreadWorker"
-    )
+/// Seconds as Gunicorn takes them: 0 or less means "off".
+fn seconds(n: i64) -> Option<Duration> {
+    (n > 0).then(|| Duration::from_secs(n as u64))
 }
 
-fn is_sync_worker(name: &str) -> bool {
-    matches!(
-        name,
-        "sync"
-            | "egg:gunicorn#sync"
-            | "gunicorn.workers.sync.SyncWorker"
-            | "ferrocorn.workers.sync.SyncWorker"
-    )
+fn unexpected(name: &str, value: &str) -> ConfigError {
+    ConfigError::error(format!("{name} has an unexpected value {value:?}"))
+}
+
+fn resolve(cfg: &Config) -> Result<Resolved, ConfigError> {
+    let header_map = match cfg.header_map.as_str() {
+        "drop" => HeaderMapPolicy::Drop,
+        "refuse" => HeaderMapPolicy::Refuse,
+        "dangerous" => HeaderMapPolicy::Dangerous,
+        other => return Err(unexpected("header_map", other)),
+    };
+    let proxy_protocol = match cfg.proxy_protocol.as_str() {
+        "off" => ProxyMode::Off,
+        "v1" => ProxyMode::V1,
+        "v2" => ProxyMode::V2,
+        "auto" => ProxyMode::Auto,
+        other => return Err(unexpected("proxy_protocol", other)),
+    };
+    let reload_engine = match cfg.reload_engine.as_str() {
+        "auto" => ReloadEngine::Auto,
+        "poll" => ReloadEngine::Poll,
+        "inotify" => ReloadEngine::Inotify,
+        other => return Err(unexpected("reload_engine", other)),
+    };
+    let worker_kind = if resolved::is_gthread_worker(&cfg.worker_class)
+        || (resolved::is_sync_worker(&cfg.worker_class) && cfg.threads > 1)
+    {
+        Some(WorkerKind::Gthread)
+    } else if resolved::is_sync_worker(&cfg.worker_class) {
+        Some(WorkerKind::Sync)
+    } else {
+        None
+    };
+    let parser = ParserConfig {
+        limit_request_line: cfg.limit_request_line,
+        limit_request_fields: cfg.limit_request_fields,
+        limit_request_field_size: cfg.limit_request_field_size,
+        permit_unconventional_http_method: cfg.permit_unconventional_http_method,
+        permit_unconventional_http_version: cfg.permit_unconventional_http_version,
+        casefold_http_method: cfg.casefold_http_method,
+        permit_obsolete_folding: cfg.permit_obsolete_folding,
+        strip_header_spaces: cfg.strip_header_spaces,
+        header_map,
+        forwarder_headers: cfg.forwarder_headers.clone(),
+        secure_scheme_headers: cfg.secure_scheme_headers.clone(),
+        is_ssl: cfg.is_ssl(),
+    };
+    Ok(Resolved {
+        worker_kind,
+        reload_engine,
+        serving: Serving {
+            parser,
+            proxy_protocol,
+            forwarded_allow_ips: cfg.forwarded_allow_ips.clone(),
+            proxy_allow_ips: cfg.proxy_allow_ips.clone(),
+            timeout: seconds(cfg.timeout),
+            keepalive: seconds(cfg.keepalive),
+            graceful_timeout: seconds(cfg.graceful_timeout).unwrap_or_default(),
+        },
+    })
 }

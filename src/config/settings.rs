@@ -111,6 +111,8 @@ macro_rules! define_settings {
             pub(crate) app_module: Option<String>,
             /// The environment the defaults were computed from (Gunicorn's `env_orig`).
             pub(crate) env_orig: Env,
+            /// The values above as the serving code uses them (`resolved.rs`).
+            pub(crate) resolved: super::resolved::Resolved,
         }
 
         /// Row metadata for every setting, in Gunicorn's definition order.
@@ -131,11 +133,14 @@ macro_rules! define_settings {
         impl Config {
             /// Every setting at its default, environment-derived defaults read from `env`.
             pub(crate) fn from_defaults(env: &Env) -> Result<Config, ConfigError> {
-                Ok(Config {
+                let mut cfg = Config {
                     $( $name: Resolve::<$ty>::resolve($default, env)?, )*
                     app_module: None,
                     env_orig: env.clone(),
-                })
+                    resolved: Default::default(),
+                };
+                cfg.resolve()?;
+                Ok(cfg)
             }
 
             /// The current value of a setting, by name.
@@ -165,6 +170,7 @@ macro_rules! define_settings {
                     $( $name: Field::clone_field(&self.$name, py), )*
                     app_module: self.app_module.clone(),
                     env_orig: self.env_orig.clone(),
+                    resolved: self.resolved.clone(),
                 })
             }
         }

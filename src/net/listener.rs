@@ -5,57 +5,50 @@
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 
 use socket2::{Domain, Socket, Type};
 
-use super::stream::{Peer, Stream};
+use super::stream::Accepted;
 use crate::config::{BindAddr, Config};
 use crate::errors::{Error, Result};
+use crate::http::{Peer, ServerAddr};
 use crate::telemetry::error_log;
 
 pub enum Listener {
     Tcp(TcpListener, SocketAddr),
-    Unix(UnixListener, PathBuf),
+    /// The path, and the same as text for every request's SERVER_NAME.
+    Unix(UnixListener, PathBuf, std::sync::Arc<str>),
 }
 
 impl Listener {
     pub fn fd(&self) -> RawFd {
-        match self {
-            Listener::Tcp(l, _) => l.as_raw_fd(),
-            Listener::Unix(l, _) => l.as_raw_fd(),
-        }
+        self.as_fd().as_raw_fd()
     }
 
     /// Non-blocking accept; the caller polls first.
-    pub fn accept(&self) -> io::Result<(Stream, Peer)> {
+    pub fn accept(&self) -> io::Result<(Accepted, Peer)> {
         match self {
             Listener::Tcp(l, _) => {
                 let (s, addr) = l.accept()?;
                 s.set_nodelay(true)?;
-                Ok((Stream::Tcp(s), Peer::Ip(addr)))
+                Ok((Accepted::Tcp(s), Peer::Ip(addr)))
             }
-            Listener::Unix(l, _) => {
+            Listener::Unix(l, ..) => {
                 let (s, _) = l.accept()?;
-                Ok((Stream::Unix(s), Peer::Unix))
+                Ok((Accepted::Unix(s), Peer::Unix))
             }
         }
     }
 
-    pub fn local_tcp(&self) -> Option<SocketAddr> {
+    /// Where its connections arrive, as requests report it.
+    pub fn server_addr(&self) -> ServerAddr {
         match self {
-            Listener::Tcp(_, a) => Some(*a),
-            Listener::Unix(..) => None,
-        }
-    }
-
-    pub fn unix_path(&self) -> Option<&PathBuf> {
-        match self {
-            Listener::Unix(_, p) => Some(p),
-            Listener::Tcp(..) => None,
+            Listener::Tcp(_, a) => ServerAddr::Tcp(*a),
+            Listener::Unix(_, _, text) => ServerAddr::Unix(text.clone()),
         }
     }
 
@@ -84,8 +77,17 @@ impl Listener {
 
     /// Remove a unix socket file on shutdown (Gunicorn does this only in a plain master).
     pub fn unlink(&self) {
-        if let Listener::Unix(_, p) = self {
+        if let Listener::Unix(_, p, _) = self {
             let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+impl AsFd for Listener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Listener::Tcp(l, _) => l.as_fd(),
+            Listener::Unix(l, ..) => l.as_fd(),
         }
     }
 }
@@ -95,7 +97,7 @@ impl fmt::Display for Listener {
         match self {
             Listener::Tcp(_, SocketAddr::V4(a)) => write!(f, "http://{}:{}", a.ip(), a.port()),
             Listener::Tcp(_, SocketAddr::V6(a)) => write!(f, "http://[{}]:{}", a.ip(), a.port()),
-            Listener::Unix(_, p) => write!(f, "unix:{}", p.display()),
+            Listener::Unix(_, p, _) => write!(f, "unix:{}", p.display()),
         }
     }
 }
@@ -110,7 +112,8 @@ fn from_socket(sock: Socket) -> io::Result<Listener> {
             .as_pathname()
             .map(|p| p.to_path_buf())
             .unwrap_or_default();
-        Ok(Listener::Unix(sock.into(), path))
+        let text = path.to_str().unwrap_or("").into();
+        Ok(Listener::Unix(sock.into(), path, text))
     }
 }
 
@@ -250,7 +253,7 @@ pub fn create_listeners_from(cfg: &Config, inherited: &[i32]) -> Result<Vec<List
         // Workers poll the listeners; accept must never block a worker.
         let res = match l {
             Listener::Tcp(s, _) => s.set_nonblocking(true),
-            Listener::Unix(s, _) => s.set_nonblocking(true),
+            Listener::Unix(s, ..) => s.set_nonblocking(true),
         };
         res?;
     }

@@ -106,11 +106,23 @@ pub fn adopt_socket(fd: i32) -> std::io::Result<socket2::Socket> {
     Ok(unsafe { socket2::Socket::from_raw_fd(fd) })
 }
 
-/// Borrow an fd that the caller guarantees stays open for the borrow's lifetime.
-pub fn borrow_fd<'a>(fd: i32) -> std::os::fd::BorrowedFd<'a> {
-    // SAFETY: callers only pass fds of listeners and pipes they own and keep open until the
-    // borrow (a single poll call) has ended.
-    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+/// Test helper: run `child` in a forked child process that then leaves with `_exit(0)`,
+/// and return the child's pid.
+#[cfg(test)]
+pub fn fork_and_run(child: impl FnOnce()) -> nix::unistd::Pid {
+    use nix::unistd::{fork, ForkResult};
+    // SAFETY: the caller's `child` only does async-signal-safe work (callers in tests write
+    // one log line through the lock-free sink), and the child leaves with _exit, so it never
+    // touches state another thread held locked at the moment of the fork.
+    match unsafe { fork() }.expect("fork") {
+        ForkResult::Child => {
+            child();
+            // SAFETY: _exit ends the child at once, skipping atexit handlers and destructors
+            // that belong to the parent's copy of the process.
+            unsafe { libc::_exit(0) }
+        }
+        ForkResult::Parent { child } => child,
+    }
 }
 
 /// Drop the worker's privileges as Gunicorn's `set_owner_process`: the group first (with

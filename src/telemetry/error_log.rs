@@ -336,7 +336,6 @@ mod tests {
     #[test]
     fn forked_child_logs_with_its_own_pid() {
         use nix::sys::wait::{waitpid, WaitStatus};
-        use nix::unistd::{fork, ForkResult};
 
         let _guard = super::super::global_test_guard();
         let dir = std::env::temp_dir().join(format!("ferrocorn-fork-{}", std::process::id()));
@@ -346,18 +345,7 @@ mod tests {
         init(path.to_str().unwrap(), "info").unwrap();
         info("parent before fork");
 
-        // SAFETY: the child only formats a line, writes it with write(2) through the
-        // lock-free sink and leaves with _exit, so it never touches state another test
-        // thread could have been holding locked at the moment of the fork.
-        let child = match unsafe { fork() }.unwrap() {
-            ForkResult::Child => {
-                info("child");
-                // SAFETY: _exit ends the child at once, skipping atexit handlers and
-                // destructors that belong to the parent's copy of the test harness.
-                unsafe { libc::_exit(0) }
-            }
-            ForkResult::Parent { child } => child,
-        };
+        let child = crate::sys::process::fork_and_run(|| info("child"));
         assert_eq!(waitpid(child, None).unwrap(), WaitStatus::Exited(child, 0));
         info("parent after fork");
 

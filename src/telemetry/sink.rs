@@ -12,16 +12,17 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use nix::errno::Errno;
-use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
+use nix::fcntl::{fcntl, FcntlArg, FdFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use super::TelemetryError;
+use crate::sys::fd::StableFd;
 
 /// Where a sink writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,9 +56,6 @@ pub(crate) enum Target<'a> {
 /// The control-path half of a sink: only `set_target`, `reopen` and `set_cloexec` lock it.
 #[derive(Debug)]
 struct Slot {
-    /// Once set this is never dropped or replaced, so its number stays valid for lock-free
-    /// writers for the life of the process; only the open file behind it changes.
-    file: Option<OwnedFd>,
     path: Option<PathBuf>,
 }
 
@@ -65,7 +63,9 @@ struct Slot {
 pub(crate) struct Sink {
     setting: &'static str,
     kind: AtomicU8,
-    file_fd: AtomicI32,
+    /// Once set this is never closed or replaced, so lock-free writers can use it for the
+    /// life of the process; only the open file behind it changes. Set under `slot`'s lock.
+    file: OnceLock<StableFd>,
     slot: Mutex<Slot>,
 }
 
@@ -78,11 +78,8 @@ impl Sink {
         Sink {
             setting,
             kind: AtomicU8::new(initial as u8),
-            file_fd: AtomicI32::new(-1),
-            slot: Mutex::new(Slot {
-                file: None,
-                path: None,
-            }),
+            file: OnceLock::new(),
+            slot: Mutex::new(Slot { path: None }),
         }
     }
 
@@ -104,8 +101,7 @@ impl Sink {
     /// nowhere.
     pub(crate) fn raw_fd(&self) -> Option<i32> {
         if self.kind() == Kind::File {
-            let fd = self.file_fd.load(Ordering::Acquire);
-            (fd >= 0).then_some(fd)
+            self.file.get().map(StableFd::raw)
         } else {
             None
         }
@@ -142,7 +138,7 @@ impl Sink {
                 };
                 self.kind.store(kind as u8, Ordering::Release);
                 slot.path = None;
-                release_file(&mut slot, kind);
+                release_file(self.file.get(), kind);
             }
         }
         Ok(())
@@ -171,8 +167,8 @@ impl Sink {
     /// O_CLOEXEC already; this re-asserts it for callers that follow Gunicorn's
     /// `close_on_exec()` ritual after fork.
     pub(crate) fn set_cloexec(&self) -> io::Result<()> {
-        let slot = self.lock();
-        if let Some(file) = slot.file.as_ref() {
+        let _slot = self.lock();
+        if let Some(file) = self.file.get() {
             fcntl(file, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
         }
         Ok(())
@@ -193,14 +189,11 @@ impl Sink {
     }
 
     /// Puts `fresh` behind the stable descriptor (or makes it the stable descriptor).
-    fn install(&self, slot: &mut Slot, fresh: OwnedFd) -> io::Result<()> {
-        match slot.file.as_mut() {
-            Some(stable) => {
-                nix::unistd::dup3(&fresh, stable, OFlag::O_CLOEXEC)?;
-            }
+    fn install(&self, _slot: &mut Slot, fresh: OwnedFd) -> io::Result<()> {
+        match self.file.get() {
+            Some(stable) => stable.retarget(&fresh)?,
             None => {
-                self.file_fd.store(fresh.as_raw_fd(), Ordering::Release);
-                slot.file = Some(fresh);
+                let _ = self.file.set(StableFd::new(fresh));
             }
         }
         Ok(())
@@ -218,15 +211,9 @@ impl Sink {
             Kind::Stdout => write_fully(io::stdout().as_fd(), bytes),
             Kind::Stderr => write_fully(io::stderr().as_fd(), bytes),
             Kind::File => {
-                let raw = self.file_fd.load(Ordering::Acquire);
-                if raw < 0 {
-                    return;
+                if let Some(file) = self.file.get() {
+                    write_fully(file.as_fd(), bytes);
                 }
-                // SAFETY: `raw` is the number of the OwnedFd kept in `slot.file`, which is
-                // never dropped or replaced once stored (retargeting uses dup3 onto it), so the
-                // descriptor stays open for the rest of the process, fork included.
-                let fd = unsafe { BorrowedFd::borrow_raw(raw) };
-                write_fully(fd, bytes);
             }
         }
     }
@@ -234,15 +221,15 @@ impl Sink {
 
 /// Detaches the stable descriptor from the old file so a rotated log can be freed, pointing
 /// it at the new stream (or /dev/null) for writers that raced with the switch.
-fn release_file(slot: &mut Slot, kind: Kind) {
-    let Some(stable) = slot.file.as_mut() else {
+fn release_file(stable: Option<&StableFd>, kind: Kind) {
+    let Some(stable) = stable else {
         return;
     };
     let result = match kind {
-        Kind::Stdout => nix::unistd::dup3(io::stdout().as_fd(), stable, OFlag::O_CLOEXEC),
-        Kind::Stderr => nix::unistd::dup3(io::stderr().as_fd(), stable, OFlag::O_CLOEXEC),
+        Kind::Stdout => stable.retarget(io::stdout().as_fd()),
+        Kind::Stderr => stable.retarget(io::stderr().as_fd()),
         _ => match OpenOptions::new().write(true).open("/dev/null") {
-            Ok(null) => nix::unistd::dup3(&null, stable, OFlag::O_CLOEXEC),
+            Ok(null) => stable.retarget(&null),
             Err(_) => Ok(()),
         },
     };
@@ -404,10 +391,8 @@ mod tests {
         sink.set_target(Target::File(&path)).unwrap();
         sink.reopen().unwrap();
         sink.set_cloexec().unwrap();
-        let slot = sink.lock();
-        let flags = fcntl(slot.file.as_ref().unwrap(), FcntlArg::F_GETFD).unwrap();
+        let flags = fcntl(sink.file.get().unwrap(), FcntlArg::F_GETFD).unwrap();
         assert!(FdFlag::from_bits_truncate(flags).contains(FdFlag::FD_CLOEXEC));
-        drop(slot);
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -1,15 +1,17 @@
-//! Worker processes: boot (post_fork, app load, post_worker_init), signals, and the loop of
-//! each worker type: `sync` and `gthread`; `Config::check_supported` refuses the others.
+//! Worker processes: boot (`base`), signals, and the serving loop of each worker type (`sync`,
+//! `gthread`), which hand every request to `request`. `Config::check_supported` refuses the
+//! other types.
 //!
-//! Workers never touch the master's state: what they need arrives in `WorkerContext`.
+//! Layers, each using only those after it: `base` → {`sync`, `gthread`} → `request` →
+//! {`wsgi`, `hooks`}; `state` and `signals` are shared below `base`. Workers never touch the
+//! master's state: what they need arrives in `WorkerContext`.
 
-mod app_socket;
-pub mod base;
+mod base;
 mod gthread;
-mod hook_objects;
-pub mod inotify;
-pub mod request;
-pub mod signals;
-pub mod sync;
+mod request;
+mod signals;
+mod state;
+mod sync;
 
-pub use base::{run_worker, WorkerContext};
+pub use base::{export_env, run_worker};
+pub use state::WorkerContext;

@@ -6,7 +6,7 @@
 //! loop runs the handlers with `check_signals`. HUP is ignored rather than left fatal, so a
 //! stray `pkill -HUP` cannot kill workers.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -14,41 +14,31 @@ use pyo3::exceptions::PySystemExit;
 use pyo3::prelude::*;
 use pyo3::types::PyCFunction;
 
+use super::request::in_flight;
+use crate::hooks;
+use crate::sys::wakeup::WakeupPipe;
 use crate::telemetry::error_log;
 
 pub struct WorkerSignals {
-    pub wake_read: OwnedFd,
-    _wake_write: OwnedFd,
-}
-
-impl Drop for WorkerSignals {
-    fn drop(&mut self) {
-        // Detach CPython before the pipe closes (see arbiter::signals::clear_wakeup_fd).
-        Python::attach(crate::arbiter::signals::clear_wakeup_fd);
-    }
+    pipe: WakeupPipe,
 }
 
 impl WorkerSignals {
+    /// What the serving loop polls to learn that a signal arrived.
+    pub fn wake_fd(&self) -> BorrowedFd<'_> {
+        self.pipe.read_fd()
+    }
+
     /// Drain the wakeup pipe and run pending Python handlers (which may raise SystemExit).
     pub fn dispatch(&self, py: Python<'_>) -> PyResult<()> {
-        let mut buf = [0u8; 64];
-        while let Ok(n) = nix::unistd::read(&self.wake_read, &mut buf) {
-            if n == 0 {
-                break;
-            }
-        }
+        self.pipe.drain();
         py.check_signals()
     }
 }
 
 fn hook_call(py: Python<'_>, hook: &Option<Py<PyAny>>, worker: &Py<PyAny>, name: &str) {
-    if let Some(h) = hook {
-        if let Err(e) = h.call1(py, (worker.clone_ref(py),)) {
-            error_log::error(&format!(
-                "Exception in {name} hook\n{}",
-                crate::wsgi::app::format_traceback(py, &e)
-            ));
-        }
+    if let Err(e) = hooks::call_hook(py, hook.as_ref(), (worker.clone_ref(py),)) {
+        hooks::log_hook_error(py, name, &e);
     }
 }
 
@@ -77,7 +67,7 @@ fn log_abort(py: Python<'_>, worker: &Py<PyAny>) {
         .getattr(py, "booted")
         .and_then(|b| b.extract::<bool>(py))
         .unwrap_or(true);
-    let doing = match super::request::in_flight() {
+    let doing = match in_flight() {
         Some(request) => format!("serving {request}"),
         None if !booted => "booting".to_string(),
         None => "serving no request".to_string(),
@@ -101,11 +91,7 @@ pub fn install(
     worker_abort: Option<Py<PyAny>>,
 ) -> PyResult<WorkerSignals> {
     let signal = py.import("signal")?;
-    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| pyo3::exceptions::PyOSError::new_err(e.to_string()))?;
-    let kwargs = pyo3::types::PyDict::new(py);
-    kwargs.set_item("warn_on_full_buffer", false)?;
-    signal.call_method("set_wakeup_fd", (w.as_raw_fd(),), Some(&kwargs))?;
+    let pipe = WakeupPipe::install(py)?;
 
     let a = alive.clone();
     let term = PyCFunction::new_closure(py, None, None, move |_args, _kw| {
@@ -157,8 +143,5 @@ pub fn install(
     // TERM and USR1 must not abort a blocking read or write mid-request.
     signal.call_method1("siginterrupt", (sig("SIGTERM")?, false))?;
     signal.call_method1("siginterrupt", (sig("SIGUSR1")?, false))?;
-    Ok(WorkerSignals {
-        wake_read: r,
-        _wake_write: w,
-    })
+    Ok(WorkerSignals { pipe })
 }

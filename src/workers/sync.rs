@@ -1,57 +1,26 @@
 //! The sync worker: one connection at a time, one request per connection, `Connection: close`,
 //! as Gunicorn's `SyncWorker`. Accepting, reading and parsing run with the GIL released.
 
-use std::io::Read;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-use std::sync::Arc;
+use std::os::fd::AsFd;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ferrocorn_h1::{
-    parse_proxy_header, ParseError, ParserConfig, ProxyInfo, ProxyMode, ProxyParse,
-};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use pyo3::prelude::*;
 
-use super::base::WorkerState;
-use super::request::{self, Conn};
+use super::request::{self, close_app_socket, log_request_panic};
 use super::signals::WorkerSignals;
-use crate::net::{Listener, Peer, Stream};
+use super::state::WorkerState;
+use crate::conn::reader::{self, HeadRead};
+use crate::conn::{self, H1Exchange, HeadReader, PeerPolicy, Setup, Transport};
+use crate::http::{Peer, SharedExchange};
+use crate::net::Listener;
 use crate::sys::process;
 use crate::telemetry::error_log;
 
-pub fn parser_config(cfg: &crate::config::Config) -> ParserConfig {
-    ParserConfig {
-        limit_request_line: cfg.limit_request_line,
-        limit_request_fields: cfg.limit_request_fields,
-        limit_request_field_size: cfg.limit_request_field_size,
-        permit_unconventional_http_method: cfg.permit_unconventional_http_method,
-        permit_unconventional_http_version: cfg.permit_unconventional_http_version,
-        casefold_http_method: cfg.casefold_http_method,
-        permit_obsolete_folding: cfg.permit_obsolete_folding,
-        strip_header_spaces: cfg.strip_header_spaces,
-        header_map: match cfg.header_map.as_str() {
-            "refuse" => ferrocorn_h1::HeaderMapPolicy::Refuse,
-            "dangerous" => ferrocorn_h1::HeaderMapPolicy::Dangerous,
-            _ => ferrocorn_h1::HeaderMapPolicy::Drop,
-        },
-        forwarder_headers: cfg.forwarder_headers.clone(),
-        secure_scheme_headers: cfg.secure_scheme_headers.clone(),
-        is_ssl: cfg.is_ssl(),
-    }
-}
-
-pub fn proxy_mode(setting: &str) -> ProxyMode {
-    match setting {
-        "v1" => ProxyMode::V1,
-        "v2" => ProxyMode::V2,
-        "auto" => ProxyMode::Auto,
-        _ => ProxyMode::Off,
-    }
-}
-
 /// How long a worker waits in poll before beating again; Gunicorn uses timeout/2.
-fn poll_interval(cfg: &crate::config::Config) -> Duration {
-    let half = Duration::from_millis((cfg.timeout.max(0) as u64) * 500);
+fn poll_interval(st: &WorkerState<'_>) -> Duration {
+    let half = st.ctx.cfg.serving().timeout.unwrap_or_default() / 2;
     half.clamp(Duration::from_millis(100), Duration::from_secs(1))
 }
 
@@ -59,25 +28,20 @@ fn poll_interval(cfg: &crate::config::Config) -> Duration {
 fn wait(
     py: Python<'_>,
     listeners: &[Listener],
-    wake: BorrowedFd<'_>,
+    signals: &WorkerSignals,
     timeout: Duration,
 ) -> Vec<usize> {
-    let raw: Vec<i32> = listeners.iter().map(|l| l.fd()).collect();
-    let wake_raw = wake.as_raw_fd();
     let ms = timeout.as_millis().min(u16::MAX as u128) as u16;
-    py.detach(move || {
-        // SAFETY-free: the fds stay open for the whole call; borrow them only inside it.
-        let fds: Vec<BorrowedFd<'_>> = raw
+    let wake = signals.wake_fd();
+    py.detach(|| {
+        let mut pfds: Vec<PollFd<'_>> = listeners
             .iter()
-            .chain(std::iter::once(&wake_raw))
-            .map(|fd| crate::sys::process::borrow_fd(*fd))
-            .collect();
-        let mut pfds: Vec<PollFd<'_>> = fds
-            .iter()
-            .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
+            .map(|l| l.as_fd())
+            .chain(std::iter::once(wake))
+            .map(|fd| PollFd::new(fd, PollFlags::POLLIN))
             .collect();
         match poll(&mut pfds, PollTimeout::from(ms)) {
-            Ok(_) => pfds[..raw.len()]
+            Ok(_) => pfds[..listeners.len()]
                 .iter()
                 .enumerate()
                 .filter(|(_, p)| p.revents().is_some_and(|r| !r.is_empty()))
@@ -88,9 +52,9 @@ fn wait(
     })
 }
 
-pub fn run(py: Python<'_>, st: &mut WorkerState<'_>, signals: &WorkerSignals) -> PyResult<()> {
-    let pcfg = parser_config(st.ctx.cfg);
-    let interval = poll_interval(st.ctx.cfg);
+/// The worker's loop (Gunicorn's `SyncWorker.run`), until it is told to stop.
+pub fn run(py: Python<'_>, st: &WorkerState<'_>, signals: &WorkerSignals) -> PyResult<()> {
+    let interval = poll_interval(st);
     let listeners = st.ctx.listeners;
     while st.alive() {
         st.ctx.beat.notify();
@@ -101,18 +65,18 @@ pub fn run(py: Python<'_>, st: &mut WorkerState<'_>, signals: &WorkerSignals) ->
             ));
             return Ok(());
         }
-        let ready = wait(py, listeners, signals.wake_read.as_fd(), interval);
+        let ready = wait(py, listeners, signals, interval);
         signals.dispatch(py)?;
         for idx in ready {
             if !st.alive() {
                 break;
             }
-            accept_and_serve(py, st, &pcfg, idx)?;
+            accept(py, st, idx)?;
             signals.dispatch(py)?;
         }
     }
     if st.ctx.beat.drain_requested() {
-        drain(py, st, &pcfg, signals)?;
+        drain(py, st, signals)?;
     }
     Ok(())
 }
@@ -120,17 +84,12 @@ pub fn run(py: Python<'_>, st: &mut WorkerState<'_>, signals: &WorkerSignals) ->
 /// A final graceful stop: the master has made the kernel drop new connection attempts, so
 /// serve every connection already queued instead of letting the close reset it. Bounded by
 /// `graceful_timeout`, after which the master kills the worker anyway.
-fn drain(
-    py: Python<'_>,
-    st: &mut WorkerState<'_>,
-    pcfg: &ParserConfig,
-    signals: &WorkerSignals,
-) -> PyResult<()> {
-    let limit = Instant::now() + Duration::from_secs(st.ctx.cfg.graceful_timeout.max(0) as u64);
+fn drain(py: Python<'_>, st: &WorkerState<'_>, signals: &WorkerSignals) -> PyResult<()> {
+    let limit = Instant::now() + st.ctx.cfg.serving().graceful_timeout;
     loop {
         let mut served = false;
         for idx in 0..st.ctx.listeners.len() {
-            served |= accept_and_serve(py, st, pcfg, idx)?;
+            served |= accept(py, st, idx)?;
             signals.dispatch(py)?;
         }
         if !served || Instant::now() >= limit {
@@ -142,14 +101,9 @@ fn drain(
 
 /// Accept one connection from listener `idx` if one is queued and serve it. Returns whether
 /// there was one.
-fn accept_and_serve(
-    py: Python<'_>,
-    st: &mut WorkerState<'_>,
-    pcfg: &ParserConfig,
-    idx: usize,
-) -> PyResult<bool> {
+fn accept(py: Python<'_>, st: &WorkerState<'_>, idx: usize) -> PyResult<bool> {
     let listener = &st.ctx.listeners[idx];
-    let (stream, peer) = match listener.accept() {
+    let (accepted, peer) = match listener.accept() {
         Ok(c) => c,
         Err(e)
             if matches!(
@@ -164,138 +118,73 @@ fn accept_and_serve(
     st.ctx.beat.notify();
     // A bug on the request path must cost one connection, never the worker.
     let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        handle(py, st, pcfg, listener, stream, peer)
+        handle(py, st, listener, Transport::from(accepted), peer)
     }));
     match served {
         Ok(res) => res?,
-        Err(panic) => request::log_request_panic(panic),
+        Err(panic) => log_request_panic(panic),
     }
     Ok(true)
 }
 
-enum Head {
-    Parsed(Box<ferrocorn_h1::RequestHead>, Vec<u8>, Option<ProxyInfo>),
-    Closed,
-    Invalid(ParseError),
-}
-
-/// How a connection may open with a PROXY protocol header.
-pub struct ProxyPolicy {
-    pub mode: ProxyMode,
-    /// Set when the peer is not in `proxy_allow_ips`: a header from it gets a 403.
-    pub forbidden_peer: Option<String>,
-}
-
-/// Read until a whole request head is parsed, the client goes away, or the input can no
-/// longer become a valid request (answered at once, never waited on). A PROXY header, when
-/// allowed, is taken off the front first (first request of a connection only, as Gunicorn).
-fn read_head(
-    stream: &Stream,
-    pcfg: &ParserConfig,
-    trusted: bool,
-    deadline: Option<Instant>,
-    proxy: &ProxyPolicy,
-) -> Head {
-    let mut buf: Vec<u8> = Vec::with_capacity(8192);
-    let mut chunk = [0u8; 8192];
-    let mut r = stream;
-    let mut parser = ferrocorn_h1::HeadParser::new();
-    let mut proxy_pending = proxy.mode != ProxyMode::Off;
-    let mut proxy_info = None;
-    loop {
-        if let Some(d) = deadline {
-            let now = Instant::now();
-            if now >= d || stream.set_read_timeout(Some(d - now)).is_err() {
-                return Head::Closed;
-            }
-        }
-        match r.read(&mut chunk) {
-            Ok(0) => {
-                return if buf.is_empty() {
-                    Head::Closed
-                } else {
-                    error_log::debug("Ignored premature client disconnection.");
-                    Head::Closed
-                }
-            }
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => return Head::Closed,
-        }
-        if proxy_pending {
-            match parse_proxy_header(&buf, proxy.mode, proxy.forbidden_peer.as_deref()) {
-                Ok(ProxyParse::Incomplete) => continue,
-                Ok(ProxyParse::Absent) => proxy_pending = false,
-                Ok(ProxyParse::Present { info, consumed }) => {
-                    buf.drain(..consumed);
-                    proxy_info = Some(info);
-                    proxy_pending = false;
-                }
-                Err(e) => return Head::Invalid(e),
-            }
-        }
-        match parser.parse(&buf, pcfg, trusted) {
-            Ok(Some((head, used))) => {
-                return Head::Parsed(Box::new(head), buf.split_off(used), proxy_info)
-            }
-            Ok(None) => continue,
-            Err(e) => return Head::Invalid(e),
-        }
-    }
-}
-
+/// Serve one connection: read its request, run it, close gracefully (Gunicorn's `handle`).
 fn handle(
     py: Python<'_>,
-    st: &mut WorkerState<'_>,
-    pcfg: &ParserConfig,
+    st: &WorkerState<'_>,
     listener: &Listener,
-    stream: Stream,
+    mut transport: Transport,
     peer: Peer,
 ) -> PyResult<()> {
-    if stream.set_nonblocking(false).is_err() {
+    if transport.set_nonblocking(false).is_err() {
         return Ok(());
     }
-    let cfg = st.ctx.cfg;
-    let trusted = match &peer {
-        Peer::Unix => true,
-        Peer::Ip(a) => cfg.forwarded_allow_ips.contains(a.ip()),
-    };
-    // A client gets `timeout` seconds to send its request head; Gunicorn's sync worker would
-    // instead block until the master kills it.
-    let deadline =
-        (cfg.timeout > 0).then(|| Instant::now() + Duration::from_secs(cfg.timeout as u64));
-    let stream = Arc::new(stream);
-    let proxy = ProxyPolicy {
-        mode: proxy_mode(&cfg.proxy_protocol),
-        forbidden_peer: match &peer {
-            Peer::Ip(a) if !cfg.proxy_allow_ips.contains(a.ip()) => Some(a.ip().to_string()),
-            _ => None,
-        },
-    };
-    let head = py.detach(|| read_head(&stream, pcfg, trusted, deadline, &proxy));
-    let _ = stream.set_read_timeout(deadline.map(|_| Duration::from_secs(cfg.timeout as u64)));
+    let serving = st.ctx.cfg.serving();
+    let mut reader = HeadReader::new(PeerPolicy::new(serving, &peer), 0);
+    // A client gets `timeout` to send its request head; Gunicorn's sync worker would instead
+    // block until the master kills it.
+    let deadline = serving.timeout.map(|t| Instant::now() + t);
+    let head = py.detach(|| {
+        reader::read_head_blocking(&mut transport, &mut reader, &serving.parser, deadline)
+    });
+    let _ = transport.set_read_timeout(serving.timeout);
+    let mut result = Ok(());
     match head {
-        Head::Closed => {}
-        Head::Invalid(err) => request::send_parse_error(py, &stream, &peer, &err, None),
-        Head::Parsed(head, leftover, proxy_info) => {
-            let conn = Conn {
-                stream: stream.clone(),
-                peer: peer.clone(),
-                listener,
-                proxy: proxy_info,
-                app_socket: Default::default(),
-                defer_writes: false,
+        HeadRead::Closed => {}
+        HeadRead::Invalid(err) => conn::send_parse_error(py, &mut transport, &peer, &err),
+        HeadRead::Ready(head, leftover) => {
+            let proxy = reader.proxy_info().cloned();
+            let (req, framing) =
+                reader::into_request(*head, peer.clone(), listener.server_addr(), proxy, 1);
+            let setup = Setup {
+                pcfg: &serving.parser,
+                framing,
+                version: req.version,
+                method: &req.method,
+                leftover,
+                may_hold: false,
             };
-            request::handle_request(py, st, pcfg, &conn, *head, leftover, true)?;
-            if let Some(sock) = conn.app_socket.take() {
-                super::app_socket::close_app_socket(py, sock);
+            let exchange = Arc::new(Mutex::new(H1Exchange::new(transport, peer, setup)));
+            let shared: SharedExchange = exchange.clone();
+            let mut app_socket = None;
+            st.ctx.beat.request_started();
+            result = request::handle_request(py, st, &shared, req, &mut app_socket, true).map(drop);
+            st.ctx.beat.request_finished();
+            if let Some(sock) = app_socket {
+                close_app_socket(py, sock);
+            }
+            let taken = exchange
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take_back();
+            match taken {
+                Some((t, _)) => transport = t,
+                None => return result,
             }
         }
     }
-    drop_stream(py, stream);
-    Ok(())
-}
-
-fn drop_stream(py: Python<'_>, stream: Arc<Stream>) {
-    py.detach(|| stream.close_graceful());
+    // A worker leaving on SystemExit does not linger over the connection.
+    if result.is_ok() {
+        py.detach(|| conn::close_graceful(transport));
+    }
+    result
 }

@@ -4,14 +4,13 @@
 //! Per-worker constants (the base environ) are computed once; per request only the request's
 //! own keys are added. It never reads from or writes to the socket.
 
-use std::net::SocketAddr;
-
-use ferrocorn_h1::{ProxyInfo, RequestHead};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
-use crate::net::Peer;
+use super::response::EarlyHints;
+use crate::config::{Config, WorkerKind};
+use crate::http::{Peer, Request, ServerAddr, SharedExchange};
 
 /// What every environ of this worker shares.
 pub struct BaseEnviron {
@@ -22,14 +21,28 @@ pub struct BaseEnviron {
     pub script_name: String,
     pub errors: Py<PyAny>,
     pub file_wrapper: Py<PyAny>,
-    /// `socket.socket`, to hand the app `gunicorn.socket`.
-    pub socket_class: Py<PyAny>,
     /// The keys every environ starts with, in Gunicorn's order; each request copies it
     /// (`fill_template` makes it from the fields above).
     pub template: Py<PyDict>,
 }
 
 impl BaseEnviron {
+    /// The per-worker constant part of every environ.
+    pub fn new(py: Python<'_>, cfg: &Config) -> PyResult<BaseEnviron> {
+        let objects = py.import("ferrocorn._objects")?;
+        let base = BaseEnviron {
+            server_software: format!("ferrocorn/{}", crate::VERSION),
+            multiprocess: cfg.workers > 1,
+            multithread: cfg.worker_kind() == Some(WorkerKind::Gthread),
+            script_name: std::env::var("SCRIPT_NAME").unwrap_or_default(),
+            errors: Py::new(py, crate::telemetry::pylogging::ErrorsStream::new())?.into_any(),
+            file_wrapper: objects.getattr("FileWrapper")?.unbind(),
+            template: PyDict::new(py).unbind(),
+        };
+        base.fill_template(py)?;
+        Ok(base)
+    }
+
     /// Make `template` from the other fields.
     pub fn fill_template(&self, py: Python<'_>) -> PyResult<()> {
         let env = self.template.bind(py);
@@ -44,12 +57,6 @@ impl BaseEnviron {
         env.set_item(intern!(py, "SERVER_SOFTWARE"), &self.server_software)?;
         Ok(())
     }
-}
-
-/// Where the request arrived: the listener's bound address, or a unix path.
-pub enum Local<'a> {
-    Tcp(SocketAddr),
-    Unix(&'a str),
 }
 
 /// The environ could not be built; Gunicorn answers these with a 500 page.
@@ -85,47 +92,56 @@ fn http_key(name: &str) -> String {
     k
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Why an environ could not be built.
+pub enum EnvironError {
+    /// The request does not fit the configuration; Gunicorn answers with a 500 page.
+    Problem(ConfigurationProblem),
+    /// Python failed (out of memory): an app error like any other.
+    Python(PyErr),
+}
+
+impl From<PyErr> for EnvironError {
+    fn from(e: PyErr) -> Self {
+        EnvironError::Python(e)
+    }
+}
+
+/// The environ of one request (`wsgi.create`), with `input` as `wsgi.input`.
 pub fn build<'py>(
     py: Python<'py>,
     base: &BaseEnviron,
-    head: &RequestHead,
-    peer: &Peer,
-    local: &Local<'_>,
+    req: &Request,
     input: Py<PyAny>,
-    proxy: Option<&ProxyInfo>,
-) -> Result<Bound<'py, PyDict>, ConfigurationProblem> {
+) -> Result<Bound<'py, PyDict>, EnvironError> {
     // A copy of a prebuilt dict costs less than setting its keys one by one.
-    let env = base.template.bind(py).copy().expect("dict copy");
-    let set = |k: &Bound<'py, PyString>, v: Bound<'py, PyAny>| {
-        env.set_item(k, v).expect("dict insert");
-    };
+    let env = base.template.bind(py).copy()?;
+    let set = |k: &Bound<'py, PyString>, v: Bound<'py, PyAny>| env.set_item(k, v);
     let s = |v: &str| PyString::new(py, v).into_any();
 
-    set(intern!(py, "wsgi.input"), input.into_bound(py));
-    set(intern!(py, "REQUEST_METHOD"), s(&head.method));
-    set(intern!(py, "QUERY_STRING"), s(&head.query));
-    set(intern!(py, "RAW_URI"), s(&head.uri));
-    let protocol = match head.version {
+    set(intern!(py, "wsgi.input"), input.into_bound(py))?;
+    set(intern!(py, "REQUEST_METHOD"), s(&req.method))?;
+    set(intern!(py, "QUERY_STRING"), s(&req.query))?;
+    set(intern!(py, "RAW_URI"), s(&req.uri))?;
+    let protocol = match req.version {
         (1, 1) => intern!(py, "HTTP/1.1").clone().into_any(),
         (1, 0) => intern!(py, "HTTP/1.0").clone().into_any(),
         (major, minor) => s(&format!("HTTP/{major}.{minor}")),
     };
-    set(intern!(py, "SERVER_PROTOCOL"), protocol);
+    set(intern!(py, "SERVER_PROTOCOL"), protocol)?;
 
     let mut host: Option<&str> = None;
     let mut script_name = base.script_name.clone();
-    let mut joined: Vec<(String, String)> = Vec::with_capacity(head.headers.len());
-    for (name, value) in &head.headers {
+    let mut joined: Vec<(String, String)> = Vec::with_capacity(req.headers.len());
+    for (name, value) in &req.headers {
         match name.as_str() {
             "HOST" => host = Some(value),
             "SCRIPT_NAME" => script_name = value.clone(),
             "CONTENT-TYPE" => {
-                set(intern!(py, "CONTENT_TYPE"), s(value));
+                set(intern!(py, "CONTENT_TYPE"), s(value))?;
                 continue;
             }
             "CONTENT-LENGTH" => {
-                set(intern!(py, "CONTENT_LENGTH"), s(value));
+                set(intern!(py, "CONTENT_LENGTH"), s(value))?;
                 continue;
             }
             _ => {}
@@ -141,20 +157,20 @@ pub fn build<'py>(
         }
     }
     for (k, v) in &joined {
-        env.set_item(k, v).expect("dict insert");
+        env.set_item(k, v)?;
     }
 
-    set(intern!(py, "wsgi.url_scheme"), s(head.scheme));
+    set(intern!(py, "wsgi.url_scheme"), s(req.scheme))?;
 
-    match peer {
+    match &req.peer {
         Peer::Ip(addr) => {
-            set(intern!(py, "REMOTE_ADDR"), s(&addr.ip().to_string()));
-            set(intern!(py, "REMOTE_PORT"), s(&addr.port().to_string()));
+            set(intern!(py, "REMOTE_ADDR"), s(&addr.ip().to_string()))?;
+            set(intern!(py, "REMOTE_PORT"), s(&addr.port().to_string()))?;
         }
-        Peer::Unix => set(intern!(py, "REMOTE_ADDR"), s("")),
+        Peer::Unix => set(intern!(py, "REMOTE_ADDR"), s(""))?,
     }
 
-    if let Some(info) = proxy {
+    if let Some(info) = &req.proxy {
         // Gunicorn's proxy_environ: None stays None for the addresses, and the ports are
         // str() of the value, so LOCAL/UNSPEC headers give the string "None".
         let opt = |v: &Option<String>| match v {
@@ -162,52 +178,62 @@ pub fn build<'py>(
             None => py.None().into_bound(py),
         };
         let port = |p: Option<u16>| s(&p.map(|p| p.to_string()).unwrap_or_else(|| "None".into()));
-        set(intern!(py, "PROXY_PROTOCOL"), s(info.protocol));
-        set(intern!(py, "REMOTE_ADDR"), opt(&info.client_addr));
-        set(intern!(py, "REMOTE_PORT"), port(info.client_port));
-        set(intern!(py, "PROXY_ADDR"), opt(&info.proxy_addr));
-        set(intern!(py, "PROXY_PORT"), port(info.proxy_port));
+        set(intern!(py, "PROXY_PROTOCOL"), s(info.protocol))?;
+        set(intern!(py, "REMOTE_ADDR"), opt(&info.client_addr))?;
+        set(intern!(py, "REMOTE_PORT"), port(info.client_port))?;
+        set(intern!(py, "PROXY_ADDR"), opt(&info.proxy_addr))?;
+        set(intern!(py, "PROXY_PORT"), port(info.proxy_port))?;
     }
 
-    match local {
-        Local::Tcp(addr) => {
-            set(intern!(py, "SERVER_NAME"), s(&addr.ip().to_string()));
-            set(intern!(py, "SERVER_PORT"), s(&addr.port().to_string()));
+    match &req.server {
+        ServerAddr::Tcp(addr) => {
+            set(intern!(py, "SERVER_NAME"), s(&addr.ip().to_string()))?;
+            set(intern!(py, "SERVER_PORT"), s(&addr.port().to_string()))?;
         }
-        Local::Unix(path) => match host {
+        ServerAddr::Unix(path) => match host {
             Some(h) => {
                 let (name, port) = match h.split_once(':') {
                     Some((n, p)) => (n.to_string(), p.to_string()),
                     None => (
                         h.to_string(),
-                        if head.scheme == "https" { "443" } else { "80" }.to_string(),
+                        if req.scheme == "https" { "443" } else { "80" }.to_string(),
                     ),
                 };
-                set(intern!(py, "SERVER_NAME"), s(&name));
-                set(intern!(py, "SERVER_PORT"), s(&port));
+                set(intern!(py, "SERVER_NAME"), s(&name))?;
+                set(intern!(py, "SERVER_PORT"), s(&port))?;
             }
             None => {
-                set(intern!(py, "SERVER_NAME"), s(path));
-                set(intern!(py, "SERVER_PORT"), s(""));
+                set(intern!(py, "SERVER_NAME"), s(path))?;
+                set(intern!(py, "SERVER_PORT"), s(""))?;
             }
         },
     }
 
-    let mut path = head.path.as_str();
+    let mut path = req.path.as_str();
     if !script_name.is_empty() {
         match path.strip_prefix(script_name.as_str()) {
             Some(rest) => path = rest,
             None => {
-                return Err(ConfigurationProblem(format!(
+                return Err(EnvironError::Problem(ConfigurationProblem(format!(
                     "Request path {:?} does not start with SCRIPT_NAME {:?}",
-                    head.path, script_name
-                )))
+                    req.path, script_name
+                ))))
             }
         }
     }
-    set(intern!(py, "PATH_INFO"), s(&unquote_latin1(path)));
-    set(intern!(py, "SCRIPT_NAME"), s(&script_name));
+    set(intern!(py, "PATH_INFO"), s(&unquote_latin1(path)))?;
+    set(intern!(py, "SCRIPT_NAME"), s(&script_name))?;
     Ok(env)
+}
+
+/// `wsgi.early_hints`, after the connection's keys (Gunicorn's order).
+pub fn add_early_hints(
+    py: Python<'_>,
+    env: &Bound<'_, PyDict>,
+    exchange: &SharedExchange,
+) -> PyResult<()> {
+    let hints = Py::new(py, EarlyHints::new(exchange.clone()))?;
+    env.set_item(intern!(py, "wsgi.early_hints"), hints)
 }
 
 #[cfg(test)]

@@ -1,10 +1,13 @@
-//! The WSGI (PEP 3333) bridge: turning a parsed request into an environ, the `wsgi.input`
-//! body stream, `start_response` and the response writer, and calling the app.
+//! The WSGI (PEP 3333) bridge: the environ, `wsgi.input`, `start_response`, `write`,
+//! `wsgi.early_hints`, calling the app and iterating its result, and loading it.
 //!
-//! It owns everything a request touches while Python is involved; it does not accept
-//! connections, parse request heads or manage processes.
+//! It reads the body and writes the response only through the request's `http::Exchange`
+//! (`BodySource`, `ResponseSink`): it never calls a socket function, frames no bytes, and
+//! does not know which protocol or transport carries the request (`make lint` checks this).
+//! It does not accept connections, parse heads or manage processes.
 
 pub mod app;
+pub mod call;
 pub mod environ;
 pub mod input;
 pub mod response;

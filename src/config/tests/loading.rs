@@ -298,7 +298,10 @@ fn unsupported_settings_fail_only_when_changed() {
         &["-k", "gthread", "app:app"][..],
     ] {
         let cfg = load_ok(args, &[]);
-        assert!(cfg.check_supported().is_ok() && cfg.is_threaded());
+        assert!(
+            cfg.check_supported().is_ok()
+                && cfg.worker_kind() == Some(crate::config::WorkerKind::Gthread)
+        );
     }
     for (args, name) in cases {
         let err = load_ok(args, &[]).check_supported().unwrap_err();

@@ -6,11 +6,11 @@
 //!
 //! This module wires the parts together and keeps the worker's main thread for what only
 //! it may do: run Python's signal handlers, beat the heartbeat, watch the parent, and time
-//! the graceful stop. `conn` parses, `conns` owns the connections, `threads` runs them,
-//! `writer` sends what they finished in memory.
+//! the graceful stop. `tconn` is one connection, `conns` owns the connections, `threads`
+//! runs them, `writer` sends what they finished in memory.
 
-mod conn;
 mod conns;
+mod tconn;
 mod threads;
 mod writer;
 
@@ -22,8 +22,8 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use pyo3::prelude::*;
 
-use super::base::WorkerState;
 use super::signals::WorkerSignals;
+use super::state::WorkerState;
 use crate::sys::process;
 use crate::telemetry::error_log;
 
@@ -32,7 +32,7 @@ const BEAT: Duration = Duration::from_millis(250);
 
 pub fn run(py: Python<'_>, st: &WorkerState<'_>, signals: &WorkerSignals) -> PyResult<()> {
     let threads = st.ctx.cfg.threads.max(1) as usize;
-    let pcfg = super::sync::parser_config(st.ctx.cfg);
+    let pcfg = &st.ctx.cfg.serving().parser;
     let switch_interval: f64 = py
         .import("sys")?
         .call_method0("getswitchinterval")?
@@ -48,10 +48,10 @@ pub fn run(py: Python<'_>, st: &WorkerState<'_>, signals: &WorkerSignals) -> PyR
             EpollEvent::new(EpollFlags::EPOLLIN, conns::WAKE),
         )
         .map_err(io)?;
-    let conns = conns::Conns::new(st, &pcfg, &epoll, threads);
+    let conns = conns::Conns::new(st, pcfg, &epoll, threads);
     let sh = threads::Shared::new(
         st,
-        &pcfg,
+        pcfg,
         &epoll,
         conns,
         wake,
@@ -61,21 +61,31 @@ pub fn run(py: Python<'_>, st: &WorkerState<'_>, signals: &WorkerSignals) -> PyR
     py.detach(|| {
         std::thread::scope(|scope| {
             let sh = &sh;
-            let app_threads: Vec<_> = (0..threads)
-                .map(|i| {
-                    std::thread::Builder::new()
-                        .name(format!("ferrocorn-app-{i}"))
-                        .spawn_scoped(scope, move || threads::thread_main(sh, i))
-                        .expect("spawning an app thread")
-                })
-                .collect();
-            if sh.writer.enabled() {
-                std::thread::Builder::new()
+            let mut app_threads = Vec::with_capacity(threads);
+            let mut spawned = Ok(());
+            for i in 0..threads {
+                match std::thread::Builder::new()
+                    .name(format!("ferrocorn-app-{i}"))
+                    .spawn_scoped(scope, move || threads::thread_main(sh, i))
+                {
+                    Ok(t) => app_threads.push(t),
+                    Err(e) => {
+                        spawned = Err(e);
+                        break;
+                    }
+                }
+            }
+            if spawned.is_ok() && sh.writer.enabled() {
+                spawned = std::thread::Builder::new()
                     .name("ferrocorn-writer".into())
                     .spawn_scoped(scope, move || sh.writer.run(&sh.conns, &sh.wake))
-                    .expect("spawning the writer thread");
+                    .map(drop);
             }
-            let result = supervise(st, signals, sh);
+            // A worker that cannot start its threads fails its boot (exit 3).
+            let result = match spawned {
+                Ok(()) => supervise(st, signals, sh),
+                Err(e) => Err(PyErr::from(e)),
+            };
             // Threads finish the requests they hold (a quick stop still lets them answer,
             // as Gunicorn's interpreter exit joins its pool threads), then return; the
             // writer sends what they left it.
@@ -99,7 +109,7 @@ fn supervise(
     loop {
         st.ctx.beat.notify();
         let mut fds = [
-            PollFd::new(signals.wake_read.as_fd(), PollFlags::POLLIN),
+            PollFd::new(signals.wake_fd(), PollFlags::POLLIN),
             PollFd::new(sh.main_wake.as_fd(), PollFlags::POLLIN),
         ];
         let _ = nix::poll::poll(&mut fds, BEAT.as_millis() as u16);
@@ -116,7 +126,7 @@ fn supervise(
             sh.request_stop();
         }
         if let Some(since) = stopping {
-            let limit = Duration::from_secs(st.ctx.cfg.graceful_timeout.max(0) as u64);
+            let limit = st.ctx.cfg.serving().graceful_timeout;
             if sh.finished() || since.elapsed() >= limit {
                 return Ok(());
             }

@@ -10,10 +10,10 @@
 //! requests is fairer. A response finished in memory goes to the writer thread (`writer`).
 //!
 //! This module owns the roles and the GIL; it never parses and never touches a socket
-//! except through `conns` and `request::handle_request`.
+//! except through `conns`, the connection layer and `request::handle_request`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use ferrocorn_h1::ParserConfig;
@@ -21,11 +21,13 @@ use nix::sys::epoll::{Epoll, EpollEvent, EpollTimeout};
 use nix::sys::eventfd::EventFd;
 use pyo3::prelude::*;
 
-use super::conn;
-use super::conns::{Conns, Done, Job, WAKE};
-use super::writer::{Outgoing, Then, Writer};
-use crate::workers::base::WorkerState;
-use crate::workers::request::{self, Conn};
+use super::conns::{Conns, Job, WAKE};
+use super::tconn::{self, TConn};
+use super::writer::{Outgoing, Writer};
+use crate::conn::{self, reader, H1Exchange, Setup};
+use crate::http::{After, SharedExchange};
+use crate::workers::request;
+use crate::workers::state::WorkerState;
 
 /// A request that has held the leader this long is sliced with the others (Gunicorn's
 /// threads share the GIL this way).
@@ -97,16 +99,9 @@ impl<'s, 'a> Shared<'s, 'a> {
         switch_interval: Duration,
     ) -> std::io::Result<Self> {
         let cfg = st.ctx.cfg;
-        let writer = Writer::new(
-            // `--timeout 0` turns the worker timeout off; a response still gets the table's
-            // 30 s default rather than 1 s.
-            Duration::from_secs(if cfg.timeout > 0 {
-                cfg.timeout as u64
-            } else {
-                30
-            }),
-            cfg.workers.max(1) as usize,
-        )?;
+        // `--timeout 0` turns the worker timeout off; a response still gets the table's 30 s
+        // default.
+        let writer = Writer::new(cfg.serving().io_deadline(), cfg.workers.max(1) as usize)?;
         Ok(Shared {
             st,
             pcfg,
@@ -316,7 +311,7 @@ fn lead(py: Python<'_>, sh: &Shared<'_, '_>, id: usize, events: &mut [EpollEvent
                 let _ = sh.main_wake.write(1);
             }
         }
-        conn::close_buried(py);
+        tconn::close_buried(py);
         if let Some(job) = job {
             if !serve_job(py, sh, id, job) {
                 return false;
@@ -341,11 +336,11 @@ fn lead(py: Python<'_>, sh: &Shared<'_, '_>, id: usize, events: &mut [EpollEvent
             }
             conns.take_rejects()
         };
-        for (conn, err) in rejects {
+        for (mut c, err) in rejects {
             // An error page is small; a client that does not take it in a second loses it.
-            let _ = conn.stream.set_write_timeout(Some(Duration::from_secs(1)));
-            request::send_parse_error(py, &conn.stream, &conn.peer, &err, None);
-            locked(&sh.conns).close(conn);
+            let _ = c.transport.set_write_timeout(Some(Duration::from_secs(1)));
+            conn::send_parse_error(py, &mut c.transport, &c.peer, &err);
+            locked(&sh.conns).close(c);
         }
     }
 }
@@ -365,7 +360,7 @@ fn serve_job(py: Python<'_>, sh: &Shared<'_, '_>, id: usize, job: Job) -> bool {
             sh.cv.notify_one();
         }
     }
-    let done = serve(py, sh, job);
+    let served = serve(py, sh, job);
     let still = {
         let mut c = locked(&sh.ctl);
         if c.leader != Some(id) && (c.leader.is_none() || c.leader_in_app) {
@@ -381,13 +376,23 @@ fn serve_job(py: Python<'_>, sh: &Shared<'_, '_>, id: usize, job: Job) -> bool {
     };
     let (queued, outgoing) = {
         let mut conns = locked(&sh.conns);
-        let outgoing = match done {
-            Handoff::Write(out) => {
+        let outgoing = match served {
+            // The response is in memory: to the writer thread, which hands the connection
+            // back once it is out.
+            Some((conn, after, unsent)) if !unsent.is_empty() => {
                 conns.handed_to_writer();
-                Some(out)
+                Some(Outgoing {
+                    conn,
+                    bytes: unsent,
+                    after,
+                })
             }
-            Handoff::Done(done) => {
-                conns.give_back(done);
+            Some((conn, after, _)) => {
+                conns.give_back(conn, after);
+                None
+            }
+            None => {
+                conns.lost();
                 None
             }
         };
@@ -404,15 +409,9 @@ fn serve_job(py: Python<'_>, sh: &Shared<'_, '_>, id: usize, job: Job) -> bool {
     still
 }
 
-/// What a thread hands on after a request.
-enum Handoff {
-    /// The response is out (or the connection is over): back to the table.
-    Done(Done),
-    /// The response is in memory: to the writer thread, which hands the connection back.
-    Write(Outgoing),
-}
-
-fn serve(py: Python<'_>, sh: &Shared<'_, '_>, job: Job) -> Handoff {
+/// Run one request: the connection back with what becomes of it and the response bytes
+/// still to send, or None if the connection was lost.
+fn serve(py: Python<'_>, sh: &Shared<'_, '_>, job: Job) -> Option<(Box<TConn>, After, Vec<u8>)> {
     let Job {
         mut conn,
         head,
@@ -420,37 +419,37 @@ fn serve(py: Python<'_>, sh: &Shared<'_, '_>, job: Job) -> Handoff {
         close,
     } = job;
     let listener = &sh.st.ctx.listeners[conn.listener];
-    let rconn = Conn {
-        stream: conn.stream.clone(),
-        peer: conn.peer.clone(),
-        listener,
-        proxy: conn.proxy_info.clone(),
-        app_socket: std::cell::RefCell::new(conn.app_socket.0.take()),
-        defer_writes: sh.writer.enabled(),
+    let proxy = conn.reader.proxy_info().cloned();
+    let (req, framing) = reader::into_request(
+        *head,
+        conn.peer.clone(),
+        listener.server_addr(),
+        proxy,
+        conn.served + 1,
+    );
+    let setup = Setup {
+        pcfg: sh.pcfg,
+        framing,
+        version: req.version,
+        method: &req.method,
+        leftover,
+        may_hold: sh.writer.enabled(),
     };
+    // The exchange owns the transport while the request runs.
+    let exchange = Arc::new(Mutex::new(H1Exchange::new(
+        conn.transport,
+        conn.peer.clone(),
+        setup,
+    )));
+    let shared: SharedExchange = exchange.clone();
+    let mut app_socket = conn.app_socket.0.take();
     // A bug on the request path must cost one connection, never the worker.
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        request::handle_request(py, sh.st, sh.pcfg, &rconn, *head, leftover, close)
+        request::handle_request(py, sh.st, &shared, req, &mut app_socket, close)
     }));
-    conn.app_socket.0 = rconn.app_socket.take();
-    Handoff::Done(match outcome {
-        Ok(Ok(served)) => {
-            let then = match served.keep {
-                Some(rest) => Then::KeepAlive(rest),
-                None => Then::Close,
-            };
-            if !served.unsent.is_empty() {
-                return Handoff::Write(Outgoing {
-                    conn,
-                    bytes: served.unsent,
-                    then,
-                });
-            }
-            match then {
-                Then::KeepAlive(rest) => Done::KeepAlive(conn, rest),
-                Then::Close => Done::Close(conn),
-            }
-        }
+    conn.app_socket.0 = app_socket;
+    let after = match outcome {
+        Ok(Ok(after)) => after,
         Ok(Err(err)) => {
             // SystemExit from the app or a hook: the worker exits with it, as Gunicorn's
             // gthread worker does.
@@ -459,11 +458,14 @@ fn serve(py: Python<'_>, sh: &Shared<'_, '_>, job: Job) -> Handoff {
                 c.fatal = Some(err);
             }
             let _ = sh.main_wake.write(1);
-            Done::Gone
+            After::Gone
         }
         Err(panic) => {
             request::log_request_panic(panic);
-            Done::Close(conn)
+            After::Close
         }
-    })
+    };
+    let (transport, unsent) = locked(&exchange).take_back()?;
+    conn.transport = transport;
+    Some((conn, after, unsent))
 }

@@ -1,5 +1,5 @@
 //! The gthread worker's writer thread. An app thread that finishes a response held in
-//! memory (`request::Served::unsent`) hands it here and goes on to the next request, so the
+//! memory (what `H1Exchange::take_back` returns) hands it here and goes on to the next request, so the
 //! send, which on loopback also runs the receiving side's TCP stack and wakes the client,
 //! overlaps the next request's Python instead of adding to it. Once a response is out the
 //! writer hands its connection back to the table (`Conns::written`), so a connection never
@@ -11,28 +11,23 @@
 //! waits for the GIL, so the two cannot deadlock).
 
 use std::collections::VecDeque;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
-use super::conn::Connection;
 use super::conns::Conns;
+use super::tconn::TConn;
+use crate::http::After;
 use crate::telemetry::error_log;
 
-/// What becomes of a connection once its response is out.
-pub enum Then {
-    /// It may carry another request; these bytes already arrived for it.
-    KeepAlive(Vec<u8>),
-    Close,
-}
-
+/// A response to send, and what becomes of its connection once it is out.
 pub struct Outgoing {
-    pub conn: Box<Connection>,
+    pub conn: Box<TConn>,
     pub bytes: Vec<u8>,
-    pub then: Then,
+    pub after: After,
 }
 
 struct Pending {
@@ -65,8 +60,7 @@ fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Writer {
     /// A writer thread pays off only with a core to spare: with at least as many workers as
     /// cores every worker's leader can keep a core busy, and a second busy thread per worker
-    /// only adds switches (echo at `-w 2` on 2 cores: 27k req/s with it, 38k without; at
-    /// `-w 1`: 41k with it, 32k without).
+    /// only adds switches (measurements in docs/performance.md).
     pub fn new(timeout: Duration, workers: usize) -> std::io::Result<Self> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let wake = EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)?;
@@ -136,12 +130,12 @@ impl Writer {
             locked(&self.queue).asleep = false;
             let now = Instant::now();
             let mut finished = Vec::new();
-            for p in std::mem::take(&mut slow) {
-                if ready.contains(&p.out.conn.stream.as_raw_fd()) {
+            for (p, ready) in std::mem::take(&mut slow).into_iter().zip(ready) {
+                if ready {
                     self.advance(p, &mut slow, &mut finished);
                 } else if now >= p.deadline || shutdown {
                     error_log::debug("Client did not take its response in time; closing");
-                    finished.push((p.out.conn, None));
+                    finished.push((p.out.conn, After::Gone));
                 } else {
                     slow.push(p);
                 }
@@ -154,15 +148,15 @@ impl Writer {
         &self,
         conns: &Mutex<Conns<'_, '_>>,
         leader_wake: &EventFd,
-        finished: Vec<(Box<Connection>, Option<Then>)>,
+        finished: Vec<(Box<TConn>, After)>,
     ) {
         if finished.is_empty() {
             return;
         }
         let queued = {
             let mut c = locked(conns);
-            for (conn, then) in finished {
-                c.written(conn, then);
+            for (conn, after) in finished {
+                c.written(conn, after);
             }
             c.needs_leader()
         };
@@ -178,10 +172,10 @@ impl Writer {
         &self,
         mut p: Pending,
         slow: &mut Vec<Pending>,
-        finished: &mut Vec<(Box<Connection>, Option<Then>)>,
+        finished: &mut Vec<(Box<TConn>, After)>,
     ) {
         loop {
-            match p.out.conn.stream.send_now(&p.out.bytes[p.sent..]) {
+            match p.out.conn.transport.try_write(&p.out.bytes[p.sent..]) {
                 Ok(0) => {
                     slow.push(p);
                     return;
@@ -189,13 +183,13 @@ impl Writer {
                 Ok(n) => {
                     p.sent += n;
                     if p.sent == p.out.bytes.len() {
-                        finished.push((p.out.conn, Some(p.out.then)));
+                        finished.push((p.out.conn, p.out.after));
                         return;
                     }
                 }
                 Err(e) => {
                     error_log::debug(&format!("Ignoring connection error while writing: {e}"));
-                    finished.push((p.out.conn, None));
+                    finished.push((p.out.conn, After::Gone));
                     return;
                 }
             }
@@ -203,13 +197,15 @@ impl Writer {
     }
 
     /// Wait for a push (when `sleep`) or for slow clients to take more bytes, until the
-    /// nearest deadline. Returns the descriptors of slow clients that can take more.
-    fn wait(&self, slow: &[Pending], sleep: bool) -> Vec<i32> {
+    /// nearest deadline. Returns, for each slow client in order, whether it can take more.
+    fn wait(&self, slow: &[Pending], sleep: bool) -> Vec<bool> {
         let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(slow.len() + 1);
         fds.push(PollFd::new(self.wake.as_fd(), PollFlags::POLLIN));
         for p in slow {
-            let fd = crate::sys::process::borrow_fd(p.out.conn.stream.as_raw_fd());
-            fds.push(PollFd::new(fd, PollFlags::POLLOUT));
+            fds.push(PollFd::new(
+                p.out.conn.transport.as_fd(),
+                PollFlags::POLLOUT,
+            ));
         }
         let wait = match slow.iter().map(|p| p.deadline).min() {
             _ if !sleep => PollTimeout::ZERO,
@@ -223,11 +219,6 @@ impl Writer {
         if fds[0].any().unwrap_or(false) {
             let _ = self.wake.read();
         }
-        fds[1..]
-            .iter()
-            .zip(slow)
-            .filter(|(f, _)| f.any().unwrap_or(true))
-            .map(|(_, p)| p.out.conn.stream.as_raw_fd())
-            .collect()
+        fds[1..].iter().map(|f| f.any().unwrap_or(true)).collect()
     }
 }

@@ -4,16 +4,15 @@
 //! `worker_connections` by closing the longest-idle connection. Same rules as the rest of
 //! the table: called with its lock held, never runs Python.
 
-use std::os::fd::BorrowedFd;
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use nix::sys::epoll::{EpollEvent, EpollFlags};
 
-use super::{borrow, Conns, Entry};
-use crate::net::Peer;
+use super::{Conns, Entry};
+use crate::conn::{PeerPolicy, Transport};
 use crate::telemetry::error_log;
-use crate::workers::gthread::conn::Connection;
-use crate::workers::sync::{proxy_mode, ProxyPolicy};
+use crate::workers::gthread::tconn::TConn;
 
 /// How long a worker holding at least `threads` connections waits between accepts.
 pub(super) const ACCEPT_BACKOFF: Duration = Duration::from_millis(1);
@@ -69,16 +68,12 @@ impl Conns<'_, '_> {
             return;
         }
         self.last_queue_check = now;
-        let fds: Vec<BorrowedFd<'_>> = self
+        let mut pfds: Vec<nix::poll::PollFd<'_>> = self
             .st
             .ctx
             .listeners
             .iter()
-            .map(|l| borrow(l.fd()))
-            .collect();
-        let mut pfds: Vec<nix::poll::PollFd<'_>> = fds
-            .iter()
-            .map(|fd| nix::poll::PollFd::new(*fd, nix::poll::PollFlags::POLLIN))
+            .map(|l| nix::poll::PollFd::new(l.as_fd(), nix::poll::PollFlags::POLLIN))
             .collect();
         let queued = matches!(nix::poll::poll(&mut pfds, 0u8), Ok(n) if n > 0);
         match (queued, self.queued_since) {
@@ -129,7 +124,7 @@ impl Conns<'_, '_> {
             return;
         }
         for (i, l) in self.st.ctx.listeners.iter().enumerate() {
-            let fd = borrow(l.fd());
+            let fd = l.as_fd();
             let res = if want {
                 self.epoll.add(
                     fd,
@@ -152,7 +147,7 @@ impl Conns<'_, '_> {
     /// Accept from listener `idx`: a few at a time while threads are free, or everything
     /// queued when `unclaimed` (see `take_unclaimed`), a batch at a time.
     fn accept_from(&mut self, idx: usize, unclaimed: bool) {
-        let cfg = self.st.ctx.cfg;
+        let serving = self.st.ctx.cfg.serving();
         let Some(listener) = self.st.ctx.listeners.get(idx) else {
             return;
         };
@@ -177,8 +172,8 @@ impl Conns<'_, '_> {
             if self.connections() >= self.max_conns && !self.evict_idle() {
                 return;
             }
-            let (stream, peer) = match listener.accept() {
-                Ok(c) => c,
+            let (transport, peer) = match listener.accept() {
+                Ok((accepted, peer)) => (Transport::from(accepted), peer),
                 Err(_) => return,
             };
             room -= 1;
@@ -187,25 +182,13 @@ impl Conns<'_, '_> {
             // MSG_DONTWAIT, and the thread serving a request reads the rest of a large
             // body and writes the response with plain blocking calls, bounded by `timeout`
             // so a client that stops reading or sending cannot hold a thread.
-            if stream.set_read_timeout(self.io_timeout).is_err()
-                || stream.set_write_timeout(self.io_timeout).is_err()
+            if transport.set_read_timeout(self.io_timeout).is_err()
+                || transport.set_write_timeout(self.io_timeout).is_err()
             {
                 continue;
             }
-            let trusted = match &peer {
-                Peer::Unix => true,
-                Peer::Ip(a) => cfg.forwarded_allow_ips.contains(a.ip()),
-            };
-            let proxy = ProxyPolicy {
-                mode: proxy_mode(&cfg.proxy_protocol),
-                forbidden_peer: match &peer {
-                    Peer::Ip(a) if !cfg.proxy_allow_ips.contains(a.ip()) => {
-                        Some(a.ip().to_string())
-                    }
-                    _ => None,
-                },
-            };
-            let conn = Box::new(Connection::new(stream, peer, idx, proxy, trusted));
+            let policy = PeerPolicy::new(serving, &peer);
+            let conn = Box::new(TConn::new(transport, peer, idx, policy));
             self.admit(conn, true);
         }
     }
@@ -218,7 +201,7 @@ impl Conns<'_, '_> {
             .entries
             .iter()
             .filter_map(|(k, e)| match e {
-                Entry::Reading(c) if !c.waiting_body() => Some((c.since, k)),
+                Entry::Reading(c) if !c.reader.waiting_body() => Some((c.since, k)),
                 _ => None,
             })
             .min();

@@ -8,8 +8,7 @@
 //! connections over the workers is in `accept`.
 
 use std::collections::VecDeque;
-use std::os::fd::{AsRawFd, BorrowedFd};
-use std::sync::Arc;
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use ferrocorn_h1::{ParseError, ParserConfig, RequestHead};
@@ -19,11 +18,10 @@ mod accept;
 
 use accept::{ACCEPT_BACKOFF, SATURATED_ACCEPT};
 
-use super::conn::{Connection, Progress};
-use super::writer::Then;
-use crate::net::Stream;
-use crate::sys::process;
-use crate::workers::base::WorkerState;
+use super::tconn::TConn;
+use crate::conn::{close_now, Linger, Progress, Transport};
+use crate::http::After;
+use crate::workers::state::WorkerState;
 
 /// The epoll key of the eventfd that wakes the leader (stop, a queued pipelined request).
 pub const WAKE: u64 = u64::MAX;
@@ -32,32 +30,20 @@ const CONN_BASE: u64 = 1 << 32;
 /// Gunicorn 27.0.1: a stopping worker keeps idle keep-alive connections this long, so a
 /// request already on its way is answered (with `Connection: close`) rather than reset.
 const STOP_LINGER: Duration = Duration::from_secs(2);
-/// How long a closed connection may still send before we stop reading it (RFC 9112 §9.6).
-const CLOSE_LINGER: Duration = Duration::from_secs(2);
-const CLOSE_DRAIN_LIMIT: usize = 64 * 1024;
 
 /// A complete request for a thread.
 pub struct Job {
-    pub conn: Box<Connection>,
+    pub conn: Box<TConn>,
     pub head: Box<RequestHead>,
     pub leftover: Vec<u8>,
     /// Answer with `Connection: close` (keep-alive off, too many kept connections, stopping).
     pub close: bool,
 }
 
-/// How a thread hands a connection back.
-pub enum Done {
-    /// The connection may carry another request; these bytes already arrived for it.
-    KeepAlive(Box<Connection>, Vec<u8>),
-    Close(Box<Connection>),
-    /// The request ended in a worker-fatal error: the connection is dropped.
-    Gone,
-}
-
 enum Entry {
-    Reading(Box<Connection>),
+    Reading(Box<TConn>),
     /// Write side shut down; reading what the client still sends until it closes.
-    Closing(Arc<Stream>, Instant, usize),
+    Closing(Transport, Linger),
 }
 
 pub struct Conns<'s, 'a> {
@@ -74,7 +60,7 @@ pub struct Conns<'s, 'a> {
     /// Connections whose response is with the writer thread.
     writing: usize,
     /// Requests that cannot be parsed: the caller answers them outside the lock.
-    rejects: Vec<(Box<Connection>, ParseError)>,
+    rejects: Vec<(Box<TConn>, ParseError)>,
     threads: usize,
     max_conns: usize,
     /// Above this many connections a response closes its connection (Gunicorn's
@@ -98,10 +84,6 @@ pub struct Conns<'s, 'a> {
     next_scan: Instant,
 }
 
-fn borrow(fd: i32) -> BorrowedFd<'static> {
-    process::borrow_fd(fd)
-}
-
 impl<'s, 'a> Conns<'s, 'a> {
     pub fn new(
         st: &'s WorkerState<'a>,
@@ -110,8 +92,8 @@ impl<'s, 'a> Conns<'s, 'a> {
         threads: usize,
     ) -> Self {
         let cfg = st.ctx.cfg;
+        let serving = cfg.serving();
         let max_conns = cfg.worker_connections.max(1) as usize;
-        let timeout = if cfg.timeout > 0 { cfg.timeout } else { 30 };
         Conns {
             st,
             pcfg,
@@ -125,9 +107,9 @@ impl<'s, 'a> Conns<'s, 'a> {
             threads,
             max_conns,
             max_keepalived: max_conns.saturating_sub(threads),
-            keepalive: (cfg.keepalive > 0).then(|| Duration::from_secs(cfg.keepalive as u64)),
-            request_timeout: Duration::from_secs(timeout as u64),
-            io_timeout: (cfg.timeout > 0).then(|| Duration::from_secs(cfg.timeout as u64)),
+            keepalive: serving.keepalive,
+            request_timeout: serving.io_deadline(),
+            io_timeout: serving.timeout,
             accepting: false,
             accept_deferred: false,
             last_accept: Instant::now(),
@@ -176,7 +158,7 @@ impl<'s, 'a> Conns<'s, 'a> {
         !self.ready.is_empty()
     }
 
-    pub fn take_rejects(&mut self) -> Vec<(Box<Connection>, ParseError)> {
+    pub fn take_rejects(&mut self) -> Vec<(Box<TConn>, ParseError)> {
         std::mem::take(&mut self.rejects)
     }
 
@@ -201,7 +183,7 @@ impl<'s, 'a> Conns<'s, 'a> {
         }
         let now = Instant::now();
         if now >= self.next_scan {
-            self.expire(now);
+            self.murder_keepalived(now);
             self.next_scan = now + Duration::from_millis(250);
         }
         false
@@ -224,11 +206,11 @@ impl<'s, 'a> Conns<'s, 'a> {
     }
 
     /// Take a connection into the loop; read at once when data may already be there.
-    fn admit(&mut self, mut conn: Box<Connection>, try_read: bool) {
+    fn admit(&mut self, mut conn: Box<TConn>, try_read: bool) {
         if try_read {
             conn.fill();
         }
-        if conn.has_buffered() || conn.eof {
+        if conn.reader.has_buffered() || conn.eof {
             match conn.advance(self.pcfg) {
                 Progress::Ready(head, rest) => return self.dispatch(conn, head, rest),
                 Progress::Invalid(err) => return self.reject(conn, err),
@@ -240,13 +222,12 @@ impl<'s, 'a> Conns<'s, 'a> {
     }
 
     /// Put a connection waiting for bytes into the table and arm it.
-    fn keep(&mut self, mut conn: Box<Connection>) {
-        let fd = conn.stream.as_raw_fd();
+    fn keep(&mut self, mut conn: Box<TConn>) {
         let known = conn.in_epoll;
         conn.in_epoll = true;
         let key = self.entries.insert(Entry::Reading(conn));
         self.reading += 1;
-        if self.arm(fd, key, known).is_err() {
+        if self.arm(key, known).is_err() {
             self.remove(key);
         }
     }
@@ -254,33 +235,39 @@ impl<'s, 'a> Conns<'s, 'a> {
     /// The client closed before a request was complete. One whose body was still arriving
     /// goes to the app with what came (Gunicorn's length reader hands over what it got at
     /// EOF); anything else is dropped.
-    fn ended(&mut self, mut conn: Box<Connection>) {
-        match conn.take_partial() {
+    fn ended(&mut self, mut conn: Box<TConn>) {
+        match conn.reader.take_partial() {
             Some((head, body)) => self.dispatch(conn, head, body),
-            None => self.end(&conn.stream, conn.in_epoll),
+            None => self.end(conn.transport, conn.in_epoll),
         }
     }
 
     /// Finish with a connection for good: out of epoll, both directions shut (so a
     /// `gunicorn.socket` the app kept cannot keep it alive).
-    fn end(&self, stream: &Stream, in_epoll: bool) {
+    fn end(&self, transport: Transport, in_epoll: bool) {
         if in_epoll {
-            let _ = self.epoll.delete(borrow(stream.as_raw_fd()));
+            let _ = self.epoll.delete(transport.as_fd());
         }
-        let _ = stream.shutdown(std::net::Shutdown::Both);
+        close_now(transport);
     }
 
-    /// One-shot interest: an event disarms the descriptor, so a connection handed to a
-    /// thread needs no removal, and a connection coming back costs one re-arm.
-    fn arm(&self, fd: i32, key: usize, known: bool) -> nix::Result<()> {
-        let mut ev = EpollEvent::new(
-            EpollFlags::EPOLLIN | EpollFlags::EPOLLONESHOT,
-            CONN_BASE + key as u64,
-        );
+    /// One-shot interest in entry `key`: an event disarms the descriptor, so a connection
+    /// handed to a thread needs no removal, and a connection coming back costs one re-arm.
+    /// A transport with bytes of its own to send (TLS) waits for writability too.
+    fn arm(&self, key: usize, known: bool) -> nix::Result<()> {
+        let transport = match &self.entries[key] {
+            Entry::Reading(conn) => &conn.transport,
+            Entry::Closing(transport, _) => transport,
+        };
+        let mut flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLONESHOT;
+        if transport.wants_write() {
+            flags |= EpollFlags::EPOLLOUT;
+        }
+        let mut ev = EpollEvent::new(flags, CONN_BASE + key as u64);
         if known {
-            self.epoll.modify(borrow(fd), &mut ev)
+            self.epoll.modify(transport.as_fd(), &mut ev)
         } else {
-            self.epoll.add(borrow(fd), ev)
+            self.epoll.add(transport.as_fd(), ev)
         }
     }
 
@@ -290,18 +277,14 @@ impl<'s, 'a> Conns<'s, 'a> {
                 conn.fill();
                 conn.advance(self.pcfg)
             }
-            Some(Entry::Closing(stream, _, left)) => {
+            Some(Entry::Closing(transport, linger)) => {
                 let mut buf = [0u8; 8192];
-                let keep = match stream.recv_now(&mut buf) {
+                let keep = match transport.try_read(&mut buf) {
                     Ok(Some(0)) | Err(_) => false,
-                    Ok(Some(n)) => {
-                        *left = left.saturating_sub(n);
-                        *left > 0
-                    }
+                    Ok(Some(n)) => linger.absorb(n),
                     Ok(None) => true,
                 };
-                let fd = stream.as_raw_fd();
-                if !keep || self.arm(fd, key, true).is_err() {
+                if !keep || self.arm(key, true).is_err() {
                     self.remove(key);
                 }
                 return;
@@ -322,14 +305,14 @@ impl<'s, 'a> Conns<'s, 'a> {
 
     /// Take a connection out of the loop's table, for a thread or to reject it. Its
     /// descriptor stays in the epoll set, disarmed (the event that led here was one-shot).
-    fn detach(&mut self, key: usize) -> Option<Box<Connection>> {
+    fn detach(&mut self, key: usize) -> Option<Box<TConn>> {
         match self.entries.try_remove(key)? {
             Entry::Reading(conn) => {
                 self.reading -= 1;
                 Some(conn)
             }
-            Entry::Closing(stream, ..) => {
-                let _ = self.epoll.delete(borrow(stream.as_raw_fd()));
+            Entry::Closing(transport, _) => {
+                self.end(transport, true);
                 None
             }
         }
@@ -337,19 +320,20 @@ impl<'s, 'a> Conns<'s, 'a> {
 
     fn remove(&mut self, key: usize) {
         if let Some(entry) = self.entries.try_remove(key) {
-            let stream = match &entry {
+            let transport = match entry {
                 Entry::Reading(c) => {
                     self.reading -= 1;
-                    &c.stream
+                    c.transport
                 }
-                Entry::Closing(s, ..) => s,
+                Entry::Closing(t, _) => t,
             };
             // Everything in the table is in the epoll set.
-            self.end(stream, true);
+            self.end(transport, true);
         }
     }
 
-    fn dispatch(&mut self, conn: Box<Connection>, head: Box<RequestHead>, rest: Vec<u8>) {
+    /// Queue a complete request for the threads (Gunicorn's `enqueue_req`).
+    fn dispatch(&mut self, conn: Box<TConn>, head: Box<RequestHead>, rest: Vec<u8>) {
         let close = self.keepalive.is_none()
             || self.stopping.is_some()
             || self.connections() + 1 > self.max_keepalived;
@@ -361,46 +345,49 @@ impl<'s, 'a> Conns<'s, 'a> {
         });
     }
 
-    fn reject(&mut self, conn: Box<Connection>, err: ParseError) {
+    fn reject(&mut self, conn: Box<TConn>, err: ParseError) {
         self.rejects.push((conn, err));
     }
 
     /// Graceful close without blocking: stop writing, then read until the client closes
     /// (bounded), so our last bytes are not destroyed by a RST.
-    pub fn close(&mut self, conn: Box<Connection>) {
+    pub fn close(&mut self, conn: Box<TConn>) {
         let known = conn.in_epoll;
-        let stream = conn.stream;
-        if stream.shutdown(std::net::Shutdown::Write).is_err() {
+        let transport = conn.transport;
+        let Some(linger) = Linger::start(&transport) else {
             if known {
-                let _ = self.epoll.delete(borrow(stream.as_raw_fd()));
+                let _ = self.epoll.delete(transport.as_fd());
             }
             return;
-        }
-        let fd = stream.as_raw_fd();
-        let key = self.entries.insert(Entry::Closing(
-            stream,
-            Instant::now() + CLOSE_LINGER,
-            CLOSE_DRAIN_LIMIT,
-        ));
-        if self.arm(fd, key, known).is_err() {
+        };
+        let key = self.entries.insert(Entry::Closing(transport, linger));
+        if self.arm(key, known).is_err() {
             self.remove(key);
         }
     }
 
-    /// A thread hands back the connection of a request it took from `pop_job`. A
-    /// pipelined request already buffered on it is queued at once.
-    pub fn give_back(&mut self, done: Done) {
+    /// A thread hands back the connection of a request it took from `pop_job`.
+    pub fn give_back(&mut self, conn: Box<TConn>, after: After) {
         self.busy = self.busy.saturating_sub(1);
-        match done {
-            Done::KeepAlive(conn, rest) => self.resumed(conn, rest),
-            Done::Close(conn) => self.close(conn),
-            Done::Gone => {}
-        }
+        self.finish_request(conn, after);
     }
 
-    fn resumed(&mut self, mut conn: Box<Connection>, rest: Vec<u8>) {
-        conn.resume(rest);
-        self.admit(conn, false);
+    /// A thread took a request and lost its connection (a bug): only the count changes.
+    pub fn lost(&mut self) {
+        self.busy = self.busy.saturating_sub(1);
+    }
+
+    /// A connection whose request is over (Gunicorn's `finish_request`): back into the
+    /// table, a pipelined request already buffered on it queued at once; or closed.
+    fn finish_request(&mut self, mut conn: Box<TConn>, after: After) {
+        match after {
+            After::KeepAlive(rest) => {
+                conn.resume(rest);
+                self.admit(conn, false);
+            }
+            After::Close => self.close(conn),
+            After::Gone => self.end(conn.transport, conn.in_epoll),
+        }
     }
 
     /// A thread hands the connection of its request to the writer thread.
@@ -409,25 +396,22 @@ impl<'s, 'a> Conns<'s, 'a> {
         self.writing += 1;
     }
 
-    /// The writer is done with a connection: its response is out (`Some`), or the client
-    /// is gone (None).
-    pub fn written(&mut self, conn: Box<Connection>, then: Option<Then>) {
+    /// The writer is done with a connection: its response is out, or the client is gone
+    /// (`After::Gone`).
+    pub fn written(&mut self, conn: Box<TConn>, after: After) {
         self.writing = self.writing.saturating_sub(1);
-        match then {
-            Some(Then::KeepAlive(rest)) => self.resumed(conn, rest),
-            Some(Then::Close) => self.close(conn),
-            None => self.end(&conn.stream, conn.in_epoll),
-        }
+        self.finish_request(conn, after);
     }
 
-    /// Close connections past their deadline: idle keep-alive after `keepalive`, a request
-    /// that has not fully arrived after `timeout`, lingering closes after 2 s, and, once the
-    /// worker stops, idle connections after Gunicorn's 2 s linger.
-    fn expire(&mut self, now: Instant) {
+    /// Close connections past their deadline (Gunicorn's `murder_keepalived`, and more):
+    /// idle keep-alive after `keepalive`, a request that has not fully arrived after
+    /// `timeout`, lingering closes after 2 s, and, once the worker stops, idle connections
+    /// after Gunicorn's 2 s linger.
+    fn murder_keepalived(&mut self, now: Instant) {
         let mut late = Vec::new();
         for (key, entry) in self.entries.iter() {
             let deadline = match entry {
-                Entry::Closing(_, until, _) => *until,
+                Entry::Closing(_, linger) => linger.until,
                 Entry::Reading(c) => {
                     let mut d = if !c.started && c.served > 0 {
                         c.since + self.keepalive.unwrap_or(Duration::ZERO)

@@ -3,7 +3,7 @@
 //!
 //! It owns only the inotify descriptor and its watch table. Which directories to watch, when
 //! to refresh them and what a change means (stopping the worker) stay in `_reloader.py` and
-//! `workers::base::start_reloader`; this module must not grow worker or config logic.
+//! `reload::start_reloader`; this module must not grow worker or config logic.
 
 use std::collections::HashMap;
 use std::ffi::OsString;

@@ -1,0 +1,373 @@
+//! The response of an HTTP/1 exchange, framed as Gunicorn's `Response` does: the app's
+//! status and headers are validated (an invalid one is an app error, so a 500), hop-by-hop
+//! headers and the app's Server/Date are replaced, Content-Length is honoured and enforced,
+//! HTTP/1.1 without a length is chunked, and HEAD/1xx/204/304 carry no body.
+//!
+//! Bytes go out with a non-blocking send while the GIL is held (most responses fit the
+//! socket buffer, and each GIL release is a hand-off to another thread); only the rest of a
+//! write that would block releases it. A response whose body is all in memory can be held
+//! back whole (`body_in_memory`) for the worker to send after the request.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+
+use ferrocorn_h1::{encode_chunk, encode_head, ConnectionHeader, DateCache, LAST_CHUNK};
+use pyo3::prelude::*;
+
+use super::body::finished;
+use super::H1Exchange;
+use crate::http::{ErrorPage, ResponseInfo, ResponseSink};
+use crate::telemetry::error_log;
+
+thread_local! {
+    /// One Date header cache per serving thread: the text is formatted once a second, not
+    /// once a response.
+    static DATE: std::cell::RefCell<DateCache> = std::cell::RefCell::new(DateCache::new());
+}
+
+/// A held-back response larger than this is written at once instead.
+const HOLD_LIMIT: usize = 128 * 1024;
+
+/// Where the response is on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Writing {
+    /// No head framed yet: `start_response` may (re)set status and headers.
+    Init,
+    /// The head is framed; body bytes follow.
+    Body,
+    /// The response is complete (last chunk framed).
+    Done,
+    /// An error page went out instead of the app's response. `head_reported`: what
+    /// `headers_sent` says afterwards (Gunicorn's `resp` object: true only after a body
+    /// error page).
+    ErrorPage { head_reported: bool },
+}
+
+/// Whether the connection may carry another request (hyper's `KA`, minus `Idle`, which is
+/// the connection table's business).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum KeepAlive {
+    Allowed,
+    Disabled,
+}
+
+impl H1Exchange {
+    fn no_body(&self) -> bool {
+        ferrocorn_h1::response_omits_body(
+            if self.is_head { "HEAD" } else { "" },
+            self.response.status_code,
+        )
+    }
+
+    fn head_bytes(&mut self, out: &mut Vec<u8>) {
+        let connection = if self.upgrade {
+            ConnectionHeader::Upgrade
+        } else if self.will_close() {
+            ConnectionHeader::Close
+        } else {
+            ConnectionHeader::KeepAlive
+        };
+        let status = self.response.status.as_deref().unwrap_or_default();
+        DATE.with(|d| {
+            encode_head(
+                out,
+                self.version,
+                status,
+                "ferrocorn",
+                d.borrow_mut().get(),
+                connection,
+                self.response.chunked,
+                &self.response.headers,
+            )
+        });
+        self.writing = Writing::Body;
+    }
+
+    /// Frame `data` as body bytes, prefixed by the head on the first call.
+    fn frame(&mut self, data: &[u8], out: &mut Vec<u8>) {
+        if self.writing == Writing::Init {
+            self.head_bytes(out);
+        }
+        if self.no_body() {
+            if !data.is_empty() && !self.warned_body {
+                self.warned_body = true;
+                error_log::warning(&format!(
+                    "WSGI app sent body bytes on a no-body response ({}); they were dropped",
+                    self.response.status.as_deref().unwrap_or("")
+                ));
+            }
+            return;
+        }
+        let mut data = data;
+        if let Some(len) = self.response.response_length {
+            let left = len.saturating_sub(self.response.sent) as usize;
+            data = &data[..data.len().min(left)];
+        }
+        if self.response.chunked {
+            encode_chunk(out, data);
+        } else {
+            out.extend_from_slice(data);
+        }
+        self.response.sent += data.len() as u64;
+    }
+
+    /// Send, or hold back while holding is on and the response fits.
+    fn send(&mut self, py: Python<'_>, bytes: &[u8]) -> io::Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        if let Some(held) = self.held.as_mut() {
+            if held.len() + bytes.len() <= HOLD_LIMIT {
+                held.extend_from_slice(bytes);
+                return Ok(());
+            }
+            let mut all = self.held.take().unwrap_or_default();
+            all.extend_from_slice(bytes);
+            return self.send_now(py, &all);
+        }
+        self.send_now(py, bytes)
+    }
+
+    fn send_now(&mut self, py: Python<'_>, bytes: &[u8]) -> io::Result<()> {
+        let transport = self.transport.as_mut().ok_or_else(finished)?;
+        let n = transport.try_write(bytes)?;
+        if n == bytes.len() {
+            return Ok(());
+        }
+        let rest = &bytes[n..];
+        py.detach(|| transport.write_all(rest))
+    }
+
+    /// Write out whatever is held back, before a write that bypasses `send`.
+    pub(super) fn flush_held(&mut self, py: Python<'_>) -> io::Result<()> {
+        let held = self.held.take().unwrap_or_default();
+        self.send(py, &held)
+    }
+
+    /// Send `count` bytes of `file` from `offset` with sendfile(2), framed like any other
+    /// body write. Unlike Gunicorn, the bytes sent are counted, so `%(b)s` is right.
+    fn sendfile(
+        &mut self,
+        py: Python<'_>,
+        file: BorrowedFd<'_>,
+        offset: i64,
+        count: u64,
+    ) -> io::Result<()> {
+        let mut count = count;
+        if let Some(len) = self.response.response_length {
+            count = count.min(len.saturating_sub(self.response.sent));
+        }
+        self.flush_held(py)?;
+        let mut head = Vec::with_capacity(512);
+        if self.writing == Writing::Init {
+            self.head_bytes(&mut head);
+        }
+        if self.no_body() || count == 0 {
+            return self.send(py, &head);
+        }
+        if self.response.chunked {
+            head.extend_from_slice(format!("{count:X}\r\n").as_bytes());
+        }
+        self.send(py, &head)?;
+        let transport = self.transport.as_mut().ok_or_else(finished)?;
+        let mut off = offset;
+        let sent = py.detach(|| transport.send_file(file, &mut off, count))?;
+        self.response.sent += sent;
+        if sent < count {
+            // The file was shorter than promised: the framing is broken, never reuse.
+            self.keep_alive = KeepAlive::Disabled;
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file shorter than the response length",
+            ));
+        }
+        if self.response.chunked {
+            self.send(py, b"\r\n")?;
+        }
+        Ok(())
+    }
+
+    fn write_raw(&mut self, py: Python<'_>, bytes: &[u8]) {
+        let _ = self.flush_held(py);
+        let Some(transport) = self.transport.as_mut() else {
+            return;
+        };
+        if py.detach(|| transport.write_all(bytes)).is_err() {
+            error_log::debug("Failed to send error message.");
+        }
+    }
+}
+
+impl ResponseSink for H1Exchange {
+    fn start_response(&mut self, status: &str, headers: &[(String, String)]) -> Result<(), String> {
+        let code = ferrocorn_h1::validate_status(status).map_err(|e| e.to_string())?;
+        let mut processed = ferrocorn_h1::process_headers(headers).map_err(|e| e.to_string())?;
+        if ferrocorn_h1::response_forbids_content_length(code) {
+            processed.drop_content_length();
+        }
+        self.response.status_code = code;
+        self.response.status = Some(status.to_string());
+        // A negative Content-Length is kept as Gunicorn keeps it: no body byte is sent.
+        self.response.response_length = processed.content_length.map(|n| n.max(0) as u64);
+        self.upgrade = processed.upgrade;
+        self.response.headers = processed.headers;
+        self.response.chunked = ferrocorn_h1::response_is_chunked(
+            processed.content_length,
+            self.version,
+            self.no_body(),
+        );
+        Ok(())
+    }
+
+    fn headers_sent(&self) -> bool {
+        match self.writing {
+            Writing::Init => false,
+            Writing::Body | Writing::Done => true,
+            Writing::ErrorPage { head_reported } => head_reported,
+        }
+    }
+
+    fn write_body(&mut self, py: Python<'_>, data: &[u8]) -> io::Result<()> {
+        if self.response.status.is_none() {
+            return Err(io::Error::other("write() before start_response()"));
+        }
+        let mut out = Vec::with_capacity(if self.writing == Writing::Init {
+            512 + data.len()
+        } else {
+            data.len() + 16
+        });
+        self.frame(data, &mut out);
+        self.send(py, &out)
+    }
+
+    fn body_in_memory(&mut self) {
+        if self.may_hold && self.held.is_none() {
+            self.held = Some(Vec::new());
+        }
+    }
+
+    fn send_file(&mut self, py: Python<'_>, fileno: i32) -> io::Result<bool> {
+        use nix::unistd::{lseek, Whence};
+        // Our own descriptor for the file: the app's object could close its number while the
+        // GIL is released for the send.
+        let Ok(file) = crate::sys::fd::dup_raw(fileno) else {
+            return Ok(false);
+        };
+        let Ok(offset) = lseek(file.as_fd(), 0, Whence::SeekCur) else {
+            return Ok(false);
+        };
+        let Ok(stat) = nix::sys::stat::fstat(file.as_fd()) else {
+            return Ok(false);
+        };
+        let count = (stat.st_size - offset).max(0) as u64;
+        let sent = self.sendfile(py, file.as_fd(), offset, count);
+        // Leave the file where the app left it, as Gunicorn does.
+        let _ = lseek(file.as_fd(), offset, Whence::SeekSet);
+        sent.map(|()| true)
+    }
+
+    fn finish_response(&mut self, py: Python<'_>) -> io::Result<()> {
+        let mut out = Vec::new();
+        if self.writing == Writing::Init {
+            self.head_bytes(&mut out);
+        }
+        if self.response.chunked {
+            out.extend_from_slice(LAST_CHUNK);
+        }
+        if let Some(len) = self.response.response_length {
+            if self.response.sent < len && !self.no_body() {
+                // The client cannot tell where this response ends: never reuse the connection.
+                self.keep_alive = KeepAlive::Disabled;
+                error_log::warning(&format!(
+                    "WSGI app sent {} bytes of a {}-byte Content-Length; closing the connection",
+                    self.response.sent, len
+                ));
+            }
+        }
+        self.writing = Writing::Done;
+        self.send(py, &out)
+    }
+
+    fn early_hints(&mut self, py: Python<'_>, headers: &[(String, String)]) -> io::Result<()> {
+        let mut out = b"HTTP/1.1 103 Early Hints\r\n".to_vec();
+        for (name, value) in headers {
+            let invalid = |what: &str| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("Invalid response header {what} {name:?}"),
+                )
+            };
+            if !ferrocorn_h1::valid_header_name(name) {
+                return Err(invalid("name"));
+            }
+            if !ferrocorn_h1::valid_header_value(value) {
+                return Err(invalid("value for"));
+            }
+            ferrocorn_h1::push_latin1(&mut out, name);
+            out.extend_from_slice(b": ");
+            ferrocorn_h1::push_latin1(&mut out, value.trim_matches([' ', '\t']));
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        // HTTP/1.0 has no 1xx responses; after the head it is too late.
+        if self.writing != Writing::Init || self.version < (1, 1) {
+            return Ok(());
+        }
+        self.send(py, &out)
+    }
+
+    fn send_error_page(&mut self, py: Python<'_>, page: ErrorPage<'_>) {
+        self.keep_alive = KeepAlive::Disabled;
+        match page {
+            ErrorPage::Internal => {
+                self.write_raw(
+                    py,
+                    &ferrocorn_h1::error_page(500, "Internal Server Error", ""),
+                );
+                self.response.status = Some("500 Internal Server Error".into());
+                self.response.headers.clear();
+                self.response.sent = 0;
+                self.writing = Writing::ErrorPage {
+                    head_reported: false,
+                };
+            }
+            ErrorPage::BadEnviron(reason) => {
+                self.write_raw(py, &ferrocorn_h1::error_page(500, "Bad Request", reason));
+                self.response.status = Some("500 Bad Request".into());
+                self.writing = Writing::ErrorPage {
+                    head_reported: false,
+                };
+            }
+            ErrorPage::BadBody(err) => {
+                if super::super::log_parse_error(&self.peer, err) {
+                    self.write_raw(py, &err.error_response());
+                }
+                self.response.status = Some(format!("{} {}", err.status(), err.reason()));
+                self.writing = Writing::ErrorPage {
+                    head_reported: true,
+                };
+            }
+        }
+    }
+
+    fn close_after(&mut self) {
+        self.keep_alive = KeepAlive::Disabled;
+    }
+
+    fn will_close(&self) -> bool {
+        if self.keep_alive == KeepAlive::Disabled {
+            return true;
+        }
+        let r = &self.response;
+        !(r.response_length.is_some() || r.chunked || self.no_body())
+    }
+
+    fn response(&self) -> &ResponseInfo {
+        &self.response
+    }
+}
+
+/// What the worker sends itself after the request (see `H1Exchange::take_back`).
+pub(super) fn held_bytes(ex: &mut H1Exchange) -> Vec<u8> {
+    ex.held.take().unwrap_or_default()
+}

@@ -1,0 +1,59 @@
+//! The connection layer, below every worker and above the sockets: the transport that owns
+//! an accepted socket, the head reader (PROXY header, request head, small bodies), the
+//! HTTP/1 exchange that carries one request and its response, and the one graceful-close
+//! policy. The sync and gthread workers both serve through it; TLS (a transport variant)
+//! and HTTP/2 (another `http::Exchange`) plug in here.
+//!
+//! Owns: every read and write on a client connection. Must not: call Python except to
+//! release the GIL around a blocking read or write, run the app, or decide scheduling
+//! (which thread or worker serves a connection is the workers' business).
+
+pub mod close;
+pub mod exchange;
+pub mod reader;
+pub mod transport;
+
+use ferrocorn_h1::ParseError;
+use pyo3::prelude::*;
+
+pub use close::{close_graceful, close_now, Linger};
+pub use exchange::{H1Exchange, Setup};
+pub use reader::{HeadReader, PeerPolicy, Progress};
+pub use transport::Transport;
+
+use crate::http::Peer;
+use crate::telemetry::error_log;
+
+/// Log a request that could not be parsed as Gunicorn does. False when nobody is left to
+/// answer (the client closed mid-request).
+pub fn log_parse_error(peer: &Peer, err: &ParseError) -> bool {
+    if matches!(err, ParseError::NoMoreData(_)) {
+        error_log::debug("Ignored premature client disconnection.");
+        return false;
+    }
+    if err.is_client_error() {
+        error_log::warning(&format!(
+            "Invalid request from ip={}: {}",
+            peer.ip_string(),
+            err.message()
+        ));
+    } else {
+        error_log::error(&format!(
+            "Error handling request (no URI read): {}",
+            err.message()
+        ));
+    }
+    true
+}
+
+/// Answer a request that could not be parsed with Gunicorn's status line and page
+/// (blocking for at most the transport's write timeout, with the GIL released).
+pub fn send_parse_error(py: Python<'_>, transport: &mut Transport, peer: &Peer, err: &ParseError) {
+    if !log_parse_error(peer, err) {
+        return;
+    }
+    let page = err.error_response();
+    if py.detach(|| transport.write_all(&page)).is_err() {
+        error_log::debug("Failed to send error message.");
+    }
+}

@@ -1,0 +1,44 @@
+//! What happens when serving a request fails: Gunicorn's `handle_error` for an exception
+//! from the app (a 500 page, or a body parse error's own page, or only a traceback when
+//! the response had already started), and the last line of defence for a panic.
+
+use pyo3::prelude::*;
+
+use crate::http::{ErrorPage, Exchange, Request};
+use crate::telemetry::error_log;
+use crate::wsgi::app::format_traceback;
+
+/// Answer an app exception (Gunicorn's `Worker.handle_error`). The connection closes after.
+pub(super) fn handle_error(py: Python<'_>, ex: &mut dyn Exchange, req: &Request, err: &PyErr) {
+    ex.close_after();
+    if ex.headers_sent() {
+        error_log::error(&format!(
+            "Error handling request\n{}",
+            format_traceback(py, err)
+        ));
+    } else if let Some(body_error) = ex.take_body_error() {
+        // The app failed because the body could not be read: the client gets the parse
+        // error's status, as from Gunicorn's parser.
+        ex.send_error_page(py, ErrorPage::BadBody(&body_error));
+    } else {
+        error_log::error(&format!(
+            "Error handling request {} {}\n{}",
+            req.method,
+            req.uri,
+            format_traceback(py, err)
+        ));
+        ex.send_error_page(py, ErrorPage::Internal);
+    }
+}
+
+/// Log a panic caught on the request path: it cost the connection, never the worker.
+pub fn log_request_panic(panic: Box<dyn std::any::Any + Send>) {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    error_log::error(&format!(
+        "Internal error while handling a request (connection closed): {what}"
+    ));
+}

@@ -1,0 +1,202 @@
+//! Serving one request through the WSGI app, whatever the worker and protocol: hooks,
+//! environ, the app call, error pages, the access log, and what becomes of the connection.
+//! The worker hands in an `http::Exchange` (the request's body and response) and gets back
+//! an `http::After`; it owns the connection before and after, never during.
+
+mod app_socket;
+mod errors;
+mod in_flight;
+
+use std::time::{Duration, Instant};
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+pub use app_socket::close_app_socket;
+pub use errors::log_request_panic;
+pub use in_flight::in_flight;
+
+use super::state::WorkerState;
+use crate::hooks::{self, objects};
+use crate::http::{self, After, Peer, Request, SharedExchange};
+use crate::telemetry::{access, error_log};
+use crate::wsgi::app::system_exit_code;
+use crate::wsgi::environ::{self, EnvironError};
+use crate::wsgi::input::Input;
+
+/// Serve one request (Gunicorn's `handle_request`). `close`: the worker wants the
+/// connection closed after it (sync worker, keep-alive off or full, stopping).
+/// `app_socket`: the connection's `gunicorn.socket` object, kept between its requests;
+/// left there only when the connection goes on. An `Err` is a SystemExit from the app or a
+/// hook: the worker exits with it after the response.
+pub fn handle_request(
+    py: Python<'_>,
+    st: &WorkerState<'_>,
+    exchange: &SharedExchange,
+    req: Request,
+    app_socket: &mut Option<Py<PyAny>>,
+    close: bool,
+) -> PyResult<After> {
+    let cfg = st.ctx.cfg;
+    let input = Py::new(py, Input::new(exchange.clone()))?.into_any();
+    let req_obj = if cfg.pre_request.is_some() || cfg.post_request.is_some() {
+        Some(objects::request_object(py, cfg, &req, input.clone_ref(py))?)
+    } else {
+        None
+    };
+    match (&cfg.pre_request, &req_obj) {
+        (Some(hook), Some(obj)) => hooks::call_hook(
+            py,
+            Some(hook),
+            (st.ctx.worker.clone_ref(py), obj.clone_ref(py)),
+        )?,
+        _ => error_log::debug(&format!("{} {}", req.method, req.path)),
+    }
+    // A pre_request hook may have called req.force_close().
+    let forced = match &req_obj {
+        Some(obj) => obj.getattr(py, "must_close")?.is_truthy(py)?,
+        None => false,
+    };
+    if close || forced || req.close_requested || !st.alive() {
+        http::lock(py, exchange).close_after();
+    }
+    let started = Instant::now();
+    in_flight::enter(&req.method, &req.uri, started);
+    st.count_request(py);
+
+    let (environ, sock, error) = call_app(py, st, exchange, &req, input, app_socket.take());
+    let exit_request = error.as_ref().and_then(|e| system_exit_code(py, e));
+    if let Some(err) = &error {
+        errors::handle_error(py, &mut *http::lock(py, exchange), &req, err);
+    }
+
+    let elapsed = started.elapsed();
+    if access::enabled() {
+        log_access(py, &req, environ.as_ref(), exchange, elapsed);
+    }
+    if let (Some(hook), Some(obj)) = (&cfg.post_request, &req_obj) {
+        post_request(py, st, hook, obj, environ.as_ref(), exchange);
+    }
+    let after = http::lock(py, exchange).conclude(py, exit_request.is_none());
+    if let Some(sock) = sock {
+        match after {
+            After::KeepAlive(_) => *app_socket = Some(sock),
+            _ => close_app_socket(py, sock),
+        }
+    }
+    in_flight::leave();
+    match (exit_request, error) {
+        (Some(_), Some(err)) => Err(err),
+        _ => Ok(after),
+    }
+}
+
+/// Build the environ and run the app: the environ (None when it could not be built), the
+/// connection's `gunicorn.socket` object, and the app's exception.
+fn call_app<'py>(
+    py: Python<'py>,
+    st: &WorkerState<'_>,
+    exchange: &SharedExchange,
+    req: &Request,
+    input: Py<PyAny>,
+    kept_socket: Option<Py<PyAny>>,
+) -> (Option<Bound<'py, PyDict>>, Option<Py<PyAny>>, Option<PyErr>) {
+    let env = match environ::build(py, &st.base, req, input) {
+        Ok(env) => env,
+        Err(EnvironError::Problem(problem)) => {
+            error_log::error(&format!(
+                "Error handling request {} {}: {}",
+                req.method, req.uri, problem.0
+            ));
+            http::lock(py, exchange).send_error_page(py, http::ErrorPage::BadEnviron(&problem.0));
+            return (None, kept_socket, None);
+        }
+        Err(EnvironError::Python(e)) => return (None, kept_socket, Some(e)),
+    };
+    let sock = {
+        let ex = http::lock(py, exchange);
+        app_socket::add_app_socket(py, &env, &st.socket_class, &*ex, &req.server, kept_socket)
+    };
+    let sock = match sock {
+        Ok(sock) => sock,
+        Err(e) => return (Some(env), None, Some(e)),
+    };
+    if let Err(e) = environ::add_early_hints(py, &env, exchange) {
+        return (Some(env), sock, Some(e));
+    }
+    let cfg = st.ctx.cfg;
+    let wrapper = (cfg.sendfile_enabled() && !cfg.is_ssl()).then_some(&st.base.file_wrapper);
+    let error = crate::wsgi::call::run_app(py, &st.app, &env, exchange, wrapper);
+    (Some(env), sock, error)
+}
+
+fn post_request(
+    py: Python<'_>,
+    st: &WorkerState<'_>,
+    hook: &Py<PyAny>,
+    req_obj: &Py<PyAny>,
+    environ: Option<&Bound<'_, PyDict>>,
+    exchange: &SharedExchange,
+) {
+    let env_obj = environ
+        .map(|e| e.clone().into_any().unbind())
+        .unwrap_or_else(|| py.None());
+    let resp_obj = {
+        let ex = http::lock(py, exchange);
+        let facts = objects::ResponseFacts {
+            info: ex.response(),
+            headers_sent: ex.headers_sent(),
+            must_close: ex.will_close(),
+        };
+        objects::response_object(py, facts, req_obj).unwrap_or_else(|_| py.None())
+    };
+    let args = (
+        st.ctx.worker.clone_ref(py),
+        req_obj.clone_ref(py),
+        env_obj,
+        resp_obj,
+    );
+    if let Err(e) = hooks::call_hook(py, Some(hook), args) {
+        hooks::log_hook_error(py, "post_request", &e);
+    }
+}
+
+fn log_access(
+    py: Python<'_>,
+    req: &Request,
+    environ: Option<&Bound<'_, PyDict>>,
+    exchange: &SharedExchange,
+    elapsed: Duration,
+) {
+    let ex = http::lock(py, exchange);
+    let r = ex.response();
+    let peer_ip = match &req.peer {
+        Peer::Ip(a) => a.ip().to_string(),
+        Peer::Unix => String::new(),
+    };
+    let protocol = format!("HTTP/{}.{}", req.version.0, req.version.1);
+    let env_get = |key: &str| -> Option<String> {
+        let env = environ?;
+        let v = env.get_item(key).ok()??;
+        Some(v.str().ok()?.to_string())
+    };
+    let path_info: Option<String> = environ.and_then(|_| env_get("PATH_INFO"));
+    // `h` is environ['REMOTE_ADDR'] as Gunicorn logs it: the PROXY client when there is one.
+    let remote = env_get("REMOTE_ADDR").unwrap_or(peer_ip);
+    let status = r.status.clone().unwrap_or_default();
+    let record = access::AccessRecord {
+        remote_addr: &remote,
+        method: &req.method,
+        raw_uri: &req.uri,
+        protocol: &protocol,
+        status: &status,
+        path_info: path_info.as_deref(),
+        query: &req.query,
+        sent: Some(r.sent),
+        request_headers: &req.headers,
+        response_headers: &r.headers,
+        request_time: elapsed,
+        environ: &env_get,
+    };
+    access::log(&record);
+}

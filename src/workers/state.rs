@@ -1,0 +1,83 @@
+//! What a worker process knows once it is booted, shared by its serving loop, the request
+//! path and its signal handlers: the context the master handed over, the app, the per-worker
+//! environ template, and the request count that drives `max_requests`.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use pyo3::prelude::*;
+
+use crate::config::Config;
+use crate::net::Listener;
+use crate::sys::heartbeat::Beat;
+use crate::telemetry::error_log;
+use crate::wsgi::environ::BaseEnviron;
+
+/// Everything a freshly forked worker needs from the master.
+pub struct WorkerContext<'a> {
+    pub cfg: &'a Config,
+    pub listeners: &'a [Listener],
+    pub age: u64,
+    pub ppid: i32,
+    pub beat: Beat,
+    /// The app when `preload_app` loaded it in the master.
+    pub preloaded: Option<Py<PyAny>>,
+    pub server: Py<PyAny>,
+    pub worker: Py<PyAny>,
+    pub max_requests: u64,
+}
+
+/// State the serving loop shares with the request handler and signal handlers.
+pub struct WorkerState<'a> {
+    pub ctx: WorkerContext<'a>,
+    pub alive: Arc<AtomicBool>,
+    pub app: Py<PyAny>,
+    /// Requests served by this worker (all threads).
+    nr: AtomicU64,
+    /// Environ keys every request of this worker shares, built once after boot.
+    pub base: BaseEnviron,
+    /// `socket.socket`, to hand the app `gunicorn.socket`.
+    pub socket_class: Py<PyAny>,
+}
+
+impl<'a> WorkerState<'a> {
+    pub fn new(
+        ctx: WorkerContext<'a>,
+        alive: Arc<AtomicBool>,
+        app: Py<PyAny>,
+        base: BaseEnviron,
+        socket_class: Py<PyAny>,
+    ) -> Self {
+        WorkerState {
+            ctx,
+            alive,
+            app,
+            nr: AtomicU64::new(0),
+            base,
+            socket_class,
+        }
+    }
+
+    pub fn alive(&self) -> bool {
+        self.alive.load(Ordering::SeqCst)
+    }
+
+    /// Count a request (`worker.nr`). The one that reaches `max_requests` asks the master for
+    /// a replacement: Gunicorn stops here and leaves its share of the backlog waiting for a
+    /// fresh worker to boot; this worker keeps serving instead, and the master TERMs it once
+    /// the replacement is ready (see `arbiter::supervise::release_replaced`).
+    pub fn count_request(&self, py: Python<'_>) {
+        let nr = self.nr.fetch_add(1, Ordering::SeqCst) + 1;
+        if nr == self.ctx.max_requests {
+            error_log::info(&format!(
+                "Autorestarting worker after max_requests ({nr}): a replacement boots first, then this worker stops."
+            ));
+            self.ctx.beat.request_retirement();
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.ctx.ppid),
+                nix::sys::signal::Signal::SIGCHLD,
+            );
+        }
+        let _ = self.ctx.worker.setattr(py, "nr", nr);
+    }
+}
