@@ -2,7 +2,9 @@
 #
 #   make run    build, install into .venv, serve examples/hello.py on 127.0.0.1:8000
 #   make test   build, install, then cargo tests and the pytest integration suite
-#   make lint   rustfmt and clippy, warnings are errors
+#   make lint   rustfmt and clippy, warnings are errors; then tools/check_layers.py (system
+#               python3, no venv): its self-test, then the layering check of src/ (no module
+#               cycles, no socket I/O in the wsgi/asgi bridges)
 #   make fuzz   run the ferrocorn-h1 fuzz targets, FUZZ_SECONDS (600) each, one after the other
 #   make bench-h1  criterion benchmark of the ferrocorn-h1 parser
 #
@@ -70,6 +72,8 @@ test-python: install $(TEST_DEPS_STAMP)
 lint: | $(VPY)
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	$(PYTHON) tools/check_layers.py --self-test
+	$(PYTHON) tools/check_layers.py
 
 # Fuzzing (not part of `make test`). cargo-fuzz needs nightly flags; RUSTC_BOOTSTRAP lets the
 # stable toolchain accept them. The parser forbids unsafe code, so no sanitizer by default: the
