@@ -52,7 +52,7 @@ impl Conns<'_, '_> {
     /// waiting (`take_unclaimed`), piling keep-alive connections onto one worker.
     pub(super) fn has_capacity(&self) -> bool {
         if self.stopping.is_some() {
-            return self.st.ctx.beat.drain_requested();
+            return self.ctx.beat.drain_requested();
         }
         self.busy < self.threads && (self.busy <= 1 || self.busy + self.ready.len() < self.threads)
     }
@@ -69,7 +69,6 @@ impl Conns<'_, '_> {
         }
         self.last_queue_check = now;
         let mut pfds: Vec<nix::poll::PollFd<'_>> = self
-            .st
             .ctx
             .listeners
             .iter()
@@ -81,7 +80,7 @@ impl Conns<'_, '_> {
             (true, None) => self.queued_since = Some(now),
             (true, Some(since)) if now.duration_since(since) >= SATURATED_ACCEPT => {
                 self.queued_since = None;
-                for idx in 0..self.st.ctx.listeners.len() {
+                for idx in 0..self.ctx.listeners.len() {
                     self.accept_from(idx, true);
                 }
             }
@@ -101,7 +100,7 @@ impl Conns<'_, '_> {
     /// `BALANCE_SLACK` fewer; otherwise it waits `ACCEPT_BACKOFF` between accepts. A
     /// connection nobody takes is still taken after `SATURATED_ACCEPT` (`take_unclaimed`).
     pub(super) fn update_accepting(&mut self) {
-        let beat = self.st.ctx.beat;
+        let beat = self.ctx.beat;
         let peers = beat.peer_load();
         self.peers = peers.any;
         let live = if peers.any {
@@ -123,7 +122,7 @@ impl Conns<'_, '_> {
         if want == self.accepting {
             return;
         }
-        for (i, l) in self.st.ctx.listeners.iter().enumerate() {
+        for (i, l) in self.ctx.listeners.iter().enumerate() {
             let fd = l.as_fd();
             let res = if want {
                 self.epoll.add(
@@ -147,8 +146,8 @@ impl Conns<'_, '_> {
     /// Accept from listener `idx`: a few at a time while threads are free, or everything
     /// queued when `unclaimed` (see `take_unclaimed`), a batch at a time.
     fn accept_from(&mut self, idx: usize, unclaimed: bool) {
-        let serving = self.st.ctx.cfg.serving();
-        let Some(listener) = self.st.ctx.listeners.get(idx) else {
+        let serving = self.ctx.cfg.serving();
+        let Some(listener) = self.ctx.listeners.get(idx) else {
             return;
         };
         // A loaded worker takes one connection per turn (see `update_accepting`).

@@ -21,7 +21,7 @@ use accept::{ACCEPT_BACKOFF, SATURATED_ACCEPT};
 use super::tconn::TConn;
 use crate::conn::{close_now, Linger, Progress, Transport};
 use crate::http::After;
-use crate::workers::state::WorkerState;
+use crate::workers::state::WorkerContext;
 
 /// The epoll key of the eventfd that wakes the leader (stop, a queued pipelined request).
 pub const WAKE: u64 = u64::MAX;
@@ -47,7 +47,7 @@ enum Entry {
 }
 
 pub struct Conns<'s, 'a> {
-    st: &'s WorkerState<'a>,
+    ctx: &'s WorkerContext<'a>,
     pcfg: &'s ParserConfig,
     epoll: &'s Epoll,
     entries: slab::Slab<Entry>,
@@ -86,16 +86,16 @@ pub struct Conns<'s, 'a> {
 
 impl<'s, 'a> Conns<'s, 'a> {
     pub fn new(
-        st: &'s WorkerState<'a>,
+        ctx: &'s WorkerContext<'a>,
         pcfg: &'s ParserConfig,
         epoll: &'s Epoll,
         threads: usize,
     ) -> Self {
-        let cfg = st.ctx.cfg;
+        let cfg = ctx.cfg;
         let serving = cfg.serving();
         let max_conns = cfg.worker_connections.max(1) as usize;
         Conns {
-            st,
+            ctx,
             pcfg,
             epoll,
             entries: slab::Slab::new(),
@@ -143,7 +143,7 @@ impl<'s, 'a> Conns<'s, 'a> {
         if self.peers && !self.has_capacity() {
             // Its last published load said "taking"; the next `tick` may be a whole
             // request away.
-            self.st.ctx.beat.publish_load(None);
+            self.ctx.beat.publish_load(None);
         }
         Some(job)
     }
@@ -168,9 +168,9 @@ impl<'s, 'a> Conns<'s, 'a> {
         if stop && self.stopping.is_none() {
             self.stopping = Some(Instant::now());
         }
-        if self.stopping.is_some() && self.st.ctx.beat.drain_requested() {
+        if self.stopping.is_some() && self.ctx.beat.drain_requested() {
             // Take everything still queued in the kernel before deciding we are done.
-            for idx in 0..self.st.ctx.listeners.len() {
+            for idx in 0..self.ctx.listeners.len() {
                 self.accept(idx);
             }
         }
