@@ -273,56 +273,97 @@ impl<'py> Arbiter<'py> {
         Ok(())
     }
 
+    /// Gunicorn dispatches `handle_<name>` by signal name; so does this.
     fn handle_signal(&mut self, sig: Signal) -> Result<()> {
         match sig {
-            Signal::SIGCHLD => self.reap_workers(),
-            Signal::SIGHUP => self.reload(),
-            Signal::SIGTERM => Err(Error::Halt {
-                reason: String::new(),
-                status: exit::OK,
-            }),
-            Signal::SIGINT | Signal::SIGQUIT => {
-                self.stop(false);
-                Err(Error::Halt {
-                    reason: String::new(),
-                    status: exit::OK,
-                })
-            }
-            Signal::SIGTTIN => {
-                self.set_num_workers(self.num_workers + 1)?;
-                self.manage_workers()
-            }
-            Signal::SIGTTOU => {
-                if self.num_workers > 1 {
-                    self.set_num_workers(self.num_workers - 1)?;
-                    self.manage_workers()?;
-                }
-                Ok(())
-            }
-            Signal::SIGUSR1 => {
-                if let Err(e) = error_log::reopen().and_then(|()| access::reopen()) {
-                    error_log::error(&format!("Failed to reopen log files: {e}"));
-                }
-                self.kill_workers(Signal::SIGUSR1);
-                Ok(())
-            }
-            Signal::SIGUSR2 => self.reexec(),
-            Signal::SIGWINCH if self.cfg.daemon => {
-                // The old master's half of a binary upgrade: stop its workers, keep it.
-                error_log::info("graceful stop of workers");
-                self.set_num_workers(0)?;
-                self.kill_workers(Signal::SIGTERM);
-                Ok(())
-            }
-            Signal::SIGWINCH => {
-                error_log::debug("SIGWINCH ignored. Not daemonized");
-                Ok(())
-            }
+            Signal::SIGCHLD => self.handle_chld(),
+            Signal::SIGHUP => self.handle_hup(),
+            Signal::SIGTERM => self.handle_term(),
+            Signal::SIGINT => self.handle_int(),
+            Signal::SIGQUIT => self.handle_quit(),
+            Signal::SIGTTIN => self.handle_ttin(),
+            Signal::SIGTTOU => self.handle_ttou(),
+            Signal::SIGUSR1 => self.handle_usr1(),
+            Signal::SIGUSR2 => self.handle_usr2(),
+            Signal::SIGWINCH => self.handle_winch(),
             _ => {
                 error_log::info(&format!("Ignoring unknown signal: {}", sig as i32));
                 Ok(())
             }
         }
+    }
+
+    /// A worker exited: reap it.
+    fn handle_chld(&mut self) -> Result<()> {
+        self.reap_workers()
+    }
+
+    /// Reload: new configuration, new workers, old ones retired gracefully.
+    fn handle_hup(&mut self) -> Result<()> {
+        self.reload()
+    }
+
+    /// Graceful stop.
+    fn handle_term(&mut self) -> Result<()> {
+        Err(Error::Halt {
+            reason: String::new(),
+            status: exit::OK,
+        })
+    }
+
+    /// Quick stop.
+    fn handle_int(&mut self) -> Result<()> {
+        self.stop(false);
+        Err(Error::Halt {
+            reason: String::new(),
+            status: exit::OK,
+        })
+    }
+
+    /// Quick stop, as INT.
+    fn handle_quit(&mut self) -> Result<()> {
+        self.handle_int()
+    }
+
+    /// One more worker.
+    fn handle_ttin(&mut self) -> Result<()> {
+        self.set_num_workers(self.num_workers + 1)?;
+        self.manage_workers()
+    }
+
+    /// One worker fewer, never below one.
+    fn handle_ttou(&mut self) -> Result<()> {
+        if self.num_workers > 1 {
+            self.set_num_workers(self.num_workers - 1)?;
+            self.manage_workers()?;
+        }
+        Ok(())
+    }
+
+    /// Reopen the log files, here and in every worker.
+    fn handle_usr1(&mut self) -> Result<()> {
+        if let Err(e) = error_log::reopen().and_then(|()| access::reopen()) {
+            error_log::error(&format!("Failed to reopen log files: {e}"));
+        }
+        self.kill_workers(Signal::SIGUSR1);
+        Ok(())
+    }
+
+    /// Binary upgrade: start a new master from the same command line.
+    fn handle_usr2(&mut self) -> Result<()> {
+        self.reexec()
+    }
+
+    /// The old master's half of a binary upgrade: stop its workers, keep it (daemon only).
+    fn handle_winch(&mut self) -> Result<()> {
+        if self.cfg.daemon {
+            error_log::info("graceful stop of workers");
+            self.set_num_workers(0)?;
+            self.kill_workers(Signal::SIGTERM);
+        } else {
+            error_log::debug("SIGWINCH ignored. Not daemonized");
+        }
+        Ok(())
     }
 
     /// HUP: re-read the configuration, start fresh workers with it, retire the old ones
@@ -438,8 +479,7 @@ impl<'py> Arbiter<'py> {
         } else {
             Signal::SIGQUIT
         };
-        let mut limit =
-            Instant::now() + Duration::from_secs(self.cfg.graceful_timeout.max(0) as u64);
+        let mut limit = Instant::now() + self.cfg.serving().graceful_timeout;
         self.kill_workers(sig);
         while !self.workers.is_empty() && Instant::now() < limit {
             if graceful {

@@ -318,10 +318,10 @@ impl Arbiter<'_> {
             }
             self.kill_worker(pid, Signal::SIGABRT);
         }
-        if self.cfg.timeout <= 0 {
+        let Some(timeout) = self.cfg.serving().timeout else {
             return;
-        }
-        let limit_ms = self.cfg.timeout as u64 * 1000;
+        };
+        let limit_ms = timeout.as_millis() as u64;
         let late: Vec<(i32, bool, Option<u64>)> = self
             .workers
             .iter()

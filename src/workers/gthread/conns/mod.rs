@@ -212,7 +212,7 @@ impl<'s, 'a> Conns<'s, 'a> {
         }
         if conn.reader.has_buffered() || conn.eof {
             match conn.advance(self.pcfg) {
-                Progress::Ready(head, rest) => return self.dispatch(conn, head, rest),
+                Progress::Ready(head, rest) => return self.enqueue_req(conn, head, rest),
                 Progress::Invalid(err) => return self.reject(conn, err),
                 Progress::NeedMore if conn.eof => return self.ended(conn),
                 Progress::NeedMore => {}
@@ -237,7 +237,7 @@ impl<'s, 'a> Conns<'s, 'a> {
     /// EOF); anything else is dropped.
     fn ended(&mut self, mut conn: Box<TConn>) {
         match conn.reader.take_partial() {
-            Some((head, body)) => self.dispatch(conn, head, body),
+            Some((head, body)) => self.enqueue_req(conn, head, body),
             None => self.end(conn.transport, conn.in_epoll),
         }
     }
@@ -298,7 +298,7 @@ impl<'s, 'a> Conns<'s, 'a> {
             Progress::NeedMore if conn.eof => self.ended(conn),
             // Back into the table (usually the same slot) and re-armed.
             Progress::NeedMore => self.keep(conn),
-            Progress::Ready(head, rest) => self.dispatch(conn, head, rest),
+            Progress::Ready(head, rest) => self.enqueue_req(conn, head, rest),
             Progress::Invalid(err) => self.reject(conn, err),
         }
     }
@@ -333,7 +333,7 @@ impl<'s, 'a> Conns<'s, 'a> {
     }
 
     /// Queue a complete request for the threads (Gunicorn's `enqueue_req`).
-    fn dispatch(&mut self, conn: Box<TConn>, head: Box<RequestHead>, rest: Vec<u8>) {
+    fn enqueue_req(&mut self, conn: Box<TConn>, head: Box<RequestHead>, rest: Vec<u8>) {
         let close = self.keepalive.is_none()
             || self.stopping.is_some()
             || self.connections() + 1 > self.max_keepalived;
