@@ -348,6 +348,62 @@ fn derived_values() {
 }
 
 #[test]
+fn resolved_serving_values() {
+    use crate::config::{ReloadEngine, WorkerKind};
+    use ferrocorn_h1::{HeaderMapPolicy, ProxyMode};
+    use std::time::Duration;
+    let _g = lock();
+    let cfg = load_ok(&["app:app"], &[]);
+    let s = cfg.serving();
+    assert_eq!(cfg.worker_kind(), Some(WorkerKind::Sync));
+    assert_eq!(cfg.reload_engine_kind(), ReloadEngine::Auto);
+    assert_eq!(s.timeout, Some(Duration::from_secs(30)));
+    assert_eq!(s.keepalive, Some(Duration::from_secs(2)));
+    assert_eq!(s.graceful_timeout, Duration::from_secs(30));
+    assert_eq!(s.proxy_protocol, ProxyMode::Off);
+    assert_eq!(s.parser.header_map, HeaderMapPolicy::Drop);
+    assert_eq!(s.parser.limit_request_line, 4094);
+
+    let cfg = load_ok(
+        &[
+            "-k",
+            "sync",
+            "--threads",
+            "2",
+            "-t",
+            "0",
+            "--keep-alive",
+            "0",
+            "--graceful-timeout",
+            "5",
+            "--header-map",
+            "refuse",
+            "--proxy-protocol",
+            "v2",
+            "--reload-engine",
+            "poll",
+            "--limit-request-line",
+            "100",
+            "app:app",
+        ],
+        &[],
+    );
+    let s = cfg.serving();
+    assert_eq!(cfg.worker_kind(), Some(WorkerKind::Gthread));
+    assert_eq!(cfg.reload_engine_kind(), ReloadEngine::Poll);
+    assert_eq!((s.timeout, s.keepalive), (None, None));
+    assert_eq!(s.io_deadline(), Duration::from_secs(30));
+    assert_eq!(s.graceful_timeout, Duration::from_secs(5));
+    assert_eq!(s.proxy_protocol, ProxyMode::V2);
+    assert_eq!(s.parser.header_map, HeaderMapPolicy::Refuse);
+    assert_eq!(s.parser.limit_request_line, 100);
+
+    let cfg = load_ok(&["-k", "gevent", "app:app"], &[]);
+    assert_eq!(cfg.worker_kind(), None);
+    assert!(cfg.check_supported().is_err());
+}
+
+#[test]
 fn python_cfg_object_for_hooks() {
     let _g = lock();
     let cfg = load_ok(
