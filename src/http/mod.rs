@@ -122,7 +122,10 @@ pub trait ResponseSink {
     fn send_error_page(&mut self, py: Python<'_>, page: ErrorPage<'_>);
     /// The connection must not carry another request after this one.
     fn close_after(&mut self);
-    /// Whether the connection closes after this response.
+    /// Whether `close_after` was called (Gunicorn's `resp.must_close`).
+    fn close_forced(&self) -> bool;
+    /// Whether the connection closes after this response: forced, or a response whose end
+    /// the client can only learn from the close.
     fn will_close(&self) -> bool;
     fn response(&self) -> &ResponseInfo;
 }

@@ -354,8 +354,12 @@ impl ResponseSink for H1Exchange {
         self.keep_alive = KeepAlive::Disabled;
     }
 
+    fn close_forced(&self) -> bool {
+        self.keep_alive == KeepAlive::Disabled
+    }
+
     fn will_close(&self) -> bool {
-        if self.keep_alive == KeepAlive::Disabled {
+        if self.close_forced() {
             return true;
         }
         let r = &self.response;

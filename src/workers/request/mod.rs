@@ -146,7 +146,7 @@ fn post_request(
         let facts = objects::ResponseFacts {
             info: ex.response(),
             headers_sent: ex.headers_sent(),
-            must_close: ex.will_close(),
+            must_close: ex.close_forced(),
         };
         objects::response_object(py, facts, req_obj).unwrap_or_else(|_| py.None())
     };
