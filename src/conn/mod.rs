@@ -13,6 +13,9 @@ pub mod exchange;
 pub mod reader;
 pub mod transport;
 
+#[cfg(test)]
+mod tests;
+
 use ferrocorn_h1::ParseError;
 use pyo3::prelude::*;
 

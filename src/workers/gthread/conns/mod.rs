@@ -15,6 +15,8 @@ use ferrocorn_h1::{ParseError, ParserConfig, RequestHead};
 use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags, EpollTimeout};
 
 mod accept;
+#[cfg(test)]
+mod tests;
 
 use accept::{ACCEPT_BACKOFF, SATURATED_ACCEPT};
 
