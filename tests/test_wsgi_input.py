@@ -268,3 +268,18 @@ def test_app_that_never_reads_sends_no_continue(input_server):
     # The worker is free for the next client.
     raw = raw_request(input_server.address, b"GET /?skip=1 HTTP/1.1\r\nHost: x\r\n\r\n")
     assert raw.startswith(b"HTTP/1.1 200 OK")
+
+
+@pytest.mark.ferrocorn_only
+def test_keepalive_app_that_never_reads_gets_no_late_continue(serve):
+    """With keep-alive (gthread), a client still waiting for `100 Continue` when the app
+    answers is never invited afterwards: the interim response would follow the final one.
+    The connection closes instead."""
+    server = serve("wsgi_input:app", "-k", "gthread", "--threads", "2", ready_path="/?skip=1")
+    with socket.create_connection(server.address, timeout=10) as sock:
+        sock.sendall(b"POST /?skip=1 HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                     b"Content-Length: 4\r\n\r\n")
+        resp = RawResponse(_read_to_eof(sock))
+    assert resp.status_line == "HTTP/1.1 200 OK"
+    assert b"100 Continue" not in resp.raw
+    assert resp.header("Connection") == "close"

@@ -232,6 +232,14 @@ pub fn read_head_blocking(
 ) -> HeadRead {
     let mut chunk = [0u8; 8192];
     loop {
+        // What is already buffered (a resumed reader) may be a whole head.
+        if reader.has_buffered() {
+            match reader.advance(pcfg) {
+                Progress::NeedMore => {}
+                Progress::Ready(head, rest) => return HeadRead::Ready(head, rest),
+                Progress::Invalid(e) => return HeadRead::Invalid(e),
+            }
+        }
         if let Some(d) = deadline {
             let now = Instant::now();
             if now >= d || transport.set_read_timeout(Some(d - now)).is_err() {
@@ -247,11 +255,6 @@ pub fn read_head_blocking(
             }
             Ok(n) => reader.buf.extend_from_slice(&chunk[..n]),
             Err(_) => return HeadRead::Closed,
-        }
-        match reader.advance(pcfg) {
-            Progress::NeedMore => continue,
-            Progress::Ready(head, rest) => return HeadRead::Ready(head, rest),
-            Progress::Invalid(e) => return HeadRead::Invalid(e),
         }
     }
 }

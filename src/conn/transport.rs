@@ -105,7 +105,8 @@ impl Transport {
     }
 
     /// Send `count` bytes of `file` from `offset` (advanced as bytes go), blocking like
-    /// `write_all`. Returns the bytes sent: fewer than `count` when the file ended first.
+    /// `write_all` and, like it, giving up (WouldBlock) when the client takes nothing for the
+    /// write timeout. Returns the bytes sent: fewer than `count` when the file ended first.
     pub fn send_file(
         &mut self,
         file: BorrowedFd<'_>,
@@ -122,7 +123,14 @@ impl Transport {
                     left -= n as u64;
                     *offset = off;
                 }
-                Err(nix::errno::Errno::EINTR) | Err(nix::errno::Errno::EAGAIN) => continue,
+                Err(nix::errno::Errno::EINTR) => continue,
+                // SO_SNDTIMEO passed with nothing sent (the descriptor is blocking).
+                Err(nix::errno::Errno::EAGAIN) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::WouldBlock,
+                        "the client took nothing for the write timeout",
+                    ))
+                }
                 Err(e) => return Err(e.into()),
             }
         }

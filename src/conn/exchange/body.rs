@@ -149,6 +149,11 @@ impl H1Exchange {
         matches!(self.reading, Reading::Done)
     }
 
+    /// The client waits for `100 Continue` before sending the body.
+    pub(super) fn awaiting_continue(&self) -> bool {
+        matches!(self.reading, Reading::Continue(_))
+    }
+
     pub(super) fn body_done(&self) -> bool {
         self.reading.is_over()
     }

@@ -102,6 +102,8 @@ impl H1Exchange {
 impl Exchange for H1Exchange {
     fn conclude(&mut self, py: Python<'_>, reuse: bool) -> After {
         use crate::http::ResponseSink;
+        // `will_close` includes a client still waiting for `100 Continue`: it has not sent
+        // the body, and inviting it now would put the interim response after the final one.
         if !reuse || self.will_close() {
             return After::Close;
         }

@@ -359,7 +359,9 @@ impl ResponseSink for H1Exchange {
     }
 
     fn will_close(&self) -> bool {
-        if self.close_forced() {
+        // A client still waiting for `100 Continue` has not sent the body: the connection
+        // cannot go on (see `conclude`).
+        if self.close_forced() || self.awaiting_continue() {
             return true;
         }
         let r = &self.response;

@@ -406,7 +406,6 @@ fn read_head_blocking_answers_an_invalid_head_without_waiting() {
 /// A reader resumed with a whole pipelined request already buffered: the head is there, so
 /// nothing needs to be read. Latent: the sync worker, the only caller, never resumes.
 #[test]
-#[ignore = "bug (latent, no caller resumes today): read_head_blocking reads from the socket before parsing what is already buffered, so a resumed reader waits for bytes it does not need"]
 fn read_head_blocking_parses_what_is_already_buffered_first() {
     let (mut ours, peer) = unix_pair();
     let pcfg = ParserConfig::default();

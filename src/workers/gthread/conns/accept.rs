@@ -118,7 +118,7 @@ impl Conns<'_, '_> {
             .is_some_and(|least| live as u64 > least + BALANCE_SLACK);
         self.accept_deferred =
             loaded && (self.crowded || self.last_accept.elapsed() < ACCEPT_BACKOFF);
-        let want = self.has_capacity() && !self.accept_deferred;
+        let want = self.has_capacity() && !self.accept_deferred && self.has_room();
         if want == self.accepting {
             return;
         }
@@ -190,6 +190,17 @@ impl Conns<'_, '_> {
             let conn = Box::new(TConn::new(transport, peer, idx, policy));
             self.admit(conn, true);
         }
+    }
+
+    /// Whether a new connection can be taken: below `worker_connections`, or one could be
+    /// evicted. Otherwise listening would only wake the leader, over and over, for a
+    /// connection it cannot take.
+    fn has_room(&self) -> bool {
+        self.connections() < self.max_conns
+            || self
+                .entries
+                .iter()
+                .any(|(_, e)| matches!(e, Entry::Reading(c) if !c.reader.waiting_body()))
     }
 
     /// At the connection limit, make room by closing the connection that has waited

@@ -473,9 +473,6 @@ fn full_table_evicts_the_longest_idle_connection_not_an_upload() {
 }
 
 #[test]
-#[ignore = "bug: at worker_connections with nothing to evict the listener stays in the \
-            epoll set, so a queued connection wakes the leader on every turn (a busy loop \
-            that never releases the GIL, as `lead` only detaches for a blocking wait)"]
 fn full_table_with_nothing_to_evict_does_not_spin_on_the_listener() {
     with_table(1, &[("worker_connections", 1)], |t| {
         let mut upload = t.client();
