@@ -116,10 +116,11 @@ def read_pid(path: Path):
         return None
 
 
-def free_port(host: str = "127.0.0.1", family: int = socket.AF_INET) -> int:
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+# No helper here hands out a "free" port number (bind port 0, close, pass the number on):
+# another process may take the port in between. A server binds port 0 and the tests read
+# the port it got from its "Listening at:" line, or it is handed a socket that is already
+# bound (`fd://N`), or the port is held by a socket of the test's own for as long as the
+# test needs it (`reserved_port`).
 
 
 def listening_socket() -> tuple[socket.socket, int]:
@@ -130,6 +131,51 @@ def listening_socket() -> tuple[socket.socket, int]:
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)
     return listener, listener.getsockname()[1]
+
+
+def reserved_port(host: str = "127.0.0.1") -> tuple[socket.socket, int]:
+    """A socket bound to a free loopback port but not listening, and its port.
+
+    While the test keeps the socket open, connections to the port are refused and no
+    server can bind it (the socket has no SO_REUSEADDR, so a server's bind fails with
+    EADDRINUSE even if the server sets that option). A test uses it for an address a
+    server must not listen on."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind((host, 0))
+    return sock, sock.getsockname()[1]
+
+
+# The master's "Listening at: <url>[,<url>...] (<pid>)" line; Gunicorn and ferrocorn print
+# each listener's getsockname(), so a server bound to port 0 tells its real port here.
+LISTENING_RE = re.compile(r"Listening at: (\S*) \((\d+)\)")
+
+
+def parse_listeners(urls: str) -> list:
+    """The addresses in a "Listening at:" line: (host, port) tuples and unix socket paths."""
+    out = []
+    for url in filter(None, urls.split(",")):
+        if url.startswith("unix:"):
+            out.append(url[len("unix:"):])
+            continue
+        m = re.fullmatch(r"https?://(\[([^\]]+)\]|[^:/]+):(\d+)", url)
+        if not m:
+            raise AssertionError("unexpected listener %r in %r" % (url, urls))
+        out.append((m.group(2) or m.group(1), int(m.group(3))))
+    return out
+
+
+def listening_addresses(text: str) -> list | None:
+    """The listeners of the first "Listening at:" line in `text` (a server log), or None."""
+    m = LISTENING_RE.search(text)
+    return parse_listeners(m.group(1)) if m else None
+
+
+def connectable(address):
+    """`address` with a wildcard host (0.0.0.0, ::) replaced by its loopback address."""
+    if isinstance(address, tuple):
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(address[0], address[0])
+        return (host, address[1])
+    return address
 
 
 def ipv6_loopback_available() -> bool:
@@ -271,6 +317,10 @@ def http_get(address, path: str = "/", headers: dict | None = None, method: str 
 # The server process.
 
 
+# `Server(address=FROM_LOG)`: the address is the one the server logs (it was told port 0).
+FROM_LOG = object()
+
+
 class Server:
     """One running server: its process, its address and its logs."""
 
@@ -279,8 +329,9 @@ class Server:
         self.tmp_path = tmp_path
         self.cwd = Path(cwd) if cwd is not None else APPS_DIR
         self.env = env
-        # A (host, port) tuple, a unix socket path, or None when the test reads it itself.
-        self.address = address
+        # A (host, port) tuple, a unix socket path, None when the test reads it itself, or
+        # FROM_LOG: the first listener of the "Listening at:" line, read when first needed.
+        self._address = address
         self.stdout_path = tmp_path / ("server-%d.stdout" % id(self))
         self.stderr_path = tmp_path / ("server-%d.stderr" % id(self))
         self._stdout = open(self.stdout_path, "wb")
@@ -299,6 +350,29 @@ class Server:
         self.started_at = time.monotonic()
 
     # -- addresses ----------------------------------------------------------
+    @property
+    def address(self):
+        if self._address is FROM_LOG:
+            self._address = connectable(self.wait_listening()[0])
+        return self._address
+
+    def wait_listening(self, timeout: float = READY_TIMEOUT) -> list:
+        """The listeners the master logged on stderr ("Listening at:"), waited for. Fails
+        at once if the server exits first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            alive = self.alive()  # before the read: a line written before an exit is seen
+            found = listening_addresses(self.stderr_text())
+            if found:
+                return found
+            if not alive or time.monotonic() > deadline:
+                raise AssertionError(
+                    "no \"Listening at:\" line (server %s); stderr:\n%s"
+                    % ("exited with %s" % self.proc.returncode if not alive
+                       else "still running after %ss" % timeout, self.stderr_text()[-6000:])
+                )
+            time.sleep(0.02)
+
     @property
     def host(self) -> str:
         return self.address[0]
@@ -364,6 +438,8 @@ class Server:
     def wait_ready(self, timeout: float = READY_TIMEOUT, path: str = "/", mode: str = "http"):
         """Wait until the server answers (`http`) or accepts (`port`); fail with its stderr."""
         deadline = time.monotonic() + timeout
+        if self._address is FROM_LOG:
+            self._address = connectable(self.wait_listening(timeout)[0])
         last_error = None
         while time.monotonic() < deadline:
             if not self.alive():
@@ -493,10 +569,14 @@ def serve(request, tmp_path):
     """Factory: ``serve(*args, bind=..., cwd=..., env=..., ready=...)`` -> a ready Server.
 
     - ``args``: the command-line arguments after the program name (app URI included).
-    - ``bind``: ``"tcp"`` (default) adds ``-b 127.0.0.1:<free port>``; ``"unix"`` adds
-      ``-b unix:<tmp>/s.sock``; a ``(host, port)`` tuple or a path records the address the
-      test arranged itself (no ``-b`` is added); ``None`` adds nothing and leaves
-      ``.address`` unset.
+    - ``bind``: ``"tcp"`` (default) adds ``-b 127.0.0.1:0`` and takes the port the server
+      got from its "Listening at:" line on stderr; ``"log"`` adds nothing but reads the
+      address the same way (the test's own arguments, config file or environment bind a
+      port 0); ``"fd"`` hands the server a listening socket on a free loopback port as
+      ``-b fd://N`` (for a server whose "Listening at:" line does not reach stderr);
+      ``"unix"`` adds ``-b unix:<tmp>/s.sock``; a ``(host, port)`` tuple or a path records
+      the address the test arranged itself (no ``-b`` is added); ``None`` adds nothing and
+      leaves ``.address`` unset.
     - ``env``: extra variables (``None`` values remove a variable).
     - ``ready``: ``"http"`` waits for an HTTP answer on ``ready_path``, ``"port"`` for an
       accepted connection, ``None`` does not wait.
@@ -507,9 +587,17 @@ def serve(request, tmp_path):
               ready_timeout=READY_TIMEOUT, pass_fds=()):
         args = list(args)
         address = None
+        listener = None
         if bind == "tcp":
-            address = ("127.0.0.1", free_port())
-            args = ["-b", "127.0.0.1:%d" % address[1]] + args
+            address = FROM_LOG
+            args = ["-b", "127.0.0.1:0"] + args
+        elif bind == "log":
+            address = FROM_LOG
+        elif bind == "fd":
+            listener, port = listening_socket()
+            address = ("127.0.0.1", port)
+            args = ["-b", "fd://%d" % listener.fileno()] + args
+            pass_fds = tuple(pass_fds) + (listener.fileno(),)
         elif bind == "unix":
             address = str(tmp_path / ("s%d.sock" % len(servers)))
             args = ["-b", "unix:%s" % address] + args
@@ -517,10 +605,16 @@ def serve(request, tmp_path):
             address = bind
         runtime_dir = tmp_path / ("run%d" % len(servers))
         runtime_dir.mkdir()
-        server = Server(
-            args, tmp_path, cwd=cwd, env=base_env(runtime_dir, env), address=address,
-            pass_fds=pass_fds,
-        )
+        try:
+            server = Server(
+                args, tmp_path, cwd=cwd, env=base_env(runtime_dir, env), address=address,
+                pass_fds=pass_fds,
+            )
+        finally:
+            # The server holds its own copy; ours would keep accepting into the backlog
+            # after the server is gone.
+            if listener is not None:
+                listener.close()
         servers.append(server)
         if ready:
             server.wait_ready(timeout=ready_timeout, path=ready_path, mode=ready)

@@ -6,7 +6,7 @@ import re
 import pytest
 import requests
 
-from conftest import APPS_DIR, free_port
+from conftest import APPS_DIR
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -89,8 +89,7 @@ def _boot_lines(text):
 
 
 def test_module_failing_at_import_halts_with_boot_error(run):
-    port = free_port()
-    result = run("-b", "127.0.0.1:%d" % port, "broken_import:app", timeout=30)
+    result = run("-b", "127.0.0.1:0", "broken_import:app", timeout=30)
     assert result.returncode == 3, result.stderr
     assert result.elapsed < QUICK_EXIT
     assert "Traceback (most recent call last)" in result.stderr
@@ -100,8 +99,7 @@ def test_module_failing_at_import_halts_with_boot_error(run):
 
 
 def test_import_failure_with_several_workers_does_not_respawn(run):
-    port = free_port()
-    result = run("-b", "127.0.0.1:%d" % port, "-w", "3", "broken_import:app", timeout=30)
+    result = run("-b", "127.0.0.1:0", "-w", "3", "broken_import:app", timeout=30)
     assert result.returncode != 0, result.stderr
     assert result.elapsed < QUICK_EXIT
     # At most the initial workers ever boot: a failure is never answered with a new worker.
@@ -113,21 +111,21 @@ def test_import_failure_with_several_workers_still_exits_3(run):
     # Gunicorn 27.0.1 sometimes exits 1 here: a second failing worker is reaped inside
     # halt(), which raises HaltServer again and escapes as a traceback. ferrocorn must
     # report the boot failure consistently.
-    result = run("-b", "127.0.0.1:%d" % free_port(), "-w", "3", "broken_import:app", timeout=30)
+    result = run("-b", "127.0.0.1:0", "-w", "3", "broken_import:app", timeout=30)
     assert result.returncode == 3, result.stderr
     assert "Worker failed to boot." in result.stderr
     assert "HaltServer" not in result.stderr
 
 
 def test_missing_module_halts_with_boot_error(run):
-    result = run("-b", "127.0.0.1:%d" % free_port(), "no_such_module_here:app")
+    result = run("-b", "127.0.0.1:0", "no_such_module_here:app")
     assert result.returncode == 3, result.stderr
     assert result.elapsed < QUICK_EXIT
     assert "No module named 'no_such_module_here'" in result.stderr
 
 
 def test_missing_attribute_exits_4(run):
-    result = run("-b", "127.0.0.1:%d" % free_port(), "hello:nope")
+    result = run("-b", "127.0.0.1:0", "hello:nope")
     assert result.returncode == 4, result.stderr
     assert result.elapsed < QUICK_EXIT
     assert "Failed to find attribute 'nope' in 'hello'." in result.stderr
@@ -136,19 +134,19 @@ def test_missing_attribute_exits_4(run):
 
 
 def test_factory_returning_none_exits_4(run):
-    result = run("-b", "127.0.0.1:%d" % free_port(), "factory:returns_none()")
+    result = run("-b", "127.0.0.1:0", "factory:returns_none()")
     assert result.returncode == 4, result.stderr
     assert "Failed to find application object: 'returns_none()'" in result.stderr
 
 
 def test_non_callable_app_exits_4(run):
-    result = run("-b", "127.0.0.1:%d" % free_port(), "factory:not_callable")
+    result = run("-b", "127.0.0.1:0", "factory:not_callable")
     assert result.returncode == 4, result.stderr
     assert "Application object must be callable." in result.stderr
 
 
 def test_unparsable_object_expression_exits_4(run):
-    result = run("-b", "127.0.0.1:%d" % free_port(), "factory:create_app(name=os)")
+    result = run("-b", "127.0.0.1:0", "factory:create_app(name=os)")
     assert result.returncode == 4, result.stderr
     assert result.elapsed < QUICK_EXIT
 
@@ -159,7 +157,7 @@ def test_worker_boot_failure_exits_3(run, tmp_path):
         "def post_fork(server, worker):\n"
         "    raise RuntimeError('post_fork refuses to boot')\n"
     )
-    result = run("-c", conf, "-b", "127.0.0.1:%d" % free_port(), "hello:app")
+    result = run("-c", conf, "-b", "127.0.0.1:0", "hello:app")
     assert result.returncode == 3, result.stderr
     assert result.elapsed < QUICK_EXIT
     assert "post_fork refuses to boot" in result.stderr
@@ -167,6 +165,6 @@ def test_worker_boot_failure_exits_3(run, tmp_path):
 
 
 def test_no_application_specified_is_a_config_error(run):
-    result = run("-b", "127.0.0.1:%d" % free_port())
+    result = run("-b", "127.0.0.1:0")
     assert result.returncode == 1
     assert "No application module specified." in result.stderr

@@ -8,7 +8,7 @@ import time
 import pytest
 import requests
 
-from conftest import APPS_DIR, free_port, is_gunicorn
+from conftest import APPS_DIR, is_gunicorn, reserved_port
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -55,11 +55,14 @@ def printed_settings(stdout: str) -> dict:
 def count_workers_booted(server, expected: int) -> int:
     """Wait for `expected` boots, give the master a moment to overshoot, and count."""
     server.wait_for_log(r"Booting worker with pid: \d+", count=expected)
+    # Not a wait for an event: the window in which a surplus worker would show up.
     time.sleep(1.0)
     return len(server.worker_pids())
 
 
 def connection_refused(port: int) -> bool:
+    # The ports checked here are held by `reserved_port` sockets, so nothing else can be
+    # listening there: a server that had tried them would not have started at all.
     try:
         requests.get("http://127.0.0.1:%d/" % port, timeout=3)
     except requests.ConnectionError:
@@ -71,22 +74,31 @@ def connection_refused(port: int) -> bool:
 # Precedence, through what the running server does.
 
 
-@pytest.fixture
-def layered_conf(tmp_path):
+def layers_conf(tmp_path, bind):
     conf = tmp_path / "layers.conf.py"
-    file_port = free_port()
     conf.write_text(
         "workers = 2\n"
-        "bind = ['127.0.0.1:%d']\n"
-        "raw_env = ['LAYER=file', 'FILE_ONLY=1']\n" % file_port
+        "bind = [%r]\n"
+        "raw_env = ['LAYER=file', 'FILE_ONLY=1']\n" % bind
     )
-    return conf, file_port
+    return conf
 
 
-def test_config_file_beats_defaults(serve, layered_conf):
-    conf, file_port = layered_conf
-    server = serve("-c", conf, "environ_dump:app", bind=("127.0.0.1", file_port),
-                   env={"WEB_CONCURRENCY": "4"})
+@pytest.fixture
+def layered_conf(tmp_path):
+    """The layered config file, binding a port the test holds (a server that used this
+    bind would fail to start), and that port."""
+    held, file_port = reserved_port()
+    with held:
+        yield layers_conf(tmp_path, "127.0.0.1:%d" % file_port), file_port
+
+
+def test_config_file_beats_defaults(serve, tmp_path):
+    # Port 0: the server's "Listening at:" line says where the config file's bind went.
+    conf = layers_conf(tmp_path, "127.0.0.1:0")
+    server = serve("-c", conf, "environ_dump:app", bind="log", env={"WEB_CONCURRENCY": "4"})
+    # The file's bind, not the default 127.0.0.1:8000.
+    assert server.host == "127.0.0.1" and server.port != 8000
     assert count_workers_booted(server, 2) == 2
     env = requests.get(server.url + "/env", timeout=10).json()["os_environ"]
     assert env["LAYER"] == "file"
@@ -95,11 +107,10 @@ def test_config_file_beats_defaults(serve, layered_conf):
 
 def test_cmd_args_env_beats_config_file(serve, layered_conf):
     conf, file_port = layered_conf
-    port = free_port()
     server = serve(
         "-c", conf, "environ_dump:app",
-        bind=("127.0.0.1", port),
-        env={"GUNICORN_CMD_ARGS": "-w 3 -b 127.0.0.1:%d -e LAYER=cmdargs" % port},
+        bind="log",
+        env={"GUNICORN_CMD_ARGS": "-w 3 -b 127.0.0.1:0 -e LAYER=cmdargs"},
     )
     assert count_workers_booted(server, 3) == 3
     env = requests.get(server.url + "/env", timeout=10).json()["os_environ"]
@@ -111,19 +122,21 @@ def test_cmd_args_env_beats_config_file(serve, layered_conf):
 
 def test_command_line_beats_cmd_args_env(serve, layered_conf):
     conf, file_port = layered_conf
-    env_port, cli_port = free_port(), free_port()
-    server = serve(
-        "-c", conf, "-w", "1", "-b", "127.0.0.1:%d" % cli_port, "-e", "LAYER=cli",
-        "environ_dump:app",
-        bind=("127.0.0.1", cli_port),
-        env={"GUNICORN_CMD_ARGS": "-w 3 -b 127.0.0.1:%d -e LAYER=cmdargs" % env_port},
-    )
-    assert count_workers_booted(server, 1) == 1
-    env = requests.get(server.url + "/env", timeout=10).json()["os_environ"]
-    assert env["LAYER"] == "cli"
-    assert connection_refused(env_port)
-    assert connection_refused(file_port)
-    server.wait_for_log(r"Listening at: http://127\.0\.0\.1:%d \(\d+\)" % cli_port)
+    held, env_port = reserved_port()
+    with held:
+        # The CLI's bind is a socket handed over already bound, so its port is known up
+        # front like the other two.
+        server = serve(
+            "-c", conf, "-w", "1", "-e", "LAYER=cli", "environ_dump:app",
+            bind="fd",
+            env={"GUNICORN_CMD_ARGS": "-w 3 -b 127.0.0.1:%d -e LAYER=cmdargs" % env_port},
+        )
+        assert count_workers_booted(server, 1) == 1
+        env = requests.get(server.url + "/env", timeout=10).json()["os_environ"]
+        assert env["LAYER"] == "cli"
+        assert connection_refused(env_port)
+        assert connection_refused(file_port)
+    server.wait_for_log(r"Listening at: http://127\.0\.0\.1:%d \(\d+\)" % server.port)
 
 
 def test_precedence_in_print_config(run, layered_conf):
@@ -167,11 +180,11 @@ def test_web_concurrency_sets_default_workers(serve, run):
 
 
 def test_port_env_sets_default_bind(serve, run):
-    port = free_port()
-    printed = printed_settings(run("--print-config", "hello:app", env={"PORT": str(port)}).stdout)
-    assert printed["bind"] == "['0.0.0.0:%d']" % port
-    server = serve("hello:app", bind=("127.0.0.1", port), env={"PORT": str(port)})
-    server.wait_for_log(r"Listening at: http://0\.0\.0\.0:%d \(\d+\)" % port)
+    printed = printed_settings(run("--print-config", "hello:app", env={"PORT": "8123"}).stdout)
+    assert printed["bind"] == "['0.0.0.0:8123']"
+    # PORT=0: the server listens on 0.0.0.0 and a port of its own, which its log tells.
+    server = serve("hello:app", bind="log", env={"PORT": "0"})
+    server.wait_for_log(r"Listening at: http://0\.0\.0\.0:%d \(\d+\)" % server.port)
     assert requests.get(server.url, timeout=10).text == "Hello, World!\n"
 
 
@@ -195,24 +208,22 @@ def test_config_python_module_and_file_prefix(run, tmp_path):
 
 
 def test_config_file_serves_with_python_module(serve, tmp_path):
-    port = free_port()
     (tmp_path / "ferro_live_cfg.py").write_text(
-        "bind = ['127.0.0.1:%d']\nraw_env = ['FROM_MODULE=yes']\n" % port
+        "bind = ['127.0.0.1:0']\nraw_env = ['FROM_MODULE=yes']\n"
     )
     server = serve("-c", "python:ferro_live_cfg", "--chdir", APPS_DIR, "environ_dump:app",
-                   cwd=tmp_path, bind=("127.0.0.1", port))
+                   cwd=tmp_path, bind="log")
     env = requests.get(server.url + "/env", timeout=10).json()["os_environ"]
     assert env["FROM_MODULE"] == "yes"
 
 
 def test_default_gunicorn_conf_py_in_cwd(serve, tmp_path):
-    port = free_port()
     (tmp_path / "gunicorn.conf.py").write_text(
-        "bind = ['127.0.0.1:%d']\n"
+        "bind = ['127.0.0.1:0']\n"
         "raw_env = ['FROM_DEFAULT_CONF=1']\n"
-        "chdir = %r\n" % (port, str(APPS_DIR))
+        "chdir = %r\n" % str(APPS_DIR)
     )
-    server = serve("environ_dump:app", cwd=tmp_path, bind=("127.0.0.1", port))
+    server = serve("environ_dump:app", cwd=tmp_path, bind="log")
     data = requests.get(server.url + "/env", timeout=10).json()
     assert data["os_environ"]["FROM_DEFAULT_CONF"] == "1"
     assert data["cwd"] == str(APPS_DIR)
@@ -371,7 +382,7 @@ def test_invalid_option_in_cmd_args_env_exits(run):
     ],
 )
 def test_unsupported_setting_fails_at_start(run, args, names):
-    result = run("-b", "127.0.0.1:%d" % free_port(), *args, "hello:app", timeout=20)
+    result = run("-b", "127.0.0.1:0", *args, "hello:app", timeout=20)
     assert result.returncode != 0
     assert result.elapsed < 10
     output = result.stderr + result.stdout

@@ -2,8 +2,8 @@
 
 import http.client
 import json
+import select
 import socket
-import time
 
 import pytest
 import requests
@@ -97,6 +97,16 @@ def test_gthread_app_closing_gunicorn_socket_leaves_the_connection_working(serve
     assert first["peer"] == second["peer"] == client
 
 
+def _closed_by_server(sock) -> bool:
+    """True once the server has closed `sock`'s connection (nothing is consumed)."""
+    if not select.select([sock], [], [], 0)[0]:
+        return False
+    try:
+        return sock.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
+
+
 def test_gthread_closes_the_socket_objects_of_finished_connections(serve):
     # Each kept-alive connection holds a duplicate descriptor in its socket object; those
     # must be closed with the connection, however it ends (client close, idle timeout).
@@ -111,7 +121,8 @@ def test_gthread_closes_the_socket_objects_of_finished_connections(serve):
             _get_json(c, "/socket-id")
         for c in conns[:15]:
             c.close()  # the client ends these; the other 15 time out on the server
-        time.sleep(1.6)
+        wait_until(lambda: all(_closed_by_server(c.sock) for c in conns[15:]), timeout=10,
+                   what="the server to time out the idle connections")
         for c in conns[15:]:
             c.close()
 

@@ -14,11 +14,8 @@ Gunicorn 27.0.1; each says what Gunicorn does instead. Every other test passes a
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
-import resource
-import select
 import signal
 import socket
 import threading
@@ -28,188 +25,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from conftest import wait_until
+from gthread_client import (APP, GTHREAD, Client, closes, data_of, get, parked, raise_nofile,
+                            request, started_marker, still_open, stopped_listening, timed,
+                            wait_accepted)
 
 pytestmark = pytest.mark.timeout(45)
-
-APP = "gthread_app:app"
-GTHREAD = ("-k", "gthread")
-
-
-def request(path="/", method="GET", headers=None, body=b"", version="HTTP/1.1",
-            content_length=None) -> bytes:
-    """The bytes of one request; `content_length` overrides the body's real length."""
-    lines = ["%s %s %s" % (method, path, version), "Host: 127.0.0.1"]
-    for name, value in (headers or {}).items():
-        lines.append("%s: %s" % (name, value))
-    if body or content_length is not None:
-        length = len(body) if content_length is None else content_length
-        lines.append("Content-Length: %d" % length)
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-
-
-class Response:
-    """A response read off a kept connection: status, headers, and (once read) its body."""
-
-    def __init__(self, head: bytes):
-        lines = head.decode("latin-1").split("\r\n")
-        self.status_line = lines[0]
-        self.status = int(lines[0].split(" ", 2)[1])
-        self.header_list = [
-            tuple(part.strip() for part in line.split(":", 1)) for line in lines[1:]
-        ]
-        self.head = head
-        self.body = b""
-
-    @property
-    def raw(self) -> bytes:
-        return self.head + b"\r\n\r\n" + self.body
-
-    def header(self, name: str, default=None):
-        values = [v for k, v in self.header_list if k.lower() == name.lower()]
-        return values[-1] if values else default
-
-
-class Client:
-    """One connection that reads responses one at a time, so a test can see keep-alive,
-    pipelining and the moment the server closes."""
-
-    def __init__(self, address, timeout: float = 10.0):
-        self.sock = socket.create_connection(address, timeout=timeout)
-        self.buf = b""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def close(self):
-        self.sock.close()
-
-    def send(self, data: bytes):
-        self.sock.sendall(data)
-
-    def _fill(self):
-        try:
-            chunk = self.sock.recv(65536)
-        except ConnectionResetError:
-            chunk = b""
-        if not chunk:
-            raise EOFError("server closed the connection; unread: %r" % self.buf[:300])
-        self.buf += chunk
-
-    def _take(self, size: int) -> bytes:
-        while len(self.buf) < size:
-            self._fill()
-        data, self.buf = self.buf[:size], self.buf[size:]
-        return data
-
-    def _take_line(self) -> bytes:
-        while b"\r\n" not in self.buf:
-            self._fill()
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
-
-    def read_head(self) -> Response:
-        """Status line and headers only; the body is left for `read_chunk`."""
-        while b"\r\n\r\n" not in self.buf:
-            self._fill()
-        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
-        return Response(head)
-
-    def read_chunk(self) -> bytes:
-        """The next chunk of a chunked body; b"" for the last one (its trailers are consumed)."""
-        size = int(self._take_line().split(b";", 1)[0], 16)
-        if size == 0:
-            while self._take_line():
-                pass
-            return b""
-        data = self._take(size)
-        assert self._take_line() == b"", "chunk not CRLF-terminated"
-        return data
-
-    def read_response(self) -> Response:
-        """One whole response, framed by Content-Length, chunked encoding or the close."""
-        head = self.read_head()
-        if head.header("transfer-encoding", "").lower() == "chunked":
-            body = b"".join(iter(self.read_chunk, b""))
-        elif head.header("content-length") is not None:
-            body = self._take(int(head.header("content-length")))
-        else:
-            body = self.read_until_eof()
-        head.body = body
-        return head
-
-    def read_until_eof(self, timeout: float = 10.0) -> bytes:
-        deadline = time.monotonic() + timeout
-        while True:
-            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
-            try:
-                self._fill()
-            except EOFError:
-                data, self.buf = self.buf, b""
-                return data
-
-    def wait_eof(self, timeout: float) -> float:
-        """Seconds until the server closes; fails if it sends anything or outlasts `timeout`."""
-        start = time.monotonic()
-        self.sock.settimeout(timeout)
-        try:
-            data = self.sock.recv(65536)
-        except ConnectionResetError:
-            data = b""
-        except socket.timeout:
-            raise AssertionError("connection still open after %ss" % timeout) from None
-        assert data == b"", "unexpected bytes instead of a close: %r" % data[:300]
-        return time.monotonic() - start
-
-    def is_open(self) -> bool:
-        return still_open(self.sock)
-
-
-def get(address, path, headers=None, timeout=10.0) -> Response:
-    """One request on its own connection, closed after the response."""
-    headers = dict(headers or {})
-    headers.setdefault("Connection", "close")
-    with Client(address, timeout) as client:
-        client.send(request(path, headers=headers))
-        return client.read_response()
-
-
-def data_of(resp: Response) -> dict:
-    assert resp.status == 200, resp.raw[:500]
-    return json.loads(resp.body)
-
-
-def closes(resp: Response) -> bool:
-    return resp.header("connection", "").lower() == "close"
-
-
-def timed(func, *args, **kwargs):
-    start = time.monotonic()
-    result = func(*args, **kwargs)
-    return result, time.monotonic() - start
-
-
-def still_open(sock: socket.socket) -> bool:
-    """True unless the server closed `sock` (nothing is consumed; never blocks)."""
-    # A socket with a timeout waits for readiness before recv, so ask select instead.
-    if not select.select([sock], [], [], 0)[0]:
-        return True
-    try:
-        return bool(sock.recv(1, socket.MSG_PEEK))
-    except OSError:
-        return False
-
-
-def raise_nofile(wanted: int):
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-    if soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < wanted:
-        pytest.skip("RLIMIT_NOFILE cannot be raised to %d" % wanted)
-
 
 # ---------------------------------------------------------------------------
 # Keep-alive and the ways a connection ends.
@@ -303,7 +123,7 @@ def test_idle_keepalive_connection_closed_after_the_timeout(serve):
         # each response.
         for i in range(3):
             if i:
-                time.sleep(0.6)
+                time.sleep(0.6)  # the scenario's idle gap, not a wait for an event
             client.send(request("/tick%d" % i))
             resp = client.read_response()
             assert data_of(resp)["path"] == "/tick%d" % i
@@ -348,7 +168,8 @@ def test_worker_connections_bounds_the_kept_alive_connections(serve):
             else:
                 # Gunicorn counts a kept connection only once its main thread has parked
                 # it, which may come after the client has the response.
-                time.sleep(0.2)
+                wait_until(lambda: parked(server, client), timeout=5,
+                           what="the worker to park kept connection %d" % i)
         # The two kept connections still serve requests.
         for i, client in enumerate(clients[:2]):
             client.send(request("/again%d" % i))
@@ -378,7 +199,7 @@ def test_worker_at_connection_limit_closes_an_idle_connection_for_a_new_client(s
                    "--keep-alive", "30", APP)
     silent = [Client(server.address) for _ in range(4)]
     try:
-        time.sleep(0.3)
+        wait_accepted(server)
         resp, elapsed = timed(get, server.address, "/newcomer")
         assert data_of(resp)["path"] == "/newcomer"
         assert elapsed < 2.0, elapsed
@@ -409,7 +230,7 @@ def test_slowloris_does_not_delay_normal_clients(serve):
             if i % 2:
                 # Half send an unfinished head, half nothing at all.
                 sock.sendall(b"GET /slowloris HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: ")
-        time.sleep(0.5)
+        wait_accepted(server)
         worst = 0.0
         for i in range(15):
             resp, elapsed = timed(get, server.address, "/normal%d" % i)
@@ -451,7 +272,7 @@ def test_slow_senders_time_out(serve):
             for name, sock in (("silent", silent), ("partial", partial), ("trickle", trickle)):
                 if name not in closed and not still_open(sock):
                     closed[name] = time.monotonic() - start
-            time.sleep(0.25)
+            time.sleep(0.25)  # the trickle's pace (one byte per round) and poll interval
         assert sorted(closed) == ["partial", "silent", "trickle"], closed
         assert all(1.0 <= t <= 6.0 for t in closed.values()), closed
         # The worker itself is fine.
@@ -467,7 +288,7 @@ def test_slowly_sent_512k_body_is_answered(serve):
     with Client(server.address) as client:
         client.send(request("/upload", method="POST", content_length=len(body)))
         for offset in range(0, len(body), 32 * 1024):
-            time.sleep(0.03)
+            time.sleep(0.03)  # the slow sender of the scenario
             client.send(body[offset : offset + 32 * 1024])
         data = data_of(client.read_response())
     assert data["length"] == len(body)
@@ -518,12 +339,14 @@ def test_slow_senders_never_block_other_clients_with_one_thread(serve):
     body = os.urandom(256 * 1024)
     piece = 16 * 1024
     outcome = {}
+    began = {"upload": threading.Event(), "head": threading.Event()}
 
     def slow_upload():
         with Client(server.address, timeout=20) as client:
             client.send(request("/upload", method="POST", content_length=len(body)))
+            began["upload"].set()
             for offset in range(0, len(body), piece):
-                time.sleep(0.2)
+                time.sleep(0.2)  # the slow sender of the scenario
                 client.send(body[offset : offset + piece])
             outcome["upload"] = data_of(client.read_response())
             outcome["upload_done"] = time.monotonic()
@@ -533,19 +356,23 @@ def test_slow_senders_never_block_other_clients_with_one_thread(serve):
             for part in (b"GET /slowhead HTTP/1.1\r\n", b"Host: 127.0.0.1\r\n", b"X-A: 1\r\n",
                          b"X-B: 2\r\n", b"Connection: close\r\n", b"\r\n"):
                 client.send(part)
-                time.sleep(0.5)
+                began["head"].set()
+                time.sleep(0.5)  # the slow sender of the scenario
             outcome["head"] = data_of(client.read_response())
 
     threads = [threading.Thread(target=slow_upload), threading.Thread(target=slow_head)]
     for thread in threads:
         thread.start()
     try:
-        time.sleep(0.5)
+        # Both slow clients have sent their first bytes and the server took them in.
+        for name, event in began.items():
+            assert event.wait(10), "the slow %s never started" % name
+        wait_accepted(server)
         for i in range(5):
             resp, elapsed = timed(get, server.address, "/quick%d" % i)
             assert data_of(resp)["path"] == "/quick%d" % i
             assert elapsed < 2.0, "request %d took %.2fs" % (i, elapsed)
-            time.sleep(0.1)
+            time.sleep(0.1)  # spreads the quick requests over the slow ones' time
         quick_done = time.monotonic()
     finally:
         for thread in threads:
@@ -561,7 +388,7 @@ def test_slow_senders_never_block_other_clients_with_one_thread(serve):
 
 
 @pytest.mark.ferrocorn_only
-def test_busy_worker_leaves_new_connections_to_a_free_one(serve):
+def test_busy_worker_leaves_new_connections_to_a_free_one(serve, tmp_path):
     # Gunicorn 27.0.1 (#3433, #908): the busy worker keeps accepting up to
     # worker_connections and queues those requests behind its slow one, so about half of
     # the new requests wait for it to finish.
@@ -574,10 +401,11 @@ def test_busy_worker_leaves_new_connections_to_a_free_one(serve):
 
     wait_until(both_workers_serve, timeout=15, what="both workers serving")
 
+    started, wait_started = started_marker(tmp_path)
     with Client(server.address, timeout=15) as slow:
         start = time.monotonic()
-        slow.send(request("/slow?s=3", headers={"Connection": "close"}))
-        time.sleep(0.5)
+        slow.send(request("/slow?s=3&" + started, headers={"Connection": "close"}))
+        wait_started()
         pids = []
         for i in range(6):
             resp, elapsed = timed(get, server.address, "/fast%d" % i)
@@ -596,7 +424,7 @@ def test_busy_worker_leaves_new_connections_to_a_free_one(serve):
 
 
 @pytest.mark.parametrize("target", ["master", "worker"])
-def test_graceful_stop_lingers_for_kept_alive_connections(serve, target):
+def test_graceful_stop_lingers_for_kept_alive_connections(serve, tmp_path, target):
     server = serve(*GTHREAD, "-w", "1", "--threads", "2", "--keep-alive", "30",
                    "--graceful-timeout", "10", APP)
     worker = wait_until(server.worker_pids, timeout=10, what="a booted worker")[-1]
@@ -609,11 +437,21 @@ def test_graceful_stop_lingers_for_kept_alive_connections(serve, target):
             resp = client.read_response()
             assert data_of(resp)["pid"] == worker
             assert not closes(resp)
-        busy.send(request("/busy?s=1.5"))
-        time.sleep(0.3)
+        started, wait_started = started_marker(tmp_path)
+        busy.send(request("/busy?s=1.5&" + started))
+        wait_started()
         stopped = time.monotonic()
         os.kill(server.master_pid if target == "master" else worker, signal.SIGTERM)
-        time.sleep(0.5)
+        if target == "worker":
+            # The worker has begun its graceful stop.
+            wait_until(lambda: stopped_listening(server, worker), timeout=5,
+                       what="the worker to stop listening")
+        else:
+            server.wait_for_log(r"Handling signal: term")
+            # The master relays TERM to the worker. Nothing outside the worker shows when it
+            # has acted on it (ferrocorn's keeps listening, to take what is queued in the
+            # backlog before it goes), so the relay gets a margin.
+            time.sleep(0.5)
 
         # A request arriving on a kept connection during the linger is still answered,
         # and told the connection ends.
@@ -713,14 +551,15 @@ def test_threads_run_the_app_concurrently(serve, tmp_path):
         assert int(m.group(3)) >= 1000000
 
 
-def test_a_cpu_bound_request_does_not_stall_the_others(serve):
+def test_a_cpu_bound_request_does_not_stall_the_others(serve, tmp_path):
     """One thread spinning in Python for 3 s shares the GIL: short requests on other
     connections are answered meanwhile, each well within a second."""
     server = serve(*GTHREAD, "-w", "1", "--threads", "4", APP)
     assert get(server.address, "/warm").status == 200
+    started, wait_started = started_marker(tmp_path)
     with ThreadPoolExecutor(1) as pool:
-        spinning = pool.submit(get, server.address, "/spin?spin=3", timeout=20)
-        time.sleep(0.3)
+        spinning = pool.submit(get, server.address, "/spin?spin=3&" + started, timeout=20)
+        wait_started()
         assert not spinning.done()
         for i in range(5):
             start = time.monotonic()
@@ -741,7 +580,7 @@ def test_body_cut_short_by_the_client_closing_reaches_the_app(serve, split):
     with Client(server.address) as client:
         if split:
             client.send(head + body[:100])
-            time.sleep(0.3)
+            time.sleep(0.3)  # the client's pause mid-body is the scenario
             client.send(body[100:])
         else:
             client.send(head + body)

@@ -13,11 +13,11 @@ import collections
 import json
 import socket
 import threading
-import time
 
 import pytest
 
 from conftest import wait_until
+from netstate import TCP_CLOSE_WAIT, tcp_sockets
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -82,8 +82,10 @@ def wait_for_two_workers(server):
 def test_kept_alive_connections_spread_evenly_over_the_workers(serve, arrival):
     server = serve("-k", "gthread", "-w", "2", "--threads", "1", APP)
     wait_for_two_workers(server)
-    # Let the warm-up connections' close reach both workers before counting.
-    time.sleep(0.3)
+    # Let the warm-up connections' close reach both workers before counting: the workers
+    # have closed their ends (none is left half-closed by the client only).
+    wait_until(lambda: not any(s["state"] == TCP_CLOSE_WAIT for s in tcp_sockets(server.port)),
+               timeout=10, what="the workers to close the warm-up connections")
 
     total = 40
     conns = []

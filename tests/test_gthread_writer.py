@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-from conftest import raw_request
+from conftest import raw_request, wait_until
+from netstate import TCP_ESTABLISHED, tcp_sockets
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -68,15 +69,27 @@ def test_client_that_never_reads_neither_blocks_others_nor_outlives_the_timeout(
     with socket.create_connection(server.address, timeout=10) as greedy:
         greedy.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
         greedy.sendall(b"GET /big?size=%d HTTP/1.1\r\nHost: x\r\n\r\n" % size * count)
-        time.sleep(0.5)
+        greedy_port = greedy.getsockname()[1]
+
+        def server_end():
+            """The server's end of the greedy connection, or None once it is closed."""
+            ends = [s for s in tcp_sockets(server.port) if s["remote_port"] == greedy_port]
+            return ends[0] if ends else None
+
+        # The server is stuck writing to the greedy client: its send queue holds data the
+        # client does not take.
+        wait_until(lambda: (server_end() or {}).get("tx_queue", 0) > 0, timeout=10,
+                   what="the server's writes to the greedy client to back up")
         for i in range(5):
             start = time.monotonic()
             raw = raw_request(server.address, b"GET /small%d HTTP/1.1\r\nHost: x\r\n"
                               b"Connection: close\r\n\r\n" % i, timeout=10)
             assert raw.startswith(b"HTTP/1.1 200 OK"), raw[:200]
             assert time.monotonic() - start < 1.5, "request %d took too long" % i
-        # Well past --timeout without reading: the server has given up on this client.
-        time.sleep(6)
+        # Past --timeout without reading, the server gives up on this client: it closes
+        # (or resets) its end of the connection.
+        wait_until(lambda: (server_end() or {}).get("state") != TCP_ESTABLISHED, timeout=15,
+                   what="the server to give up on the greedy client")
         received = 0
         greedy.settimeout(10)
         try:

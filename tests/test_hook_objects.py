@@ -9,11 +9,12 @@ with FERROCORN_CMD pointing at Gunicorn 27.0.1 checks the expectations themselve
 import json
 import os
 import signal
+import socket
 import textwrap
 
 import pytest
 
-from conftest import APPS_DIR, http_get, pid_alive, raw_request, wait_until
+from conftest import APPS_DIR, RawResponse, http_get, pid_alive, raw_request, wait_until
 
 OBJECTS_CONF = textwrap.dedent(
     """
@@ -225,7 +226,9 @@ def test_server_attributes_and_log(objects_server, tmp_path):
     assert rec["listeners"] == ["http://127.0.0.1:%d" % port]
     assert rec["listener_names"] == [["127.0.0.1", port]]
     assert rec["listener_fds"] == ["int"]
-    assert rec["address"] == [["127.0.0.1", port]]
+    # server.address is the configured bind (the fixture's -b 127.0.0.1:0), while the
+    # listeners carry the port the socket got.
+    assert rec["address"] == [["127.0.0.1", 0]]
     assert rec["address_types"] == ["list", "tuple"]
 
     assert rec["pidfile"] == str(pidfile)
@@ -471,3 +474,70 @@ def test_request_peer_on_a_unix_socket(objects_server_unix):
     http_get(server.address, "/unix", headers={"Connection": "close"})
     rec = _wait_call(log, "pre_request", path="/unix")
     assert (rec["peer_addr"], rec["remote_addr"]) == ("", "")
+
+
+# Each request's connection (the client's port), path and req.req_number, one line each.
+REQ_NUMBER_CONF = textwrap.dedent(
+    """
+    import os
+
+    def pre_request(worker, req):
+        with open(os.environ["REQ_LOG"], "a") as f:
+            f.write("%d %s %d\\n" % (req.peer_addr[1], req.path, req.req_number))
+    """
+)
+
+
+def _keepalive_exchange(sock, path):
+    """One request on a kept-alive connection; the response is read exactly (by its
+    Content-Length), so the connection stays usable."""
+    sock.sendall(b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % path.encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, "server closed the connection after %r" % data
+        data += chunk
+    head_len = data.index(b"\r\n\r\n") + 4
+    length = int(RawResponse(data[:head_len]).header("content-length"))
+    while len(data) < head_len + length:
+        chunk = sock.recv(65536)
+        assert chunk, "server closed the connection mid-body: %r" % data
+        data += chunk
+    resp = RawResponse(data)
+    assert resp.status == 200, data
+    assert resp.header("connection", "").lower() != "close", data
+    return resp
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_req_number_counts_per_connection_with_alternating_keepalive_clients(
+        serve, tmp_path, threads):
+    # req.req_number is the request's position on its own keep-alive connection, from 1:
+    # requests alternating between two connections do not share (or reset) one count.
+    conf = tmp_path / "req_number.conf.py"
+    conf.write_text(REQ_NUMBER_CONF)
+    log = tmp_path / "req_number.log"
+    server = serve("-c", str(conf), "-k", "gthread", "--threads", threads, "-w", "1",
+                   "hello:app", env={"REQ_LOG": str(log)})
+    with socket.create_connection(server.address, timeout=10) as a, \
+            socket.create_connection(server.address, timeout=10) as b:
+        ports = {"a": a.getsockname()[1], "b": b.getsockname()[1]}
+        for n in (1, 2, 3):
+            for name, sock in (("a", a), ("b", b)):
+                _keepalive_exchange(sock, "/%s%d" % (name, n))
+
+        def ours():
+            lines = log.read_text().splitlines() if log.exists() else []
+            seen = [line.split() for line in lines]
+            seen = [(int(port), path, int(number)) for port, path, number in seen
+                    if path[1:2] in ("a", "b")]
+            return seen if len(seen) >= 6 else None
+
+        seen = wait_until(ours, timeout=10, what="six pre_request records")
+    assert len(seen) == 6, seen
+    for name in ("a", "b"):
+        on_connection = [(path, number) for port, path, number in seen
+                         if port == ports[name]]
+        expected = [("/%s%d" % (name, n), n) for n in (1, 2, 3)]
+        assert on_connection == expected, "connection %s (client port %d): %r; all: %r" % (
+            name, ports[name], on_connection, seen)

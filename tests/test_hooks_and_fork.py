@@ -305,6 +305,7 @@ def test_term_to_a_booting_worker_stops_only_that_worker(serve, tmp_path):
     import os
 
     conf = tmp_path / "slow_post_fork.py"
+    # The hook's own sleep: it keeps the worker booting while the test signals it.
     conf.write_text("import time\n\ndef post_fork(server, worker):\n    time.sleep(1.5)\n")
     server = serve("-c", str(conf), "hello:app", ready=None)
     (match,) = server.wait_for_log(r"Booting worker with pid: (\d+)")

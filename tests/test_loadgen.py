@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import free_port
+from conftest import reserved_port, wait_until
 from loadgen import FAILED, OK, REFUSED, LoadGen
 
 
@@ -52,7 +52,7 @@ def run_load(respond, count=3, timeout=2.0):
     try:
         deadline = time.monotonic() + 10
         while len(load.attempts()) < count and time.monotonic() < deadline:
-            time.sleep(0.01)
+            time.sleep(0.01)  # poll interval
     finally:
         load.stop()
         server.close()
@@ -102,18 +102,23 @@ def test_anything_but_a_complete_200_after_connecting_is_a_failure(respond, kind
 
 
 def test_a_server_that_never_answers_times_out():
+    # The scripted server's own delay (the scenario), longer than the client's timeout.
     load = run_load(lambda c: time.sleep(1.0), count=1, timeout=0.3)
     assert {a.kind for a in load.attempts()} == {"timeout before the response head"}
 
 
 def test_a_closed_port_is_refused_not_failed():
-    load = LoadGen(("127.0.0.1", free_port()), threads=2, limit=10)
-    try:
-        deadline = time.monotonic() + 5
-        while len(load.attempts()) < 4 and time.monotonic() < deadline:
-            time.sleep(0.01)
-    finally:
-        load.stop()
+    # A port bound by a socket that never listens: connecting is refused, and nothing else
+    # can start listening there while the test holds it.
+    closed, port = reserved_port()
+    with closed:
+        load = LoadGen(("127.0.0.1", port), threads=2, limit=10)
+        try:
+            deadline = time.monotonic() + 5
+            while len(load.attempts()) < 4 and time.monotonic() < deadline:
+                time.sleep(0.01)  # poll interval
+        finally:
+            load.stop()
     assert len(load.attempts(REFUSED)) == len(load.attempts()) >= 4
     assert not load.attempts(FAILED)
 
@@ -122,8 +127,9 @@ def test_the_time_limit_stops_the_threads_without_stop():
     server = ScriptedServer(lambda c: c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
     try:
         load = LoadGen(server.address, threads=3, limit=0.5)
-        time.sleep(1.0)
-        assert not any(t.is_alive() for t in load._threads)
+        # Within the same second the fixed sleep allowed.
+        wait_until(lambda: not any(t.is_alive() for t in load._threads), timeout=1.0,
+                   what="the load threads to stop at the time limit")
         load.stop()
         assert load.count(OK) > 0
         assert all(a.started < load.deadline for a in load.attempts())
@@ -138,7 +144,7 @@ def test_marks_place_failures_in_the_report():
         signalled = load.mark("SIGNAL")
         deadline = time.monotonic() + 5
         while not load.attempts(FAILED, since=signalled) and time.monotonic() < deadline:
-            time.sleep(0.01)
+            time.sleep(0.01)  # poll interval
         load.stop()
     finally:
         server.close()

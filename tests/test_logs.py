@@ -73,7 +73,8 @@ def test_debug_level_shows_debug_lines(serve):
 
 
 def test_log_level_warning_hides_info(serve):
-    server = serve("--log-level", "warning", "hello:app", ready="http")
+    # No "Listening at:" line at this level to read a port 0 from: a socket handed over.
+    server = serve("--log-level", "warning", "hello:app", ready="http", bind="fd")
     requests.get(server.url, timeout=10)
     levels = {level for _, level, _ in server.log_lines()}
     assert "INFO" not in levels
@@ -82,7 +83,8 @@ def test_log_level_warning_hides_info(serve):
 
 def test_error_logfile(serve, tmp_path):
     logfile = tmp_path / "error.log"
-    server = serve("--error-logfile", logfile, "hello:app")
+    # The "Listening at:" line goes to the file, so the port is fixed by a socket handed over.
+    server = serve("--error-logfile", logfile, "hello:app", bind="fd")
     requests.get(server.url, timeout=10)
     server.wait_for_log(r"Booting worker with pid: \d+", text=logfile.read_text)
     content = logfile.read_text()

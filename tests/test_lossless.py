@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import free_port, is_gunicorn, pid_alive, read_pid, wait_until
+from conftest import is_gunicorn, listening_addresses, pid_alive, read_pid, wait_until
 from loadgen import FAILED, OK, REFUSED, LoadGen
 
 pytestmark = pytest.mark.timeout(60)
@@ -167,18 +167,20 @@ def daemons(request):
 
 
 def test_usr2_winch_then_term_the_old_master(run, tmp_path, daemons):
-    port = free_port()
     pidfile = tmp_path / "app.pid"
     log = tmp_path / "error.log"
     result = run("-D", "--pid", str(pidfile), "--error-logfile", str(log),
-                 "-b", "127.0.0.1:%d" % port, "-w", "2", "slow:app", timeout=20)
+                 "-b", "127.0.0.1:0", "-w", "2", "slow:app", timeout=20)
     assert result.returncode == 0, result.stderr
     daemons.log = log
     old = wait_until(lambda: read_pid(pidfile), what="the pid file")
     daemons.masters.append(old)
     logged = daemons.logged
+    # The port the master got; the new master inherits the same socket.
+    (address,) = wait_until(lambda: listening_addresses(logged()),
+                            what="the Listening at line")
     wait_until(lambda: logged().count("Booting worker") >= 2, what="the first workers")
-    load = LoadGen(("127.0.0.1", port), "/?s=0.05", threads=6, limit=40)
+    load = LoadGen(address, "/?s=0.05", threads=6, limit=40)
     try:
         load.wait_ok(20, timeout=20)
         old_workers = wait_children(old, 2, load, "the old master's workers")
@@ -245,11 +247,12 @@ def test_max_requests_with_jitter_recycles_workers(serve, kind):
     else:
         # ferrocorn's worker serves on until its replacement has booted, so a retired worker
         # answers at least its limit, plus what arrived during that boot (bounded here
-        # loosely: a worker never TERMed would answer far more).
+        # loosely: a worker never TERMed would answer far more). A boot under this load on
+        # two cores has been seen to take 420 requests' time, hence the margin.
         retired = [pid for pid in per_worker if "Worker exiting (pid: %d)" % pid in log]
         assert len(retired) >= 18, per_worker
         assert all(per_worker[pid] >= 49 for pid in retired), per_worker  # 1: the probe
-        assert max(per_worker.values()) <= 400, per_worker
+        assert max(per_worker.values()) <= 600, per_worker
 
 
 @WORKERS

@@ -28,8 +28,9 @@ def world_readable_tmp(tmp_path):
 
 def test_workers_run_as_the_given_user_and_group(serve, world_readable_tmp):
     log = world_readable_tmp / "error.log"
+    # The log goes to the file, so the port is fixed by a socket handed over (fd://).
     server = serve("-u", "nobody", "-g", NOGROUP.gr_name, "--error-logfile", str(log),
-                   "whoami:app", cwd=APPS_DIR)
+                   "whoami:app", cwd=APPS_DIR, bind="fd")
     seen = requests.get(server.url, timeout=10).json()
     assert (seen["uid"], seen["gid"]) == (NOBODY.pw_uid, NOBODY.pw_gid)
     # The master keeps its identity.

@@ -11,12 +11,13 @@ import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import quote
 
 import pytest
 import requests
 
-from conftest import (free_port, http_get, ipv6_loopback_available, is_gunicorn,
-                      listening_socket, pid_alive)
+from conftest import (http_get, ipv6_loopback_available, is_gunicorn, listening_socket,
+                      pid_alive, wait_until)
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -52,6 +53,14 @@ class InFlight:
         self._thread.join(timeout)
         assert not self._thread.is_alive(), "in-flight request never finished"
         return self._outcome
+
+
+def in_the_app(server, tmp_path, seconds: float) -> InFlight:
+    """A slow request, returned once the app is running it (slow.py's ``started`` marker)."""
+    marker = tmp_path / ("started-%d" % time.monotonic_ns())
+    request = InFlight(server.url + "/?s=%s&started=%s" % (seconds, quote(str(marker))))
+    wait_until(marker.exists, timeout=10, what="the request to reach the app")
+    return request
 
 
 # ---------------------------------------------------------------------------
@@ -120,10 +129,9 @@ def test_ttin_and_ttou_change_the_worker_count(serve):
 # Signals to the master.
 
 
-def test_term_lets_the_in_flight_request_finish(serve):
+def test_term_lets_the_in_flight_request_finish(serve, tmp_path):
     server = serve("--graceful-timeout", "10", "slow:app")
-    request = InFlight(server.url + "/?s=2")
-    time.sleep(0.7)
+    request = in_the_app(server, tmp_path, 2)
     signalled = time.monotonic()
     server.send_signal(signal.SIGTERM)
     status, body = request.result()
@@ -136,10 +144,9 @@ def test_term_lets_the_in_flight_request_finish(serve):
 
 
 @pytest.mark.parametrize("sig, name", [(signal.SIGINT, "int"), (signal.SIGQUIT, "quit")])
-def test_int_and_quit_stop_promptly(serve, sig, name):
+def test_int_and_quit_stop_promptly(serve, tmp_path, sig, name):
     server = serve("--graceful-timeout", "30", "slow:app")
-    request = InFlight(server.url + "/?s=20")
-    time.sleep(0.5)
+    request = in_the_app(server, tmp_path, 20)
     signalled = time.monotonic()
     server.send_signal(sig)
     assert server.wait_exit(timeout=8) == 0
@@ -217,7 +224,7 @@ def test_usr1_reopens_log_files(serve, tmp_path):
         requests.get(server.url + "/after", timeout=10)
         if access.exists() and "GET /after" in access.read_text():
             break
-        time.sleep(0.2)
+        time.sleep(0.2)  # poll interval
     assert access.exists() and "GET /after" in access.read_text()
     assert "GET /before" in rotated.read_text()
     assert "GET /before" not in access.read_text()
@@ -243,7 +250,7 @@ def recycled_pids(server, limit_runs, max_requests=200):
     pids = []
     while len({p for p in pids}) < limit_runs and len(pids) < max_requests:
         pids.append(get_pid(server))
-        time.sleep(0.02)
+        time.sleep(0.02)  # the pace of the scenario's client, not a wait for an event
     return pids
 
 
@@ -300,9 +307,10 @@ def test_max_requests_jitter(serve):
 
 
 def test_several_binds(serve):
-    port_a, port_b = free_port(), free_port()
-    server = serve("-b", "127.0.0.1:%d" % port_a, "-b", "127.0.0.1:%d" % port_b, "hello:app",
-                   bind=("127.0.0.1", port_a))
+    # Two binds to port 0: two listeners, each on a port of its own, both in the one line.
+    server = serve("-b", "127.0.0.1:0", "-b", "127.0.0.1:0", "hello:app", bind="log")
+    (_, port_a), (_, port_b) = server.wait_listening()
+    assert port_a != port_b
     server.wait_for_log(
         r"Listening at: http://127\.0\.0\.1:%d,http://127\.0\.0\.1:%d \(%d\)"
         % (port_a, port_b, server.proc.pid)
@@ -313,8 +321,9 @@ def test_several_binds(serve):
 
 @pytest.mark.skipif(not ipv6_loopback_available(), reason="no IPv6 loopback")
 def test_ipv6_bind(serve):
-    port = free_port("::1", socket.AF_INET6)
-    server = serve("-b", "[::1]:%d" % port, "environ_dump:app", bind=("::1", port))
+    server = serve("-b", "[::1]:0", "environ_dump:app", bind="log")
+    assert server.host == "::1"
+    port = server.port
     server.wait_for_log(r"Listening at: http://\[::1\]:%d \(\d+\)" % port)
     resp = requests.get(server.url + "/", timeout=10)
     assert resp.status_code == 200
@@ -368,13 +377,20 @@ def test_inherited_fd_bind(serve):
 
 
 def test_reuse_port_lets_two_servers_share_a_port(serve):
-    port = free_port()
-    first = serve("--reuse-port", "-b", "127.0.0.1:%d" % port, "slow:app",
-                  bind=("127.0.0.1", port))
-    # The first server answers on the shared port, so the second's readiness is its log.
-    second = serve("--reuse-port", "-b", "127.0.0.1:%d" % port, "slow:app",
-                   bind=("127.0.0.1", port), ready=None)
-    second.wait_for_log(r"Booting worker with pid: \d+")
+    # The port both servers bind is held meanwhile by a socket of ours with SO_REUSEPORT
+    # that never listens: only sockets that set SO_REUSEPORT too (as --reuse-port does)
+    # can bind it, and it never takes a connection.
+    placeholder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    placeholder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    placeholder.bind(("127.0.0.1", 0))
+    port = placeholder.getsockname()[1]
+    with placeholder:
+        first = serve("--reuse-port", "-b", "127.0.0.1:%d" % port, "slow:app",
+                      bind=("127.0.0.1", port))
+        # The first server answers on the shared port, so the second's readiness is its log.
+        second = serve("--reuse-port", "-b", "127.0.0.1:%d" % port, "slow:app",
+                       bind=("127.0.0.1", port), ready=None)
+        second.wait_for_log(r"Booting worker with pid: \d+")
     first_pids, second_pids = set(first.worker_pids()), set(second.worker_pids())
     seen = set()
     deadline = time.monotonic() + 20

@@ -87,7 +87,7 @@ def test_socket_activation(tmp_path):
             except requests.ConnectionError:
                 assert proc.poll() is None, (tmp_path / "stderr").read_text()
                 assert time.monotonic() < deadline, (tmp_path / "stderr").read_text()
-                time.sleep(0.1)
+                time.sleep(0.1)  # poll interval
         assert resp.status_code == 200
         log = (tmp_path / "stderr").read_text()
         assert "Listening at: http://127.0.0.1:%d" % port in log

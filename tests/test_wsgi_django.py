@@ -42,7 +42,7 @@ def _csrf_token(html: str) -> str:
 def _wait_finished(server, count: int) -> int:
     deadline = time.monotonic() + 10
     while server.finished() < count and time.monotonic() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.05)  # poll interval
     return server.finished()
 
 
@@ -135,5 +135,6 @@ def test_request_finished_fires_once_per_request(django_server):
         assert requests.get(django_server.url + "/greet/?q=x", timeout=10).status_code == 200
     assert requests.get(django_server.url + "/missing/", timeout=10).status_code == 404
     assert _wait_finished(django_server, before + 4) == before + 4
+    # Not a wait for an event: the window in which a duplicate signal would show up.
     time.sleep(0.2)
     assert django_server.finished() == before + 4

@@ -197,8 +197,8 @@ def _record(command: str):
             address = None
             args = list(args)
             if bind == "tcp":
-                address = ("127.0.0.1", conftest.free_port())
-                args = ["-b", "127.0.0.1:%d" % address[1]] + args
+                address = conftest.FROM_LOG
+                args = ["-b", "127.0.0.1:0"] + args
             else:
                 address = str(tmp / "s.sock")
                 args = ["-b", "unix:%s" % address] + args

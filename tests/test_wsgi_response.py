@@ -48,7 +48,7 @@ def close_calls(server, name: str, timeout: float = 10.0, expect: int = 1) -> in
     while time.monotonic() < deadline:
         if path.exists() and len(path.read_text().splitlines()) >= expect:
             break
-        time.sleep(0.05)
+        time.sleep(0.05)  # poll interval
     return len(path.read_text().splitlines()) if path.exists() else 0
 
 

@@ -3,7 +3,8 @@
 - ``?size=N``: answers N bytes of ``x`` (a body held in memory, as a one-item list).
 - any path, ``?s=SECONDS``: sleeps first, then answers JSON with the path, query, worker pid,
   thread id and ``wsgi.multithread``. ``?spin=SECONDS`` busy-loops in Python instead (holding
-  the GIL except where CPython makes it switch).
+  the GIL except where CPython makes it switch). ``?started=PATH`` first writes the worker's
+  pid to PATH, so a test can wait until the request is in the app.
 - ``POST /upload``: reads the body in 64 KiB pieces and answers JSON with its length and
   sha256, so a large body is checked without echoing it back.
 - ``POST /stream?early=N``: reads N bytes of the body, sends a first chunk saying so, then
@@ -82,6 +83,9 @@ def app(environ, start_response):
         total = _read_all(environ["wsgi.input"], digest)
         data = {"length": total, "sha256": digest.hexdigest()}
     else:
+        if "started" in query:
+            with open(query["started"][0], "w") as f:
+                f.write(str(os.getpid()))
         seconds = float(query.get("s", ["0"])[0])
         if seconds:
             time.sleep(seconds)

@@ -1,4 +1,8 @@
-"""Sleeps `?s=SECONDS` (default 0) before answering, and reports the worker pid."""
+"""Sleeps `?s=SECONDS` (default 0) before answering, and reports the worker pid.
+
+``?started=PATH`` first writes the worker's pid to PATH, so a test can wait until the
+request is in the app instead of guessing how long that takes.
+"""
 
 import os
 import time
@@ -8,6 +12,9 @@ from urllib.parse import parse_qs
 def app(environ, start_response):
     query = parse_qs(environ.get("QUERY_STRING", ""))
     seconds = float(query.get("s", ["0"])[0])
+    if "started" in query:
+        with open(query["started"][0], "w") as f:
+            f.write(str(os.getpid()))
     if seconds:
         time.sleep(seconds)
     body = ("slept %s pid %d\n" % (seconds, os.getpid())).encode()
