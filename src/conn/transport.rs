@@ -3,10 +3,11 @@
 //! buffer plaintext and write records while it reads) can become a variant without
 //! changing any caller.
 //!
-//! The descriptor stays in blocking mode for life, with `timeout` as SO_RCVTIMEO and
-//! SO_SNDTIMEO: `read`/`write_all` block (call them with the GIL released), `try_read`/
-//! `try_write` never do (MSG_DONTWAIT), so one descriptor serves a poll loop and a thread
-//! that blocks on it without toggling modes per request.
+//! The descriptor stays in blocking mode for life, with the worker's timeouts as SO_RCVTIMEO
+//! and SO_SNDTIMEO (gthread sets both to `timeout`; sync, like Gunicorn's, bounds reads
+//! only): `read`/`write_all` block (call them with the GIL released), `try_read`/`try_write`
+//! never do (MSG_DONTWAIT), so one descriptor serves a poll loop and a thread that blocks on
+//! it without toggling modes per request.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};

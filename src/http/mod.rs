@@ -49,7 +49,8 @@ pub enum After {
     KeepAlive(Vec<u8>),
     /// Close it gracefully once the response is out.
     Close,
-    /// It is already over (the client went away, or the worker is exiting): drop it.
+    /// Drop it without a graceful close: the worker is exiting, or (the gthread writer)
+    /// the client stopped taking the response.
     Gone,
 }
 
@@ -147,6 +148,16 @@ pub type SharedExchange = Arc<Mutex<dyn Exchange>>;
 /// Lock an exchange from a thread holding the GIL: at once when it is free, otherwise
 /// waiting without the GIL (another thread of the app may be blocked reading the body).
 pub fn lock<'a>(py: Python<'_>, ex: &'a SharedExchange) -> MutexGuard<'a, dyn Exchange + 'static> {
+    lock_holding_gil(py, ex)
+}
+
+/// Lock any mutex that a thread may hold while it waits for the GIL, from a thread holding
+/// the GIL: at once when it is free, otherwise waiting without the GIL, so the two never
+/// wait for each other.
+pub fn lock_holding_gil<'a, T: ?Sized + Send>(
+    py: Python<'_>,
+    ex: &'a Mutex<T>,
+) -> MutexGuard<'a, T> {
     loop {
         match ex.try_lock() {
             Ok(g) => return g,

@@ -24,11 +24,20 @@ pub fn dup_raw(fd: RawFd) -> io::Result<OwnedFd> {
 }
 
 /// Detach a Python socket object from its descriptor (`sock.detach()`) and take that
-/// descriptor. None when the object had none left (closed or already detached).
+/// descriptor. None when the object had none left (closed or already detached). Only an
+/// object of exactly the standard library's `socket.socket` class is accepted (TypeError
+/// otherwise): its `detach` is the one whose promise the ownership below rests on.
 pub fn detach_socket(sock: &Bound<'_, PyAny>) -> PyResult<Option<OwnedFd>> {
-    let fd: RawFd = sock
-        .call_method0(pyo3::intern!(sock.py(), "detach"))?
-        .extract()?;
+    let py = sock.py();
+    let class = py
+        .import(pyo3::intern!(py, "socket"))?
+        .getattr(pyo3::intern!(py, "socket"))?;
+    if !sock.get_type().is(&class) {
+        return Err(pyo3::exceptions::PyTypeError::new_err(
+            "detach_socket takes a socket.socket",
+        ));
+    }
+    let fd: RawFd = sock.call_method0(pyo3::intern!(py, "detach"))?.extract()?;
     if fd < 0 {
         return Ok(None);
     }
@@ -110,6 +119,23 @@ mod tests {
         let mut text = String::new();
         b.read_to_string(&mut text).unwrap();
         assert_eq!(text, "x");
+    }
+
+    #[test]
+    fn detach_socket_takes_only_a_standard_socket() {
+        Python::attach(|py| {
+            let socket = py.import("socket").unwrap();
+            let sock = socket.getattr("socket").unwrap().call0().unwrap();
+            let fd = detach_socket(&sock)
+                .unwrap()
+                .expect("an open socket has a descriptor");
+            assert!(std::os::fd::AsRawFd::as_raw_fd(&fd) >= 0);
+            // Detached already: nothing left to take.
+            assert!(detach_socket(&sock).unwrap().is_none());
+            let other = py.eval(c"type('S', (), {'detach': lambda self: 0})()", None, None);
+            let err = detach_socket(&other.unwrap()).unwrap_err();
+            assert!(err.is_instance_of::<pyo3::exceptions::PyTypeError>(py));
+        });
     }
 
     fn tempfile() -> std::fs::File {

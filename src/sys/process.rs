@@ -111,9 +111,11 @@ pub fn adopt_socket(fd: i32) -> std::io::Result<socket2::Socket> {
 #[cfg(test)]
 pub fn fork_and_run(child: impl FnOnce()) -> nix::unistd::Pid {
     use nix::unistd::{fork, ForkResult};
-    // SAFETY: the caller's `child` only does async-signal-safe work (callers in tests write
-    // one log line through the lock-free sink), and the child leaves with _exit, so it never
-    // touches state another thread held locked at the moment of the fork.
+    // SAFETY: fork in a process with other threads leaves the child with only this thread;
+    // the child runs `child` and leaves with _exit. The one caller (a telemetry test, holding
+    // the global test guard so no other test logs) formats one line and writes it through the
+    // lock-free sink: the only lock it can meet is malloc's, which glibc re-initialises in
+    // the child through its own fork handlers.
     match unsafe { fork() }.expect("fork") {
         ForkResult::Child => {
             child();

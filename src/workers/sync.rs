@@ -13,7 +13,7 @@ use super::signals::WorkerSignals;
 use super::state::WorkerState;
 use crate::conn::reader::{self, HeadRead};
 use crate::conn::{self, H1Exchange, HeadReader, PeerPolicy, Setup, Transport};
-use crate::http::{Peer, SharedExchange};
+use crate::http::{self, Peer, SharedExchange};
 use crate::net::Listener;
 use crate::sys::process;
 use crate::telemetry::error_log;
@@ -172,10 +172,7 @@ fn handle(
             if let Some(sock) = app_socket {
                 close_app_socket(py, sock);
             }
-            let taken = exchange
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take_back();
+            let taken = http::lock_holding_gil(py, &exchange).take_back();
             match taken {
                 Some((t, _)) => transport = t,
                 None => return result,

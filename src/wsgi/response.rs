@@ -57,17 +57,18 @@ impl StartResponse {
         exc_info: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<WriteFn> {
         let exc_info = exc_info.filter(|e| !e.is_none());
-        {
+        let (headers_sent, started) = {
             let ex = http::lock(py, &self.exchange);
-            if let Some(info) = exc_info {
-                if ex.headers_sent() {
-                    // PEP 3333: too late to change the response; re-raise the app's error.
-                    let exc = info.get_item(1)?;
-                    return Err(PyErr::from_value(exc));
-                }
-            } else if ex.response().status.is_some() {
-                return Err(PyAssertionError::new_err("Response headers already set!"));
+            (ex.headers_sent(), ex.response().status.is_some())
+        };
+        if let Some(info) = exc_info {
+            if headers_sent {
+                // PEP 3333: too late to change the response; re-raise the app's error.
+                let exc = info.get_item(1)?;
+                return Err(PyErr::from_value(exc));
             }
+        } else if started {
+            return Err(PyAssertionError::new_err("Response headers already set!"));
         }
         let status = status
             .cast::<PyString>()

@@ -6,7 +6,8 @@ use std::io;
 
 use ferrocorn_h1::{BodyDecoder, ParseError};
 
-use super::H1Exchange;
+use super::response::Writing;
+use super::{finished, H1Exchange};
 use crate::http::BodySource;
 
 /// Largest single socket read for a body (Gunicorn 27 reads up to 1 MiB).
@@ -42,11 +43,6 @@ impl Reading {
     }
 }
 
-/// The error for I/O on a request that is already over.
-pub(super) fn finished() -> io::Error {
-    io::Error::new(io::ErrorKind::NotConnected, "the request is over")
-}
-
 impl H1Exchange {
     fn available(&self) -> usize {
         self.out.len() - self.out_pos
@@ -55,7 +51,10 @@ impl H1Exchange {
     fn recv(&mut self, want: usize) -> io::Result<usize> {
         let transport = self.transport.as_mut().ok_or_else(finished)?;
         if let Reading::Continue(_) = self.reading {
-            transport.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+            // Once the final response head is out, an interim response would land inside it.
+            if self.writing == Writing::Init {
+                transport.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+            }
             if let Reading::Continue(d) = std::mem::replace(&mut self.reading, Reading::Done) {
                 self.reading = Reading::Body(d);
             }
@@ -149,9 +148,16 @@ impl H1Exchange {
         matches!(self.reading, Reading::Done)
     }
 
-    /// The client waits for `100 Continue` before sending the body.
+    /// The client waits for `100 Continue` before sending the body (one that sent a
+    /// Content-Length body with the head anyway does not).
     pub(super) fn awaiting_continue(&self) -> bool {
-        matches!(self.reading, Reading::Continue(_))
+        match &self.reading {
+            Reading::Continue(BodyDecoder::Length { remaining }) => {
+                ((self.raw.len() - self.raw_pos) as u64) < *remaining
+            }
+            Reading::Continue(BodyDecoder::Chunked(_)) => true,
+            _ => false,
+        }
     }
 
     pub(super) fn body_done(&self) -> bool {

@@ -29,9 +29,17 @@ use crate::telemetry::error_log;
 /// closes the connection instead.
 const DRAIN_LIMIT: usize = 1 << 20;
 
+/// The error for I/O on a request that is already over.
+fn finished() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "the request is over")
+}
+
 pub struct H1Exchange {
-    /// None once the worker took the connection back.
+    /// The connection, while the request may use it: None once the request is over.
     transport: Option<Transport>,
+    /// The connection after `conclude`, for the worker alone: whatever the app kept can no
+    /// longer write to it or read from it.
+    concluded: Option<Transport>,
     peer: Peer,
     // The request body.
     reading: Reading,
@@ -49,6 +57,8 @@ pub struct H1Exchange {
     upgrade: bool,
     warned_body: bool,
     keep_alive: KeepAlive,
+    /// The response head said `Connection: close`.
+    close_announced: bool,
     /// The worker sends a response held in memory itself (see `body_in_memory`).
     may_hold: bool,
     /// Response bytes held back for the worker, while they fit.
@@ -72,6 +82,7 @@ impl H1Exchange {
         let decoder = BodyDecoder::new(setup.framing.body, setup.pcfg);
         H1Exchange {
             transport: Some(transport),
+            concluded: None,
             peer,
             reading: Reading::new(decoder, setup.framing.expect_continue),
             raw: setup.leftover,
@@ -85,6 +96,7 @@ impl H1Exchange {
             upgrade: false,
             warned_body: false,
             keep_alive: KeepAlive::Allowed,
+            close_announced: false,
             may_hold: setup.may_hold,
             held: None,
         }
@@ -94,13 +106,13 @@ impl H1Exchange {
     /// bytes it must still send (before anything else on the connection). None when it
     /// was already taken.
     pub fn take_back(&mut self) -> Option<(Transport, Vec<u8>)> {
-        let transport = self.transport.take()?;
+        let transport = self.concluded.take().or_else(|| self.transport.take())?;
         Some((transport, response::held_bytes(self)))
     }
 }
 
-impl Exchange for H1Exchange {
-    fn conclude(&mut self, py: Python<'_>, reuse: bool) -> After {
+impl H1Exchange {
+    fn decide_after(&mut self, py: Python<'_>, reuse: bool) -> After {
         use crate::http::ResponseSink;
         // `will_close` includes a client still waiting for `100 Continue`: it has not sent
         // the body, and inviting it now would put the interim response after the final one.
@@ -124,6 +136,14 @@ impl Exchange for H1Exchange {
         } else {
             After::Close
         }
+    }
+}
+
+impl Exchange for H1Exchange {
+    fn conclude(&mut self, py: Python<'_>, reuse: bool) -> After {
+        let after = self.decide_after(py, reuse);
+        self.concluded = self.transport.take();
+        after
     }
 
     fn dup_socket(&self) -> Option<io::Result<OwnedFd>> {

@@ -14,8 +14,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use ferrocorn_h1::{encode_chunk, encode_head, ConnectionHeader, DateCache, LAST_CHUNK};
 use pyo3::prelude::*;
 
-use super::body::finished;
-use super::H1Exchange;
+use super::{finished, H1Exchange};
 use crate::http::{ErrorPage, ResponseInfo, ResponseSink};
 use crate::telemetry::error_log;
 
@@ -63,6 +62,8 @@ impl H1Exchange {
         let connection = if self.upgrade {
             ConnectionHeader::Upgrade
         } else if self.will_close() {
+            // The client was told: whatever happens next, the connection ends.
+            self.close_announced = true;
             ConnectionHeader::Close
         } else {
             ConnectionHeader::KeepAlive
@@ -361,7 +362,7 @@ impl ResponseSink for H1Exchange {
     fn will_close(&self) -> bool {
         // A client still waiting for `100 Continue` has not sent the body: the connection
         // cannot go on (see `conclude`).
-        if self.close_forced() || self.awaiting_continue() {
+        if self.close_forced() || self.close_announced || self.awaiting_continue() {
             return true;
         }
         let r = &self.response;

@@ -25,7 +25,7 @@ use super::conns::{Conns, Job, WAKE};
 use super::tconn::{self, TConn};
 use super::writer::{Outgoing, Writer};
 use crate::conn::{self, reader, H1Exchange, Setup};
-use crate::http::{After, SharedExchange};
+use crate::http::{self, After, SharedExchange};
 use crate::workers::request;
 use crate::workers::state::WorkerState;
 
@@ -448,6 +448,7 @@ fn serve(py: Python<'_>, sh: &Shared<'_, '_>, job: Job) -> Option<(Box<TConn>, A
         request::handle_request(py, sh.st, &shared, req, &mut app_socket, close)
     }));
     conn.app_socket.0 = app_socket;
+    let panicked = outcome.is_err();
     let after = match outcome {
         Ok(Ok(after)) => after,
         Ok(Err(err)) => {
@@ -465,7 +466,12 @@ fn serve(py: Python<'_>, sh: &Shared<'_, '_>, job: Job) -> Option<(Box<TConn>, A
             After::Close
         }
     };
-    let (transport, unsent) = locked(&exchange).take_back()?;
+    let taken = http::lock_holding_gil(py, &exchange).take_back();
+    let (transport, mut unsent) = taken?;
+    if panicked {
+        // Whatever the request held back may be a truncated response: it is not sent.
+        unsent.clear();
+    }
     conn.transport = transport;
     Some((conn, after, unsent))
 }

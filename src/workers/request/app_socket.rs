@@ -5,22 +5,22 @@
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::http::{Exchange, ServerAddr};
+use crate::http::ServerAddr;
 
 /// Put `gunicorn.socket` into the environ: `kept` (an earlier request's object on this
-/// connection) unless the app closed or detached it, else a new one. None when the exchange
-/// has no socket to give.
+/// connection) unless the app closed or detached it, else a new one over `dup()`. None
+/// when the exchange has no socket to give.
 pub(super) fn add_app_socket(
     py: Python<'_>,
     env: &Bound<'_, PyDict>,
     socket_class: &Py<PyAny>,
-    exchange: &dyn Exchange,
+    dup: impl FnOnce() -> Option<std::io::Result<std::os::fd::OwnedFd>>,
     server: &ServerAddr,
     kept: Option<Py<PyAny>>,
 ) -> PyResult<Option<Py<PyAny>>> {
     let sock = match kept {
         Some(s) if s.call_method0(py, "fileno")?.extract::<i64>(py)? >= 0 => s.into_bound(py),
-        _ => match exchange.dup_socket() {
+        _ => match dup() {
             Some(fd) => {
                 let fd = fd.map_err(|e| pyo3::exceptions::PyOSError::new_err(e.to_string()))?;
                 new_app_socket(py, socket_class, server, fd)?

@@ -4,22 +4,29 @@
 
 use pyo3::prelude::*;
 
-use crate::http::{ErrorPage, Exchange, Request};
+use crate::http::{self, ErrorPage, Request, SharedExchange};
 use crate::telemetry::error_log;
 use crate::wsgi::app::format_traceback;
 
 /// Answer an app exception (Gunicorn's `Worker.handle_error`). The connection closes after.
-pub(super) fn handle_error(py: Python<'_>, ex: &mut dyn Exchange, req: &Request, err: &PyErr) {
-    ex.close_after();
-    if ex.headers_sent() {
+/// The traceback (which runs the exception's Python `__str__`) is formatted without the
+/// exchange locked: that Python code may touch `wsgi.input` or `write`.
+pub(super) fn handle_error(py: Python<'_>, exchange: &SharedExchange, req: &Request, err: &PyErr) {
+    let (headers_sent, body_error) = {
+        let mut ex = http::lock(py, exchange);
+        ex.close_after();
+        let sent = ex.headers_sent();
+        (sent, if sent { None } else { ex.take_body_error() })
+    };
+    if headers_sent {
         error_log::error(&format!(
             "Error handling request\n{}",
             format_traceback(py, err)
         ));
-    } else if let Some(body_error) = ex.take_body_error() {
+    } else if let Some(body_error) = body_error {
         // The app failed because the body could not be read: the client gets the parse
         // error's status, as from Gunicorn's parser.
-        ex.send_error_page(py, ErrorPage::BadBody(&body_error));
+        http::lock(py, exchange).send_error_page(py, ErrorPage::BadBody(&body_error));
     } else {
         error_log::error(&format!(
             "Error handling request {} {}\n{}",
@@ -27,7 +34,7 @@ pub(super) fn handle_error(py: Python<'_>, ex: &mut dyn Exchange, req: &Request,
             req.uri,
             format_traceback(py, err)
         ));
-        ex.send_error_page(py, ErrorPage::Internal);
+        http::lock(py, exchange).send_error_page(py, ErrorPage::Internal);
     }
 }
 

@@ -28,7 +28,7 @@ use crate::wsgi::input::Input;
 /// connection closed after it (sync worker, keep-alive off or full, stopping).
 /// `app_socket`: the connection's `gunicorn.socket` object, kept between its requests;
 /// left there only when the connection goes on. An `Err` is a SystemExit from the app or a
-/// hook: the worker exits with it after the response.
+/// hook, or a failing `pre_request` hook (or `req` object): the worker exits with it.
 pub fn handle_request(
     py: Python<'_>,
     st: &WorkerState<'_>,
@@ -67,7 +67,7 @@ pub fn handle_request(
     let (environ, sock, error) = call_app(py, st, exchange, &req, input, app_socket.take());
     let exit_request = error.as_ref().and_then(|e| system_exit_code(py, e));
     if let Some(err) = &error {
-        errors::handle_error(py, &mut *http::lock(py, exchange), &req, err);
+        errors::handle_error(py, exchange, &req, err);
     }
 
     let elapsed = started.elapsed();
@@ -113,10 +113,9 @@ fn call_app<'py>(
         }
         Err(EnvironError::Python(e)) => return (None, kept_socket, Some(e)),
     };
-    let sock = {
-        let ex = http::lock(py, exchange);
-        app_socket::add_app_socket(py, &env, &st.socket_class, &*ex, &req.server, kept_socket)
-    };
+    let dup = || http::lock(py, exchange).dup_socket();
+    let sock =
+        app_socket::add_app_socket(py, &env, &st.socket_class, dup, &req.server, kept_socket);
     let sock = match sock {
         Ok(sock) => sock,
         Err(e) => return (Some(env), None, Some(e)),
@@ -141,15 +140,18 @@ fn post_request(
     let env_obj = environ
         .map(|e| e.clone().into_any().unbind())
         .unwrap_or_else(|| py.None());
-    let resp_obj = {
+    // Copied out: building the Python object runs Python, which must not find the exchange
+    // locked.
+    let (info, headers_sent, must_close) = {
         let ex = http::lock(py, exchange);
-        let facts = objects::ResponseFacts {
-            info: ex.response(),
-            headers_sent: ex.headers_sent(),
-            must_close: ex.close_forced(),
-        };
-        objects::response_object(py, facts, req_obj).unwrap_or_else(|_| py.None())
+        (ex.response().clone(), ex.headers_sent(), ex.close_forced())
     };
+    let facts = objects::ResponseFacts {
+        info: &info,
+        headers_sent,
+        must_close,
+    };
+    let resp_obj = objects::response_object(py, facts, req_obj).unwrap_or_else(|_| py.None());
     let args = (
         st.ctx.worker.clone_ref(py),
         req_obj.clone_ref(py),
@@ -168,8 +170,9 @@ fn log_access(
     exchange: &SharedExchange,
     elapsed: Duration,
 ) {
-    let ex = http::lock(py, exchange);
-    let r = ex.response();
+    // Copied out: the environ lookups below run Python (`str()`), which must not find the
+    // exchange locked.
+    let r = http::lock(py, exchange).response().clone();
     let peer_ip = match &req.peer {
         Peer::Ip(a) => a.ip().to_string(),
         Peer::Unix => String::new(),

@@ -297,3 +297,63 @@ fn a_request_from_the_head_reader_is_served_and_the_next_one_follows() {
     drop(ours);
     assert!(read_to_eof(&mut peer).ends_with(b"\r\n\r\nok"));
 }
+
+/// A response head that went out saying `Connection: close` (the client had not sent its
+/// 100-continue body yet) binds the exchange, even if the app reads the body afterwards:
+/// no `100 Continue` inside the response, and the connection closes as announced.
+#[test]
+fn a_close_announced_in_the_head_is_kept_and_no_continue_follows_it() {
+    let (mut ex, mut peer) = Spec {
+        expect_continue: true,
+        ..Spec::length(4, b"")
+    }
+    .build();
+    let after = Python::attach(|py| {
+        ex.start_response("200 OK", &headers(&[("Content-Length", "2")]))
+            .unwrap();
+        ex.write_body(py, b"o").unwrap();
+        // The client sends the body anyway (curl does after a second).
+        peer.write_all(b"data").unwrap();
+        assert_eq!(ex.read_body(None).unwrap(), b"data");
+        ex.write_body(py, b"k").unwrap();
+        ex.finish_response(py).unwrap();
+        ex.conclude(py, true)
+    });
+    assert_eq!(after, After::Close);
+    drop(ex.take_back());
+    let text = String::from_utf8(read_to_eof(&mut peer)).unwrap();
+    assert!(text.contains("Connection: close\r\n"), "{text:?}");
+    assert!(!text.contains("100 Continue"), "{text:?}");
+    assert!(text.ends_with("\r\n\r\nok"), "{text:?}");
+}
+
+/// A client that sent its whole Content-Length body with an `Expect: 100-continue` head
+/// did not wait: an app that never reads it still keeps the connection.
+#[test]
+fn an_expect_body_sent_with_the_head_keeps_the_connection() {
+    let (mut ex, _peer) = Spec {
+        expect_continue: true,
+        ..Spec::length(4, b"dataNEXT")
+    }
+    .build();
+    Python::attach(|py| {
+        respond(&mut ex, py);
+        assert_eq!(ex.conclude(py, true), After::KeepAlive(b"NEXT".to_vec()));
+    });
+}
+
+/// After `conclude`, what the app kept cannot write to the connection any more, though the
+/// worker has not taken it back yet.
+#[test]
+fn conclude_hides_the_connection_from_the_app() {
+    let (mut ex, _peer) = Spec::default().build();
+    Python::attach(|py| {
+        // Chunked: every later write has bytes to send.
+        ex.start_response("200 OK", &headers(&[])).unwrap();
+        ex.write_body(py, b"ok").unwrap();
+        let _ = ex.conclude(py, true);
+        let err = ex.write_body(py, b"late").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotConnected);
+    });
+    assert!(ex.take_back().is_some());
+}
