@@ -309,6 +309,21 @@ def _parse_use(toks: list[Tok], j: int, prefix: tuple[str, ...], scope: Path_,
     return j
 
 
+def _path_from(toks: list[Tok], i: int) -> tuple[list[str], int]:
+    """The segments of the path `a::b::c` starting at token i, and the index after it."""
+    segs = [toks[i].text]
+    j = i + 2
+    n = len(toks)
+    while j < n and toks[j].is_id:
+        segs.append(toks[j].text)
+        if j + 1 < n and toks[j + 1].text == "::":
+            j += 2
+        else:
+            j += 1
+            break
+    return segs, j
+
+
 def parse_file(path: Path, module: Path_) -> ParsedFile:
     src = path.read_text(encoding="utf-8", errors="replace")
     code = blank_literals(src)
@@ -386,15 +401,7 @@ def parse_file(path: Path, module: Path_) -> ParsedFile:
             continue
         if (text in ("crate", "super", "self") and i + 1 < n and toks[i + 1].text == "::"
                 and not (i > 0 and toks[i - 1].text == "::")):
-            segs = [text]
-            j = i + 2
-            while j < n and toks[j].is_id:
-                segs.append(toks[j].text)
-                if j + 1 < n and toks[j + 1].text == "::":
-                    j += 2
-                else:
-                    j += 1
-                    break
+            segs, j = _path_from(toks, i)
             pf.refs.append(InlineRef(scope(), tuple(segs), t.line))
             i = j
             continue
@@ -402,15 +409,7 @@ def parse_file(path: Path, module: Path_) -> ParsedFile:
                 and not (i > 0 and toks[i - 1].text in ("::", "$"))):
             # `name::x::y` where `name` may be a module brought in by `use` (`use crate::w;`
             # then `w::sync::f()`): resolved later, counted only when it goes deeper.
-            segs = [text]
-            j = i + 2
-            while j < n and toks[j].is_id:
-                segs.append(toks[j].text)
-                if j + 1 < n and toks[j + 1].text == "::":
-                    j += 2
-                else:
-                    j += 1
-                    break
+            segs, j = _path_from(toks, i)
             pf.rel_refs.append(InlineRef(scope(), tuple(segs), t.line))
             i = j
             continue
