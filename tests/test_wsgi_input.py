@@ -255,13 +255,19 @@ def test_continue_is_sent_on_the_first_read_not_before_the_app_runs(input_server
     assert json.loads(resp.body) == ["data"]
 
 
+def _unread_expect_body(address, length: int) -> RawResponse:
+    """POST with `Expect: 100-continue` to an app that never reads the body, sending only
+    the head; the whole answer, read to EOF."""
+    with socket.create_connection(address, timeout=10) as sock:
+        sock.sendall(b"POST /?skip=1 HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                     b"Content-Length: %d\r\n\r\n" % length)
+        return RawResponse(_read_to_eof(sock))
+
+
 @pytest.mark.ferrocorn_only
 def test_app_that_never_reads_sends_no_continue(input_server):
-    with socket.create_connection(input_server.address, timeout=10) as sock:
-        sock.sendall(b"POST /?skip=1 HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
-                     b"Content-Length: 1000000\r\n\r\n")
-        # The final answer comes without the client ever sending the million bytes.
-        resp = RawResponse(_read_to_eof(sock))
+    # The final answer comes without the client ever sending the million bytes.
+    resp = _unread_expect_body(input_server.address, 1000000)
     assert resp.status_line == "HTTP/1.1 200 OK"
     assert b"100 Continue" not in resp.raw
     assert json.loads(resp.body) == []
@@ -276,10 +282,7 @@ def test_keepalive_app_that_never_reads_gets_no_late_continue(serve):
     answers is never invited afterwards: the interim response would follow the final one.
     The connection closes instead."""
     server = serve("wsgi_input:app", "-k", "gthread", "--threads", "2", ready_path="/?skip=1")
-    with socket.create_connection(server.address, timeout=10) as sock:
-        sock.sendall(b"POST /?skip=1 HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
-                     b"Content-Length: 4\r\n\r\n")
-        resp = RawResponse(_read_to_eof(sock))
+    resp = _unread_expect_body(server.address, 4)
     assert resp.status_line == "HTTP/1.1 200 OK"
     assert b"100 Continue" not in resp.raw
     assert resp.header("Connection") == "close"

@@ -145,19 +145,10 @@ pub trait Exchange: BodySource + ResponseSink + Send {
 
 pub type SharedExchange = Arc<Mutex<dyn Exchange>>;
 
-/// Lock an exchange from a thread holding the GIL: at once when it is free, otherwise
-/// waiting without the GIL (another thread of the app may be blocked reading the body).
-pub fn lock<'a>(py: Python<'_>, ex: &'a SharedExchange) -> MutexGuard<'a, dyn Exchange + 'static> {
-    lock_holding_gil(py, ex)
-}
-
-/// Lock any mutex that a thread may hold while it waits for the GIL, from a thread holding
-/// the GIL: at once when it is free, otherwise waiting without the GIL, so the two never
-/// wait for each other.
-pub fn lock_holding_gil<'a, T: ?Sized + Send>(
-    py: Python<'_>,
-    ex: &'a Mutex<T>,
-) -> MutexGuard<'a, T> {
+/// Lock a mutex that another thread may hold while it waits for the GIL (an exchange, held
+/// by an app thread blocked reading the body), from a thread holding the GIL: at once when
+/// it is free, otherwise waiting without the GIL, so the two never wait for each other.
+pub fn lock<'a, T: ?Sized + Send>(py: Python<'_>, ex: &'a Mutex<T>) -> MutexGuard<'a, T> {
     loop {
         match ex.try_lock() {
             Ok(g) => return g,

@@ -172,7 +172,7 @@ fn handle(
             if let Some(sock) = app_socket {
                 close_app_socket(py, sock);
             }
-            let taken = http::lock_holding_gil(py, &exchange).take_back();
+            let taken = http::lock(py, &exchange).take_back();
             match taken {
                 Some((t, _)) => transport = t,
                 None => return result,

@@ -59,9 +59,6 @@ impl BaseEnviron {
     }
 }
 
-/// The environ could not be built; Gunicorn answers these with a 500 page.
-pub struct ConfigurationProblem(pub String);
-
 /// `%XX` decoding to bytes, then latin-1 to text, as `unquote_to_wsgi_str`. Malformed
 /// escapes are kept literally, as Python's `unquote_to_bytes` does.
 pub fn unquote_latin1(path: &str) -> String {
@@ -94,8 +91,9 @@ fn http_key(name: &str) -> String {
 
 /// Why an environ could not be built.
 pub enum EnvironError {
-    /// The request does not fit the configuration; Gunicorn answers with a 500 page.
-    Problem(ConfigurationProblem),
+    /// The request does not fit the configuration (the reason); Gunicorn answers with a
+    /// 500 page.
+    Problem(String),
     /// Python failed (out of memory): an app error like any other.
     Python(PyErr),
 }
@@ -214,10 +212,10 @@ pub fn build<'py>(
         match path.strip_prefix(script_name.as_str()) {
             Some(rest) => path = rest,
             None => {
-                return Err(EnvironError::Problem(ConfigurationProblem(format!(
+                return Err(EnvironError::Problem(format!(
                     "Request path {:?} does not start with SCRIPT_NAME {:?}",
                     req.path, script_name
-                ))))
+                )))
             }
         }
     }

@@ -466,7 +466,7 @@ fn serve(py: Python<'_>, sh: &Shared<'_, '_>, job: Job) -> Option<(Box<TConn>, A
             After::Close
         }
     };
-    let taken = http::lock_holding_gil(py, &exchange).take_back();
+    let taken = http::lock(py, &exchange).take_back();
     let (transport, mut unsent) = taken?;
     if panicked {
         // Whatever the request held back may be a truncated response: it is not sent.

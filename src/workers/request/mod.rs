@@ -18,7 +18,7 @@ pub use in_flight::in_flight;
 
 use super::state::WorkerState;
 use crate::hooks::{self, objects};
-use crate::http::{self, After, Peer, Request, SharedExchange};
+use crate::http::{self, After, Request, SharedExchange};
 use crate::telemetry::{access, error_log};
 use crate::wsgi::app::system_exit_code;
 use crate::wsgi::environ::{self, EnvironError};
@@ -105,10 +105,10 @@ fn call_app<'py>(
         Ok(env) => env,
         Err(EnvironError::Problem(problem)) => {
             error_log::error(&format!(
-                "Error handling request {} {}: {}",
-                req.method, req.uri, problem.0
+                "Error handling request {} {}: {problem}",
+                req.method, req.uri
             ));
-            http::lock(py, exchange).send_error_page(py, http::ErrorPage::BadEnviron(&problem.0));
+            http::lock(py, exchange).send_error_page(py, http::ErrorPage::BadEnviron(&problem));
             return (None, kept_socket, None);
         }
         Err(EnvironError::Python(e)) => return (None, kept_socket, Some(e)),
@@ -173,10 +173,6 @@ fn log_access(
     // Copied out: the environ lookups below run Python (`str()`), which must not find the
     // exchange locked.
     let r = http::lock(py, exchange).response().clone();
-    let peer_ip = match &req.peer {
-        Peer::Ip(a) => a.ip().to_string(),
-        Peer::Unix => String::new(),
-    };
     let protocol = format!("HTTP/{}.{}", req.version.0, req.version.1);
     let env_get = |key: &str| -> Option<String> {
         let env = environ?;
@@ -185,7 +181,7 @@ fn log_access(
     };
     let path_info: Option<String> = environ.and_then(|_| env_get("PATH_INFO"));
     // `h` is environ['REMOTE_ADDR'] as Gunicorn logs it: the PROXY client when there is one.
-    let remote = env_get("REMOTE_ADDR").unwrap_or(peer_ip);
+    let remote = env_get("REMOTE_ADDR").unwrap_or_else(|| req.peer.ip_string());
     let status = r.status.clone().unwrap_or_default();
     let record = access::AccessRecord {
         remote_addr: &remote,
