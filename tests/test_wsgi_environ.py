@@ -227,3 +227,21 @@ if __name__ == "__main__":
     if len(sys.argv) != 3 or sys.argv[1] != "--record":
         sys.exit("usage: python tests/test_wsgi_environ.py --record /path/to/gunicorn")
     _record(sys.argv[2])
+
+
+def test_path_outside_script_name_gets_gunicorns_error_page(serve):
+    """SCRIPT_NAME set in the environment and a request path outside it: the environ cannot
+    be built, so the server answers with Gunicorn's 500 page naming the problem, logs it,
+    closes the connection, and goes on serving."""
+    server = serve("environ_dump:app", env={"SCRIPT_NAME": "/mount"}, ready_path="/mount/")
+    raw = raw_request(server.address, b"GET /elsewhere HTTP/1.1\r\nHost: x\r\n\r\n")
+    resp = RawResponse(raw)
+    assert resp.header("Connection") == "close"
+    assert resp.status_line == "HTTP/1.1 500 Bad Request"
+    assert (b"Configuration problem: Request path &#x27;/elsewhere&#x27; does not start with "
+            b"SCRIPT_NAME &#x27;/mount&#x27;") in resp.body, resp.body
+    server.wait_for_log(r"\[WARNING\] Invalid request from ip=127\.0\.0\.1: Configuration "
+                        r"problem: Request path '/elsewhere' does not start with SCRIPT_NAME "
+                        r"'/mount'$")
+    ok = RawResponse(raw_request(server.address, b"GET /mount/in HTTP/1.1\r\nHost: x\r\n\r\n"))
+    assert ok.status_line == "HTTP/1.1 200 OK"

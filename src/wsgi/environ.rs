@@ -213,8 +213,9 @@ pub fn build<'py>(
             Some(rest) => path = rest,
             None => {
                 return Err(EnvironError::Problem(format!(
-                    "Request path {:?} does not start with SCRIPT_NAME {:?}",
-                    req.path, script_name
+                    "Configuration problem: Request path {} does not start with SCRIPT_NAME {}",
+                    ferrocorn_h1::repr_str(&req.path),
+                    ferrocorn_h1::repr_str(&script_name)
                 )))
             }
         }

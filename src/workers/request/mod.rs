@@ -104,9 +104,10 @@ fn call_app<'py>(
     let env = match environ::build(py, &st.base, req, input) {
         Ok(env) => env,
         Err(EnvironError::Problem(problem)) => {
-            error_log::error(&format!(
-                "Error handling request {} {}: {problem}",
-                req.method, req.uri
+            // Gunicorn reports its ConfigurationProblem as an invalid request.
+            error_log::warning(&format!(
+                "Invalid request from ip={}: {problem}",
+                req.peer.ip_string()
             ));
             http::lock(py, exchange).send_error_page(py, http::ErrorPage::BadEnviron(&problem));
             return (None, kept_socket, None);
