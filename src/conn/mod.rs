@@ -55,8 +55,13 @@ pub fn send_parse_error(py: Python<'_>, transport: &mut Transport, peer: &Peer, 
     if !log_parse_error(peer, err) {
         return;
     }
-    let page = err.error_response();
-    if py.detach(|| transport.write_all(&page)).is_err() {
+    write_error_page(py, transport, &err.error_response());
+}
+
+/// Write a whole error page (blocking for at most the write timeout, GIL released); a client
+/// that does not take it is only logged at debug, as Gunicorn does.
+fn write_error_page(py: Python<'_>, transport: &mut Transport, page: &[u8]) {
+    if py.detach(|| transport.write_all(page)).is_err() {
         error_log::debug("Failed to send error message.");
     }
 }

@@ -190,11 +190,8 @@ impl H1Exchange {
 
     fn write_raw(&mut self, py: Python<'_>, bytes: &[u8]) {
         let _ = self.flush_held(py);
-        let Some(transport) = self.transport.as_mut() else {
-            return;
-        };
-        if py.detach(|| transport.write_all(bytes)).is_err() {
-            error_log::debug("Failed to send error message.");
+        if let Some(transport) = self.transport.as_mut() {
+            super::super::write_error_page(py, transport, bytes);
         }
     }
 }

@@ -197,10 +197,7 @@ impl Conns<'_, '_> {
     /// connection it cannot take.
     fn has_room(&self) -> bool {
         self.connections() < self.max_conns
-            || self
-                .entries
-                .iter()
-                .any(|(_, e)| matches!(e, Entry::Reading(c) if !c.reader.waiting_body()))
+            || self.entries.iter().any(|(_, e)| evictable(e).is_some())
     }
 
     /// At the connection limit, make room by closing the connection that has waited
@@ -210,10 +207,7 @@ impl Conns<'_, '_> {
         let victim = self
             .entries
             .iter()
-            .filter_map(|(k, e)| match e {
-                Entry::Reading(c) if !c.reader.waiting_body() => Some((c.since, k)),
-                _ => None,
-            })
+            .filter_map(|(k, e)| Some((evictable(e)?.since, k)))
             .min();
         match victim {
             Some((_, key)) => {
@@ -222,5 +216,14 @@ impl Conns<'_, '_> {
             }
             None => false,
         }
+    }
+}
+
+/// A connection `evict_idle` may close: waiting for a head (idle keep-alive or a slow
+/// client), not one whose body is arriving or that is lingering.
+fn evictable(entry: &Entry) -> Option<&TConn> {
+    match entry {
+        Entry::Reading(c) if !c.reader.waiting_body() => Some(c),
+        _ => None,
     }
 }
