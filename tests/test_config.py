@@ -38,7 +38,7 @@ worker_class worker_connections worker_exit worker_int worker_tmp_dir workers ws
 """.split()
 
 # ferrocorn's own settings (section "Ferrocorn Extensions" in docs/settings.md).
-FERROCORN_SETTINGS = ["boot_timeout"]
+FERROCORN_SETTINGS = ["boot_timeout", "permit_missing_host"]
 
 PRINT_LINE_RE = re.compile(r"^(\w+)(\s+)= (.*)$")
 

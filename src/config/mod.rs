@@ -290,6 +290,7 @@ fn resolve(cfg: &Config) -> Result<Resolved, ConfigError> {
         permit_obsolete_folding: cfg.permit_obsolete_folding,
         strip_header_spaces: cfg.strip_header_spaces,
         header_map,
+        permit_missing_host: cfg.permit_missing_host,
         forwarder_headers: cfg.forwarder_headers.clone(),
         secure_scheme_headers: cfg.secure_scheme_headers.clone(),
         is_ssl: cfg.is_ssl(),

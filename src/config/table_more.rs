@@ -392,6 +392,12 @@ macro_rules! with_more_settings {
                 default_doc: "120",
                 doc: "Seconds a worker may take from fork to ready (app loaded, `post_worker_init` done) before the master aborts it and starts another; never less than `timeout`. 0 disables the limit. Not a Gunicorn setting: Gunicorn counts boot time against `timeout`, so a slow app import is killed in a loop, while ferrocorn starts the `timeout` clock only once the worker is ready. Gunicorn ignores this name in a config file.",
             }
+            permit_missing_host: bool = false => {
+                section: "Ferrocorn Extensions", cli: ["--permit-missing-host"], meta: "",
+                action: StoreTrue, kind: Boolean, supported: true,
+                default_doc: "False",
+                doc: "Let HTTP/1.1 requests without a `Host` header reach the app (for old health checkers). Not a Gunicorn setting: ferrocorn answers such requests 400 as RFC 9112 3.2 requires, while Gunicorn lets them through. More than one `Host` line, or a value that is not `host[:port]`, is refused either way. Gunicorn ignores this name in a config file.",
+            }
         }
     };
 }

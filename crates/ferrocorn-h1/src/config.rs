@@ -27,6 +27,9 @@ pub struct ParserConfig {
     pub permit_obsolete_folding: bool,
     pub strip_header_spaces: bool,
     pub header_map: HeaderMapPolicy,
+    /// Let an HTTP/1.1 request without Host through (a ferrocorn setting for old health
+    /// checkers; Gunicorn never requires Host). Duplicate and malformed values are refused anyway.
+    pub permit_missing_host: bool,
     /// Underscore header names a trusted peer may send (`*` for all), compared exactly.
     pub forwarder_headers: Vec<String>,
     /// Upper-cased header name and the exact value that means https, honoured from trusted peers.
@@ -47,6 +50,7 @@ impl Default for ParserConfig {
             permit_obsolete_folding: false,
             strip_header_spaces: false,
             header_map: HeaderMapPolicy::Drop,
+            permit_missing_host: false,
             forwarder_headers: vec!["SCRIPT_NAME".to_string(), "PATH_INFO".to_string()],
             secure_scheme_headers: vec![
                 ("X-FORWARDED-PROTOCOL".to_string(), "ssl".to_string()),

@@ -48,6 +48,9 @@ pub enum ParseError {
     InvalidHeader(String),
     #[error("Invalid HTTP header name: {}", repr_str(.0))]
     InvalidHeaderName(String),
+    /// An HTTP/1.1 request without Host (RFC 9112 3.2); Gunicorn 27 lets it through.
+    #[error("Missing HTTP Header: {}", repr_str(.0))]
+    MissingHeader(String),
     #[error("Obsolete line folding is unacceptable: {}", repr_str(.0))]
     ObsoleteFolding(String),
     #[error("Request Line is too large ({size} > {max})")]
@@ -90,6 +93,7 @@ impl ParseError {
             ParseError::InvalidHTTPVersion(_) => "InvalidHTTPVersion",
             ParseError::InvalidHeader(_) => "InvalidHeader",
             ParseError::InvalidHeaderName(_) => "InvalidHeaderName",
+            ParseError::MissingHeader(_) => "MissingHeader",
             ParseError::ObsoleteFolding(_) => "ObsoleteFolding",
             ParseError::LimitRequestLine { .. } => "LimitRequestLine",
             ParseError::LimitRequestHeaders(_) => "LimitRequestHeaders",

@@ -9,6 +9,7 @@
 
 use crate::config::{HeaderMapPolicy, Limits};
 use crate::error::ParseError;
+use crate::host::valid_host;
 use crate::pyrepr::latin1;
 
 /// RFC 9110 `tchar`.
@@ -150,6 +151,11 @@ impl PolicyState {
         }
     }
 
+    /// A Host field was seen (RFC 9112 3.2 requires one on HTTP/1.1).
+    pub fn seen_host(&self) -> bool {
+        self.seen_host
+    }
+
     /// Whether `name` is a singleton field that was already seen.
     fn repeats_singleton(&self, name: &str) -> bool {
         match name {
@@ -201,6 +207,9 @@ fn apply_policy(
     state: &mut PolicyState,
 ) -> Result<Option<(String, String)>, ParseError> {
     state.check_singleton(&name)?;
+    if name == "HOST" && !valid_host(&value) {
+        return Err(ParseError::InvalidHeader(name));
+    }
     if !rules.from_trailer && name == "EXPECT" {
         if value.eq_ignore_ascii_case("100-continue") {
             // RFC 9110 10.1.1: an HTTP/1.0 server must ignore the expectation.
@@ -261,7 +270,11 @@ pub(crate) struct FieldWalk {
     pub state: PolicyState,
     /// Offset of the first field whose extent is not yet known.
     resume: usize,
-    tail: Option<Tail>,
+    /// The name of the last field judged, so that a folded line arriving after it (which its
+    /// CRLF alone settled, folding being refused) is refused as folding of that field.
+    last_name: Option<String>,
+    /// Boxed: it is rare (a line cut by the read) and would otherwise make every decoder big.
+    tail: Option<Box<Tail>>,
 }
 
 impl FieldWalk {
@@ -270,6 +283,7 @@ impl FieldWalk {
             fields: Vec::new(),
             state: PolicyState::new(default_scheme),
             resume: 0,
+            last_name: None,
             tail: None,
         }
     }
@@ -341,6 +355,11 @@ pub(crate) fn walk_fields(
         if first_partial && visible(lines[i].1, true).is_empty() {
             break;
         }
+        if i == 0 && lines[i].1.first().is_some_and(|&b| is_sp_ht(b)) {
+            if let Some(name) = walk.last_name.take() {
+                return Err(ParseError::ObsoleteFolding(name));
+            }
+        }
         if walk.fields.len() >= limits.fields {
             return Err(ParseError::LimitRequestHeaders(FIELDS_LIMIT));
         }
@@ -364,14 +383,14 @@ pub(crate) fn walk_fields(
                     return Err(ParseError::LimitRequestHeaders(FIELD_SIZE_LIMIT));
                 }
                 let line_start = base + lines[i].0;
-                walk.tail = Some(Tail {
+                walk.tail = Some(Box::new(Tail {
                     line_start,
                     checked_to: line_start + first.len(),
                     base_len: 2,
                     name: None,
                     name_plain: first.iter().all(|&b| is_token_byte(b)),
                     folded: false,
-                });
+                }));
                 break;
             }
         };
@@ -412,8 +431,13 @@ pub(crate) fn walk_fields(
         if field_len > limits.field_size {
             return Err(ParseError::LimitRequestHeaders(FIELD_SIZE_LIMIT));
         }
-        // Known only once the line after it has started: it may still be continued.
-        let determined = complete || (!last_partial && j < lines.len() && !lines[j].1.is_empty());
+        // With folding allowed the value is known only once the line after it has started (it
+        // may be continued); without, a continuation is refused anyway, so the CRLF settles it
+        // and a bad Content-Length or Host is answered before the rest of the head arrives.
+        let determined = complete
+            || (!last_partial
+                && j < lines.len()
+                && (!rules.permit_obsolete_folding || !lines[j].1.is_empty()));
         if !determined {
             // The value may still grow, so only the checks on the name are decided.
             if walk.state.repeats_singleton(&name) {
@@ -423,17 +447,18 @@ pub(crate) fn walk_fields(
             if last_partial {
                 let (offset, line) = lines[j - 1];
                 let shown = visible(line, true).len();
-                walk.tail = Some(Tail {
+                walk.tail = Some(Box::new(Tail {
                     line_start: base + offset,
                     checked_to: base + offset + shown,
                     base_len: field_len - shown,
                     name: Some(name),
                     name_plain: false,
                     folded: j - 1 > i,
-                });
+                }));
             }
             break;
         }
+        walk.last_name = Some(name.clone());
         if let Some(field) = apply_policy(name, latin1(&value), rules, &mut walk.state)? {
             walk.fields.push(field);
         }
@@ -496,9 +521,23 @@ mod tests {
             walk(b"Host: a\r\nHost:", false),
             Err(ParseError::InvalidHeader("HOST".into()))
         );
-        // A field may still be continued (and then refused as folding), so it is not kept yet.
-        assert_eq!(walk(b"A: 1\r\n", false), Ok(vec![]));
+        // Folding is refused, so the CRLF settles a field: it is kept (and judged) at once.
+        assert_eq!(walk(b"A: 1\r\n", false).unwrap().len(), 1);
         assert_eq!(walk(b"A: 1\r\n\r", false).unwrap().len(), 1);
+        assert_eq!(
+            walk(b"Host: a b\r\n", false),
+            Err(ParseError::InvalidHeader("HOST".into()))
+        );
+        // With folding allowed the next line's first byte is still needed.
+        let mut folding = rules(ParserConfig::default().limits());
+        folding.permit_obsolete_folding = true;
+        let mut w = FieldWalk::new("http");
+        walk_fields(b"A: 1\r\n", false, &folding, &mut w).unwrap();
+        assert!(w.fields.is_empty());
+        walk_fields(b"A: 1\r\n 2\r\n", false, &folding, &mut w).unwrap();
+        assert!(w.fields.is_empty());
+        walk_fields(b"A: 1\r\n 2\r\nB", false, &folding, &mut w).unwrap();
+        assert_eq!(w.fields, vec![("A".to_string(), "1 2".to_string())]);
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod date;
 mod error;
 mod framing;
 mod headers;
+mod host;
 mod proxy;
 mod pyrepr;
 mod request;

@@ -321,7 +321,7 @@ impl HeadParser {
                 self.progress = Some(progress);
                 Ok(None)
             }
-            Some(consumed) => finish(progress, consumed),
+            Some(consumed) => finish(progress, consumed, cfg),
         }
     }
 }
@@ -426,9 +426,17 @@ fn advance_fields(
 }
 
 /// Builds the head once its section is complete.
-fn finish(progress: Progress, consumed: usize) -> Result<Option<(RequestHead, usize)>, ParseError> {
+fn finish(
+    progress: Progress,
+    consumed: usize,
+    cfg: &ParserConfig,
+) -> Result<Option<(RequestHead, usize)>, ParseError> {
     let Progress { line, walk, .. } = progress;
     let framing = body_framing(&walk.fields, line.version)?;
+    // RFC 9112 3.2; HTTP/1.0 predates Host and keeps working without it.
+    if line.version >= (1, 1) && !walk.state.seen_host() && !cfg.permit_missing_host {
+        return Err(ParseError::MissingHeader("HOST".to_string()));
+    }
     let head = RequestHead {
         method: line.method,
         uri: line.uri,

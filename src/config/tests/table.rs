@@ -21,7 +21,11 @@ fn table_has_all_120_settings_with_unique_names_and_flags() {
         .filter(|r| r.section != "Ferrocorn Extensions")
         .count();
     assert_eq!(gunicorn, 120);
-    assert_eq!(TABLE.len(), 121, "ferrocorn's extensions: boot_timeout");
+    assert_eq!(
+        TABLE.len(),
+        122,
+        "ferrocorn's extensions: boot_timeout, permit_missing_host"
+    );
     let names: HashSet<&str> = TABLE.iter().map(|r| r.name).collect();
     assert_eq!(names.len(), TABLE.len());
     let mut flags = HashSet::new();

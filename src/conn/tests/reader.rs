@@ -118,10 +118,11 @@ fn fill_nonblocking_keeps_the_bytes_that_came_before_eof() {
         reader.fill_nonblocking(&mut ours),
         Filled { got: 0, eof: false }
     );
-    peer.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    peer.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     drop(peer);
     // A short read ends the fill (the socket is drained for now); the next one sees EOF.
-    assert_eq!(reader.fill_nonblocking(&mut ours).got, 18);
+    assert_eq!(reader.fill_nonblocking(&mut ours).got, 27);
     assert_eq!(
         reader.fill_nonblocking(&mut ours),
         Filled { got: 0, eof: true }
@@ -182,9 +183,9 @@ fn a_proxy_header_is_taken_off_the_first_request_only() {
     need_more(reader.advance(&pcfg));
     assert!(reader.proxy_info().is_none());
     let mut rest = PROXY_LINE[20..].to_vec();
-    rest.extend_from_slice(b"GET /first HTTP/1.1\r\n\r\n");
+    rest.extend_from_slice(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n");
     rest.extend_from_slice(PROXY_LINE);
-    rest.extend_from_slice(b"GET /second HTTP/1.1\r\n\r\n");
+    rest.extend_from_slice(b"GET /second HTTP/1.1\r\nHost: x\r\n\r\n");
     feed(&mut reader, &mut ours, &mut peer, &rest);
     let (first, leftover) = ready(reader.advance(&pcfg));
     assert_eq!(first.path, "/first");
@@ -207,7 +208,12 @@ fn no_proxy_header_when_the_mode_allows_one_is_a_plain_request() {
     let (mut ours, mut peer) = unix_pair();
     let pcfg = ParserConfig::default();
     let mut reader = HeadReader::new(policy(ProxyMode::Auto, None), 0);
-    feed(&mut reader, &mut ours, &mut peer, b"GET / HTTP/1.1\r\n\r\n");
+    feed(
+        &mut reader,
+        &mut ours,
+        &mut peer,
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
     let (head, _) = ready(reader.advance(&pcfg));
     assert_eq!(head.method, "GET");
     assert!(reader.proxy_info().is_none());
@@ -219,7 +225,7 @@ fn a_proxy_header_from_a_peer_not_allowed_is_forbidden() {
     let pcfg = ParserConfig::default();
     let mut reader = HeadReader::new(policy(ProxyMode::V1, Some("203.0.113.9")), 0);
     let mut bytes = PROXY_LINE.to_vec();
-    bytes.extend_from_slice(b"GET / HTTP/1.1\r\n\r\n");
+    bytes.extend_from_slice(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     feed(&mut reader, &mut ours, &mut peer, &bytes);
     let err = invalid(reader.advance(&pcfg));
     assert_eq!(err, ParseError::ForbiddenProxyRequest("203.0.113.9".into()));
@@ -410,7 +416,7 @@ fn read_head_blocking_parses_what_is_already_buffered_first() {
     let (mut ours, peer) = unix_pair();
     let pcfg = ParserConfig::default();
     let mut reader = plain();
-    reader.resume(b"GET /buffered HTTP/1.1\r\n\r\n".to_vec());
+    reader.resume(b"GET /buffered HTTP/1.1\r\nHost: x\r\n\r\n".to_vec());
     let started = Instant::now();
     let res = read_head_blocking(
         &mut ours,
@@ -470,11 +476,17 @@ fn into_request_moves_the_head_and_the_connection_facts() {
 #[test]
 fn into_request_says_when_the_client_asked_to_close() {
     let cases: [(&[u8], bool); 5] = [
-        (b"GET / HTTP/1.1\r\n\r\n", false),
-        (b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n", true),
+        (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", false),
+        (
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            true,
+        ),
         (b"GET / HTTP/1.0\r\n\r\n", true),
         (b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", false),
-        (b"GET / HTTP/1.1\r\nConnection: Close \r\n\r\n", true),
+        (
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Close \r\n\r\n",
+            true,
+        ),
     ];
     for (bytes, close) in cases {
         let server = ServerAddr::Unix(Arc::from("s"));

@@ -24,7 +24,8 @@ fn an_unread_body_is_drained_and_the_pipelined_bytes_are_handed_on() {
     let (mut ex, mut peer) = Spec::length(10, b"01234").build();
     let client = thread::spawn(move || {
         thread::sleep(Duration::from_millis(100));
-        peer.write_all(b"56789GET /next HTTP/1.1\r\n\r\n").unwrap();
+        peer.write_all(b"56789GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
         peer
     });
     Python::attach(|py| {
@@ -39,20 +40,20 @@ fn an_unread_body_is_drained_and_the_pipelined_bytes_are_handed_on() {
     assert!(held.is_empty());
     let mut buf = [0u8; 64];
     let n = transport.try_read(&mut buf).unwrap().unwrap();
-    assert_eq!(&buf[..n], b"GET /next HTTP/1.1\r\n\r\n");
+    assert_eq!(&buf[..n], b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n");
     drop(transport);
     assert!(read_to_eof(&mut peer).ends_with(b"\r\n\r\nok"));
 }
 
 #[test]
 fn a_read_body_leaves_the_pipelined_read_ahead_to_the_next_request() {
-    let (mut ex, _peer) = Spec::length(3, b"abcGET /2 HTTP/1.1\r\n\r\nGET /3").build();
+    let (mut ex, _peer) = Spec::length(3, b"abcGET /2 HTTP/1.1\r\nHost: x\r\n\r\nGET /3").build();
     assert_eq!(ex.read_body(None).unwrap(), b"abc");
     Python::attach(|py| {
         respond(&mut ex, py);
         assert_eq!(
             ex.conclude(py, true),
-            After::KeepAlive(b"GET /2 HTTP/1.1\r\n\r\nGET /3".to_vec())
+            After::KeepAlive(b"GET /2 HTTP/1.1\r\nHost: x\r\n\r\nGET /3".to_vec())
         );
     });
 }
@@ -218,7 +219,7 @@ fn no_continue_goes_out_after_the_final_response() {
             }
             if !sent && got.windows(12).any(|w| w == b"100 Continue") {
                 sent = true;
-                let _ = peer.write_all(b"dataGET /next HTTP/1.1\r\n\r\n");
+                let _ = peer.write_all(b"dataGET /next HTTP/1.1\r\nHost: x\r\n\r\n");
             }
         }
         got
@@ -257,11 +258,12 @@ fn a_request_from_the_head_reader_is_served_and_the_next_one_follows() {
         forbidden_peer: None,
     };
     let mut reader = HeadReader::new(policy, 1024);
-    peer.write_all(b"POST /one HTTP/1.1\r\nContent-Length: 5\r\n\r\nhel")
+    peer.write_all(b"POST /one HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhel")
         .unwrap();
     reader.fill_nonblocking(&mut ours);
     assert!(matches!(reader.advance(&pcfg), Progress::NeedMore));
-    peer.write_all(b"loGET /two HTTP/1.1\r\n\r\n").unwrap();
+    peer.write_all(b"loGET /two HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     reader.fill_nonblocking(&mut ours);
     let Progress::Ready(head, leftover) = reader.advance(&pcfg) else {
         panic!("the first request is complete");
