@@ -148,15 +148,28 @@ impl H1Exchange {
         matches!(self.reading, Reading::Done)
     }
 
-    /// The client waits for `100 Continue` before sending the body (one that sent a
-    /// Content-Length body with the head anyway does not).
+    /// The client waits for `100 Continue` before sending the body: nothing of the body has
+    /// come. A client that sent some of it did not wait (curl stops waiting after a second), so
+    /// the rest is on its way and can be drained.
     pub(super) fn awaiting_continue(&self) -> bool {
-        match &self.reading {
-            Reading::Continue(BodyDecoder::Length { remaining }) => {
-                ((self.raw.len() - self.raw_pos) as u64) < *remaining
-            }
-            Reading::Continue(BodyDecoder::Chunked(_)) => true,
-            _ => false,
+        matches!(self.reading, Reading::Continue(_)) && self.raw_pos >= self.raw.len()
+    }
+
+    /// Picks up, without blocking, body bytes a client sent without waiting for
+    /// `100 Continue`, so that `awaiting_continue` judges what was sent rather than what was
+    /// read. Nothing is read once the body started or when no interim response is pending.
+    pub(super) fn look_for_unawaited_body(&mut self) {
+        if !self.awaiting_continue() {
+            return;
+        }
+        let Some(transport) = self.transport.as_mut() else {
+            return;
+        };
+        let mut buf = [0u8; 8192];
+        if let Ok(Some(n)) = transport.try_read(&mut buf) {
+            self.raw.clear();
+            self.raw_pos = 0;
+            self.raw.extend_from_slice(&buf[..n]);
         }
     }
 

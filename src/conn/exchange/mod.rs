@@ -116,6 +116,9 @@ impl H1Exchange {
         use crate::http::ResponseSink;
         // `will_close` includes a client still waiting for `100 Continue`: it has not sent
         // the body, and inviting it now would put the interim response after the final one.
+        if reuse {
+            self.look_for_unawaited_body();
+        }
         if !reuse || self.will_close() {
             return After::Close;
         }

@@ -59,6 +59,8 @@ impl H1Exchange {
     }
 
     fn head_bytes(&mut self, out: &mut Vec<u8>) {
+        // A body sent without waiting for `100 Continue` keeps the connection open.
+        self.look_for_unawaited_body();
         let connection = if self.upgrade {
             ConnectionHeader::Upgrade
         } else if self.will_close() {
