@@ -99,9 +99,13 @@ impl ChunkedDecoder {
                         self.pending.push(input[pos]);
                         pos += 1;
                     }
-                    // Gunicorn reads both bytes before comparing, and reports both: judging the
-                    // first alone would report one byte or two depending on how they arrived.
+                    // Gunicorn reads both bytes before comparing, and reports both; a first
+                    // byte that is not CR is refused alone (same status), rather than waiting
+                    // for a second byte that cannot mend it.
                     if self.pending.len() < 2 {
+                        if self.pending.first().is_some_and(|&b| b != b'\r') {
+                            return Err(ParseError::ChunkMissingTerminator(self.pending.clone()));
+                        }
                         return Ok(pos);
                     }
                     if self.pending != b"\r\n" {
@@ -409,12 +413,19 @@ mod tests {
 
     /// A bad chunk terminator is reported with both of its bytes however they arrive.
     #[test]
-    fn terminator_error_does_not_depend_on_the_split() {
-        assert_split_agrees(
-            b"5\r\nhelloxy",
-            &ParserConfig::default(),
-            ParseError::ChunkMissingTerminator(b"xy".to_vec()),
+    fn terminator_verdict_does_not_depend_on_the_split() {
+        let cfg = ParserConfig::default();
+        let (r, _, _) = decode_all(b"5\r\nhelloxy");
+        assert_eq!(r, Err(ParseError::ChunkMissingTerminator(b"xy".to_vec())));
+        // The first wrong byte is enough.
+        let (r, _, _) = decode_all(b"5\r\nhellox");
+        assert_eq!(r, Err(ParseError::ChunkMissingTerminator(b"x".to_vec())));
+        assert_eq!(
+            decode_bytewise(b"5\r\nhelloxy", &cfg).map_err(|e| e.status()),
+            Err(400)
         );
+        // A CR may still be followed by LF.
+        assert_eq!(decode_bytewise(b"5\r\nhello\r", &cfg), Ok(9));
     }
 
     #[test]
