@@ -6,6 +6,9 @@
 #               python3, no venv): its self-test, then the layering check of src/ (no module
 #               cycles, no socket I/O in the wsgi/asgi bridges)
 #   make fuzz   run the ferrocorn-h1 fuzz targets, FUZZ_SECONDS (600) each, one after the other
+#   make fuzz-server  fuzz the installed server over sockets (fuzz/server_fuzz.py), FUZZ_SECONDS
+#               (600) per worker type in FUZZ_WORKERS ("sync gthread"), one after the other, or
+#               at the same time with FUZZ_PARALLEL=1; findings in fuzz/server-findings/
 #   make bench-h1  criterion benchmark of the ferrocorn-h1 parser
 #
 # Needs only Rust (cargo), CPython >= 3.9 and pip; everything else goes into .venv.
@@ -30,7 +33,7 @@ SOURCES := Cargo.toml Cargo.lock pyproject.toml \
 
 PYTEST_ARGS ?= -q -rfE -p no:cacheprovider
 
-.PHONY: all install run test test-rust test-python lint fuzz bench-h1
+.PHONY: all install run test test-rust test-python lint fuzz fuzz-server bench-h1
 
 all: install
 
@@ -92,6 +95,30 @@ fuzz:
 			-max_total_time=$(FUZZ_SECONDS) -max_len=$(FUZZ_MAX_LEN) -timeout=10 -rss_limit_mb=1024 \
 			-print_final_stats=1 || exit 1; \
 	done
+
+# The real server over sockets (not part of `make test`): every worker type in FUZZ_WORKERS
+# runs, even after one found something; the status is non-zero if any did. FUZZ_SERVER_ARGS
+# passes more options (--jobs, --seed, --timeout).
+FUZZ_WORKERS ?= sync gthread
+FUZZ_PARALLEL ?= 0
+FUZZ_SERVER_ARGS ?=
+
+fuzz-server: install
+	@status=0; \
+	if [ "$(FUZZ_PARALLEL)" = 1 ]; then \
+		pids=; \
+		for worker in $(FUZZ_WORKERS); do \
+			$(VPY) fuzz/server_fuzz.py --cmd $(VENV)/bin/ferrocorn --worker $$worker \
+				--seconds $(FUZZ_SECONDS) $(FUZZ_SERVER_ARGS) & pids="$$pids $$!"; \
+		done; \
+		for pid in $$pids; do wait $$pid || status=1; done; \
+	else \
+		for worker in $(FUZZ_WORKERS); do \
+			$(VPY) fuzz/server_fuzz.py --cmd $(VENV)/bin/ferrocorn --worker $$worker \
+				--seconds $(FUZZ_SECONDS) $(FUZZ_SERVER_ARGS) || status=1; \
+		done; \
+	fi; \
+	exit $$status
 
 bench-h1:
 	cargo bench -p ferrocorn-h1 --bench parse
