@@ -136,3 +136,44 @@ def test_sync_worker_answers_one_pipelined_request_then_closes(serve, data):
     expected_body = b"first" if b"first" in data else b""
     assert response.body == expected_body
     assert received.startswith(b"HTTP/1.") and b"\r\nHTTP/1." not in received
+
+
+@pytest.mark.ferrocorn_only
+@pytest.mark.parametrize("data", [
+    pytest.param(b"GET /half HTTP/1.1\r\nHost: a\r\nX-Half: ", id="half-a-head"),
+    pytest.param(b"GET /whole HTTP/1.1\r\nHost: a\r\n\r\n", id="whole-then-silent"),
+])
+def test_sync_worker_waiting_on_a_client_is_not_taken_for_a_hung_worker(serve, data):
+    """The sync worker waits `--timeout` for a head and lingers after a response; a client
+    that then keeps its socket open must not get the worker aborted by the master, whose limit
+    is that same `--timeout` (found by ``make fuzz-server``: WORKER TIMEOUT under load).
+    Gunicorn's sync worker blocks in the read and is aborted."""
+    server = serve("-k", "sync", "-w", "1", "--timeout", "1", "echo:app")
+    server.wait_for_log(r"Booting worker with pid: \d+")
+    with socket.create_connection(server.address, timeout=15) as sock:
+        sock.sendall(data)
+        received = read_all(sock)
+        # The client stays connected, silent, for longer than the worker's linger (2 s) and
+        # its timeout: long enough for the master to abort a worker that stopped beating.
+        with pytest.raises(AssertionError):
+            server.wait_for_log(r"WORKER TIMEOUT", timeout=3.5)
+    if b"whole" in data:
+        assert RawResponse(received).status == 200
+    else:
+        assert received == b""
+    # The same worker serves the next client; it was never aborted or replaced.
+    with socket.create_connection(server.address, timeout=10) as sock:
+        sock.sendall(b"GET /after HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert RawResponse(read_all(sock)).status == 200
+    log = server.stderr_text()
+    assert "WORKER TIMEOUT" not in log, log
+    assert log.count("Booting worker") == 1, log
+
+
+def read_all(sock) -> bytes:
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk

@@ -8,6 +8,7 @@ use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
 use super::transport::Transport;
+use super::Liveness;
 
 /// How long a closed connection may still send before we stop reading it.
 pub const LINGER: Duration = Duration::from_secs(2);
@@ -44,8 +45,9 @@ impl Linger {
 
 /// Close gracefully, blocking until the client closes or the linger ends (call with the GIL
 /// released). Ends with shutdown(both), so the connection is over even if some other handle
-/// to this socket (a `gunicorn.socket` the app kept) is still open.
-pub fn close_graceful(mut transport: Transport) {
+/// to this socket (a `gunicorn.socket` the app kept) is still open. `liveness` hears from the
+/// wait, as in `read_head_blocking`.
+pub fn close_graceful(mut transport: Transport, liveness: Option<&Liveness<'_>>) {
     let Some(mut linger) = Linger::start(&transport) else {
         return;
     };
@@ -54,13 +56,14 @@ pub fn close_graceful(mut transport: Transport) {
         let now = Instant::now();
         if linger.expired(now)
             || transport
-                .set_read_timeout(Some(linger.until - now))
+                .set_read_timeout(Liveness::slice(liveness, Some(linger.until - now)))
                 .is_err()
         {
             break;
         }
         match transport.read(&mut buf) {
             Ok(n) if n > 0 && linger.absorb(n) => {}
+            Err(e) if Liveness::beat_on_timeout(liveness, &e) => {}
             _ => break,
         }
     }

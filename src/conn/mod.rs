@@ -20,12 +20,49 @@ use ferrocorn_h1::ParseError;
 use pyo3::prelude::*;
 
 pub use close::{close_graceful, close_now, Linger};
+
 pub use exchange::{H1Exchange, Setup};
 pub use reader::{HeadReader, PeerPolicy, Progress};
+use std::time::Duration;
 pub use transport::Transport;
 
 use crate::http::Peer;
 use crate::telemetry::error_log;
+
+/// A caller's watchdog that must hear from a blocked read: `beat` is called at least every
+/// `every` while a read waits (the sync worker's heartbeat, so that a head allowed to take
+/// `timeout`, or a linger after it, does not get the worker killed at the master's `timeout`).
+pub struct Liveness<'a> {
+    pub every: Duration,
+    pub beat: &'a (dyn Fn() + Sync),
+}
+
+impl Liveness<'_> {
+    /// The read timeout for one blocking read: what is `left`, in slices of `every`.
+    fn slice(this: Option<&Self>, left: Option<Duration>) -> Option<Duration> {
+        match (left, this) {
+            (Some(left), Some(l)) => Some(left.min(l.every)),
+            (left, None) => left,
+            (None, Some(l)) => Some(l.every),
+        }
+    }
+
+    /// After a failed read: true (having beaten) when it was a slice running out, so the
+    /// caller reads again; false for a real error, or with no watchdog.
+    fn beat_on_timeout(this: Option<&Self>, e: &std::io::Error) -> bool {
+        let timed_out = matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        );
+        match this {
+            Some(l) if timed_out => {
+                (l.beat)();
+                true
+            }
+            _ => false,
+        }
+    }
+}
 
 /// Log a request that could not be parsed as Gunicorn does. False when nobody is left to
 /// answer (the client closed mid-request).

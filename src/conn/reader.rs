@@ -12,6 +12,7 @@ use ferrocorn_h1::{
 };
 
 use super::transport::Transport;
+use super::Liveness;
 use crate::config::Serving;
 use crate::http::{Peer, Request, ServerAddr};
 use crate::telemetry::error_log;
@@ -229,6 +230,7 @@ pub fn read_head_blocking(
     reader: &mut HeadReader,
     pcfg: &ParserConfig,
     deadline: Option<Instant>,
+    liveness: Option<&Liveness<'_>>,
 ) -> HeadRead {
     let mut chunk = [0u8; 8192];
     loop {
@@ -240,11 +242,17 @@ pub fn read_head_blocking(
                 Progress::Invalid(e) => return HeadRead::Invalid(e),
             }
         }
-        if let Some(d) = deadline {
-            let now = Instant::now();
-            if now >= d || transport.set_read_timeout(Some(d - now)).is_err() {
-                return HeadRead::Closed;
-            }
+        let now = Instant::now();
+        let left = match deadline {
+            Some(d) if now >= d => return HeadRead::Closed,
+            Some(d) => Some(d - now),
+            None => None,
+        };
+        if transport
+            .set_read_timeout(Liveness::slice(liveness, left))
+            .is_err()
+        {
+            return HeadRead::Closed;
         }
         match transport.read(&mut chunk) {
             Ok(0) => {
@@ -254,6 +262,7 @@ pub fn read_head_blocking(
                 return HeadRead::Closed;
             }
             Ok(n) => reader.buf.extend_from_slice(&chunk[..n]),
+            Err(e) if Liveness::beat_on_timeout(liveness, &e) => {}
             Err(_) => return HeadRead::Closed,
         }
     }

@@ -141,15 +141,31 @@ fn handle(
     let serving = st.ctx.cfg.serving();
     let mut reader = HeadReader::new(PeerPolicy::new(serving, &peer), 0);
     // A client gets `timeout` to send its request head; Gunicorn's sync worker would instead
-    // block until the master kills it.
+    // block until the master kills it. The worker beats while it waits, so the master's own
+    // `timeout` never races the client's.
     let deadline = serving.timeout.map(|t| Instant::now() + t);
+    let beat = || st.ctx.beat.notify();
+    let liveness = serving.timeout.map(|t| conn::Liveness {
+        every: t / 2,
+        beat: &beat,
+    });
     let head = py.detach(|| {
-        reader::read_head_blocking(&mut transport, &mut reader, &serving.parser, deadline)
+        reader::read_head_blocking(
+            &mut transport,
+            &mut reader,
+            &serving.parser,
+            deadline,
+            liveness.as_ref(),
+        )
     });
     let _ = transport.set_read_timeout(serving.timeout);
     let mut result = Ok(());
     match head {
-        HeadRead::Closed => {}
+        // Nothing was sent, so there is nothing to linger for.
+        HeadRead::Closed => {
+            conn::close_now(transport);
+            return Ok(());
+        }
         HeadRead::Invalid(err) => conn::send_parse_error(py, &mut transport, &peer, &err),
         HeadRead::Ready(head, leftover) => {
             let proxy = reader.proxy_info().cloned();
@@ -181,7 +197,7 @@ fn handle(
     }
     // A worker leaving on SystemExit does not linger over the connection.
     if result.is_ok() {
-        py.detach(|| conn::close_graceful(transport));
+        py.detach(|| conn::close_graceful(transport, liveness.as_ref()));
     }
     result
 }

@@ -15,7 +15,7 @@ use crate::conn::transport::Transport;
 fn close_in_background(t: Transport) -> thread::JoinHandle<Duration> {
     thread::spawn(move || {
         let started = Instant::now();
-        close_graceful(t);
+        close_graceful(t, None);
         started.elapsed()
     })
 }
@@ -203,7 +203,7 @@ fn a_connection_reset_by_the_peer_cannot_linger_and_closes_at_once() {
     });
     assert!(Linger::start(&probe).is_none(), "a reset socket lingered");
     let started = Instant::now();
-    close_graceful(probe);
+    close_graceful(probe, None);
     assert!(started.elapsed() < Duration::from_millis(500));
 }
 
@@ -212,6 +212,6 @@ fn close_graceful_returns_at_once_when_the_peer_is_already_gone() {
     let (ours, peer) = unix_pair();
     drop(peer);
     let started = Instant::now();
-    close_graceful(ours);
+    close_graceful(ours, None);
     assert!(started.elapsed() < Duration::from_millis(500));
 }

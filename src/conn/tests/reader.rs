@@ -15,6 +15,7 @@ use crate::conn::reader::{
     into_request, read_head_blocking, Filled, HeadRead, HeadReader, PeerPolicy, Progress,
 };
 use crate::conn::transport::Transport;
+use crate::conn::Liveness;
 use crate::http::{Peer, ServerAddr};
 
 fn policy(proxy: ProxyMode, forbidden_peer: Option<&str>) -> PeerPolicy {
@@ -348,7 +349,7 @@ fn read_head_blocking_waits_for_a_head_sent_late() {
         peer
     });
     let deadline = Some(Instant::now() + PATIENCE);
-    match read_head_blocking(&mut ours, &mut reader, &pcfg, deadline) {
+    match read_head_blocking(&mut ours, &mut reader, &pcfg, deadline, None) {
         HeadRead::Ready(head, rest) => {
             assert_eq!(head.path, "/slow");
             assert_eq!(rest, b"extra");
@@ -367,7 +368,7 @@ fn read_head_blocking_is_closed_when_the_peer_leaves_mid_head() {
     peer.write_all(b"GET / HTTP/1.1\r\nHo").unwrap();
     drop(peer);
     let started = Instant::now();
-    let res = read_head_blocking(&mut ours, &mut reader, &pcfg, None);
+    let res = read_head_blocking(&mut ours, &mut reader, &pcfg, None, None);
     assert!(matches!(res, HeadRead::Closed));
     assert!(started.elapsed() < Duration::from_secs(1));
 }
@@ -380,13 +381,13 @@ fn read_head_blocking_is_closed_at_the_deadline() {
     peer.write_all(b"GET / HTTP/1.1\r\n").unwrap();
     let started = Instant::now();
     let deadline = Some(started + Duration::from_millis(300));
-    let res = read_head_blocking(&mut ours, &mut reader, &pcfg, deadline);
+    let res = read_head_blocking(&mut ours, &mut reader, &pcfg, deadline, None);
     let waited = started.elapsed();
     assert!(matches!(res, HeadRead::Closed));
     assert!(waited >= Duration::from_millis(250), "after {waited:?}");
     assert!(waited < Duration::from_secs(2), "after {waited:?}");
     // A deadline already passed does not read at all.
-    let res = read_head_blocking(&mut ours, &mut reader, &pcfg, Some(Instant::now()));
+    let res = read_head_blocking(&mut ours, &mut reader, &pcfg, Some(Instant::now()), None);
     assert!(matches!(res, HeadRead::Closed));
     drop(peer);
 }
@@ -402,6 +403,7 @@ fn read_head_blocking_answers_an_invalid_head_without_waiting() {
         &mut reader,
         &pcfg,
         Some(Instant::now() + PATIENCE),
+        None,
     );
     match res {
         HeadRead::Invalid(e) => assert_eq!(e.status(), 400, "{e:?}"),
@@ -423,6 +425,7 @@ fn read_head_blocking_parses_what_is_already_buffered_first() {
         &mut reader,
         &pcfg,
         Some(started + Duration::from_millis(500)),
+        None,
     );
     drop(peer);
     match res {
@@ -500,4 +503,30 @@ fn into_request_says_when_the_client_asked_to_close() {
         assert_eq!(framing.body, BodyKind::Length(0));
         assert!(!framing.expect_continue);
     }
+}
+
+/// The sync worker's heartbeat: a head allowed `timeout` must not look like a hung worker to
+/// the master, whose limit is the same `timeout` (found by `make fuzz-server`: WORKER TIMEOUT
+/// for a client that sent half a head).
+#[test]
+fn read_head_blocking_beats_while_it_waits() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (mut ours, _peer) = unix_pair();
+    let pcfg = ParserConfig::default();
+    let mut reader = plain();
+    let beats = AtomicUsize::new(0);
+    let beat = || {
+        beats.fetch_add(1, Ordering::Relaxed);
+    };
+    let liveness = Liveness {
+        every: Duration::from_millis(20),
+        beat: &beat,
+    };
+    let started = Instant::now();
+    let deadline = Some(started + Duration::from_millis(200));
+    let res = read_head_blocking(&mut ours, &mut reader, &pcfg, deadline, Some(&liveness));
+    assert!(matches!(res, HeadRead::Closed));
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    let n = beats.load(Ordering::Relaxed);
+    assert!(n >= 5, "only {n} beats in 200 ms at one per 20 ms");
 }
