@@ -142,6 +142,8 @@ def test_sync_worker_answers_one_pipelined_request_then_closes(serve, data):
 @pytest.mark.parametrize("data", [
     pytest.param(b"GET /half HTTP/1.1\r\nHost: a\r\nX-Half: ", id="half-a-head"),
     pytest.param(b"GET /whole HTTP/1.1\r\nHost: a\r\n\r\n", id="whole-then-silent"),
+    pytest.param(b"POST /body HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc",
+                 id="body-stalls"),
 ])
 def test_sync_worker_waiting_on_a_client_is_not_taken_for_a_hung_worker(serve, data):
     """The sync worker waits `--timeout` for a head and lingers after a response; a client
@@ -159,6 +161,10 @@ def test_sync_worker_waiting_on_a_client_is_not_taken_for_a_hung_worker(serve, d
             server.wait_for_log(r"WORKER TIMEOUT", timeout=3.5)
     if b"whole" in data:
         assert RawResponse(received).status == 200
+    elif b"body" in data:
+        # The app's read fails with a timeout it can recognise; the answer is a 500.
+        assert RawResponse(received).status == 500
+        server.wait_for_log(r"TimeoutError: timed out waiting for the request body")
     else:
         assert received == b""
     # The same worker serves the next client; it was never aborted or replaced.

@@ -47,7 +47,7 @@ impl Linger {
 /// released). Ends with shutdown(both), so the connection is over even if some other handle
 /// to this socket (a `gunicorn.socket` the app kept) is still open. `liveness` hears from the
 /// wait, as in `read_head_blocking`.
-pub fn close_graceful(mut transport: Transport, liveness: Option<&Liveness<'_>>) {
+pub fn close_graceful(mut transport: Transport, liveness: Option<&Liveness>) {
     let Some(mut linger) = Linger::start(&transport) else {
         return;
     };

@@ -21,8 +21,9 @@ use pyo3::prelude::*;
 
 pub use close::{close_graceful, close_now, Linger};
 
-pub use exchange::{H1Exchange, Setup};
+pub use exchange::{BodyWait, H1Exchange, Setup};
 pub use reader::{HeadReader, PeerPolicy, Progress};
+use std::sync::Arc;
 use std::time::Duration;
 pub use transport::Transport;
 
@@ -30,14 +31,15 @@ use crate::http::Peer;
 use crate::telemetry::error_log;
 
 /// A caller's watchdog that must hear from a blocked read: `beat` is called at least every
-/// `every` while a read waits (the sync worker's heartbeat, so that a head allowed to take
-/// `timeout`, or a linger after it, does not get the worker killed at the master's `timeout`).
-pub struct Liveness<'a> {
+/// `every` while a read waits (the sync worker's heartbeat, so that waiting on a client for
+/// up to `timeout` does not get the worker killed at the master's same `timeout`).
+#[derive(Clone)]
+pub struct Liveness {
     pub every: Duration,
-    pub beat: &'a (dyn Fn() + Sync),
+    pub beat: Arc<dyn Fn() + Send + Sync>,
 }
 
-impl Liveness<'_> {
+impl Liveness {
     /// The read timeout for one blocking read: what is `left`, in slices of `every`.
     fn slice(this: Option<&Self>, left: Option<Duration>) -> Option<Duration> {
         match (left, this) {
@@ -50,12 +52,8 @@ impl Liveness<'_> {
     /// After a failed read: true (having beaten) when it was a slice running out, so the
     /// caller reads again; false for a real error, or with no watchdog.
     fn beat_on_timeout(this: Option<&Self>, e: &std::io::Error) -> bool {
-        let timed_out = matches!(
-            e.kind(),
-            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-        );
         match this {
-            Some(l) if timed_out => {
+            Some(l) if is_read_timeout(e) => {
                 (l.beat)();
                 true
             }
@@ -101,4 +99,12 @@ fn write_error_page(py: Python<'_>, transport: &mut Transport, page: &[u8]) {
     if py.detach(|| transport.write_all(page)).is_err() {
         error_log::debug("Failed to send error message.");
     }
+}
+
+/// SO_RCVTIMEO running out: EAGAIN from a blocking socket.
+pub(crate) fn is_read_timeout(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
 }

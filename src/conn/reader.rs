@@ -230,7 +230,7 @@ pub fn read_head_blocking(
     reader: &mut HeadReader,
     pcfg: &ParserConfig,
     deadline: Option<Instant>,
-    liveness: Option<&Liveness<'_>>,
+    liveness: Option<&Liveness>,
 ) -> HeadRead {
     let mut chunk = [0u8; 8192];
     loop {

@@ -144,10 +144,10 @@ fn handle(
     // block until the master kills it. The worker beats while it waits, so the master's own
     // `timeout` never races the client's.
     let deadline = serving.timeout.map(|t| Instant::now() + t);
-    let beat = || st.ctx.beat.notify();
+    let beat = st.ctx.beat;
     let liveness = serving.timeout.map(|t| conn::Liveness {
         every: t / 2,
-        beat: &beat,
+        beat: Arc::new(move || beat.notify()),
     });
     let head = py.detach(|| {
         reader::read_head_blocking(
@@ -178,6 +178,10 @@ fn handle(
                 method: &req.method,
                 leftover,
                 may_hold: false,
+                body_wait: serving
+                    .timeout
+                    .zip(liveness.clone())
+                    .map(|(idle, liveness)| conn::BodyWait { idle, liveness }),
             };
             let exchange = Arc::new(Mutex::new(H1Exchange::new(transport, peer, setup)));
             let shared: SharedExchange = exchange.clone();

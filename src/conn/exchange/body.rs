@@ -3,15 +3,44 @@
 //! client is never told to send a body the app will not read.
 
 use std::io;
+use std::time::{Duration, Instant};
 
 use ferrocorn_h1::{BodyDecoder, ParseError};
 
 use super::response::Writing;
 use super::{finished, H1Exchange};
+use crate::conn::transport::Transport;
+use crate::conn::{is_read_timeout, Liveness};
 use crate::http::BodySource;
+
+/// A blocking read that beats `wait.liveness` while it waits and gives up after `wait.idle`
+/// with nothing received.
+fn read_beating(transport: &mut Transport, buf: &mut [u8], wait: &BodyWait) -> io::Result<usize> {
+    let give_up = Instant::now() + wait.idle;
+    loop {
+        let left = give_up.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        transport.set_read_timeout(Some(left.min(wait.liveness.every)))?;
+        match transport.read(buf) {
+            Err(e) if is_read_timeout(&e) => (wait.liveness.beat)(),
+            other => return other,
+        }
+    }
+}
 
 /// Largest single socket read for a body (Gunicorn 27 reads up to 1 MiB).
 const MAX_READ: usize = 1 << 20;
+
+/// How a blocking body read waits for a silent client: it gives up after `idle` with
+/// nothing received, and beats `liveness` meanwhile (the sync worker: waiting on a client is
+/// not a hung worker, and must not race the master's `timeout`).
+#[derive(Clone)]
+pub struct BodyWait {
+    pub idle: Duration,
+    pub liveness: Liveness,
+}
 
 /// Where the request body is.
 #[derive(Debug)]
@@ -65,7 +94,19 @@ impl H1Exchange {
         }
         let start = self.raw.len();
         self.raw.resize(start + want, 0);
-        let res = transport.read(&mut self.raw[start..]);
+        let buf = &mut self.raw[start..];
+        let res = match &self.body_wait {
+            Some(wait) => read_beating(transport, buf, wait),
+            None => transport.read(buf),
+        };
+        // A blocking read running out says EAGAIN; the app should see a timeout.
+        let res = res.map_err(|e| match is_read_timeout(&e) {
+            true => io::Error::new(
+                io::ErrorKind::TimedOut,
+                "timed out waiting for the request body",
+            ),
+            false => e,
+        });
         let n = *res.as_ref().unwrap_or(&0);
         self.raw.truncate(start + n);
         res

@@ -10,6 +10,8 @@
 //! `Connection: close` connection open nor touch the next request.
 
 mod body;
+
+pub use body::BodyWait;
 mod response;
 
 use std::io;
@@ -63,6 +65,7 @@ pub struct H1Exchange {
     may_hold: bool,
     /// Response bytes held back for the worker, while they fit.
     held: Option<Vec<u8>>,
+    body_wait: Option<BodyWait>,
 }
 
 /// How the worker sets up an exchange.
@@ -75,6 +78,8 @@ pub struct Setup<'a> {
     pub leftover: Vec<u8>,
     /// The worker can send a response held in memory after the request.
     pub may_hold: bool,
+    /// How a blocking body read waits; None: as the socket's own read timeout says.
+    pub body_wait: Option<BodyWait>,
 }
 
 impl H1Exchange {
@@ -99,6 +104,7 @@ impl H1Exchange {
             close_announced: false,
             may_hold: setup.may_hold,
             held: None,
+            body_wait: setup.body_wait,
         }
     }
 

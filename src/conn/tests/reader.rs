@@ -514,13 +514,13 @@ fn read_head_blocking_beats_while_it_waits() {
     let (mut ours, _peer) = unix_pair();
     let pcfg = ParserConfig::default();
     let mut reader = plain();
-    let beats = AtomicUsize::new(0);
-    let beat = || {
-        beats.fetch_add(1, Ordering::Relaxed);
-    };
+    let beats = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = beats.clone();
     let liveness = Liveness {
         every: Duration::from_millis(20),
-        beat: &beat,
+        beat: std::sync::Arc::new(move || {
+            counted.fetch_add(1, Ordering::Relaxed);
+        }),
     };
     let started = Instant::now();
     let deadline = Some(started + Duration::from_millis(200));

@@ -277,6 +277,7 @@ fn a_request_from_the_head_reader_is_served_and_the_next_one_follows() {
         method: &req.method,
         leftover,
         may_hold: false,
+        body_wait: None,
     };
     let mut ex = H1Exchange::new(ours, Peer::Unix, setup);
     assert!(ex.body_buffered());

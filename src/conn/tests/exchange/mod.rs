@@ -73,6 +73,7 @@ impl Spec {
             method: self.method,
             leftover: self.leftover.to_vec(),
             may_hold: self.may_hold,
+            body_wait: None,
         };
         (H1Exchange::new(ours, Peer::Unix, setup), peer)
     }
