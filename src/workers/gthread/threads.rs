@@ -434,6 +434,7 @@ fn serve(py: Python<'_>, sh: &Shared<'_, '_>, job: Job) -> Option<(Box<TConn>, A
         method: &req.method,
         leftover,
         may_hold: sh.writer.enabled(),
+        body_wait: None,
     };
     // The exchange owns the transport while the request runs.
     let exchange = Arc::new(Mutex::new(H1Exchange::new(
