@@ -270,9 +270,10 @@ pub(crate) struct FieldWalk {
     pub state: PolicyState,
     /// Offset of the first field whose extent is not yet known.
     resume: usize,
-    /// The name of the last field judged, so that a folded line arriving after it (which its
-    /// CRLF alone settled, folding being refused) is refused as folding of that field.
-    last_name: Option<String>,
+    /// Where the last field judged starts, so that a folded line arriving after it (which its
+    /// CRLF alone settled, folding being refused) is refused as folding of that field. An
+    /// offset rather than the name: this is rare, and a copy of every name is not.
+    last_field: Option<usize>,
     /// Boxed: it is rare (a line cut by the read) and would otherwise make every decoder big.
     tail: Option<Box<Tail>>,
 }
@@ -283,7 +284,7 @@ impl FieldWalk {
             fields: Vec::new(),
             state: PolicyState::new(default_scheme),
             resume: 0,
-            last_name: None,
+            last_field: None,
             tail: None,
         }
     }
@@ -356,8 +357,17 @@ pub(crate) fn walk_fields(
             break;
         }
         if i == 0 && lines[i].1.first().is_some_and(|&b| is_sp_ht(b)) {
-            if let Some(name) = walk.last_name.take() {
-                return Err(ParseError::ObsoleteFolding(name));
+            if let Some(at) = walk.last_field {
+                let line = &data[at..];
+                let name = &line[..line.iter().position(|&b| b == b':').unwrap_or(0)];
+                let name = if rules.strip_header_spaces {
+                    rstrip_sp_ht(name)
+                } else {
+                    name
+                };
+                return Err(ParseError::ObsoleteFolding(
+                    latin1(name).to_ascii_uppercase(),
+                ));
             }
         }
         if walk.fields.len() >= limits.fields {
@@ -458,7 +468,7 @@ pub(crate) fn walk_fields(
             }
             break;
         }
-        walk.last_name = Some(name.clone());
+        walk.last_field = Some(base + lines[i].0);
         if let Some(field) = apply_policy(name, latin1(&value), rules, &mut walk.state)? {
             walk.fields.push(field);
         }

@@ -7,31 +7,42 @@
 
 use std::net::Ipv6Addr;
 
-fn is_unreserved(b: u8) -> bool {
+const fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
-fn is_sub_delim(b: u8) -> bool {
+const fn is_sub_delim(b: u8) -> bool {
     matches!(
         b,
         b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
     )
 }
 
+/// `unreserved / sub-delims`, by byte: every request carries a Host, so this is per-request work.
+const REG_NAME_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = is_unreserved(b as u8) || is_sub_delim(b as u8);
+        b += 1;
+    }
+    table
+};
+
 /// `reg-name = *( unreserved / pct-encoded / sub-delims )`; an IPv4 address is one too.
 fn valid_reg_name(name: &[u8]) -> bool {
     let mut i = 0;
     while i < name.len() {
-        match name[i] {
-            b'%' => {
-                let escaped = name.get(i + 1..i + 3);
-                if !escaped.is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit)) {
-                    return false;
-                }
-                i += 3;
-            }
-            b if is_unreserved(b) || is_sub_delim(b) => i += 1,
-            _ => return false,
+        if REG_NAME_BYTE[usize::from(name[i])] {
+            i += 1;
+        } else if name[i] == b'%'
+            && name
+                .get(i + 1..i + 3)
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+        {
+            i += 3;
+        } else {
+            return false;
         }
     }
     true
@@ -56,9 +67,14 @@ fn valid_ip_literal(literal: &str) -> bool {
 
 /// A port that TCP can have: digits, at least one, at most 65535.
 fn valid_port(port: &str) -> bool {
+    let digits = port.trim_start_matches('0');
     !port.is_empty()
         && port.bytes().all(|b| b.is_ascii_digit())
-        && port.parse::<u32>().is_ok_and(|n| n <= 65535)
+        && digits.len() <= 5
+        && digits
+            .bytes()
+            .fold(0u32, |n, b| n * 10 + u32::from(b - b'0'))
+            <= 65535
 }
 
 /// Whether `value` (already stripped of surrounding SP/HTAB) is a valid Host field value. An
