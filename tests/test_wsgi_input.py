@@ -286,3 +286,22 @@ def test_keepalive_app_that_never_reads_gets_no_late_continue(serve):
     assert resp.status_line == "HTTP/1.1 200 OK"
     assert b"100 Continue" not in resp.raw
     assert resp.header("Connection") == "close"
+
+
+@pytest.mark.ferrocorn_only
+@pytest.mark.parametrize("worker", ["sync", "gthread"])
+def test_a_body_that_stops_coming_raises_timeout_error(serve, worker):
+    """A client that stops sending its body makes `wsgi.input.read()` raise TimeoutError
+    (an OSError) after --timeout, which the app can catch and answer. Gunicorn's sync worker
+    is aborted by the master instead; its gthread worker blocks on."""
+    server = serve("wsgi_input:app", "-k", worker, "--timeout", "2", ready_path="/?skip=1")
+    # Over 1 MiB, so that gthread hands the request to a thread before the body is in (a
+    # smaller body is gathered by the event loop, which closes a connection whose request
+    # does not arrive within --timeout, without running the app).
+    with socket.create_connection(server.address, timeout=15) as sock:
+        sock.sendall(b"POST /?ops=read HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\nabc"
+                     % (2 << 20))
+        resp = RawResponse(_read_to_eof(sock))
+    assert resp.status == 200
+    assert json.loads(resp.body) == [{"error": "TimeoutError"}]
+    assert "WORKER TIMEOUT" not in server.stderr_text()

@@ -3,7 +3,7 @@
 //! would hand it to another thread for nothing); anything that may wait for the client is
 //! read with the GIL released.
 
-use pyo3::exceptions::{PyIOError, PyTimeoutError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
@@ -36,11 +36,9 @@ impl Input {
                 f(&mut *ex)
             })
         };
-        // A client gone silent is a TimeoutError (still an OSError) the app can tell apart.
-        result.map_err(|e| match e.kind() {
-            std::io::ErrorKind::TimedOut => PyTimeoutError::new_err(e.to_string()),
-            _ => PyIOError::new_err(e.to_string()),
-        })
+        // The OSError subclass the kind calls for, as Python's socket raises it: a client
+        // gone silent is a TimeoutError, one gone away a ConnectionResetError.
+        result.map_err(PyErr::from)
     }
 }
 
