@@ -305,3 +305,28 @@ def test_a_body_that_stops_coming_raises_timeout_error(serve, worker):
     assert resp.status == 200
     assert json.loads(resp.body) == [{"error": "TimeoutError"}]
     assert "WORKER TIMEOUT" not in server.stderr_text()
+
+
+@pytest.mark.ferrocorn_only
+def test_a_trickled_body_holds_a_sync_worker_no_longer_than_timeout(serve):
+    """A client sending its body a byte at a time gets --timeout from the head for all of it
+    (as the whole request would under Gunicorn before the master killed the worker), and the
+    worker, waiting on the client, is never taken for a hung one."""
+    server = serve("wsgi_input:app", "-k", "sync", "--timeout", "2", ready_path="/?skip=1")
+    with socket.create_connection(server.address, timeout=15) as sock:
+        sock.sendall(b"POST /?ops=read HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+        start = time.monotonic()
+        sock.settimeout(0.4)
+        raw = b""
+        while not raw and time.monotonic() - start < 15:
+            try:
+                sock.sendall(b"x")
+                raw = sock.recv(65536)
+            except socket.timeout:
+                continue
+        waited = time.monotonic() - start
+        sock.settimeout(15)
+        resp = RawResponse(raw + _read_to_eof(sock))
+    assert json.loads(resp.body) == [{"error": "TimeoutError"}]
+    assert 1.5 <= waited <= 6, waited
+    assert "WORKER TIMEOUT" not in server.stderr_text()

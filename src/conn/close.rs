@@ -61,9 +61,12 @@ pub fn close_graceful(mut transport: Transport, liveness: Option<&Liveness>) {
         {
             break;
         }
-        match transport.read(&mut buf) {
+        let res = transport.read(&mut buf);
+        if Liveness::after_read(liveness, &res) {
+            continue;
+        }
+        match res {
             Ok(n) if n > 0 && linger.absorb(n) => {}
-            Err(e) if Liveness::beat_on_timeout(liveness, &e) => {}
             _ => break,
         }
     }

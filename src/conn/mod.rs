@@ -49,16 +49,15 @@ impl Liveness {
         }
     }
 
-    /// After a failed read: true (having beaten) when it was a slice running out, so the
-    /// caller reads again; false for a real error, or with no watchdog.
-    fn beat_on_timeout(this: Option<&Self>, e: &std::io::Error) -> bool {
-        match this {
-            Some(l) if is_read_timeout(e) => {
-                (l.beat)();
-                true
-            }
-            _ => false,
-        }
+    /// After a read, whatever it returned: beat (a client trickling bytes faster than the
+    /// slices must not starve the watchdog either). True when it was a slice running out,
+    /// so the caller reads again; false for data, EOF or a real error, or with no watchdog.
+    fn after_read(this: Option<&Self>, res: &std::io::Result<usize>) -> bool {
+        let Some(l) = this else {
+            return false;
+        };
+        (l.beat)();
+        matches!(res, Err(e) if is_read_timeout(e))
     }
 }
 

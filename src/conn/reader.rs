@@ -254,7 +254,11 @@ pub fn read_head_blocking(
         {
             return HeadRead::Closed;
         }
-        match transport.read(&mut chunk) {
+        let res = transport.read(&mut chunk);
+        if Liveness::after_read(liveness, &res) {
+            continue;
+        }
+        match res {
             Ok(0) => {
                 if reader.has_buffered() {
                     error_log::debug("Ignored premature client disconnection.");
@@ -262,7 +266,6 @@ pub fn read_head_blocking(
                 return HeadRead::Closed;
             }
             Ok(n) => reader.buf.extend_from_slice(&chunk[..n]),
-            Err(e) if Liveness::beat_on_timeout(liveness, &e) => {}
             Err(_) => return HeadRead::Closed,
         }
     }

@@ -178,10 +178,14 @@ fn handle(
                 method: &req.method,
                 leftover,
                 may_hold: false,
-                body_wait: serving
-                    .timeout
-                    .zip(liveness.clone())
-                    .map(|(idle, liveness)| conn::BodyWait { idle, liveness }),
+                // The body gets `timeout` from the head, as the whole request would under
+                // Gunicorn before the master killed the worker.
+                body_wait: serving.timeout.zip(liveness.clone()).map(|(t, liveness)| {
+                    conn::BodyWait {
+                        deadline: Instant::now() + t,
+                        liveness,
+                    }
+                }),
             };
             let exchange = Arc::new(Mutex::new(H1Exchange::new(transport, peer, setup)));
             let shared: SharedExchange = exchange.clone();

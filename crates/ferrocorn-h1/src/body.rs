@@ -81,6 +81,7 @@ impl ChunkedDecoder {
                     if !self.take_line(input, &mut pos) {
                         check_size_line_prefix(
                             visible(&self.pending, true),
+                            self.pending.ends_with(b"\r"),
                             self.limits.field_size,
                         )?;
                         return Ok(pos);

@@ -142,9 +142,17 @@ pub(crate) fn parse_size_line(line: &[u8], limit: usize) -> Result<u64, ParseErr
 /// bad line gets depends on bytes not seen yet (`zz` is an InvalidChunkSize, `zz;a\rb` an
 /// InvalidChunkExtension, and any line that outgrows the limit an InvalidChunkSize again). The
 /// checks below follow Gunicorn's order on what has arrived.
-pub(crate) fn check_size_line_prefix(shown: &[u8], limit: usize) -> Result<(), ParseError> {
+pub(crate) fn check_size_line_prefix(
+    shown: &[u8],
+    cr_last: bool,
+    limit: usize,
+) -> Result<(), ParseError> {
     if shown.len() > limit {
         return Err(line_too_long(limit));
+    }
+    // After a final CR only LF may come, which ends the line as it is.
+    if cr_last {
+        return parse_size_line(shown, limit).map(drop);
     }
     let Some(semi) = shown.iter().position(|&b| b == b';') else {
         // Hex digits, then only the BWS that may come before an extension.
@@ -241,10 +249,28 @@ mod tests {
             b"000000000000000000001",
             b"ffffffffffffffff",
         ] {
-            assert_eq!(check_size_line_prefix(prefix, 8190), Ok(()), "{prefix:?}");
+            assert_eq!(
+                check_size_line_prefix(prefix, false, 8190),
+                Ok(()),
+                "{prefix:?}"
+            );
         }
-        assert_eq!(check_size_line_prefix(b"12345", 4), Err(line_too_long(4)));
-        assert_eq!(check_size_line_prefix(b"1234", 4), Ok(()));
+        assert_eq!(
+            check_size_line_prefix(b"12345", false, 4),
+            Err(line_too_long(4))
+        );
+        assert_eq!(check_size_line_prefix(b"1234", false, 4), Ok(()));
+    }
+
+    #[test]
+    fn a_size_line_cut_after_its_cr_is_judged_whole() {
+        for bad in [&b""[..], b"5 ", b"5\t", b"5;", b"0;"] {
+            let err = check_size_line_prefix(bad, true, 8190).expect_err("refused");
+            assert_eq!(err.status(), 400, "{bad:?}");
+        }
+        for good in [&b"5"[..], b"5 ;a", b"0"] {
+            assert_eq!(check_size_line_prefix(good, true, 8190), Ok(()), "{good:?}");
+        }
     }
 
     #[test]
@@ -268,11 +294,11 @@ mod tests {
             b"10000000000000000",
             b"10000000000000000;a",
         ] {
-            let err = check_size_line_prefix(prefix, 8190).expect_err("refused");
+            let err = check_size_line_prefix(prefix, false, 8190).expect_err("refused");
             assert_eq!(err.status(), 400, "{prefix:?}");
         }
         assert_eq!(
-            check_size_line_prefix(b"5;a\rb", 8190),
+            check_size_line_prefix(b"5;a\rb", false, 8190),
             Err(ParseError::InvalidChunkExtension(BARE_CR))
         );
     }

@@ -9,7 +9,8 @@
 
 use crate::config::{HeaderMapPolicy, Limits};
 use crate::error::ParseError;
-use crate::host::valid_host;
+use crate::framing::check_partial_framing;
+use crate::policy::{apply_policy, underscore_verdict, PolicyState};
 use crate::pyrepr::latin1;
 
 /// RFC 9110 `tchar`.
@@ -128,118 +129,6 @@ pub(crate) struct FieldRules<'a> {
     pub secure_scheme_headers: &'a [(String, String)],
     /// Empty unless the peer is trusted and this is a request head.
     pub forwarder_headers: &'a [String],
-}
-
-/// What the policy learns while walking one section.
-#[derive(Debug, Clone)]
-pub(crate) struct PolicyState {
-    pub scheme: &'static str,
-    scheme_set: bool,
-    seen_host: bool,
-    seen_content_type: bool,
-    pub expect_continue: bool,
-}
-
-impl PolicyState {
-    pub fn new(default_scheme: &'static str) -> Self {
-        PolicyState {
-            scheme: default_scheme,
-            scheme_set: false,
-            seen_host: false,
-            seen_content_type: false,
-            expect_continue: false,
-        }
-    }
-
-    /// A Host field was seen (RFC 9112 3.2 requires one on HTTP/1.1).
-    pub fn seen_host(&self) -> bool {
-        self.seen_host
-    }
-
-    /// Whether `name` is a singleton field that was already seen.
-    fn repeats_singleton(&self, name: &str) -> bool {
-        match name {
-            "HOST" => self.seen_host,
-            "CONTENT-TYPE" => self.seen_content_type,
-            _ => false,
-        }
-    }
-
-    /// Host and Content-Type may appear once (RFC 9110 5.3).
-    fn check_singleton(&mut self, name: &str) -> Result<(), ParseError> {
-        let seen = match name {
-            "HOST" => &mut self.seen_host,
-            "CONTENT-TYPE" => &mut self.seen_content_type,
-            _ => return Ok(()),
-        };
-        if *seen {
-            return Err(ParseError::InvalidHeader(name.to_string()));
-        }
-        *seen = true;
-        Ok(())
-    }
-}
-
-/// Whether a name with `_` is kept: `Err` for `header_map=refuse`, `Ok(false)` to drop it.
-fn underscore_verdict(name: &str, rules: &FieldRules<'_>) -> Result<bool, ParseError> {
-    if !name.contains('_') {
-        return Ok(true);
-    }
-    let forwarded = rules
-        .forwarder_headers
-        .iter()
-        .any(|h| h == name || h == "*");
-    if forwarded {
-        return Ok(true);
-    }
-    match rules.header_map {
-        HeaderMapPolicy::Dangerous => Ok(true),
-        HeaderMapPolicy::Drop => Ok(false),
-        HeaderMapPolicy::Refuse => Err(ParseError::InvalidHeaderName(name.to_string())),
-    }
-}
-
-/// `_apply_header_policy` for a field whose value is final. `Ok(None)` drops the field.
-fn apply_policy(
-    name: String,
-    value: String,
-    rules: &FieldRules<'_>,
-    state: &mut PolicyState,
-) -> Result<Option<(String, String)>, ParseError> {
-    state.check_singleton(&name)?;
-    if name == "HOST" && !valid_host(&value) {
-        return Err(ParseError::InvalidHeader(name));
-    }
-    if !rules.from_trailer && name == "EXPECT" {
-        if value.eq_ignore_ascii_case("100-continue") {
-            // RFC 9110 10.1.1: an HTTP/1.0 server must ignore the expectation.
-            if rules.version >= (1, 1) {
-                state.expect_continue = true;
-            }
-        } else {
-            return Err(ParseError::ExpectationFailed(value));
-        }
-    }
-    if let Some((_, secure_value)) = rules.secure_scheme_headers.iter().find(|(h, _)| *h == name) {
-        let scheme = if value == *secure_value {
-            "https"
-        } else {
-            "http"
-        };
-        if state.scheme_set {
-            if scheme != state.scheme {
-                return Err(ParseError::InvalidSchemeHeaders);
-            }
-        } else {
-            state.scheme_set = true;
-            state.scheme = scheme;
-        }
-    }
-    if underscore_verdict(&name, rules)? {
-        Ok(Some((name, value)))
-    } else {
-        Ok(None)
-    }
 }
 
 /// What is known about the line still arriving at the end of an unfinished section, so that
@@ -378,7 +267,10 @@ pub(crate) fn walk_fields(
         let (raw_name, raw_value) = match first.iter().position(|&b| b == b':') {
             Some(0) => return Err(ParseError::InvalidHeader(latin1(first))),
             Some(colon) => (&first[..colon], &first[colon + 1..]),
-            None if !first_partial => return Err(ParseError::InvalidHeader(latin1(first))),
+            // A line cut right after its CR can only go on with LF, which ends it as it is.
+            None if !first_partial || lines[i].1.ends_with(b"\r") => {
+                return Err(ParseError::InvalidHeader(latin1(first)))
+            }
             None => {
                 // The name is still arriving: refuse it once it cannot become a token.
                 let name = if rules.strip_header_spaces {
@@ -420,9 +312,14 @@ pub(crate) fn walk_fields(
         let mut value: Vec<u8> = strip_sp_ht(raw_value).to_vec();
         let mut j = i + 1;
         let mut last_partial = first_partial;
+        // Refused folding is reported once the folded field itself has been judged: a field's
+        // own fault is found when its CRLF arrives, before anyone knows whether a folded line
+        // follows, and the verdict must not depend on that.
+        let mut folded = None;
         while j < lines.len() && lines[j].1.first().is_some_and(|&b| is_sp_ht(b)) {
             if !rules.permit_obsolete_folding {
-                return Err(ParseError::ObsoleteFolding(name));
+                folded = Some(ParseError::ObsoleteFolding(name.clone()));
+                break;
             }
             let partial = partial_index == Some(j);
             let continuation = visible(lines[j].1, partial);
@@ -442,12 +339,13 @@ pub(crate) fn walk_fields(
             return Err(ParseError::LimitRequestHeaders(FIELD_SIZE_LIMIT));
         }
         // With folding allowed the value is known only once the line after it has started (it
-        // may be continued); without, a continuation is refused anyway, so the CRLF settles it
-        // and a bad Content-Length or Host is answered before the rest of the head arrives.
-        let determined = complete
-            || (!last_partial
-                && j < lines.len()
-                && (!rules.permit_obsolete_folding || !lines[j].1.is_empty()));
+        // may be continued); without, a continuation is refused anyway, so the CRLF settles the
+        // field and a bad Content-Length, Host, Transfer-Encoding or Expect is answered before
+        // the rest of the head arrives.
+        let next_started = j < lines.len() && !lines[j].1.is_empty();
+        let settled_by_crlf = !rules.permit_obsolete_folding && j < lines.len();
+        let determined =
+            folded.is_some() || complete || (!last_partial && (next_started || settled_by_crlf));
         if !determined {
             // The value may still grow, so only the checks on the name are decided.
             if walk.state.repeats_singleton(&name) {
@@ -470,7 +368,16 @@ pub(crate) fn walk_fields(
         }
         walk.last_field = Some(base + lines[i].0);
         if let Some(field) = apply_policy(name, latin1(&value), rules, &mut walk.state)? {
+            let framing = matches!(field.0.as_str(), "CONTENT-LENGTH" | "TRANSFER-ENCODING");
             walk.fields.push(field);
+            // Framing is judged at the field that condemns it, whether the section arrived
+            // whole or in pieces, so the verdict cannot depend on the cut.
+            if framing && !rules.from_trailer {
+                check_partial_framing(&walk.fields, rules.version)?;
+            }
+        }
+        if let Some(err) = folded {
+            return Err(err);
         }
         i = j;
     }

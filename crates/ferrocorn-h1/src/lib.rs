@@ -15,6 +15,7 @@ mod error;
 mod framing;
 mod headers;
 mod host;
+mod policy;
 mod proxy;
 mod pyrepr;
 mod request;

@@ -7,7 +7,7 @@
 
 use crate::config::{Limits, ParserConfig};
 use crate::error::{HttpVersionRepr, ParseError};
-use crate::framing::{body_framing, check_partial_framing, BodyKind};
+use crate::framing::{body_framing, BodyKind};
 use crate::headers::{
     find, has_bare_lf_from, is_token, is_token_byte, visible, walk_fields, FieldRules, FieldWalk,
 };
@@ -248,8 +248,6 @@ struct Progress {
     walk: FieldWalk,
     /// Bytes of the field section already searched for its end and for bare LFs.
     scanned: usize,
-    /// How many fields the framing checks last saw.
-    framed: usize,
 }
 
 /// [`parse_head`] for a head arriving in pieces: it remembers what it already judged, so each
@@ -310,7 +308,6 @@ impl HeadParser {
                 fields_start,
                 walk: FieldWalk::new(if cfg.is_ssl { "https" } else { "http" }),
                 scanned: 0,
-                framed: 0,
             });
         }
         let Some(mut progress) = self.progress.take() else {
@@ -352,6 +349,10 @@ fn parse_line(
             });
         }
         check_request_line_prefix(shown, cfg)?;
+        // Cut right after its CR, the line can only end as it is.
+        if rest.ends_with(b"\r") && !shown.is_empty() {
+            parse_request_line(shown, cfg)?;
+        }
         return Ok(None);
     };
     if limits.request_line > 0 && line_len > limits.request_line {
@@ -414,10 +415,6 @@ fn advance_fields(
                 return Err(ParseError::LimitRequestHeaders("max buffer headers"));
             }
             walk_fields(data, false, &rules, walk)?;
-            if walk.fields.len() != progress.framed {
-                check_partial_framing(&walk.fields, version)?;
-                progress.framed = walk.fields.len();
-            }
             progress.scanned = data.len();
             return Ok(None);
         }
@@ -467,4 +464,89 @@ pub fn head_eof_error(buf: &[u8]) -> Option<ParseError> {
         None => rest,
     };
     Some(ParseError::NoMoreData(Some(pending.to_vec())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The status a head gets fed whole, one byte at a time, and cut after every LF.
+    fn statuses(wire: &[u8]) -> [Option<u16>; 3] {
+        let cfg = ParserConfig::default();
+        let whole = parse_head(wire, &cfg, true).err().map(|e| e.status());
+        let fed = |ends: Vec<usize>| {
+            let mut parser = HeadParser::new();
+            for end in ends {
+                match parser.parse(&wire[..end], &cfg, true) {
+                    Ok(None) => {}
+                    Ok(Some(_)) => return None,
+                    Err(e) => return Some(e.status()),
+                }
+            }
+            None
+        };
+        let bytes = fed((1..=wire.len()).collect());
+        let mut at_lf: Vec<usize> = (0..wire.len())
+            .filter(|&i| wire[i] == b'\n')
+            .map(|i| i + 1)
+            .collect();
+        at_lf.push(wire.len());
+        [whole, bytes, fed(at_lf)]
+    }
+
+    /// Found in review: fields settled by their CRLF were refused with 417 or 501 when cut
+    /// there, while the whole head was a 400 for the folded line after them; and framing judged
+    /// per read let a later malformed line decide the status only when it came in the same read.
+    /// Now the first fault in wire order decides, however the head is cut.
+    #[test]
+    fn the_status_does_not_depend_on_the_cut() {
+        for (wire, want) in [
+            // The first fault in wire order decides: the field's own, then the folding.
+            (
+                &b"GET / HTTP/1.1\r\nHost: a\r\nExpect: foo\r\n bar\r\n\r\n"[..],
+                417,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: foo\r\n bar\r\n\r\n",
+                501,
+            ),
+            (
+                b"GET / HTTP/1.1\r\nHost: a\r\nX: ok\r\n bar\r\nExpect: foo\r\n\r\n",
+                400,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: foo\r\nBad Name: x\r\n\r\n",
+                501,
+            ),
+            (
+                b"GET / HTTP/1.1\r\nHost: a\r\nExpect: foo\r\nX: y\r\n\r\n",
+                417,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\nBad Name: y\r\n\r\n",
+                400,
+            ),
+            (b"GET / HTTP/1.1\r\nHost: a b\r\nExpect: foo\r\n\r\n", 400),
+        ] {
+            assert_eq!(
+                statuses(wire),
+                [Some(want); 3],
+                "{}",
+                String::from_utf8_lossy(wire)
+            );
+        }
+    }
+
+    /// A line cut right after its CR can only be completed by LF: judged as it stands.
+    #[test]
+    fn a_line_cut_after_its_cr_is_judged_as_it_stands() {
+        let cfg = ParserConfig::default();
+        for wire in [&b"GET /\r"[..], b"GET / HTTP/1.1\r\nHost: a\r\nNo colon\r"] {
+            let got = parse_head(wire, &cfg, true).map_err(|e| e.status());
+            assert_eq!(got, Err(400), "{}", String::from_utf8_lossy(wire));
+        }
+        for wire in [&b"GET / HTTP/1.1\r"[..], b"GET / HTTP/1.1\r\nHost: a\r"] {
+            assert_eq!(parse_head(wire, &cfg, true), Ok(None));
+        }
+    }
 }

@@ -3,7 +3,7 @@
 //! client is never told to send a body the app will not read.
 
 use std::io;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ferrocorn_h1::{BodyDecoder, ParseError};
 
@@ -13,18 +13,18 @@ use crate::conn::transport::Transport;
 use crate::conn::{is_read_timeout, Liveness};
 use crate::http::BodySource;
 
-/// A blocking read that beats `wait.liveness` while it waits and gives up after `wait.idle`
-/// with nothing received.
+/// A blocking read that beats `wait.liveness` as it waits and gives up at `wait.deadline`.
 fn read_beating(transport: &mut Transport, buf: &mut [u8], wait: &BodyWait) -> io::Result<usize> {
-    let give_up = Instant::now() + wait.idle;
     loop {
-        let left = give_up.saturating_duration_since(Instant::now());
+        let left = wait.deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(io::ErrorKind::TimedOut.into());
         }
         transport.set_read_timeout(Some(left.min(wait.liveness.every)))?;
-        match transport.read(buf) {
-            Err(e) if is_read_timeout(&e) => (wait.liveness.beat)(),
+        let res = transport.read(buf);
+        (wait.liveness.beat)();
+        match res {
+            Err(e) if is_read_timeout(&e) => {}
             other => return other,
         }
     }
@@ -33,12 +33,13 @@ fn read_beating(transport: &mut Transport, buf: &mut [u8], wait: &BodyWait) -> i
 /// Largest single socket read for a body (Gunicorn 27 reads up to 1 MiB).
 const MAX_READ: usize = 1 << 20;
 
-/// How a blocking body read waits for a silent client: it gives up after `idle` with
-/// nothing received, and beats `liveness` meanwhile (the sync worker: waiting on a client is
-/// not a hung worker, and must not race the master's `timeout`).
+/// How blocking body reads wait on the client: not past `deadline` in all (a client that
+/// trickles its body holds the worker no longer than one that stalls), beating `liveness`
+/// after every read (the sync worker: waiting on a client is not a hung worker, and must not
+/// race the master's `timeout`, which starts again once the body is in).
 #[derive(Clone)]
 pub struct BodyWait {
-    pub idle: Duration,
+    pub deadline: Instant,
     pub liveness: Liveness,
 }
 
