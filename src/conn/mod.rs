@@ -16,15 +16,15 @@ pub mod transport;
 #[cfg(test)]
 mod tests;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use ferrocorn_h1::ParseError;
 use pyo3::prelude::*;
 
 pub use close::{close_graceful, close_now, Linger};
-
 pub use exchange::{BodyWait, H1Exchange, Setup};
 pub use reader::{HeadReader, PeerPolicy, Progress};
-use std::sync::Arc;
-use std::time::Duration;
 pub use transport::Transport;
 
 use crate::http::Peer;

@@ -10,9 +10,9 @@
 //! `Connection: close` connection open nor touch the next request.
 
 mod body;
+mod response;
 
 pub use body::BodyWait;
-mod response;
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -122,6 +122,7 @@ impl H1Exchange {
         use crate::http::ResponseSink;
         // `will_close` includes a client still waiting for `100 Continue`: it has not sent
         // the body, and inviting it now would put the interim response after the final one.
+        // Whether it sent the body anyway only matters to a connection that could go on.
         if reuse {
             self.look_for_unawaited_body();
         }
