@@ -13,34 +13,16 @@ type (and per extra setting) serves the whole module.
 
 from __future__ import annotations
 
-import html
 import json
 import socket
 import uuid
 
 import pytest
 
-from conftest import FROM_LOG, RawResponse, Server, base_env, raw_request, read_until_eof
+from conftest import RawResponse, raw_request, read_until_eof
+from hardening_support import WORKERS, error_page, hardening_servers
 
 pytestmark = pytest.mark.timeout(60)
-
-WORKERS = {
-    "sync": ["-k", "sync"],
-    "gthread": ["-k", "gthread", "--threads", "2"],
-}
-
-
-def error_page(status: int, reason: str, mesg: str) -> bytes:
-    """The exact bytes of Gunicorn 27's `util.write_error` answer."""
-    page = (
-        "<html>\n  <head>\n    <title>%s</title>\n  </head>\n  <body>\n"
-        "    <h1><p>%s</p></h1>\n    %s\n  </body>\n</html>\n"
-    ) % (reason, reason, html.escape(mesg))
-    return (
-        "HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Type: text/html\r\n"
-        "Content-Length: %d\r\n\r\n%s" % (status, reason, len(page), page)
-    ).encode("latin-1")
-
 
 MISSING_HOST = error_page(400, "Bad Request", "Missing HTTP Header: 'HOST'")
 INVALID_HOST = error_page(400, "Bad Request", "Invalid HTTP Header: 'HOST'")
@@ -48,32 +30,8 @@ INVALID_HOST = error_page(400, "Bad Request", "Invalid HTTP Header: 'HOST'")
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory):
-    """``servers(worker, *extra)`` -> a ready server running tests/apps/hardening.py, started
-    on first use and shared by the module's tests. The app logs each call to
-    ``server.calls_path``."""
-    started = {}
-
-    def get(worker: str, *extra: str) -> Server:
-        key = (worker,) + extra
-        if key not in started:
-            tmp = tmp_path_factory.mktemp("hardening-host-%s" % worker)
-            (tmp / "run").mkdir()
-            calls = tmp / "calls"
-            calls.touch()
-            server = Server(
-                ["-b", "127.0.0.1:0", "--timeout", "30"] + WORKERS[worker] + list(extra)
-                + ["hardening:app"],
-                tmp, env=base_env(tmp / "run", {"HARDENING_CALLS": str(calls)}),
-                address=FROM_LOG,
-            )
-            started[key] = server
-            server.calls_path = calls
-            server.wait_ready(path="/ready")
-        return started[key]
-
-    yield get
-    for server in started.values():
-        server.stop()
+    """``servers(worker, *extra)`` -> a shared ready server (see hardening_support)."""
+    yield from hardening_servers(tmp_path_factory, "host")
 
 
 @pytest.fixture(params=sorted(WORKERS))

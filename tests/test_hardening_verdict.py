@@ -31,14 +31,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from conftest import FROM_LOG, RawResponse, Server, base_env, raw_request
+from conftest import RawResponse, raw_request, read_until_eof
+from hardening_support import WORKERS, error_page, hardening_servers
 
 pytestmark = pytest.mark.timeout(60)
-
-WORKERS = {
-    "sync": ["-k", "sync"],
-    "gthread": ["-k", "gthread", "--threads", "2"],
-}
 
 # An answer "at once": far below the --timeout 30 of the server under test.
 EARLY = 5.0
@@ -47,18 +43,6 @@ EARLY = 5.0
 # each line by this one.
 BYTE_GAP = 0.002
 LINE_GAP = 0.05
-
-
-def error_page(status: int, reason: str, mesg: str) -> bytes:
-    """The exact bytes of Gunicorn 27's `util.write_error` answer."""
-    page = (
-        "<html>\n  <head>\n    <title>%s</title>\n  </head>\n  <body>\n"
-        "    <h1><p>%s</p></h1>\n    %s\n  </body>\n</html>\n"
-    ) % (reason, reason, html.escape(mesg))
-    return (
-        "HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Type: text/html\r\n"
-        "Content-Length: %d\r\n\r\n%s" % (status, reason, len(page), page)
-    ).encode("latin-1")
 
 
 def assert_error_page(raw: bytes, status: int, reason: str):
@@ -72,32 +56,11 @@ def assert_error_page(raw: bytes, status: int, reason: str):
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory):
-    """``servers(worker, timeout)`` -> a ready server running tests/apps/hardening.py, started
-    on first use and shared by the module's tests. The app logs each call to
-    ``server.calls_path``."""
-    started = {}
-
-    def get(worker: str, timeout: int = 30) -> Server:
-        key = (worker, timeout)
-        if key not in started:
-            tmp = tmp_path_factory.mktemp("hardening-verdict-%s-%d" % key)
-            (tmp / "run").mkdir()
-            calls = tmp / "calls"
-            calls.touch()
-            server = Server(
-                ["-b", "127.0.0.1:0", "--timeout", str(timeout)] + WORKERS[worker]
-                + ["hardening:app"],
-                tmp, env=base_env(tmp / "run", {"HARDENING_CALLS": str(calls)}),
-                address=FROM_LOG,
-            )
-            started[key] = server
-            server.calls_path = calls
-            server.wait_ready(path="/ready")
-        return started[key]
-
-    yield get
-    for server in started.values():
-        server.stop()
+    """``servers(worker, timeout)`` -> a shared ready server (see hardening_support)."""
+    gets = hardening_servers(tmp_path_factory, "verdict")
+    get = next(gets)
+    yield lambda worker, timeout=30: get(worker, "--timeout", str(timeout))
+    next(gets, None)
 
 
 @pytest.fixture(params=sorted(WORKERS))
@@ -320,15 +283,7 @@ def test_incomplete_request_waits_for_the_timeout(servers, worker_type, data, ex
         sock.sendall(data)
         sent = time.monotonic()
         assert not answered(sock, 1.0), "answered an incomplete request: %r" % sock.recv(600)
-        raw = b""
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            raw += chunk
+        raw = read_until_eof(sock, 15)
         waited = time.monotonic() - sent
     assert raw == expected
     assert CONTROL_TIMEOUT - 1 <= waited <= CONTROL_TIMEOUT + 6, waited

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import RawResponse
+from conftest import RawResponse, read_until_eof
 
 # Generous for a loaded two-core machine, yet far from the 30 s worker timeout a
 # server waiting for more input would run into.
@@ -154,7 +154,7 @@ def test_sync_worker_waiting_on_a_client_is_not_taken_for_a_hung_worker(serve, d
     server.wait_for_log(r"Booting worker with pid: \d+")
     with socket.create_connection(server.address, timeout=15) as sock:
         sock.sendall(data)
-        received = read_all(sock)
+        received = read_until_eof(sock, 15)
         # The client stays connected, silent, for longer than the worker's linger (2 s) and
         # its timeout: long enough for the master to abort a worker that stopped beating.
         with pytest.raises(AssertionError):
@@ -170,16 +170,8 @@ def test_sync_worker_waiting_on_a_client_is_not_taken_for_a_hung_worker(serve, d
     # The same worker serves the next client; it was never aborted or replaced.
     with socket.create_connection(server.address, timeout=10) as sock:
         sock.sendall(b"GET /after HTTP/1.1\r\nHost: a\r\n\r\n")
-        assert RawResponse(read_all(sock)).status == 200
+        assert RawResponse(read_until_eof(sock, 15)).status == 200
     log = server.stderr_text()
     assert "WORKER TIMEOUT" not in log, log
     assert log.count("Booting worker") == 1, log
 
-
-def read_all(sock) -> bytes:
-    data = b""
-    while True:
-        chunk = sock.recv(65536)
-        if not chunk:
-            return data
-        data += chunk
