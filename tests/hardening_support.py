@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import html
 
-from conftest import FROM_LOG, Server, base_env
+from conftest import FROM_LOG, RawResponse, Server, base_env
 
 WORKERS = {
     "sync": ["-k", "sync"],
@@ -53,3 +53,25 @@ def hardening_servers(tmp_path_factory, label: str):
     yield get
     for server in started.values():
         server.stop()
+
+
+def read_response(sock) -> bytes:
+    """One response from a kept-alive connection: a head and a body framed by Content-Length;
+    or, when the first head is an interim (1xx) one, everything received so far (no test
+    here expects one)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed before a whole response head: %r" % data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    resp = RawResponse(head + b"\r\n\r\n")
+    if 100 <= resp.status < 200:
+        return data
+    length = int(resp.header("content-length"))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed inside a response body: %r" % data
+        body += chunk
+    assert len(body) == length, "more bytes than one response: %r" % body
+    return head + b"\r\n\r\n" + body

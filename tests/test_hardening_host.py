@@ -20,7 +20,7 @@ import uuid
 import pytest
 
 from conftest import RawResponse, raw_request, read_until_eof
-from hardening_support import WORKERS, error_page, hardening_servers
+from hardening_support import WORKERS, error_page, hardening_servers, read_response
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -176,23 +176,6 @@ def test_absolute_form_target_with_a_valid_host(server):
     assert seen["path"] == "/x"
     assert seen["query"] == "q=1"
     assert seen["host"] == "example.com"
-
-
-def read_response(sock) -> bytes:
-    """One response framed by Content-Length, read from a kept-alive connection."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        assert chunk, "connection closed before a whole response head: %r" % data
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = int(RawResponse(head + b"\r\n\r\n").header("content-length"))
-    while len(body) < length:
-        chunk = sock.recv(65536)
-        assert chunk, "connection closed inside a response body: %r" % data
-        body += chunk
-    assert len(body) == length, "more bytes than one response: %r" % body
-    return head + b"\r\n\r\n" + body
 
 
 def test_host_is_checked_on_every_request_of_a_keepalive_connection(servers):

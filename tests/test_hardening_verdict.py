@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import pytest
 
 from conftest import RawResponse, raw_request, read_until_eof
-from hardening_support import WORKERS, error_page, hardening_servers
+from hardening_support import WORKERS, error_page, hardening_servers, read_response
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -294,28 +294,6 @@ def test_incomplete_request_waits_for_the_timeout(servers, worker_type, data, ex
 # app that answers without reading the body. A client that waits for the interim response
 # gets the final one and a close (tests/test_wsgi_input.py); a client that sent its body
 # anyway was evidently not waiting, and its connection stays usable.
-
-
-def read_response(sock) -> bytes:
-    """One response from a kept-alive connection: a head and a body framed by Content-Length;
-    or, when the first head is an interim (1xx) one, everything received so far (no test
-    here expects one)."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        assert chunk, "connection closed before a whole response head: %r" % data
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    resp = RawResponse(head + b"\r\n\r\n")
-    if 100 <= resp.status < 200:
-        return data
-    length = int(resp.header("content-length"))
-    while len(body) < length:
-        chunk = sock.recv(65536)
-        assert chunk, "connection closed inside a response body: %r" % data
-        body += chunk
-    assert len(body) == length, "more bytes than one response: %r" % body
-    return head + b"\r\n\r\n" + body
 
 
 def assert_final_ok_and_kept(raw: bytes):
