@@ -127,6 +127,12 @@ HEAD_CASES = [
               "Unsupported transfer coding: 'foo'", status=501),
     head_case("te-chunked-twice", b"Transfer-Encoding: chunked, chunked\r\n", TE),
     head_case("te-chunked-http10", b"Transfer-Encoding: chunked\r\n", TE, version=b"HTTP/1.0"),
+    head_case("expect-unknown", b"Expect: foo\r\n", "Unable to comply with expectation: 'foo'",
+              status=417, reason="Expectation Failed"),
+    # Cut right after its CR, a line can only be completed by LF.
+    Case("line-without-colon-cut-after-cr",
+         b"POST /@TOK@?read=1 HTTP/1.1\r\nHost: a\r\nNocolon\r", 400, "Bad Request",
+         "Invalid HTTP Header: 'Nocolon'", in_head=True, completion=b"\n\r\n"),
     head_case("host-twice", b"Host: a\r\n", HOST),
     # Gunicorn lets a malformed Host through (test_hardening_host.py).
     head_case("host-invalid", b"", None, host=b"Host: a b\r\n"),
@@ -148,6 +154,8 @@ CHUNK_CASES = [
     chunk_case("bad-extension", b"5;a b", "Invalid chunk extension: invalid chunk extension"),
     chunk_case("extension-without-size", b";ext", "Invalid chunk size: b''"),
     chunk_case("bare-lf-in-size-line", b"5\nabc", "Invalid chunk size: b'5\\nabc'"),
+    Case("size-line-cut-after-cr", CHUNKED_HEAD + b"5 \r", 400, "Bad Request",
+         "Invalid chunk size: b'5 '", in_head=False, completion=b"\n"),
     # Gunicorn takes the 65-bit size and waits for the chunk's data.
     chunk_case("size-17-hex-digits", b"10000000000000000", None),
 ]

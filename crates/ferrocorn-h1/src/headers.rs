@@ -183,7 +183,8 @@ impl FieldWalk {
     fn extend_tail(&mut self, data: &[u8], limits: &Limits) -> Option<Result<(), ParseError>> {
         let tail = self.tail.as_mut()?;
         let appended = data.get(tail.checked_to..)?;
-        if appended.contains(&b'\n') {
+        // A name cut right after a CR is judged by the full walk (no colon can come any more).
+        if appended.contains(&b'\n') || (tail.name.is_none() && data.ends_with(b"\r")) {
             return None;
         }
         let shown_end = data.len() - usize::from(data.ends_with(b"\r"));

@@ -541,9 +541,16 @@ mod tests {
     #[test]
     fn a_line_cut_after_its_cr_is_judged_as_it_stands() {
         let cfg = ParserConfig::default();
-        for wire in [&b"GET /\r"[..], b"GET / HTTP/1.1\r\nHost: a\r\nNo colon\r"] {
+        for wire in [&b"GET /\r"[..], b"GET / HTTP/1.1\r\nHost: a\r\nNocolon\r"] {
             let got = parse_head(wire, &cfg, true).map_err(|e| e.status());
             assert_eq!(got, Err(400), "{}", String::from_utf8_lossy(wire));
+            // Fed one byte at a time too (the line's tail is then extended, not re-walked).
+            assert_eq!(
+                statuses(wire)[1],
+                Some(400),
+                "{}",
+                String::from_utf8_lossy(wire)
+            );
         }
         for wire in [&b"GET / HTTP/1.1\r"[..], b"GET / HTTP/1.1\r\nHost: a\r"] {
             assert_eq!(parse_head(wire, &cfg, true), Ok(None));
