@@ -61,6 +61,7 @@ impl PolicyState {
 }
 
 /// Whether a name with `_` is kept: `Err` for `header_map=refuse`, `Ok(false)` to drop it.
+#[inline]
 pub(crate) fn underscore_verdict(name: &str, rules: &FieldRules<'_>) -> Result<bool, ParseError> {
     if !name.contains('_') {
         return Ok(true);
@@ -80,6 +81,7 @@ pub(crate) fn underscore_verdict(name: &str, rules: &FieldRules<'_>) -> Result<b
 }
 
 /// `_apply_header_policy` for a field whose value is final. `Ok(None)` drops the field.
+#[inline]
 pub(crate) fn apply_policy(
     name: String,
     value: String,

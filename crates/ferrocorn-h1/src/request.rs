@@ -334,33 +334,40 @@ fn parse_line(
     };
     let rest = &buf[start..];
     let line_end = find(rest, b"\r\n");
-    let line_part = &rest[..line_end.unwrap_or(rest.len())];
-    if line_part.contains(&b'\n') {
+    // What can be judged: the line, less a final CR that may start its CRLF.
+    let shown = match line_end {
+        Some(len) => &rest[..len],
+        None => visible(rest, true),
+    };
+    // The bytes are judged in wire order up to the first one past the limit, so that the
+    // verdict is the same whether the line came whole or cut anywhere: a bare LF, then a
+    // prefix that cannot start a request line, then the length.
+    let limit = limits.request_line;
+    let over = limit > 0 && shown.len() > limit;
+    let judged = if over { &shown[..=limit] } else { shown };
+    if judged.contains(&b'\n') {
         return Err(ParseError::InvalidRequestLine(
             "bare LF as line terminator".to_string(),
         ));
     }
-    let Some(line_len) = line_end else {
-        let shown = visible(rest, true);
-        if limits.request_line > 0 && shown.len() > limits.request_line {
-            return Err(ParseError::LimitRequestLine {
-                size: rest.len(),
-                max: limits.request_line,
-            });
-        }
+    if over {
+        check_request_line_prefix(&shown[..limit], cfg)?;
+    } else if line_end.is_none() {
         check_request_line_prefix(shown, cfg)?;
+    }
+    if over {
+        return Err(ParseError::LimitRequestLine {
+            size: line_end.unwrap_or(rest.len()),
+            max: limit,
+        });
+    }
+    let Some(line_len) = line_end else {
         // Cut right after its CR, the line can only end as it is.
         if rest.ends_with(b"\r") && !shown.is_empty() {
             parse_request_line(shown, cfg)?;
         }
         return Ok(None);
     };
-    if limits.request_line > 0 && line_len > limits.request_line {
-        return Err(ParseError::LimitRequestLine {
-            size: line_len,
-            max: limits.request_line,
-        });
-    }
     let line = parse_request_line(&rest[..line_len], cfg)?;
     Ok(Some((line, start + line_len + 2)))
 }
@@ -472,7 +479,11 @@ mod tests {
 
     /// The status a head gets fed whole, one byte at a time, and cut after every LF.
     fn statuses(wire: &[u8]) -> [Option<u16>; 3] {
-        let cfg = ParserConfig::default();
+        statuses_with(wire, &ParserConfig::default())
+    }
+
+    fn statuses_with(wire: &[u8], cfg: &ParserConfig) -> [Option<u16>; 3] {
+        let cfg = cfg.clone();
         let whole = parse_head(wire, &cfg, true).err().map(|e| e.status());
         let fed = |ends: Vec<usize>| {
             let mut parser = HeadParser::new();
@@ -530,6 +541,31 @@ mod tests {
         ] {
             assert_eq!(
                 statuses(wire),
+                [Some(want); 3],
+                "{}",
+                String::from_utf8_lossy(wire)
+            );
+        }
+    }
+
+    /// Found by the `request_head` fuzz target: with a small `limit_request_line`, a line with
+    /// a bare LF past the limit was a 400 whole and a 414 cut at the limit; and a prefix that
+    /// cannot start a request line was a 400 when cut before the limit and a 414 whole. The
+    /// bytes are now judged in wire order up to the first one past the limit.
+    #[test]
+    fn a_long_request_line_gets_one_verdict_however_it_is_cut() {
+        let cfg = ParserConfig {
+            limit_request_line: 8,
+            ..ParserConfig::default()
+        };
+        for (wire, want) in [
+            (&b"POSD un\0\xff\xff\n wrlod"[..], 400),
+            (b"POSD unxx\xff\xff\n wrlod", 414),
+            (b"GET /abcdefgh HTTP/1.1\r\nHost: a\r\n\r\n", 414),
+            (b"GET /abc\n", 400),
+        ] {
+            assert_eq!(
+                statuses_with(wire, &cfg),
                 [Some(want); 3],
                 "{}",
                 String::from_utf8_lossy(wire)
