@@ -190,15 +190,21 @@ impl FieldWalk {
         let shown_end = data.len() - usize::from(data.ends_with(b"\r"));
         let fresh = &data[tail.checked_to..shown_end.max(tail.checked_to)];
         let too_long = tail.base_len + (shown_end - tail.line_start) > limits.field_size;
+        // A first line that turns bad or too long is judged by the full walk, which orders a
+        // 400 and the 431 by where they happen on the wire (`overflow_first`).
         match &tail.name {
+            Some(_) if !tail.folded => {
+                if too_long || fresh.iter().any(|&b| is_forbidden_value_byte(b)) {
+                    return None;
+                }
+            }
             Some(name) => {
-                if (!too_long || !tail.folded) && fresh.iter().any(|&b| is_forbidden_value_byte(b))
-                {
+                if !too_long && fresh.iter().any(|&b| is_forbidden_value_byte(b)) {
                     return Some(Err(ParseError::InvalidHeader(name.clone())));
                 }
             }
             None => {
-                if !tail.name_plain || !fresh.iter().all(|&b| is_token_byte(b)) {
+                if too_long || !tail.name_plain || !fresh.iter().all(|&b| is_token_byte(b)) {
                     return None;
                 }
             }
@@ -209,6 +215,43 @@ impl FieldWalk {
         tail.checked_to = shown_end.max(tail.checked_to);
         Some(Ok(()))
     }
+}
+
+/// Whether a field's first line outgrows `limit_request_field_size` (431) before anything in
+/// it is refused with a 400, counting where each becomes certain on the wire. Gunicorn judges
+/// a whole line name first, value next and size last; a line cut short must get the status
+/// the whole line gets, so the size only comes first when it was exceeded earlier.
+fn overflow_first(first: &[u8], line_ended: bool, rules: &FieldRules<'_>) -> bool {
+    let limit = rules.limits.field_size;
+    if first.len() + 2 <= limit {
+        return false;
+    }
+    let over_at = limit.saturating_sub(2);
+    let colon = first.iter().position(|&b| b == b':');
+    let name = &first[..colon.unwrap_or(first.len())];
+    // Where the name cannot be a token any more: a byte that is neither a token byte nor (with
+    // strip_header_spaces) SP/HT, or a token byte after SP/HT.
+    let mut spaced = false;
+    let name_bad = if colon == Some(0) {
+        Some(0)
+    } else {
+        name.iter().position(|&b| {
+            if rules.strip_header_spaces && is_sp_ht(b) {
+                spaced = true;
+                return false;
+            }
+            spaced || !is_token_byte(b)
+        })
+    };
+    let value_bad = colon.and_then(|c| {
+        first[c + 1..]
+            .iter()
+            .position(|&b| is_forbidden_value_byte(b))
+            .map(|p| c + 1 + p)
+    });
+    let no_colon = (colon.is_none() && line_ended).then_some(first.len());
+    let refused_at = [name_bad, value_bad, no_colon].into_iter().flatten().min();
+    refused_at.is_none_or(|at| over_at < at)
 }
 
 /// Walks a field section from where `walk` stopped. With `complete`, `data` is the whole section
@@ -264,6 +307,10 @@ pub(crate) fn walk_fields(
             return Err(ParseError::LimitRequestHeaders(FIELDS_LIMIT));
         }
         let first = visible(lines[i].1, first_partial);
+        let line_ended = !first_partial || lines[i].1.ends_with(b"\r");
+        if overflow_first(first, line_ended, rules) {
+            return Err(ParseError::LimitRequestHeaders(FIELD_SIZE_LIMIT));
+        }
         let mut field_len = first.len() + 2;
         let (raw_name, raw_value) = match first.iter().position(|&b| b == b':') {
             Some(0) => return Err(ParseError::InvalidHeader(latin1(first))),

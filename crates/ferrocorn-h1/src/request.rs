@@ -573,6 +573,46 @@ mod tests {
         }
     }
 
+    /// Found by the `request_head` fuzz target: a field line over `limit_request_field_size`
+    /// with a bad byte further on was a 431 cut early and a 400 whole. The size comes first
+    /// only when it was exceeded before the bad byte.
+    #[test]
+    fn a_long_field_line_gets_one_verdict_however_it_is_cut() {
+        let cfg = ParserConfig {
+            limit_request_field_size: 4,
+            ..ParserConfig::default()
+        };
+        assert_eq!(
+            statuses_with(b"POST /p HTTP/1.6\r\nTransfev-\xff\0", &cfg),
+            [Some(431); 3]
+        );
+        let cfg = ParserConfig {
+            limit_request_field_size: 12,
+            ..ParserConfig::default()
+        };
+        for (wire, want) in [
+            (
+                &b"POST /p HTTP/1.1\r\nHost: a\r\nT\xffansfer: x\r\n\r\n"[..],
+                400,
+            ),
+            (
+                b"POST /p HTTP/1.1\r\nHost: a\r\nX: abcdefghijk\x01\r\n\r\n",
+                431,
+            ),
+            (
+                b"POST /p HTTP/1.1\r\nHost: a\r\nX:\x01bcdefghijkl\r\n\r\n",
+                400,
+            ),
+        ] {
+            assert_eq!(
+                statuses_with(wire, &cfg),
+                [Some(want); 3],
+                "{}",
+                String::from_utf8_lossy(wire)
+            );
+        }
+    }
+
     /// A line cut right after its CR can only be completed by LF: judged as it stands.
     #[test]
     fn a_line_cut_after_its_cr_is_judged_as_it_stands() {
