@@ -412,6 +412,8 @@ fn advance_fields(
             walk_fields(&data[..end], true, &rules, walk)?;
             progress.fields_start + end + 4
         } else {
+            // The fields first: a fault in a line before a bare LF comes first on the wire.
+            walk_fields(data, false, &rules, walk)?;
             // Every head line ends with CRLF; a bare LF means it never ends the way it is read.
             if has_bare_lf_from(data, progress.scanned) {
                 return Err(ParseError::InvalidHeader(
@@ -421,7 +423,6 @@ fn advance_fields(
             if data.len() > limits.max_buffer_headers {
                 return Err(ParseError::LimitRequestHeaders("max buffer headers"));
             }
-            walk_fields(data, false, &rules, walk)?;
             progress.scanned = data.len();
             return Ok(None);
         }
@@ -538,6 +539,11 @@ mod tests {
                 400,
             ),
             (b"GET / HTTP/1.1\r\nHost: a b\r\nExpect: foo\r\n\r\n", 400),
+            // Found by the fuzz target: the bare LF after the line was judged first.
+            (
+                b"POST /c HTTP/1.0\r\nTransfer-Encoding: chunked,\r\n\n",
+                501,
+            ),
         ] {
             assert_eq!(
                 statuses(wire),
