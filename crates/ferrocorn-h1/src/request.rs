@@ -483,6 +483,18 @@ mod tests {
         statuses_with(wire, &ParserConfig::default())
     }
 
+    /// Each head gets its status whole, byte by byte and cut at every LF alike.
+    fn assert_one_verdict(cases: &[(&[u8], u16)], cfg: &ParserConfig) {
+        for &(wire, want) in cases {
+            assert_eq!(
+                statuses_with(wire, cfg),
+                [Some(want); 3],
+                "{}",
+                String::from_utf8_lossy(wire)
+            );
+        }
+    }
+
     fn statuses_with(wire: &[u8], cfg: &ParserConfig) -> [Option<u16>; 3] {
         let cfg = cfg.clone();
         let whole = parse_head(wire, &cfg, true).err().map(|e| e.status());
@@ -512,46 +524,42 @@ mod tests {
     /// Now the first fault in wire order decides, however the head is cut.
     #[test]
     fn the_status_does_not_depend_on_the_cut() {
-        for (wire, want) in [
-            // The first fault in wire order decides: the field's own, then the folding.
-            (
-                &b"GET / HTTP/1.1\r\nHost: a\r\nExpect: foo\r\n bar\r\n\r\n"[..],
-                417,
-            ),
-            (
-                b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: foo\r\n bar\r\n\r\n",
-                501,
-            ),
-            (
-                b"GET / HTTP/1.1\r\nHost: a\r\nX: ok\r\n bar\r\nExpect: foo\r\n\r\n",
-                400,
-            ),
-            (
-                b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: foo\r\nBad Name: x\r\n\r\n",
-                501,
-            ),
-            (
-                b"GET / HTTP/1.1\r\nHost: a\r\nExpect: foo\r\nX: y\r\n\r\n",
-                417,
-            ),
-            (
-                b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\nBad Name: y\r\n\r\n",
-                400,
-            ),
-            (b"GET / HTTP/1.1\r\nHost: a b\r\nExpect: foo\r\n\r\n", 400),
-            // Found by the fuzz target: the bare LF after the line was judged first.
-            (
-                b"POST /c HTTP/1.0\r\nTransfer-Encoding: chunked,\r\n\n",
-                501,
-            ),
-        ] {
-            assert_eq!(
-                statuses(wire),
-                [Some(want); 3],
-                "{}",
-                String::from_utf8_lossy(wire)
-            );
-        }
+        assert_one_verdict(
+            &[
+                // The first fault in wire order decides: the field's own, then the folding.
+                (
+                    &b"GET / HTTP/1.1\r\nHost: a\r\nExpect: foo\r\n bar\r\n\r\n"[..],
+                    417,
+                ),
+                (
+                    b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: foo\r\n bar\r\n\r\n",
+                    501,
+                ),
+                (
+                    b"GET / HTTP/1.1\r\nHost: a\r\nX: ok\r\n bar\r\nExpect: foo\r\n\r\n",
+                    400,
+                ),
+                (
+                    b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: foo\r\nBad Name: x\r\n\r\n",
+                    501,
+                ),
+                (
+                    b"GET / HTTP/1.1\r\nHost: a\r\nExpect: foo\r\nX: y\r\n\r\n",
+                    417,
+                ),
+                (
+                    b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\nBad Name: y\r\n\r\n",
+                    400,
+                ),
+                (b"GET / HTTP/1.1\r\nHost: a b\r\nExpect: foo\r\n\r\n", 400),
+                // Found by the fuzz target: the bare LF after the line was judged first.
+                (
+                    b"POST /c HTTP/1.0\r\nTransfer-Encoding: chunked,\r\n\n",
+                    501,
+                ),
+            ],
+            &ParserConfig::default(),
+        );
     }
 
     /// Found by the `request_head` fuzz target: with a small `limit_request_line`, a line with
@@ -564,19 +572,15 @@ mod tests {
             limit_request_line: 8,
             ..ParserConfig::default()
         };
-        for (wire, want) in [
-            (&b"POSD un\0\xff\xff\n wrlod"[..], 400),
-            (b"POSD unxx\xff\xff\n wrlod", 414),
-            (b"GET /abcdefgh HTTP/1.1\r\nHost: a\r\n\r\n", 414),
-            (b"GET /abc\n", 400),
-        ] {
-            assert_eq!(
-                statuses_with(wire, &cfg),
-                [Some(want); 3],
-                "{}",
-                String::from_utf8_lossy(wire)
-            );
-        }
+        assert_one_verdict(
+            &[
+                (&b"POSD un\0\xff\xff\n wrlod"[..], 400),
+                (b"POSD unxx\xff\xff\n wrlod", 414),
+                (b"GET /abcdefgh HTTP/1.1\r\nHost: a\r\n\r\n", 414),
+                (b"GET /abc\n", 400),
+            ],
+            &cfg,
+        );
     }
 
     /// Found by the `request_head` fuzz target: a field line over `limit_request_field_size`
@@ -596,27 +600,23 @@ mod tests {
             limit_request_field_size: 12,
             ..ParserConfig::default()
         };
-        for (wire, want) in [
-            (
-                &b"POST /p HTTP/1.1\r\nHost: a\r\nT\xffansfer: x\r\n\r\n"[..],
-                400,
-            ),
-            (
-                b"POST /p HTTP/1.1\r\nHost: a\r\nX: abcdefghijk\x01\r\n\r\n",
-                431,
-            ),
-            (
-                b"POST /p HTTP/1.1\r\nHost: a\r\nX:\x01bcdefghijkl\r\n\r\n",
-                400,
-            ),
-        ] {
-            assert_eq!(
-                statuses_with(wire, &cfg),
-                [Some(want); 3],
-                "{}",
-                String::from_utf8_lossy(wire)
-            );
-        }
+        assert_one_verdict(
+            &[
+                (
+                    &b"POST /p HTTP/1.1\r\nHost: a\r\nT\xffansfer: x\r\n\r\n"[..],
+                    400,
+                ),
+                (
+                    b"POST /p HTTP/1.1\r\nHost: a\r\nX: abcdefghijk\x01\r\n\r\n",
+                    431,
+                ),
+                (
+                    b"POST /p HTTP/1.1\r\nHost: a\r\nX:\x01bcdefghijkl\r\n\r\n",
+                    400,
+                ),
+            ],
+            &cfg,
+        );
     }
 
     /// A line cut right after its CR can only be completed by LF: judged as it stands.
