@@ -41,7 +41,7 @@ pub struct Liveness {
 
 impl Liveness {
     /// The read timeout for one blocking read: what is `left`, in slices of `every`.
-    fn slice(this: Option<&Self>, left: Option<Duration>) -> Option<Duration> {
+    pub(crate) fn slice(this: Option<&Self>, left: Option<Duration>) -> Option<Duration> {
         match (left, this) {
             (Some(left), Some(l)) => Some(left.min(l.every)),
             (left, None) => left,
@@ -52,7 +52,7 @@ impl Liveness {
     /// After a read, whatever it returned: beat (a client trickling bytes faster than the
     /// slices must not starve the watchdog either). True when it was a slice running out,
     /// so the caller reads again; false for data, EOF or a real error, or with no watchdog.
-    fn after_read(this: Option<&Self>, res: &std::io::Result<usize>) -> bool {
+    pub(crate) fn after_read(this: Option<&Self>, res: &std::io::Result<usize>) -> bool {
         let Some(l) = this else {
             return false;
         };

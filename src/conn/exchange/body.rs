@@ -20,12 +20,11 @@ fn read_beating(transport: &mut Transport, buf: &mut [u8], wait: &BodyWait) -> i
         if left.is_zero() {
             return Err(io::ErrorKind::TimedOut.into());
         }
-        transport.set_read_timeout(Some(left.min(wait.liveness.every)))?;
+        let liveness = Some(&wait.liveness);
+        transport.set_read_timeout(Liveness::slice(liveness, Some(left)))?;
         let res = transport.read(buf);
-        (wait.liveness.beat)();
-        match res {
-            Err(e) if is_read_timeout(&e) => {}
-            other => return other,
+        if !Liveness::after_read(liveness, &res) {
+            return res;
         }
     }
 }
