@@ -35,7 +35,7 @@ use pyo3::prelude::*;
 
 pub use addr::{AddrList, BindAddr};
 pub use render::settings_markdown;
-pub use resolved::{ReloadEngine, Resolved, Serving, WorkerKind};
+pub use resolved::{AsgiLoop, AsgiSettings, Lifespan, ReloadEngine, Resolved, Serving, WorkerKind};
 pub use settings::{setting, Action, ArgType, Config, Setting, TABLE};
 pub use validate::Kind;
 
@@ -190,7 +190,7 @@ impl Config {
         let mut problems = Vec::new();
         if self.worker_kind().is_none() {
             problems.push(format!(
-                "worker_class {:?} is not supported yet (the sync and gthread workers are)",
+                "worker_class {:?} is not supported yet (the sync, gthread and asgi workers are)",
                 self.worker_class
             ));
         }
@@ -277,6 +277,8 @@ fn resolve(cfg: &Config) -> Result<Resolved, ConfigError> {
         Some(WorkerKind::Gthread)
     } else if resolved::is_sync_worker(&cfg.worker_class) {
         Some(WorkerKind::Sync)
+    } else if resolved::is_asgi_worker(&cfg.worker_class) {
+        Some(WorkerKind::Asgi)
     } else {
         None
     };
@@ -306,6 +308,33 @@ fn resolve(cfg: &Config) -> Result<Resolved, ConfigError> {
             timeout: seconds(cfg.timeout),
             keepalive: seconds(cfg.keepalive),
             graceful_timeout: seconds(cfg.graceful_timeout).unwrap_or_default(),
+            asgi: resolve_asgi(cfg)?,
         },
+    })
+}
+
+/// The ASGI worker's own settings, typed.
+fn resolve_asgi(cfg: &Config) -> Result<AsgiSettings, ConfigError> {
+    use resolved::{AsgiLoop, AsgiSettings, Lifespan};
+    let event_loop = match cfg.asgi_loop.as_str() {
+        "auto" => AsgiLoop::Auto,
+        "asyncio" => AsgiLoop::Asyncio,
+        "uvloop" => AsgiLoop::Uvloop,
+        other => return Err(unexpected("asgi_loop", other)),
+    };
+    let lifespan = match cfg.asgi_lifespan.as_str() {
+        "auto" => Lifespan::Auto,
+        "on" => Lifespan::On,
+        "off" => Lifespan::Off,
+        other => return Err(unexpected("asgi_lifespan", other)),
+    };
+    Ok(AsgiSettings {
+        event_loop,
+        lifespan,
+        disconnect_grace: Duration::from_secs(cfg.asgi_disconnect_grace_period.max(0) as u64),
+        websocket_max_message: cfg.websocket_max_message_size.max(0) as usize,
+        root_path: cfg.root_path.clone(),
+        worker_connections: cfg.worker_connections.max(1) as usize,
+        h11_only: resolved::is_h11_worker(&cfg.worker_class),
     })
 }

@@ -20,6 +20,45 @@ pub enum WorkerKind {
     Sync,
     /// Threads with keep-alive (`gthread`, or `sync` with `threads` above 1, Gunicorn's rule).
     Gthread,
+    /// ASGI 3 on an asyncio (or uvloop) event loop, I/O in Rust (`asgi`, and Uvicorn's
+    /// worker class names).
+    Asgi,
+}
+
+/// `asgi_loop`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AsgiLoop {
+    /// uvloop when it can be imported, else asyncio.
+    #[default]
+    Auto,
+    Asyncio,
+    Uvloop,
+}
+
+/// `asgi_lifespan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lifespan {
+    /// Used when the app supports it; an app that fails it otherwise still serves.
+    #[default]
+    Auto,
+    On,
+    Off,
+}
+
+/// The ASGI worker's settings.
+#[derive(Debug, Clone, Default)]
+pub struct AsgiSettings {
+    pub event_loop: AsgiLoop,
+    pub lifespan: Lifespan,
+    /// `asgi_disconnect_grace_period`: from a lost client to cancelling its task.
+    pub disconnect_grace: Duration,
+    /// `websocket_max_message_size`; 0 means no limit.
+    pub websocket_max_message: usize,
+    pub root_path: String,
+    /// `worker_connections`: open connections at once, enforced.
+    pub worker_connections: usize,
+    /// A `...H11Worker` name: Uvicorn pins it to asyncio.
+    pub h11_only: bool,
 }
 
 /// `reload_engine`.
@@ -48,6 +87,7 @@ pub struct Serving {
     /// `keepalive`; None when keep-alive is off.
     pub keepalive: Option<Duration>,
     pub graceful_timeout: Duration,
+    pub asgi: AsgiSettings,
 }
 
 impl Serving {
@@ -77,6 +117,27 @@ pub(crate) fn is_gthread_worker(name: &str) -> bool {
             | "gunicorn.workers.gthread.ThreadWorker"
             | "ferrocorn.workers.gthread.ThreadWorker"
     )
+}
+
+/// The spellings of the ASGI worker: Gunicorn 27's own and Uvicorn's worker classes, which
+/// users name in existing deployments.
+pub(crate) fn is_asgi_worker(name: &str) -> bool {
+    matches!(
+        name,
+        "asgi"
+            | "egg:gunicorn#asgi"
+            | "gunicorn.workers.gasgi.ASGIWorker"
+            | "ferrocorn.workers.asgi.ASGIWorker"
+            | "uvicorn.workers.UvicornWorker"
+            | "uvicorn.workers.UvicornH11Worker"
+            | "uvicorn_worker.UvicornWorker"
+            | "uvicorn_worker.UvicornH11Worker"
+    )
+}
+
+/// Uvicorn's h11 worker names, which force the asyncio loop.
+pub(crate) fn is_h11_worker(name: &str) -> bool {
+    name.ends_with(".UvicornH11Worker")
 }
 
 /// The spellings of the synchronous worker.

@@ -42,7 +42,7 @@ macro_rules! with_core_settings {
                 section: "Worker Processes", cli: ["-k", "--worker-class"], meta: "STRING",
                 action: Store(Str), kind: Class, supported: true,
                 default_doc: "sync",
-                doc: "Worker type: a short name (`sync`, `gthread`, `gevent`, `tornado`, `asgi`), a dotted path to a worker class, or a class object in the config file. `sync` with `threads` above 1 runs as `gthread`. This release implements `sync` and `gthread`.",
+                doc: "Worker type: a short name (`sync`, `gthread`, `gevent`, `tornado`, `asgi`), a dotted path to a worker class, or a class object in the config file. `sync` with `threads` above 1 runs as `gthread`. This release implements `sync`, `gthread` and `asgi`; `uvicorn.workers.UvicornWorker`, `uvicorn.workers.UvicornH11Worker`, `uvicorn_worker.UvicornWorker` and `uvicorn_worker.UvicornH11Worker` run the `asgi` worker (uvicorn need not be installed).",
             }
             threads: i64 = 1 => {
                 section: "Worker Processes", cli: ["--threads"], meta: "INT",
@@ -316,25 +316,25 @@ macro_rules! with_core_settings {
             }
             asgi_loop: String = s("auto") => {
                 section: "Worker Processes", cli: ["--asgi-loop"], meta: "STRING",
-                action: Store(Str), kind: AsgiLoop, supported: false,
+                action: Store(Str), kind: AsgiLoop, supported: true,
                 default_doc: "auto",
                 doc: "Event loop of the ASGI worker: `auto` (uvloop when installed), `asyncio` or `uvloop`.",
             }
             asgi_lifespan: String = s("auto") => {
                 section: "Worker Processes", cli: ["--asgi-lifespan"], meta: "STRING",
-                action: Store(Str), kind: AsgiLifespan, supported: false,
+                action: Store(Str), kind: AsgiLifespan, supported: true,
                 default_doc: "auto",
                 doc: "ASGI lifespan protocol: `auto` (used when the application supports it), `on` (required) or `off`.",
             }
             asgi_disconnect_grace_period: i64 = 3 => {
                 section: "Worker Processes", cli: ["--asgi-disconnect-grace-period"], meta: "INT",
-                action: Store(Int), kind: PosInt, supported: false,
+                action: Store(Int), kind: PosInt, supported: true,
                 default_doc: "3",
                 doc: "Seconds an ASGI application gets after a client disconnects before its request task is cancelled.",
             }
             websocket_max_message_size: i64 = 16777216 => {
                 section: "Worker Processes", cli: ["--websocket-max-message-size"], meta: "INT",
-                action: Store(Int), kind: PosInt, supported: false,
+                action: Store(Int), kind: PosInt, supported: true,
                 default_doc: "16777216 (16 MiB)",
                 doc: "Largest WebSocket message accepted by the ASGI worker, in bytes; 0 means no limit.",
             }
@@ -346,7 +346,7 @@ macro_rules! with_core_settings {
             }
             root_path: String = s("") => {
                 section: "Server Mechanics", cli: ["--root-path"], meta: "STRING",
-                action: Store(Str), kind: Text, supported: false,
+                action: Store(Str), kind: Text, supported: true,
                 default_doc: "",
                 doc: "ASGI `root_path`: the mount point of the application behind a proxy.",
             }
