@@ -6,6 +6,7 @@
 #![deny(unsafe_code)]
 
 pub mod arbiter;
+pub mod asgi;
 pub mod boot;
 pub mod config;
 pub mod conn;

@@ -197,6 +197,11 @@ impl<'py> Arbiter<'py> {
         error_log::debug("Arbiter booted");
         error_log::info(&format!("Listening at: {} ({})", names.join(","), self.pid));
         error_log::info(&format!("Using worker: {}", self.cfg.worker_class_str()));
+        if self.cfg.worker_kind() == Some(crate::config::WorkerKind::Asgi) && self.cfg.threads > 1 {
+            error_log::warning(
+                "ASGI worker does not use threads configuration. Use worker_connections instead.",
+            );
+        }
         crate::net::systemd::notify("READY=1\nSTATUS=ferrocorn arbiter booted");
         call_hook(
             py,

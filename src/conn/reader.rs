@@ -112,6 +112,11 @@ impl HeadReader {
         self.waiting = None;
     }
 
+    /// Bytes an asynchronous reader received (the ASGI worker's connection tasks).
+    pub fn feed(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
     pub fn has_buffered(&self) -> bool {
         !self.buf.is_empty()
     }

@@ -5,7 +5,7 @@
 use pyo3::prelude::*;
 use pyo3::types::{PyCFunction, PyDict, PyList};
 
-use crate::config::Config;
+use crate::config::Serving;
 use crate::http::{Peer, Request, ResponseInfo};
 use crate::net::Listener;
 use crate::sys::heartbeat::Beat;
@@ -28,7 +28,7 @@ fn proxy_info_dict<'py>(
 /// consumes what the app would have read, as under Gunicorn.
 pub fn request_object(
     py: Python<'_>,
-    cfg: &Config,
+    serving: &Serving,
     req: &Request,
     body: Py<PyAny>,
 ) -> PyResult<Py<PyAny>> {
@@ -72,7 +72,7 @@ pub fn request_object(
         None => kw.set_item("proxy_protocol_info", py.None())?,
     }
     // Gunicorn's `Request.__init__` normalises the limits as the parser does.
-    let limits = cfg.serving().parser.limits();
+    let limits = serving.parser.limits();
     kw.set_item("limit_request_line", limits.request_line)?;
     kw.set_item("limit_request_fields", limits.fields)?;
     kw.set_item("limit_request_field_size", limits.field_size)?;

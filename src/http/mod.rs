@@ -8,6 +8,7 @@
 //! socket; every implementation of these traits does that on its own side.
 
 mod addr;
+mod session;
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -17,9 +18,13 @@ use ferrocorn_h1::{ParseError, ProxyInfo};
 use pyo3::prelude::*;
 
 pub use addr::{Peer, ServerAddr};
+pub use session::{
+    ByteHeaders, CallKind, Hub, HubEvent, Inbound, NewCall, Outgoing, Session, SessionState,
+    RECEIVE_HIGH_WATER, SEND_HIGH_WATER, WS_QUEUE_LIMIT,
+};
 
 /// One request, whatever protocol carried it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Request {
     pub method: String,
     /// The request-target exactly as received (`RAW_URI`).

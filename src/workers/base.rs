@@ -215,6 +215,7 @@ fn run(py: Python<'_>, st: &WorkerState<'_>, signals: &WorkerSignals) -> PyResul
     match st.ctx.cfg.worker_kind() {
         Some(WorkerKind::Sync) => super::sync::run(py, st, signals),
         Some(WorkerKind::Gthread) => super::gthread::run(py, st, signals),
+        Some(WorkerKind::Asgi) => super::asgi::run(py, st, signals),
         None => Err(pyo3::exceptions::PyRuntimeError::new_err(format!(
             "worker_class {:?} is not supported",
             st.ctx.cfg.worker_class

@@ -1,11 +1,12 @@
 //! Worker processes: boot (`base`), signals, and the serving loop of each worker type (`sync`,
-//! `gthread`), which hand every request to `request`. `Config::check_supported` refuses the
-//! other types.
+//! `gthread`, which hand every request to `request`; `asgi`, which hands it to the ASGI
+//! bridge). `Config::check_supported` refuses the other types.
 //!
-//! Layers, each using only those after it: `base` → {`sync`, `gthread`} → `request` →
-//! {`wsgi`, `hooks`}; `state` and `signals` are shared below `base`. Workers never touch the
+//! Layers, each using only those after it: `base` → {`sync`, `gthread`, `asgi`} → `request` →
+//! {`wsgi`, `asgi` bridge, `hooks`}; `state` and `signals` are shared below `base`. Workers never touch the
 //! master's state: what they need arrives in `WorkerContext`.
 
+mod asgi;
 mod base;
 mod gthread;
 mod request;

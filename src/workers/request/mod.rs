@@ -40,7 +40,12 @@ pub fn handle_request(
     let cfg = st.ctx.cfg;
     let input = Py::new(py, Input::new(exchange.clone()))?.into_any();
     let req_obj = if cfg.pre_request.is_some() || cfg.post_request.is_some() {
-        Some(objects::request_object(py, cfg, &req, input.clone_ref(py))?)
+        Some(objects::request_object(
+            py,
+            cfg.serving(),
+            &req,
+            input.clone_ref(py),
+        )?)
     } else {
         None
     };

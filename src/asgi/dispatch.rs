@@ -1,0 +1,213 @@
+//! The event loop's side of the hub: each new request becomes a task running the app, and
+//! each wake-up resolves the futures a `receive()` or `send()` waits on. Runs on the loop
+//! thread with the GIL, once per batch of events, however many the I/O thread queued.
+
+use std::sync::Arc;
+
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use super::receive::{next_message, Receive};
+use super::scope::{self, ScopeBase};
+use super::send::{HttpSend, WsSend};
+use crate::config::Serving;
+use crate::hooks::{self, objects};
+use crate::http::{CallKind, HubEvent, NewCall, ResponseInfo, Session};
+
+/// What every call of this worker shares.
+pub struct Bridge {
+    /// The app as an ASGI 3 callable (an ASGI 2 class is wrapped by the loader).
+    pub app: Py<PyAny>,
+    pub event_loop: Py<PyAny>,
+    /// `ferrocorn._asgi.run_call`: runs the app and reports its end to `send.finish`.
+    pub run_call: Py<PyAny>,
+    pub create_task: Py<PyAny>,
+    pub scope: ScopeBase,
+    /// What `send()` raises once a WebSocket is closed (an OSError, as ASGI 2.4 asks).
+    pub disconnected_exc: Py<PyAny>,
+    pub worker: Py<PyAny>,
+    pub serving: Serving,
+    pub pre_request: Option<Py<PyAny>>,
+    pub post_request: Option<Py<PyAny>>,
+    /// Counts a request towards `max_requests`.
+    pub on_request: Box<dyn Fn(Python<'_>) + Send + Sync>,
+}
+
+impl Bridge {
+    pub fn post_request(
+        &self,
+        py: Python<'_>,
+        req: &Py<PyAny>,
+        request: &crate::http::Request,
+        status: u16,
+        headers: &[(String, String)],
+        sent: u64,
+    ) {
+        let Some(hook) = &self.post_request else {
+            return;
+        };
+        let info = ResponseInfo {
+            status: Some(format!("{status}")),
+            status_code: status,
+            headers: headers.to_vec(),
+            response_length: None,
+            sent,
+            chunked: false,
+        };
+        let result = objects::response_object(
+            py,
+            objects::ResponseFacts {
+                info: &info,
+                headers_sent: status != 0,
+                must_close: false,
+            },
+            req,
+        )
+        .and_then(|resp| {
+            // The ASGI worker's `resp.status` is the app's int status.
+            resp.setattr(py, "status", status)?;
+            let environ = hook_environ(py, request)?;
+            hook.call1(
+                py,
+                (self.worker.clone_ref(py), req.clone_ref(py), environ, resp),
+            )
+        });
+        if let Err(e) = result {
+            hooks::log_hook_error(py, "post_request", &e);
+        }
+    }
+
+    fn start_call(self: &Arc<Self>, py: Python<'_>, call: NewCall) -> PyResult<()> {
+        let NewCall {
+            request,
+            kind,
+            session,
+        } = call;
+        let scope = scope::build(py, &self.scope, &request, &kind)?;
+        let receive = Py::new(
+            py,
+            Receive::new(session.clone(), self.event_loop.clone_ref(py)),
+        )?;
+        let send = match kind {
+            CallKind::Http => {
+                let hook_request = if self.pre_request.is_some() || self.post_request.is_some() {
+                    let obj = objects::request_object(py, &self.serving, &request, py.None())?;
+                    if let Some(hook) = &self.pre_request {
+                        if let Err(e) =
+                            hook.call1(py, (self.worker.clone_ref(py), obj.clone_ref(py)))
+                        {
+                            hooks::log_hook_error(py, "pre_request", &e);
+                        }
+                    }
+                    self.post_request.as_ref().map(|_| (obj, request.clone()))
+                } else {
+                    None
+                };
+                Py::new(
+                    py,
+                    HttpSend::new(session.clone(), self.clone(), hook_request),
+                )?
+                .into_any()
+            }
+            CallKind::WebSocket { .. } => {
+                Py::new(py, WsSend::new(session.clone(), self.clone()))?.into_any()
+            }
+        };
+        (self.on_request)(py);
+        let coro = self
+            .run_call
+            .call1(py, (self.app.clone_ref(py), scope, receive, send))?;
+        let task = self.create_task.call1(py, (coro,))?;
+        session.state().task = Some(task);
+        Ok(())
+    }
+}
+
+/// The minimal environ Gunicorn's ASGI worker gives `post_request` (always here; Gunicorn
+/// gives None unless the access log is on).
+fn hook_environ<'py>(py: Python<'py>, req: &crate::http::Request) -> PyResult<Bound<'py, PyDict>> {
+    let env = PyDict::new(py);
+    env.set_item("REQUEST_METHOD", &req.method)?;
+    env.set_item("RAW_URI", &req.uri)?;
+    env.set_item("PATH_INFO", &req.path)?;
+    env.set_item("QUERY_STRING", &req.query)?;
+    env.set_item(
+        "SERVER_PROTOCOL",
+        format!("HTTP/{}.{}", req.version.0, req.version.1),
+    )?;
+    let remote = match &req.peer {
+        crate::http::Peer::Ip(a) => a.ip().to_string(),
+        crate::http::Peer::Unix => "-".to_string(),
+    };
+    env.set_item("REMOTE_ADDR", remote)?;
+    for (name, value) in &req.headers {
+        env.set_item(format!("HTTP_{}", name.replace('-', "_")), value)?;
+    }
+    Ok(env)
+}
+
+/// Resolve what the session's waiters wait for, if it happened.
+fn wake(py: Python<'_>, session: &Arc<Session>) -> PyResult<()> {
+    let mut resolve: Vec<(Py<PyAny>, Option<Py<PyAny>>)> = Vec::new();
+    {
+        let mut st = session.state();
+        Session::woken(&mut st);
+        if st.recv_waiter.is_some() {
+            if let Some(msg) = next_message(py, session, &mut st)? {
+                let fut = st.recv_waiter.take().expect("checked");
+                resolve.push((fut, Some(msg)));
+            }
+        }
+        if st.send_waiter.is_some() && (!session.over_high_water() || st.client_gone) {
+            let fut = st.send_waiter.take().expect("checked");
+            resolve.push((fut, None));
+        }
+    }
+    for (fut, value) in resolve {
+        let fut = fut.bind(py);
+        if fut.call_method0(intern!(py, "done"))?.is_truthy()? {
+            continue;
+        }
+        let value = value.unwrap_or_else(|| py.None());
+        fut.call_method1(intern!(py, "set_result"), (value,))?;
+    }
+    Ok(())
+}
+
+/// Handle a batch of hub events. Returns whether connections opened or closed.
+pub fn handle(py: Python<'_>, bridge: &Arc<Bridge>, events: Vec<HubEvent>) -> PyResult<bool> {
+    let mut connections = false;
+    for event in events {
+        match event {
+            HubEvent::Call(call) => {
+                let session = call.session.clone();
+                if let Err(e) = bridge.start_call(py, *call) {
+                    // The scope could not be built or the app not called: answer 500.
+                    crate::telemetry::error_log::error(&format!(
+                        "Error in ASGI application\n{}",
+                        crate::wsgi::app::format_traceback(py, &e)
+                    ));
+                    session.send(crate::http::Outgoing::Done { failed: true });
+                }
+            }
+            HubEvent::Wake(session) => wake(py, &session)?,
+            HubEvent::Cancel(session) => {
+                let task = session.state().task.take();
+                if let Some(task) = task {
+                    let task = task.bind(py);
+                    if !task.call_method0(intern!(py, "done"))?.is_truthy()? {
+                        task.call_method0(intern!(py, "cancel"))?;
+                    }
+                }
+            }
+            HubEvent::Connections => connections = true,
+        }
+    }
+    Ok(connections)
+}
+
+/// A fresh state dict for lifespan.
+pub fn new_state(py: Python<'_>) -> Py<PyDict> {
+    PyDict::new(py).unbind()
+}

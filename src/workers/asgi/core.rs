@@ -1,0 +1,161 @@
+//! `AsgiCore`: what the event loop's Python side (`ferrocorn._asgi`) holds of the worker:
+//! the hub's eventfd and its dispatch, the I/O thread's controls, the heartbeat and the
+//! worker's flags.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use super::io::Io;
+use crate::asgi::{self, Bridge, ScopeBase};
+use crate::config::Serving;
+use crate::http::Hub;
+use crate::sys::heartbeat::Beat;
+use crate::sys::process;
+use crate::telemetry::error_log;
+
+/// Counts requests towards `max_requests`, as `WorkerState::count_request` does.
+pub struct Counter {
+    pub nr: AtomicU64,
+    pub max_requests: u64,
+    pub beat: Beat,
+    pub ppid: i32,
+    pub worker: Py<PyAny>,
+}
+
+impl Counter {
+    pub fn count(&self, py: Python<'_>) {
+        let nr = self.nr.fetch_add(1, Ordering::SeqCst) + 1;
+        if nr == self.max_requests {
+            error_log::info(&format!(
+                "Autorestarting worker after max_requests ({nr}): a replacement boots first, then this worker stops."
+            ));
+            self.beat.request_retirement();
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.ppid),
+                nix::sys::signal::Signal::SIGCHLD,
+            );
+        }
+        let _ = self.worker.setattr(py, "nr", nr);
+    }
+}
+
+#[pyclass(module = "ferrocorn._ferrocorn", name = "AsgiCore")]
+pub struct AsgiCore {
+    pub hub: Arc<Hub>,
+    pub io: Arc<Mutex<Io>>,
+    pub bridge: Option<Arc<Bridge>>,
+    pub alive: Arc<AtomicBool>,
+    pub beat: Beat,
+    pub ppid: i32,
+    pub serving: Serving,
+    pub worker: Py<PyAny>,
+    pub pre_request: Option<Py<PyAny>>,
+    pub post_request: Option<Py<PyAny>>,
+    pub counter: Arc<Counter>,
+}
+
+#[pymethods]
+impl AsgiCore {
+    fn fileno(&self) -> i32 {
+        use std::os::fd::AsRawFd;
+        self.hub.fd().as_raw_fd()
+    }
+
+    /// Called by the loop when the eventfd is readable: start calls, resolve waiters.
+    fn dispatch(&self, py: Python<'_>) -> PyResult<()> {
+        let events = self.hub.drain();
+        match &self.bridge {
+            Some(b) => asgi::handle(py, b, events).map(drop),
+            None => Ok(()),
+        }
+    }
+
+    fn bind(
+        &mut self,
+        py: Python<'_>,
+        event_loop: Py<PyAny>,
+        app: Py<PyAny>,
+        run_call: Py<PyAny>,
+        state: Py<PyDict>,
+        disconnected_exc: Py<PyAny>,
+    ) -> PyResult<()> {
+        let create_task = event_loop.getattr(py, "create_task")?;
+        let counter = self.counter.clone();
+        self.bridge = Some(Arc::new(Bridge {
+            app,
+            event_loop,
+            run_call,
+            create_task,
+            scope: ScopeBase {
+                root_path: self
+                    .serving
+                    .asgi
+                    .root_path
+                    .clone()
+                    .into_pyobject(py)?
+                    .into_any()
+                    .unbind(),
+                state: Some(state),
+            },
+            disconnected_exc,
+            worker: self.worker.clone_ref(py),
+            serving: self.serving.clone(),
+            pre_request: self.pre_request.as_ref().map(|h| h.clone_ref(py)),
+            post_request: self.post_request.as_ref().map(|h| h.clone_ref(py)),
+            on_request: Box::new(move |py| counter.count(py)),
+        }));
+        Ok(())
+    }
+
+    fn start_serving(&self) {
+        lock(&self.io).start_serving();
+    }
+
+    fn stop_serving(&self) {
+        lock(&self.io).stop_accepting();
+    }
+
+    fn connections(&self) -> usize {
+        lock(&self.io).connections()
+    }
+
+    fn close_all(&self, py: Python<'_>) {
+        let io = self.io.clone();
+        py.detach(|| lock(&io).shutdown());
+    }
+
+    fn beat(&self) {
+        self.beat.notify();
+    }
+
+    fn alive(&self) -> bool {
+        self.alive.load(Ordering::SeqCst)
+    }
+
+    fn parent_changed(&self) -> bool {
+        if process::getppid() != self.ppid {
+            error_log::info(&format!(
+                "Parent changed, shutting down: {}",
+                process::getpid()
+            ));
+            return true;
+        }
+        false
+    }
+
+    fn log(&self, level: &str, message: &str) {
+        match level {
+            "debug" => error_log::debug(message),
+            "info" => error_log::info(message),
+            "warning" => error_log::warning(message),
+            _ => error_log::error(message),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

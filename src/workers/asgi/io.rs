@@ -1,0 +1,225 @@
+//! The ASGI worker's I/O thread: one current-thread tokio runtime that accepts on every
+//! listener (at most `worker_connections` connections open at once; the rest wait in the
+//! backlog for a worker with room) and runs a task per connection. The event loop tells it
+//! when to start, to stop accepting (which also closes idle connections and asks open
+//! WebSockets to close), and to close everything.
+//!
+//! Owns: the runtime, the listeners' duplicates, the connection count. Must not: call
+//! Python.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch, Semaphore};
+
+use super::stream::Stream;
+use crate::config::{AsgiSettings, Serving};
+use crate::http::{Hub, Peer, ServerAddr};
+use crate::net::Listener;
+use crate::telemetry::error_log;
+
+/// What every connection task shares.
+pub struct ConnCtx {
+    pub hub: Arc<Hub>,
+    pub serving: Serving,
+    pub asgi: AsgiSettings,
+    /// The worker's `alive` flag: a stopping worker closes after the response.
+    pub alive: Arc<AtomicBool>,
+    /// Becomes true when the worker stops accepting.
+    pub stopping: watch::Receiver<bool>,
+    /// Open connections.
+    pub conns: AtomicUsize,
+}
+
+impl ConnCtx {
+    pub fn alive(&self) -> bool {
+        self.alive.load(Ordering::SeqCst) && !*self.stopping.borrow()
+    }
+}
+
+enum Control {
+    Start,
+    StopAccepting,
+    CloseAll,
+}
+
+/// A listener, duplicated so the runtime can own it while the worker keeps the original.
+enum StdListener {
+    Tcp(std::net::TcpListener),
+    Unix(std::os::unix::net::UnixListener),
+}
+
+pub struct Io {
+    control: mpsc::UnboundedSender<Control>,
+    thread: Option<JoinHandle<()>>,
+    pub ctx: Arc<ConnCtx>,
+}
+
+/// Counts a connection while its task runs.
+struct Open(Arc<ConnCtx>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.conns.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Io {
+    pub fn start(
+        listeners: &[Listener],
+        hub: Arc<Hub>,
+        serving: Serving,
+        alive: Arc<AtomicBool>,
+    ) -> std::io::Result<Io> {
+        let mut dups = Vec::new();
+        for l in listeners {
+            let server = l.server_addr();
+            let std_l = match l {
+                Listener::Tcp(t, _) => StdListener::Tcp(t.try_clone()?),
+                Listener::Unix(u, _, _) => StdListener::Unix(u.try_clone()?),
+            };
+            dups.push((std_l, server));
+        }
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let ctx = Arc::new(ConnCtx {
+            hub,
+            asgi: serving.asgi.clone(),
+            serving,
+            alive,
+            stopping: stop_rx,
+            conns: AtomicUsize::new(0),
+        });
+        let (tx, rx) = mpsc::unbounded_channel();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let c = ctx.clone();
+        let thread = std::thread::Builder::new()
+            .name("ferrocorn-io".into())
+            .spawn(move || {
+                rt.block_on(run(dups, c, rx, stop_tx));
+                // Dropping the runtime drops every connection task: their sockets close.
+                drop(rt);
+            })?;
+        Ok(Io {
+            control: tx,
+            thread: Some(thread),
+            ctx,
+        })
+    }
+
+    pub fn start_serving(&self) {
+        let _ = self.control.send(Control::Start);
+    }
+
+    pub fn stop_accepting(&self) {
+        let _ = self.control.send(Control::StopAccepting);
+    }
+
+    pub fn connections(&self) -> usize {
+        self.ctx.conns.load(Ordering::SeqCst)
+    }
+
+    /// Close every connection and end the thread (call without the GIL: it joins).
+    pub fn shutdown(&mut self) {
+        let _ = self.control.send(Control::CloseAll);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Io {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+async fn run(
+    listeners: Vec<(StdListener, ServerAddr)>,
+    ctx: Arc<ConnCtx>,
+    mut control: mpsc::UnboundedReceiver<Control>,
+    stop_tx: watch::Sender<bool>,
+) {
+    let mut accepts = Vec::new();
+    while let Some(c) = control.recv().await {
+        match c {
+            Control::Start if accepts.is_empty() => {
+                let room = Arc::new(Semaphore::new(ctx.asgi.worker_connections.max(1)));
+                for (l, server) in listeners.iter() {
+                    match accept_loop(l, server.clone(), room.clone(), ctx.clone()) {
+                        Ok(task) => accepts.push(task),
+                        Err(e) => error_log::error(&format!("Failed to serve on {server:?}: {e}")),
+                    }
+                }
+            }
+            Control::Start => {}
+            Control::StopAccepting => {
+                for a in accepts.drain(..) {
+                    a.abort();
+                }
+                let _ = stop_tx.send(true);
+            }
+            Control::CloseAll => break,
+        }
+    }
+}
+
+fn accept_loop(
+    l: &StdListener,
+    server: ServerAddr,
+    room: Arc<Semaphore>,
+    ctx: Arc<ConnCtx>,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    enum Async {
+        Tcp(tokio::net::TcpListener),
+        Unix(tokio::net::UnixListener),
+    }
+    let listener = match l {
+        StdListener::Tcp(t) => {
+            let t = t.try_clone()?;
+            t.set_nonblocking(true)?;
+            Async::Tcp(tokio::net::TcpListener::from_std(t)?)
+        }
+        StdListener::Unix(u) => {
+            let u = u.try_clone()?;
+            u.set_nonblocking(true)?;
+            Async::Unix(tokio::net::UnixListener::from_std(u)?)
+        }
+    };
+    Ok(tokio::spawn(async move {
+        loop {
+            let Ok(permit) = room.clone().acquire_owned().await else {
+                return;
+            };
+            let accepted = match &listener {
+                Async::Tcp(t) => t.accept().await.map(|(s, a)| {
+                    let _ = s.set_nodelay(true);
+                    (Stream::Tcp(s), Peer::Ip(a))
+                }),
+                Async::Unix(u) => u.accept().await.map(|(s, _)| (Stream::Unix(s), Peer::Unix)),
+            };
+            match accepted {
+                Ok((stream, peer)) => {
+                    ctx.conns.fetch_add(1, Ordering::SeqCst);
+                    let open = Open(ctx.clone());
+                    let server = server.clone();
+                    let c = ctx.clone();
+                    tokio::spawn(async move {
+                        let _permit = permit;
+                        let _open = open;
+                        super::http1::serve(stream, peer, server, c).await;
+                    });
+                }
+                Err(e) => {
+                    // Out of descriptors or memory: wait instead of spinning.
+                    error_log::debug(&format!("accept failed: {e}"));
+                    drop(permit);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }))
+}

@@ -1,0 +1,86 @@
+//! The ASGI worker (`-k asgi`, and Uvicorn's worker class names): the app's coroutines run
+//! on an asyncio (or uvloop) event loop on the main thread; a second thread runs every
+//! connection in Rust (`io`, `http1`, `ws`) and hands complete requests to the loop through
+//! the hub (`http::session`), where the bridge (`crate::asgi`) starts a task per request.
+//! Idle keep-alive connections, slow clients and WebSocket framing cost no Python.
+//!
+//! This module wires the parts together; the loop, lifespan and the graceful stop are in
+//! `ferrocorn._asgi`.
+
+mod core;
+mod http1;
+mod io;
+mod stream;
+mod wire;
+mod ws;
+
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+
+use pyo3::prelude::*;
+
+use self::core::{AsgiCore, Counter};
+use super::signals::WorkerSignals;
+use super::state::WorkerState;
+use crate::config::{AsgiLoop, Lifespan};
+use crate::http::Hub;
+
+pub fn run(py: Python<'_>, st: &WorkerState<'_>, _signals: &WorkerSignals) -> PyResult<()> {
+    let cfg = st.ctx.cfg;
+    let serving = cfg.serving().clone();
+    let hub = Arc::new(Hub::new()?);
+    let io = io::Io::start(
+        st.ctx.listeners,
+        hub.clone(),
+        serving.clone(),
+        st.alive.clone(),
+    )?;
+    let io = Arc::new(Mutex::new(io));
+    let asgi = &serving.asgi;
+    let loop_kind = match (asgi.event_loop, asgi.h11_only) {
+        (_, true) | (AsgiLoop::Asyncio, _) => "asyncio",
+        (AsgiLoop::Auto, _) => "auto",
+        (AsgiLoop::Uvloop, _) => "uvloop",
+    };
+    let lifespan = match asgi.lifespan {
+        Lifespan::Auto => "auto",
+        Lifespan::On => "on",
+        Lifespan::Off => "off",
+    };
+    let core = Py::new(
+        py,
+        AsgiCore {
+            hub,
+            io: io.clone(),
+            bridge: None,
+            alive: st.alive.clone(),
+            beat: st.ctx.beat,
+            ppid: st.ctx.ppid,
+            serving: serving.clone(),
+            worker: st.ctx.worker.clone_ref(py),
+            pre_request: cfg.pre_request.as_ref().map(|h| h.clone_ref(py)),
+            post_request: cfg.post_request.as_ref().map(|h| h.clone_ref(py)),
+            counter: Arc::new(Counter {
+                nr: AtomicU64::new(0),
+                max_requests: st.ctx.max_requests,
+                beat: st.ctx.beat,
+                ppid: st.ctx.ppid,
+                worker: st.ctx.worker.clone_ref(py),
+            }),
+        },
+    )?;
+    let result = py.import("ferrocorn._asgi").and_then(|m| {
+        m.call_method1(
+            "serve",
+            (
+                core.clone_ref(py),
+                st.app.clone_ref(py),
+                loop_kind,
+                lifespan,
+                serving.graceful_timeout.as_secs_f64(),
+            ),
+        )
+    });
+    py.detach(|| io.lock().unwrap_or_else(|p| p.into_inner()).shutdown());
+    result.map(drop)
+}
