@@ -1,0 +1,1 @@
+"""An async Django project served through django.core.asgi (no database)."""
