@@ -161,9 +161,16 @@ pub struct HttpSend {
     status: u16,
     headers: Vec<(String, String)>,
     sent: u64,
+    /// The start waits for the first body message, so both cross to the I/O thread at once.
+    pending_start: Option<(u16, ByteHeaders)>,
 }
 
 impl HttpSend {
+    fn flush_start(&mut self) {
+        if let Some((status, headers)) = self.pending_start.take() {
+            self.session.send(Outgoing::Start { status, headers });
+        }
+    }
     pub fn new(
         session: Arc<Session>,
         bridge: Arc<Bridge>,
@@ -177,6 +184,7 @@ impl HttpSend {
             status: 0,
             headers: Vec::new(),
             sent: 0,
+            pending_start: None,
         }
     }
 }
@@ -205,7 +213,9 @@ impl HttpSend {
                 }
                 self.status = status;
                 self.phase = HttpPhase::Started;
-                self.session.send(Outgoing::Start { status, headers });
+                // A final status before the body was asked for: no 100 Continue.
+                self.session.state().continue_pending = false;
+                self.pending_start = Some((status, headers));
                 ready(py)
             }
             ("http.response.informational", HttpPhase::Init) => {
@@ -233,7 +243,16 @@ impl HttpSend {
                 if !more {
                     self.phase = HttpPhase::Complete;
                 }
-                self.session.send(Outgoing::Body { data, more });
+                let msg = match self.pending_start.take() {
+                    Some((status, headers)) => Outgoing::Response {
+                        status,
+                        headers,
+                        data,
+                        more,
+                    },
+                    None => Outgoing::Body { data, more },
+                };
+                self.session.send(msg);
                 paced(py, &self.session, &self.bridge.event_loop)
             }
             ("http.response.pathsend", HttpPhase::Started) => {
@@ -241,6 +260,7 @@ impl HttpSend {
                     .ok_or_else(|| PyValueError::new_err("'path' is required"))?
                     .extract()?;
                 self.phase = HttpPhase::Complete;
+                self.flush_start();
                 self.session.send(Outgoing::PathSend { path });
                 ready(py)
             }

@@ -59,6 +59,13 @@ pub enum Outgoing {
         status: u16,
         headers: ByteHeaders,
     },
+    /// A start and the first body message together: one hand-over for a small response.
+    Response {
+        status: u16,
+        headers: ByteHeaders,
+        data: Vec<u8>,
+        more: bool,
+    },
     Body {
         data: Vec<u8>,
         more: bool,
@@ -88,7 +95,9 @@ pub enum Outgoing {
 impl Outgoing {
     fn weight(&self) -> usize {
         match self {
-            Outgoing::Body { data, .. } | Outgoing::WsBytes(data) => data.len(),
+            Outgoing::Body { data, .. }
+            | Outgoing::Response { data, .. }
+            | Outgoing::WsBytes(data) => data.len(),
             Outgoing::WsText(t) => t.len(),
             _ => 0,
         }
@@ -289,5 +298,49 @@ impl Session {
         self.unwritten.store(0, Ordering::SeqCst);
         let st = self.state();
         self.wake_locked(st);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+    use super::{Hub, HubEvent};
+
+    /// Every push is followed by a readable eventfd until it is drained: a consumer that
+    /// only drains when woken never strands an event (the order of read, disarm and take in
+    /// `drain` is what guarantees it).
+    #[test]
+    fn no_event_is_left_without_a_wake_up() {
+        let hub = Arc::new(Hub::new().unwrap());
+        const N: usize = 20_000;
+        let producer = {
+            let hub = hub.clone();
+            std::thread::spawn(move || {
+                for i in 0..N {
+                    hub.push(HubEvent::Connections);
+                    if i % 97 == 0 {
+                        std::thread::yield_now();
+                    }
+                }
+            })
+        };
+        let mut got = 0;
+        while got < N {
+            let mut fds = [PollFd::new(hub.fd(), PollFlags::POLLIN)];
+            let ready = poll(&mut fds, PollTimeout::from(2000u16)).unwrap();
+            assert!(
+                ready > 0,
+                "stranded: {got} of {N} events arrived, then no wake-up"
+            );
+            got += hub.drain().len();
+        }
+        producer.join().unwrap();
+        assert_eq!(got, N);
+        std::thread::sleep(Duration::from_millis(10));
+        assert!(hub.drain().is_empty());
     }
 }

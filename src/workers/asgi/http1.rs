@@ -32,13 +32,11 @@ const GATHER: u64 = 64 * 1024;
 const PIPELINE_LIMIT: usize = 64 * 1024;
 /// Unread body discarded to keep a connection alive; a longer one closes it.
 const DRAIN_LIMIT: usize = 1 << 20;
-const READ_SIZE: usize = 64 * 1024;
 
 pub async fn serve(mut stream: Stream, peer: Peer, server: ServerAddr, ctx: Arc<ConnCtx>) {
     let pcfg = &ctx.serving.parser;
     let mut reader = HeadReader::new(PeerPolicy::new(&ctx.serving, &peer), GATHER);
     let mut stopping = ctx.stopping.clone();
-    let mut buf = vec![0u8; READ_SIZE];
     let mut number = 0u64;
     loop {
         // Wait for a head: `timeout` for the first request and for a head under way,
@@ -64,14 +62,14 @@ pub async fn serve(mut stream: Stream, peer: Peer, server: ServerAddr, ctx: Arc<
             };
             let deadline = tokio::time::Instant::now() + limit;
             tokio::select! {
-                r = stream.read(&mut buf) => match r {
+                r = stream.read_with(|b| reader.feed(b)) => match r {
                     Ok(0) | Err(_) => {
                         if let Some((head, rest)) = reader.take_partial() {
                             break (head, rest);
                         }
                         return;
                     }
-                    Ok(n) => reader.feed(&buf[..n]),
+                    Ok(_) => {}
                 },
                 _ = sleep_until(deadline) => return,
                 _ = stopping.changed(), if !started => return,
@@ -85,7 +83,7 @@ pub async fn serve(mut stream: Stream, peer: Peer, server: ServerAddr, ctx: Arc<
             return;
         }
         let mut call = Call::new(&ctx, &request, framing);
-        let outcome = call.run(&mut stream, request, rest, &mut buf).await;
+        let outcome = call.run(&mut stream, request, rest).await;
         match outcome {
             Outcome::KeepAlive(leftover) => reader.resume(leftover),
             Outcome::Close => {
@@ -180,13 +178,7 @@ impl<'a> Call<'a> {
         }
     }
 
-    async fn run(
-        &mut self,
-        stream: &mut Stream,
-        request: Request,
-        mut raw: Vec<u8>,
-        buf: &mut [u8],
-    ) -> Outcome {
+    async fn run(&mut self, stream: &mut Stream, request: Request, mut raw: Vec<u8>) -> Outcome {
         let (session, mut rx) = Session::new(self.ctx.hub.clone(), false);
         let expect_continue = request_expects_continue(&request);
         // What already arrived of the body goes with the request.
@@ -267,7 +259,7 @@ impl<'a> Call<'a> {
                     }
                     None => app_done = true,
                 },
-                r = stream.read(buf), if want_read => match r {
+                r = stream.read_with(|b| raw.extend_from_slice(b)), if want_read => match r {
                     Ok(0) | Err(_) => {
                         eof = true;
                         if body_open {
@@ -277,9 +269,8 @@ impl<'a> Call<'a> {
                         session.abandon_output();
                         cancel_at = Some(tokio::time::Instant::now() + grace);
                     }
-                    Ok(n) if body_open => {
+                    Ok(_) if body_open => {
                         body_deadline = tokio::time::Instant::now() + io_deadline;
-                        raw.extend_from_slice(&buf[..n]);
                         let mut data = Vec::new();
                         match self.decoder.decode(&raw, &mut data) {
                             Ok(used) => {
@@ -299,7 +290,7 @@ impl<'a> Call<'a> {
                             }
                         }
                     }
-                    Ok(n) => raw.extend_from_slice(&buf[..n]),
+                    Ok(_) => {}
                 },
                 _ = session.space.notified(), if paused => paused = false,
                 _ = sleep_until(cancel_at.unwrap_or_else(tokio::time::Instant::now)), if cancel_at.is_some() => {
@@ -322,7 +313,7 @@ impl<'a> Call<'a> {
         if self.resp.close || eof {
             return Outcome::Close;
         }
-        if !self.decoder.is_done() && !self.drain_body(stream, &mut raw, buf).await {
+        if !self.decoder.is_done() && !self.drain_body(stream, &mut raw).await {
             return Outcome::Close;
         }
         Outcome::KeepAlive(raw)
@@ -346,7 +337,7 @@ impl<'a> Call<'a> {
     }
 
     /// Discard what is left of a body the app did not read, so the connection can go on.
-    async fn drain_body(&mut self, stream: &mut Stream, raw: &mut Vec<u8>, buf: &mut [u8]) -> bool {
+    async fn drain_body(&mut self, stream: &mut Stream, raw: &mut Vec<u8>) -> bool {
         let mut discarded = 0usize;
         let deadline = tokio::time::Instant::now() + self.ctx.serving.io_deadline();
         loop {
@@ -364,8 +355,10 @@ impl<'a> Call<'a> {
             if discarded > DRAIN_LIMIT {
                 return false;
             }
-            match tokio::time::timeout_at(deadline, stream.read(buf)).await {
-                Ok(Ok(n)) if n > 0 => raw.extend_from_slice(&buf[..n]),
+            match tokio::time::timeout_at(deadline, stream.read_with(|b| raw.extend_from_slice(b)))
+                .await
+            {
+                Ok(Ok(n)) if n > 0 => {}
                 _ => return false,
             }
         }
@@ -406,6 +399,16 @@ impl<'a> Call<'a> {
                 stream.write_all(&out).await.map_err(drop)?;
             }
             Outgoing::Start { status, headers } => self.resp.start = Some((status, headers)),
+            Outgoing::Response {
+                status,
+                headers,
+                data,
+                more,
+            } => {
+                self.resp.start = Some((status, headers));
+                return Box::pin(self.handle(stream, session, Outgoing::Body { data, more }, raw))
+                    .await;
+            }
             Outgoing::Body { data, more } => {
                 let n = data.len();
                 let mut out = Vec::with_capacity(n + 256);

@@ -5,8 +5,18 @@ use std::io;
 use std::os::fd::AsFd;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::{TcpStream, UnixStream};
+
+/// Bytes one read takes at most.
+const READ_SIZE: usize = 64 * 1024;
+
+thread_local! {
+    /// Where every connection of the I/O thread reads into: a connection waiting for bytes
+    /// holds no buffer, so a thousand idle clients cost a thousand small tasks.
+    static SCRATCH: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0u8; READ_SIZE].into_boxed_slice());
+}
 
 pub enum Stream {
     Tcp(TcpStream),
@@ -14,10 +24,26 @@ pub enum Stream {
 }
 
 impl Stream {
-    pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.read(buf).await,
-            Stream::Unix(s) => s.read(buf).await,
+    /// Wait for bytes and hand what one read got to `f` (0 bytes: the peer closed).
+    pub async fn read_with<F: FnMut(&[u8])>(&mut self, mut f: F) -> io::Result<usize> {
+        loop {
+            match self {
+                Stream::Tcp(s) => s.readable().await?,
+                Stream::Unix(s) => s.readable().await?,
+            }
+            let res = SCRATCH.with(|scratch| {
+                let mut scratch = scratch.borrow_mut();
+                let n = match self {
+                    Stream::Tcp(s) => s.try_read(&mut scratch[..])?,
+                    Stream::Unix(s) => s.try_read(&mut scratch[..])?,
+                };
+                f(&scratch[..n]);
+                Ok::<usize, io::Error>(n)
+            });
+            match res {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => return r,
+            }
         }
     }
 
@@ -66,11 +92,10 @@ impl Stream {
             Stream::Tcp(s) => s.shutdown().await,
             Stream::Unix(s) => s.shutdown().await,
         };
-        let mut buf = [0u8; 8192];
         let mut left = 1usize << 20;
         let linger = async {
             while left > 0 {
-                match self.read(&mut buf).await {
+                match self.read_with(|_| {}).await {
                     Ok(0) | Err(_) => break,
                     Ok(n) => left = left.saturating_sub(n),
                 }

@@ -20,8 +20,6 @@ use crate::http::{
 };
 use crate::telemetry::error_log;
 
-const READ_SIZE: usize = 64 * 1024;
-
 fn header<'r>(req: &'r Request, name: &str) -> impl Iterator<Item = &'r str> {
     let name = name.to_string();
     req.headers
@@ -66,7 +64,6 @@ pub async fn serve(
     })));
 
     // Until the app accepts (or refuses).
-    let mut buf = vec![0u8; READ_SIZE];
     let mut early = rest;
     let mut eof = false;
     let accepted = loop {
@@ -118,13 +115,13 @@ pub async fn serve(
                 Some(_) => {}
                 None => break false,
             },
-            r = stream.read(&mut buf), if !eof => match r {
+            r = stream.read_with(|b| early.extend_from_slice(b)), if !eof => match r {
                 Ok(0) | Err(_) => {
                     eof = true;
                     session.deliver(Inbound::WsClosed { code: 1006, reason: String::new() });
                     session.disconnect(true);
                 }
-                Ok(n) => early.extend_from_slice(&buf[..n]),
+                Ok(_) => {}
             },
         }
     };
@@ -146,7 +143,7 @@ pub async fn serve(
         close_deadline: None,
     };
     open.codec.feed(&early);
-    open.run(&mut stream, &mut rx, &mut buf, &ctx).await;
+    open.run(&mut stream, &mut rx, &ctx).await;
     session.disconnect(true);
     schedule_cancel(&session, &ctx);
     stream.close_graceful().await;
@@ -209,7 +206,6 @@ impl Open {
         &mut self,
         stream: &mut Stream,
         rx: &mut tokio::sync::mpsc::UnboundedReceiver<Outgoing>,
-        buf: &mut [u8],
         ctx: &ConnCtx,
     ) {
         let mut stopping = ctx.stopping.clone();
@@ -243,12 +239,12 @@ impl Open {
                     }
                     None => app_done = true,
                 },
-                r = stream.read(buf), if !self.peer_closed && !paused => match r {
+                r = stream.read_with(|b| self.codec.feed(b)), if !self.peer_closed && !paused => match r {
                     Ok(0) | Err(_) => {
                         self.peer_gone(1006);
                         return;
                     }
-                    Ok(n) => self.codec.feed(&buf[..n]),
+                    Ok(_) => {}
                 },
                 _ = self.session.space.notified(), if paused => {}
                 _ = stopping.changed(), if !self.sent_close => {}
