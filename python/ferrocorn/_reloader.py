@@ -135,10 +135,12 @@ class InotifyReloader(ReloaderBase):
             return
 
 
-def make_fail_app(text):
+def make_fail_app(text, asgi=False):
     """The app a worker serves when `--reload` is on and the real one has a SyntaxError:
     every request gets the traceback, until the file is fixed and the worker reloads."""
     body = text.encode("utf-8", "replace")
+    if asgi:
+        return _fail_asgi_app(body)
 
     def app(environ, start_response):
         start_response(
@@ -146,5 +148,29 @@ def make_fail_app(text):
             [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))],
         )
         return [body]
+
+    return app
+
+
+def _fail_asgi_app(body):
+    async def app(scope, receive, send):
+        if scope["type"] == "http":
+            await send({
+                "type": "http.response.start",
+                "status": 500,
+                "headers": [(b"content-type", b"text/plain"),
+                            (b"content-length", str(len(body)).encode())],
+            })
+            await send({"type": "http.response.body", "body": body})
+        elif scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1011})
+        elif scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
 
     return app

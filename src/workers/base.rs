@@ -153,7 +153,10 @@ fn init_process(py: Python<'_>, ctx: WorkerContext<'_>) -> Result<(), i32> {
                     let r = reloader.as_ref().expect("checked");
                     let _ = r.call_method1(py, "add_extra_file", (f.syntax_error_file.clone(),));
                     py.import("ferrocorn._reloader")
-                        .and_then(|m| m.call_method1("make_fail_app", (f.traceback.clone(),)))
+                        .and_then(|m| {
+                            let asgi = cfg.worker_kind() == Some(crate::config::WorkerKind::Asgi);
+                            m.call_method1("make_fail_app", (f.traceback.clone(), asgi))
+                        })
                         .map(|a| a.unbind())
                         .map_err(|e| fail(py, e, false))?
                 }
