@@ -84,13 +84,14 @@ lint: | $(VPY)
 FUZZ_SECONDS ?= 600
 FUZZ_SANITIZER ?= none
 FUZZ_MAX_LEN ?= 4096
-FUZZ_TARGETS ?= request_head chunked
+FUZZ_TARGETS ?= request_head chunked ws_frames
 FERROCORN_CONFORMANCE_DIR ?= $(abspath ../shared/conformance/gunicorn-requests)
 
 fuzz:
 	@command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 	$(PYTHON) fuzz/corpus.py $(FERROCORN_CONFORMANCE_DIR) fuzz/corpus
 	cd fuzz && for target in $(FUZZ_TARGETS); do \
+		mkdir -p corpus/$$target; \
 		RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer $(FUZZ_SANITIZER) $$target corpus/$$target -- \
 			-max_total_time=$(FUZZ_SECONDS) -max_len=$(FUZZ_MAX_LEN) -timeout=10 -rss_limit_mb=1024 \
 			-print_final_stats=1 || exit 1; \
