@@ -7,10 +7,12 @@
 //! (`conn` and the worker's connection tasks do), or block the event loop.
 
 pub mod awaitable;
+pub mod bridge;
 pub mod dispatch;
 pub mod receive;
 pub mod scope;
 pub mod send;
 
-pub use dispatch::{handle, Bridge};
+pub use bridge::Bridge;
+pub use dispatch::handle;
 pub use scope::ScopeBase;

@@ -13,7 +13,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 
 use super::awaitable::Ready;
-use super::dispatch::Bridge;
+use super::bridge::Bridge;
 use crate::http::{ByteHeaders, Outgoing, Session};
 use crate::telemetry::error_log;
 use crate::wsgi::app::format_traceback;

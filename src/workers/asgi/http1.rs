@@ -9,12 +9,12 @@
 //! the event loop.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ferrocorn_h1::{BodyDecoder, ParseError};
 use tokio::time::sleep_until;
 
-use super::io::ConnCtx;
+use super::ctx::ConnCtx;
 use super::stream::Stream;
 use super::wire;
 use crate::conn::reader::{into_request, Framing, Progress};
@@ -380,7 +380,10 @@ impl<'a> Call<'a> {
                     .await
                     .map_err(drop)?;
             }
-            Outgoing::Informational { status, headers } if !self.resp.head_written => {
+            // HTTP/1.0 has no interim responses (RFC 9110 15.2).
+            Outgoing::Informational { status, headers }
+                if !self.resp.head_written && self.version >= (1, 1) =>
+            {
                 let mut out = format!(
                     "HTTP/{}.{} {} {}\r\n",
                     self.version.0,
@@ -571,47 +574,15 @@ impl<'a> Call<'a> {
     }
 
     fn log_access(&self) {
-        let Some(req) = &self.logged else {
-            return;
-        };
-        let protocol = format!("HTTP/{}.{}", req.version.0, req.version.1);
-        let status = format!("{} {}", self.resp.status, wire::reason(self.resp.status));
-        let remote = match (&req.proxy, &req.peer) {
-            (Some(p), _) if p.client_addr.is_some() => p.client_addr.clone().unwrap_or_default(),
-            (_, peer) => peer.ip_string(),
-        };
-        let env = |key: &str| -> Option<String> {
-            match key {
-                "REQUEST_METHOD" => Some(req.method.clone()),
-                "RAW_URI" => Some(req.uri.clone()),
-                "PATH_INFO" => Some(req.path.clone()),
-                "QUERY_STRING" => Some(req.query.clone()),
-                "SERVER_PROTOCOL" => Some(protocol.clone()),
-                "REMOTE_ADDR" => Some(remote.clone()),
-                k => k.strip_prefix("HTTP_").and_then(|h| {
-                    let name = h.replace('_', "-");
-                    req.headers
-                        .iter()
-                        .find(|(n, _)| *n == name)
-                        .map(|(_, v)| v.clone())
-                }),
-            }
-        };
-        let record = access::AccessRecord {
-            remote_addr: &remote,
-            method: &req.method,
-            raw_uri: &req.uri,
-            protocol: &protocol,
-            status: &status,
-            path_info: Some(&req.path),
-            query: &req.query,
-            sent: Some(self.resp.sent),
-            request_headers: &req.headers,
-            response_headers: &self.resp.headers_for_log,
-            request_time: self.started_at.elapsed(),
-            environ: &env,
-        };
-        access::log(&record);
+        if let Some(req) = &self.logged {
+            super::access_log::log(
+                req,
+                self.resp.status,
+                self.resp.sent,
+                &self.resp.headers_for_log,
+                self.started_at.elapsed(),
+            );
+        }
     }
 }
 
@@ -622,6 +593,3 @@ fn request_expects_continue(req: &Request) -> bool {
             .iter()
             .any(|(n, v)| n == "EXPECT" && v.trim().eq_ignore_ascii_case("100-continue"))
 }
-
-/// How long a stopping worker's open WebSocket waits for the peer's close.
-pub const CLOSE_WAIT: Duration = Duration::from_secs(5);

@@ -14,30 +14,12 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch, Semaphore};
 
+use super::ctx::ConnCtx;
 use super::stream::Stream;
-use crate::config::{AsgiSettings, Serving};
+use crate::config::Serving;
 use crate::http::{Hub, Peer, ServerAddr};
 use crate::net::Listener;
 use crate::telemetry::error_log;
-
-/// What every connection task shares.
-pub struct ConnCtx {
-    pub hub: Arc<Hub>,
-    pub serving: Serving,
-    pub asgi: AsgiSettings,
-    /// The worker's `alive` flag: a stopping worker closes after the response.
-    pub alive: Arc<AtomicBool>,
-    /// Becomes true when the worker stops accepting.
-    pub stopping: watch::Receiver<bool>,
-    /// Open connections.
-    pub conns: AtomicUsize,
-}
-
-impl ConnCtx {
-    pub fn alive(&self) -> bool {
-        self.alive.load(Ordering::SeqCst) && !*self.stopping.borrow()
-    }
-}
 
 enum Control {
     Start,

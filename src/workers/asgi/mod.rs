@@ -7,7 +7,9 @@
 //! This module wires the parts together; the loop, lifespan and the graceful stop are in
 //! `ferrocorn._asgi`.
 
+mod access_log;
 mod core;
+mod ctx;
 mod http1;
 mod io;
 mod stream;

@@ -11,8 +11,7 @@ use std::sync::Arc;
 use ferrocorn_ws::{handshake, Event, WsCodec, WsConfig};
 use tokio::time::{sleep_until, Instant};
 
-use super::http1::CLOSE_WAIT;
-use super::io::ConnCtx;
+use super::ctx::ConnCtx;
 use super::stream::Stream;
 use super::wire;
 use crate::http::{
@@ -27,6 +26,9 @@ fn header<'r>(req: &'r Request, name: &str) -> impl Iterator<Item = &'r str> {
         .filter(move |(n, _)| *n == name)
         .map(|(_, v)| v.as_str())
 }
+
+/// How long a closing WebSocket waits for the peer's close frame.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub async fn serve(
     mut stream: Stream,
