@@ -22,8 +22,8 @@ packages, Python 3.11 standard library only):
    anything in Y's subtree. Every strongly connected component of more than one child is
    reported with the references (file:line) that make it.
 
-2. **Bridges do no socket I/O.** Files of the bridge modules (`wsgi`, and `asgi` once it
-   exists) must not name anything in FORBIDDEN below. Comments, doc comments, string and
+2. **Bridges do no socket I/O.** Files of the bridge modules (`wsgi` and `asgi`) must not
+   name anything in FORBIDDEN below. Comments, doc comments, string and
    char literals and `#[cfg(test)]` code are blanked out before matching; identifiers
    match as whole words.
 

@@ -176,6 +176,9 @@ async def _serve(core, loop, app, lifespan_mode, graceful_timeout):
     lifespan = None
     if lifespan_mode != "off":
         lifespan = Lifespan(app, core, state)
+        # Startup may take a while (a model to load, a pool to fill): the worker beats
+        # meanwhile, as long as the startup itself awaits; a blocking one is a hung worker.
+        beating = loop.create_task(_beat(core))
         try:
             await lifespan.startup()
         except Exception as e:
@@ -184,6 +187,8 @@ async def _serve(core, loop, app, lifespan_mode, graceful_timeout):
                 raise SystemExit(3)
             core.log("debug", "ASGI lifespan not supported by app: %s" % e)
             lifespan = None
+        finally:
+            beating.cancel()
     core.bind(loop, app, run_call, state, WebSocketDisconnected)
     loop.add_reader(core.fileno(), core.dispatch)
     core.start_serving()
@@ -209,6 +214,12 @@ async def _serve(core, loop, app, lifespan_mode, graceful_timeout):
         loop.remove_reader(core.fileno())
     if lifespan is not None:
         await lifespan.shutdown()
+
+
+async def _beat(core):
+    while True:
+        core.beat()
+        await asyncio.sleep(BEAT_INTERVAL)
 
 
 def _cancel_all(loop):

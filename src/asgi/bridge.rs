@@ -11,7 +11,7 @@ use crate::http::ResponseInfo;
 
 /// What every call of this worker shares.
 pub struct Bridge {
-    /// The app as an ASGI 3 callable (an ASGI 2 class is wrapped by the loader).
+    /// The app as an ASGI 3 callable (`ferrocorn._asgi.asgi3` wraps an ASGI 2 class).
     pub app: Py<PyAny>,
     pub event_loop: Py<PyAny>,
     /// `ferrocorn._asgi.run_call`: runs the app and reports its end to `send.finish`.

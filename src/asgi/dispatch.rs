@@ -94,9 +94,8 @@ fn wake(py: Python<'_>, session: &Arc<Session>) -> PyResult<()> {
     Ok(())
 }
 
-/// Handle a batch of hub events. Returns whether connections opened or closed.
-pub fn handle(py: Python<'_>, bridge: &Arc<Bridge>, events: Vec<HubEvent>) -> PyResult<bool> {
-    let mut connections = false;
+/// Handle a batch of hub events.
+pub fn handle(py: Python<'_>, bridge: &Arc<Bridge>, events: Vec<HubEvent>) -> PyResult<()> {
     for event in events {
         match event {
             HubEvent::Call(call) => {
@@ -120,10 +119,9 @@ pub fn handle(py: Python<'_>, bridge: &Arc<Bridge>, events: Vec<HubEvent>) -> Py
                     }
                 }
             }
-            HubEvent::Connections => connections = true,
         }
     }
-    Ok(connections)
+    Ok(())
 }
 
 /// A fresh state dict for lifespan.

@@ -133,6 +133,13 @@ fn log_end(py: Python<'_>, exc: Option<&Bound<'_, PyAny>>, complete: bool, what:
         return false;
     };
     let err = PyErr::from_value(exc.clone());
+    if !err.is_instance_of::<pyo3::exceptions::PyException>(py)
+        && !err.is_instance_of::<PyCancelledError>(py)
+    {
+        // SystemExit or KeyboardInterrupt from a signal handler (a WORKER TIMEOUT abort, a
+        // quick stop): the worker is leaving, which the worker itself logs.
+        return true;
+    }
     if err.is_instance_of::<PyCancelledError>(py) {
         error_log::debug("Request cancelled (client disconnected)");
     } else if complete {

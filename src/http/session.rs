@@ -125,8 +125,6 @@ pub enum HubEvent {
     Wake(Arc<Session>),
     /// The client left and the grace period is over: cancel the call's task.
     Cancel(Arc<Session>),
-    /// Connections opened or closed (the graceful stop waits for none to be left).
-    Connections,
 }
 
 /// The queue from the I/O thread to the event loop.
@@ -308,7 +306,7 @@ mod tests {
 
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-    use super::{Hub, HubEvent};
+    use super::{Hub, HubEvent, Session};
 
     /// Every push is followed by a readable eventfd until it is drained: a consumer that
     /// only drains when woken never strands an event (the order of read, disarm and take in
@@ -317,11 +315,12 @@ mod tests {
     fn no_event_is_left_without_a_wake_up() {
         let hub = Arc::new(Hub::new().unwrap());
         const N: usize = 20_000;
+        let (session, _rx) = Session::new(hub.clone(), false);
         let producer = {
             let hub = hub.clone();
             std::thread::spawn(move || {
                 for i in 0..N {
-                    hub.push(HubEvent::Connections);
+                    hub.push(HubEvent::Cancel(session.clone()));
                     if i % 97 == 0 {
                         std::thread::yield_now();
                     }

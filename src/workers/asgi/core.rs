@@ -68,7 +68,7 @@ impl AsgiCore {
     fn dispatch(&self, py: Python<'_>) -> PyResult<()> {
         let events = self.hub.drain();
         match &self.bridge {
-            Some(b) => asgi::handle(py, b, events).map(drop),
+            Some(b) => asgi::handle(py, b, events),
             None => Ok(()),
         }
     }

@@ -1,12 +1,14 @@
 //! What every connection task of the ASGI worker's I/O thread shares.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use super::super::request::{enter_call, leave_call};
 use crate::config::{AsgiSettings, Serving};
 use crate::http::Hub;
+use crate::sys::heartbeat::Beat;
 
 /// What every connection task shares.
 pub struct ConnCtx {
@@ -19,6 +21,33 @@ pub struct ConnCtx {
     pub stopping: watch::Receiver<bool>,
     /// Open connections.
     pub conns: AtomicUsize,
+    /// The heartbeat: how long the worker has had a request in flight, for WORKER TIMEOUT.
+    pub beat: Beat,
+    pub next_call: AtomicU64,
+}
+
+/// A request in flight, for the abort log and the heartbeat, until dropped.
+pub struct InFlight<'a> {
+    ctx: &'a ConnCtx,
+    id: u64,
+}
+
+impl ConnCtx {
+    pub fn in_flight(&self, method: &str, uri: &str) -> InFlight<'_> {
+        let id = self.next_call.fetch_add(1, Ordering::Relaxed);
+        if enter_call(id, method, uri) {
+            self.beat.request_started();
+        }
+        InFlight { ctx: self, id }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if leave_call(self.id) {
+            self.ctx.beat.request_finished();
+        }
+    }
 }
 
 impl ConnCtx {

@@ -41,6 +41,7 @@ pub async fn serve(mut stream: Stream, peer: Peer, server: ServerAddr, ctx: Arc<
     loop {
         // Wait for a head: `timeout` for the first request and for a head under way,
         // `keepalive` between requests; a stopping worker closes idle connections.
+        let mut head_since: Option<tokio::time::Instant> = None;
         let (head, rest) = loop {
             if reader.has_buffered() {
                 match reader.advance(pcfg) {
@@ -53,14 +54,25 @@ pub async fn serve(mut stream: Stream, peer: Peer, server: ServerAddr, ctx: Arc<
                 }
             }
             let started = reader.has_buffered() || reader.waiting_body();
-            if !started && *stopping.borrow() {
+            // A stopping worker closes idle kept-alive connections (their client retries);
+            // a new connection still gets its first request served, which may already be
+            // on its way (Gunicorn's graceful stop waits for it too).
+            let idle = !started && number > 0;
+            if idle && *stopping.borrow() {
                 return;
             }
-            let limit = match (started, number) {
-                (false, n) if n > 0 => ctx.serving.keepalive.unwrap_or_default(),
-                _ => ctx.serving.io_deadline(),
+            // A head under way must be complete within `timeout` of its first byte, however
+            // it trickles in (as in the gthread worker).
+            let deadline = match (started, number) {
+                (true, _) => {
+                    *head_since.get_or_insert_with(tokio::time::Instant::now)
+                        + ctx.serving.io_deadline()
+                }
+                (false, 0) => tokio::time::Instant::now() + ctx.serving.io_deadline(),
+                (false, _) => {
+                    tokio::time::Instant::now() + ctx.serving.keepalive.unwrap_or_default()
+                }
             };
-            let deadline = tokio::time::Instant::now() + limit;
             tokio::select! {
                 r = stream.read_with(|b| reader.feed(b)) => match r {
                     Ok(0) | Err(_) => {
@@ -72,7 +84,7 @@ pub async fn serve(mut stream: Stream, peer: Peer, server: ServerAddr, ctx: Arc<
                     Ok(_) => {}
                 },
                 _ = sleep_until(deadline) => return,
-                _ = stopping.changed(), if !started => return,
+                _ = stopping.changed(), if idle => return,
             }
         };
         number += 1;
@@ -208,6 +220,7 @@ impl<'a> Call<'a> {
             }
             st.continue_pending = expect_continue && !done;
         }
+        let _in_flight = self.ctx.in_flight(&request.method, &request.uri);
         self.ctx.hub.push(HubEvent::Call(Box::new(NewCall {
             request,
             kind: CallKind::Http,

@@ -12,10 +12,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 use super::ctx::ConnCtx;
-use super::stream::Stream;
+use super::stream::{Socket, Stream};
 use crate::config::Serving;
 use crate::http::{Hub, Peer, ServerAddr};
 use crate::net::Listener;
@@ -54,6 +54,7 @@ impl Io {
         hub: Arc<Hub>,
         serving: Serving,
         alive: Arc<AtomicBool>,
+        beat: crate::sys::heartbeat::Beat,
     ) -> std::io::Result<Io> {
         let mut dups = Vec::new();
         for l in listeners {
@@ -72,6 +73,8 @@ impl Io {
             alive,
             stopping: stop_rx,
             conns: AtomicUsize::new(0),
+            beat,
+            next_call: std::sync::atomic::AtomicU64::new(0),
         });
         let (tx, rx) = mpsc::unbounded_channel();
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -142,6 +145,9 @@ async fn run(
                 for a in accepts.drain(..) {
                     a.abort();
                 }
+                if ctx.beat.drain_requested() {
+                    drain_backlog(&listeners, &ctx);
+                }
                 let _ = stop_tx.send(true);
             }
             Control::CloseAll => break,
@@ -179,22 +185,12 @@ fn accept_loop(
             let accepted = match &listener {
                 Async::Tcp(t) => t.accept().await.map(|(s, a)| {
                     let _ = s.set_nodelay(true);
-                    (Stream::Tcp(s), Peer::Ip(a))
+                    (Socket::Tcp(s), Peer::Ip(a))
                 }),
-                Async::Unix(u) => u.accept().await.map(|(s, _)| (Stream::Unix(s), Peer::Unix)),
+                Async::Unix(u) => u.accept().await.map(|(s, _)| (Socket::Unix(s), Peer::Unix)),
             };
             match accepted {
-                Ok((stream, peer)) => {
-                    ctx.conns.fetch_add(1, Ordering::SeqCst);
-                    let open = Open(ctx.clone());
-                    let server = server.clone();
-                    let c = ctx.clone();
-                    tokio::spawn(async move {
-                        let _permit = permit;
-                        let _open = open;
-                        super::http1::serve(stream, peer, server, c).await;
-                    });
-                }
+                Ok((sock, peer)) => spawn_conn(sock, peer, server.clone(), &ctx, Some(permit)),
                 Err(e) => {
                     // Out of descriptors or memory: wait instead of spinning.
                     error_log::debug(&format!("accept failed: {e}"));
@@ -204,4 +200,60 @@ fn accept_loop(
             }
         }
     }))
+}
+
+fn spawn_conn(
+    sock: Socket,
+    peer: Peer,
+    server: ServerAddr,
+    ctx: &Arc<ConnCtx>,
+    permit: Option<OwnedSemaphorePermit>,
+) {
+    let stream = Stream::new(sock, ctx.serving.io_deadline());
+    ctx.conns.fetch_add(1, Ordering::SeqCst);
+    let open = Open(ctx.clone());
+    let c = ctx.clone();
+    tokio::spawn(async move {
+        let _permit = permit;
+        let _open = open;
+        super::http1::serve(stream, peer, server, c).await;
+    });
+}
+
+/// A final stop: the master made the kernel drop new connection attempts, so every
+/// connection already queued is taken and served instead of being reset by the close.
+fn drain_backlog(listeners: &[(StdListener, ServerAddr)], ctx: &Arc<ConnCtx>) {
+    for (l, server) in listeners {
+        let nonblocking = match l {
+            StdListener::Tcp(t) => t.set_nonblocking(true),
+            StdListener::Unix(u) => u.set_nonblocking(true),
+        };
+        if nonblocking.is_err() {
+            continue;
+        }
+        loop {
+            let accepted = match l {
+                StdListener::Tcp(t) => t.accept().and_then(|(s, a)| {
+                    s.set_nonblocking(true)?;
+                    let _ = s.set_nodelay(true);
+                    Ok((
+                        Socket::Tcp(tokio::net::TcpStream::from_std(s)?),
+                        Peer::Ip(a),
+                    ))
+                }),
+                StdListener::Unix(u) => u.accept().and_then(|(s, _)| {
+                    s.set_nonblocking(true)?;
+                    Ok((
+                        Socket::Unix(tokio::net::UnixStream::from_std(s)?),
+                        Peer::Unix,
+                    ))
+                }),
+            };
+            match accepted {
+                Ok((sock, peer)) => spawn_conn(sock, peer, server.clone(), ctx, None),
+                // WouldBlock: the queue is empty (the listeners are non-blocking).
+                Err(_) => break,
+            }
+        }
+    }
 }

@@ -36,6 +36,7 @@ pub fn run(py: Python<'_>, st: &WorkerState<'_>, _signals: &WorkerSignals) -> Py
         hub.clone(),
         serving.clone(),
         st.alive.clone(),
+        st.ctx.beat,
     )?;
     let io = Arc::new(Mutex::new(io));
     let asgi = &serving.asgi;

@@ -18,24 +18,42 @@ thread_local! {
         std::cell::RefCell::new(vec![0u8; READ_SIZE].into_boxed_slice());
 }
 
-pub enum Stream {
+pub enum Socket {
     Tcp(TcpStream),
     Unix(UnixStream),
 }
 
+/// A client connection. Every write gives up after `write_timeout` without progress, so a
+/// client that stops reading cannot hold a connection (and its app task) forever.
+pub struct Stream {
+    sock: Socket,
+    write_timeout: Duration,
+}
+
+fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "the client stopped reading")
+}
+
 impl Stream {
+    pub fn new(sock: Socket, write_timeout: Duration) -> Stream {
+        Stream {
+            sock,
+            write_timeout,
+        }
+    }
+
     /// Wait for bytes and hand what one read got to `f` (0 bytes: the peer closed).
     pub async fn read_with<F: FnMut(&[u8])>(&mut self, mut f: F) -> io::Result<usize> {
         loop {
-            match self {
-                Stream::Tcp(s) => s.readable().await?,
-                Stream::Unix(s) => s.readable().await?,
+            match &self.sock {
+                Socket::Tcp(s) => s.readable().await?,
+                Socket::Unix(s) => s.readable().await?,
             }
             let res = SCRATCH.with(|scratch| {
                 let mut scratch = scratch.borrow_mut();
-                let n = match self {
-                    Stream::Tcp(s) => s.try_read(&mut scratch[..])?,
-                    Stream::Unix(s) => s.try_read(&mut scratch[..])?,
+                let n = match &self.sock {
+                    Socket::Tcp(s) => s.try_read(&mut scratch[..])?,
+                    Socket::Unix(s) => s.try_read(&mut scratch[..])?,
                 };
                 f(&scratch[..n]);
                 Ok::<usize, io::Error>(n)
@@ -47,11 +65,22 @@ impl Stream {
         }
     }
 
-    pub async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.write_all(bytes).await,
-            Stream::Unix(s) => s.write_all(bytes).await,
+    pub async fn write_all(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        while !bytes.is_empty() {
+            let write = async {
+                match &mut self.sock {
+                    Socket::Tcp(s) => s.write(bytes).await,
+                    Socket::Unix(s) => s.write(bytes).await,
+                }
+            };
+            match tokio::time::timeout(self.write_timeout, write).await {
+                Err(_) => return Err(timed_out()),
+                Ok(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(Ok(n)) => bytes = &bytes[n..],
+                Ok(Err(e)) => return Err(e),
+            }
         }
+        Ok(())
     }
 
     /// Send `len` bytes of `file` from `offset` without copying them through user space.
@@ -64,13 +93,21 @@ impl Stream {
         let mut left = len;
         while left > 0 {
             let chunk = left.min(1 << 30) as usize;
-            let res = match self {
-                Stream::Tcp(s) => {
-                    s.writable().await?;
+            let writable = async {
+                match &self.sock {
+                    Socket::Tcp(s) => s.writable().await,
+                    Socket::Unix(s) => s.writable().await,
+                }
+            };
+            match tokio::time::timeout(self.write_timeout, writable).await {
+                Err(_) => return Err(timed_out()),
+                Ok(r) => r?,
+            }
+            let res = match &self.sock {
+                Socket::Tcp(s) => {
                     s.try_io(Interest::WRITABLE, || sendfile(s, file, &mut offset, chunk))
                 }
-                Stream::Unix(s) => {
-                    s.writable().await?;
+                Socket::Unix(s) => {
                     s.try_io(Interest::WRITABLE, || sendfile(s, file, &mut offset, chunk))
                 }
             };
@@ -88,9 +125,9 @@ impl Stream {
     /// second), so unread request bytes do not turn the close into a reset that could
     /// destroy the response in flight.
     pub async fn close_graceful(mut self) {
-        let _ = match &mut self {
-            Stream::Tcp(s) => s.shutdown().await,
-            Stream::Unix(s) => s.shutdown().await,
+        let _ = match &mut self.sock {
+            Socket::Tcp(s) => s.shutdown().await,
+            Socket::Unix(s) => s.shutdown().await,
         };
         let mut left = 1usize << 20;
         let linger = async {

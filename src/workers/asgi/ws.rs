@@ -277,7 +277,7 @@ impl Open {
                 Ok(Some(Event::Close { code, reason })) => {
                     if !self.sent_close {
                         let mut out = Vec::new();
-                        self.codec.encode_close(code, "", &mut out);
+                        self.codec.encode_close(code, &reason, &mut out);
                         let _ = stream.write_all(&out).await;
                         self.sent_close = true;
                     }

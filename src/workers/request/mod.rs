@@ -14,7 +14,7 @@ use pyo3::types::PyDict;
 
 pub use app_socket::close_app_socket;
 pub use errors::log_request_panic;
-pub use in_flight::in_flight;
+pub use in_flight::{enter_call, in_flight, leave_call};
 
 use super::state::WorkerState;
 use crate::hooks::{self, objects};
