@@ -7,8 +7,9 @@
 #               cycles, no socket I/O in the wsgi/asgi bridges)
 #   make fuzz   run the ferrocorn-h1 fuzz targets, FUZZ_SECONDS (600) each, one after the other
 #   make fuzz-server  fuzz the installed server over sockets (fuzz/server_fuzz.py), FUZZ_SECONDS
-#               (600) per worker type in FUZZ_WORKERS ("sync gthread"), one after the other, or
-#               at the same time with FUZZ_PARALLEL=1; findings in fuzz/server-findings/
+#               (600) per worker type in FUZZ_WORKERS ("sync gthread asgi"; any of them), one
+#               after the other, or at the same time with FUZZ_PARALLEL=1; findings in
+#               fuzz/server-findings/
 #   make bench-h1  criterion benchmark of the ferrocorn-h1 parser
 #
 # Needs only Rust (cargo), CPython >= 3.9 and pip; everything else goes into .venv.
@@ -98,13 +99,20 @@ fuzz:
 	done
 
 # The real server over sockets (not part of `make test`): every worker type in FUZZ_WORKERS
-# runs, even after one found something; the status is non-zero if any did. FUZZ_SERVER_ARGS
+# (sync, gthread, asgi) runs, even after one found something; the status is non-zero if any
+# did. A name the harness does not know stops the target before anything runs. FUZZ_SERVER_ARGS
 # passes more options (--jobs, --seed, --timeout).
-FUZZ_WORKERS ?= sync gthread
+FUZZ_WORKERS ?= sync gthread asgi
 FUZZ_PARALLEL ?= 0
 FUZZ_SERVER_ARGS ?=
 
 fuzz-server: install
+	@for worker in $(FUZZ_WORKERS); do \
+		case $$worker in sync|gthread|asgi) ;; \
+		*) echo "fuzz-server: unknown worker '$$worker' in FUZZ_WORKERS (sync, gthread, asgi)" >&2; \
+			exit 2;; \
+		esac; \
+	done
 	@status=0; \
 	if [ "$(FUZZ_PARALLEL)" = 1 ]; then \
 		pids=; \

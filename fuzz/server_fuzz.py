@@ -2,10 +2,12 @@
 """Fuzz the real running server over sockets (plain Python 3, standard library only).
 
 Starts the server command (``--cmd``, default ``.venv/bin/ferrocorn``; a ``gunicorn``
-executable works too) with one worker of the chosen class, bound to 127.0.0.1:0, serving a
-tiny WSGI app that reads the whole ``wsgi.input`` and answers 200. Any final response other
-than 200 is therefore the server rejecting the request (or the app answering 408 when the
-server's read of an incomplete body timed out).
+executable works too) with one worker of the chosen class (``sync``, ``gthread`` or
+``asgi``), bound to 127.0.0.1:0, serving a tiny app (WSGI, or the same in ASGI 3 for
+``asgi``) that reads the whole body and answers 200. Any final response other than 200 is
+therefore the server rejecting the request (or the app answering 408 when the server's read
+of an incomplete body timed out; for ``asgi``, when ``receive()`` said ``http.disconnect``
+before the body ended).
 
 Inputs are mutated from the Gunicorn request corpus (``../shared/conformance/
 gunicorn-requests/{valid,invalid}/*.json``) and a few hand-written requests; each goes over a
@@ -17,6 +19,7 @@ server closes it (the client never half-closes). Checks, per input:
 - nothing follows a non-200 final response, nor a response that said ``Connection: close``
   -> ``desync``;
 - what came back parses as HTTP/1.x responses -> ``bad``;
+- no final response is a 500: the app never fails, so the server made that up -> ``status``;
 - the server does not hold the connection longer than ``--timeout`` + 3 s -> ``hang``.
 
 and, for the server as a whole:
@@ -52,12 +55,13 @@ from pathlib import Path
 from serverfuzz import CONFORMANCE_DIR, REPO_ROOT
 from serverfuzz.replay import replay_main
 from serverfuzz.run import Interrupted, fuzz_main
+from serverfuzz.server import WORKERS
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--worker", choices=("sync", "gthread"), default=None,
+    p.add_argument("--worker", choices=WORKERS, default=None,
                    help="worker class (default sync; for --replay, the one the finding was saved with)")
     p.add_argument("--seconds", type=float, default=60.0, help="how long to fuzz (default 60)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: random, printed)")

@@ -1,5 +1,5 @@
-"""What came back: parsing HTTP/1.x responses and the per-connection checks (``bad`` and
-``desync`` findings).
+"""What came back: parsing HTTP/1.x responses and the per-connection checks (``bad``,
+``desync`` and ``status`` findings).
 """
 
 from __future__ import annotations
@@ -12,6 +12,12 @@ import re
 STATUS_RE = re.compile(rb"HTTP/1\.(\d) (\d{3})(?: [^\r\n]*)?\r\n")
 HEADER_RE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*(.*?)[ \t]*")
 
+# Final statuses the server must never send to the harness's app, whatever the request: the
+# app never fails (an exception it raises also logs a traceback, a crash), so a 500 means the
+# server decided on its own that the call went wrong. (The ASGI worker answers 500 when the
+# app returns without a complete response, which this app never does while it has a client.)
+NEVER_STATUSES = {500: "the app never fails"}
+
 
 def parse_responses(data: bytes, head_allowed: bool):
     """Parse `data` as a sequence of HTTP/1.x responses.
@@ -19,7 +25,11 @@ def parse_responses(data: bytes, head_allowed: bool):
     Returns (responses, problem): each response is a dict with status, headers (lower-cased
     name, value), start and end offsets; problem is None or why the rest does not parse.
     `head_allowed`: a HEAD request may be among the requests, so a response with a
-    Content-Length may have no body."""
+    Content-Length may have no body: it is followed at once by the end of the data or, if it
+    keeps the connection, by the next status line. A `Connection: close` response must carry
+    its body even when that starts with `HTTP/1.`: the ASGI worker's error responses (as
+    Gunicorn's) have the bare message as their body, and a message can quote the request's
+    version (Gunicorn's 400 for `HTTP/1.P/1.1` is the body `HTTP/1.P/1.1`)."""
     pos, out = 0, []
     while pos < len(data):
         m = STATUS_RE.match(data, pos)
@@ -82,7 +92,9 @@ def parse_responses(data: bytes, head_allowed: bool):
             if len(set(cl)) != 1 or not cl[0].isdigit():
                 return out, "bad response Content-Length %r at %d" % (cl, pos)
             length = int(cl[0])
-            if length and head_allowed and (body == len(data) or data.startswith(b"HTTP/1.", body)):
+            closing = any(k == b"connection" and b"close" in v.lower() for k, v in headers)
+            if length and head_allowed and (
+                    body == len(data) or (not closing and data.startswith(b"HTTP/1.", body))):
                 length = 0  # the answer to a HEAD request
         else:
             length = len(data) - body  # delimited by the close
@@ -107,6 +119,11 @@ def check_exchange(sent: bytes, received: bytes, held: bool):
     bound = sent.count(b"HTTP/") + 1
     if len(finals) > bound:
         findings.append(("desync", "%d final responses for at most %d requests" % (len(finals), bound)))
+    for r in finals:
+        if r["status"] in NEVER_STATUSES:
+            findings.append(("status", "final status %d (%s): %r" % (
+                r["status"], NEVER_STATUSES[r["status"]], received[r["start"]:r["start"] + 160])))
+            break
     for r in finals:
         closing = any(k == b"connection" and b"close" in v.lower() for k, v in r["headers"])
         if (r["status"] != 200 or closing) and r["end"] < len(received):

@@ -14,7 +14,7 @@ from collections import Counter
 from . import FINDINGS_DIR
 
 
-KINDS = ("crash", "hang", "desync", "bad")
+KINDS = ("crash", "hang", "desync", "bad", "status")
 
 
 class Findings:

@@ -52,8 +52,14 @@ class Run:
             self.statuses.update(str(s) for s, _ in statuses)
             if c.reset:
                 self.stats["resets"] += 1
+        # How long the server took to close after the last byte went out: at once for a
+        # rejection, about --timeout when it waited for bytes that never came.
+        after = round(c.t_end - c.t_sent, 2) if c.t_sent is not None and c.t_end is not None else None
         for kind, detail in findings:
-            self.findings.add(kind, detail, [c.inp], c.received, {"held": c.held, "reset": c.reset})
+            detail += (" (the connection ended %.2fs after the last byte sent)" % after if after is not None
+                       else " (the connection ended before the whole input was sent)")
+            self.findings.add(kind, detail, [c.inp], c.received,
+                              {"held": c.held, "reset": c.reset, "closed_after_sent": after})
         if c.held and count:
             self.suspects.append(c.inp)
         return findings
@@ -295,6 +301,7 @@ def summary(args, run: Run, findings: Findings, interrupted):
         "hangs": findings.counts["hang"],
         "desyncs": findings.counts["desync"],
         "bad_responses": findings.counts["bad"],
+        "statuses_unexpected": findings.counts["status"],
         "suspects": run.stats["suspects"],
         "suspects_unchecked": run.stats["suspects_unchecked"],
         "crash_log_lines": run.stats["crash_lines"],
@@ -350,9 +357,10 @@ def fuzz_main(args):
         shutil.rmtree(workdir, ignore_errors=True)
     s = summary(args, run, findings, interrupted)
     print("server-fuzz %s: %d inputs in %.0fs (%.1f/s), %d requests sent, %d responses; "
-          "crashes=%d hangs=%d desyncs=%d bad=%d; rss start/end/max %s/%s/%s kB%s" % (
+          "crashes=%d hangs=%d desyncs=%d bad=%d status=%d; rss start/end/max %s/%s/%s kB%s" % (
               args.worker, s["inputs"], s["seconds"], s["inputs_per_sec"], s["requests_sent"],
               s["responses"], s["crashes"], s["hangs"], s["desyncs"], s["bad_responses"],
+              s["statuses_unexpected"],
               s["rss_start_kb"], s["rss_end_kb"], s["rss_max_kb"],
               " (interrupted)" if interrupted else ""))
     print(json.dumps(s, indent=1))

@@ -1,6 +1,7 @@
-"""The server under test: the tiny WSGI app it serves, starting it with a clean environment
-and waiting until it answers, scanning its log for crash lines (and the worker pid), the
-worker's RSS, and stopping it (TERM, then KILL of its process group).
+"""The server under test: the tiny app it serves (WSGI for sync and gthread, the same app in
+ASGI 3 for asgi), starting it with a clean environment and waiting until it answers, scanning
+its log for crash lines (and the worker pid), the worker's RSS, and stopping it (TERM, then
+KILL of its process group).
 """
 
 from __future__ import annotations
@@ -55,11 +56,71 @@ def app(environ, start_response):
     return [out]
 '''
 
+# The same app for the ASGI worker (`-k asgi`), as an ASGI 3 coroutine. It reads the whole body
+# through receive(); an `http.disconnect` before the last `http.request` (the server's read of
+# the body timed out, the body was invalid, or the client left) is answered 408 as the WSGI app
+# answers a timed-out read: the server may drop that answer (the client is gone), and both
+# ferrocorn and Gunicorn ignore a send after a disconnect. A WebSocket handshake is refused
+# (`websocket.close` before accepting: the server answers 403) so the connection ends, as the
+# client never closes its side. Lifespan is supported, so the worker starts either way.
+ASGI_APP_SOURCE = '''\
+async def _lifespan(receive, send):
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def _respond(send, status, out, head):
+    try:
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"text/plain"),
+                                (b"content-length", str(len(out)).encode())]})
+        await send({"type": "http.response.body", "body": b"" if head else out})
+    except OSError:
+        pass  # the client is gone (ASGI 2.4 lets send() raise an OSError then)
+
+
+async def app(scope, receive, send):
+    kind = scope["type"]
+    if kind == "lifespan":
+        return await _lifespan(receive, send)
+    if kind == "websocket":
+        message = await receive()
+        if message["type"] == "websocket.connect":
+            await send({"type": "websocket.close", "code": 1000})
+        return
+    if kind != "http":
+        raise RuntimeError("unexpected scope type %r" % kind)
+    head = scope.get("method") == "HEAD"
+    body = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] == "http.request":
+            body += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        elif message["type"] == "http.disconnect":
+            await _respond(send, 408, b"client timeout: disconnect\\n", head)
+            return
+        else:
+            raise RuntimeError("unexpected message %r" % (message["type"],))
+    path = scope.get("path", "").encode("utf-8", "replace")
+    out = b"len=%d path=%s\\n" % (len(body), path[:200])
+    await _respond(send, 200, out, head)
+'''
+
 # Variables that change a server's configuration; never inherited from the caller.
 CONFIG_ENV_VARS = (
     "GUNICORN_CMD_ARGS", "WEB_CONCURRENCY", "PORT", "FORWARDED_ALLOW_IPS", "SENDFILE",
     "SCRIPT_NAME", "GUNICORN_PID", "GUNICORN_FD", "LISTEN_PID", "LISTEN_FDS", "NOTIFY_SOCKET",
 )
+
+# The worker classes the harness knows how to serve (the app and the options differ).
+WORKERS = ("sync", "gthread", "asgi")
 
 LISTENING_RE = re.compile(rb"Listening at: http://127\.0\.0\.1:(\d+)")
 BOOTING_RE = re.compile(rb"Booting worker with pid: (\d+)")
@@ -72,7 +133,7 @@ CRASH_RE = re.compile(
 class Server:
     def __init__(self, cmd, worker, timeout, threads, workdir: Path):
         self.workdir = workdir
-        (workdir / "app.py").write_text(APP_SOURCE)
+        (workdir / "app.py").write_text(ASGI_APP_SOURCE if worker == "asgi" else APP_SOURCE)
         (workdir / "run").mkdir(exist_ok=True)
         self.log_path = workdir / "server.log"
         argv = shlex.split(cmd)
