@@ -166,6 +166,7 @@ struct Response {
 
 struct Call<'a> {
     ctx: &'a ConnCtx,
+    peer: Peer,
     method: String,
     version: (u8, u8),
     close_requested: bool,
@@ -180,6 +181,7 @@ impl<'a> Call<'a> {
     fn new(ctx: &'a ConnCtx, request: &Request, framing: Framing) -> Self {
         Call {
             ctx,
+            peer: request.peer.clone(),
             method: request.method.clone(),
             version: request.version,
             close_requested: request.close_requested,
@@ -295,11 +297,18 @@ impl<'a> Call<'a> {
                                 paused = session.state().inbound_bytes >= RECEIVE_HIGH_WATER;
                             }
                             Err(e) => {
-                                error_log::debug(&format!("Invalid request body: {}", e.message()));
+                                // A bad body after the request went to the app: the client
+                                // gets Gunicorn's 400 (if nothing was sent yet), the app a
+                                // disconnect, and its task is cancelled after the grace.
+                                log_parse_error(&self.peer, &e);
                                 session.disconnect(true);
                                 session.abandon_output();
-                                cancel_at = Some(tokio::time::Instant::now() + grace);
-                                eof = true;
+                                if !self.resp.head_written {
+                                    let page = wire::error_response(e.status(), &e.message(), &[]);
+                                    let _ = stream.write_all(&page).await;
+                                }
+                                cancel_later(&session, grace);
+                                return Outcome::Close;
                             }
                         }
                     }
@@ -311,11 +320,10 @@ impl<'a> Call<'a> {
                     return Outcome::Drop;
                 }
                 _ = sleep_until(body_deadline), if body_open && !eof && !gone => {
-                    // The client stopped sending its body: the app hears a disconnect and
-                    // the connection is not reused.
-                    session.disconnect(true);
-                    session.abandon_output();
-                    cancel_at = Some(tokio::time::Instant::now() + grace);
+                    // The client stopped sending its body: the app hears a disconnect, may
+                    // still answer (Gunicorn's apps send a 408), and the connection is not
+                    // reused.
+                    session.disconnect(false);
                     eof = true;
                 }
             }
@@ -597,6 +605,15 @@ impl<'a> Call<'a> {
             );
         }
     }
+}
+
+/// Cancel the app's task once the grace period after the client left is over.
+fn cancel_later(session: &Arc<Session>, grace: std::time::Duration) {
+    let session = session.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(grace).await;
+        session.request_cancel();
+    });
 }
 
 fn request_expects_continue(req: &Request) -> bool {
