@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::bridge::Bridge;
-use super::receive::{next_message, Receive};
+use super::receive::{build, take_next, Receive};
 use super::scope;
 use super::send::{HttpSend, WsSend};
 use crate::hooks::{self, objects};
@@ -66,30 +66,48 @@ impl StartCall for Bridge {
     }
 }
 
-/// Resolve what the session's waiters wait for, if it happened.
+/// Resolve what the session's waiters wait for, if it happened. A waiter whose future is
+/// already done (cancelled by a timeout around `receive()`) is dropped without taking a
+/// message, which stays queued for the next `receive()`.
 fn wake(py: Python<'_>, session: &Arc<Session>) -> PyResult<()> {
-    let mut resolve: Vec<(Py<PyAny>, Option<Py<PyAny>>)> = Vec::new();
-    {
+    let (reader, sender) = {
         let mut st = session.state();
         Session::woken(&mut st);
-        if st.recv_waiter.is_some() {
-            if let Some(msg) = next_message(py, session, &mut st)? {
-                let fut = st.recv_waiter.take().expect("checked");
-                resolve.push((fut, Some(msg)));
+        let reader = st.recv_waiter.take();
+        let sender = if st.send_waiter.is_some() && (!session.over_high_water() || st.client_gone) {
+            st.send_waiter.take()
+        } else {
+            None
+        };
+        (reader, sender)
+    };
+    if let Some(fut) = reader {
+        let live = !fut
+            .bind(py)
+            .call_method0(intern!(py, "done"))?
+            .is_truthy()?;
+        let next = if live {
+            let mut st = session.state();
+            let next = take_next(session, &mut st);
+            if next.is_none() {
+                // Still nothing for it: it keeps waiting.
+                st.recv_waiter = Some(fut.clone_ref(py));
             }
-        }
-        if st.send_waiter.is_some() && (!session.over_high_water() || st.client_gone) {
-            let fut = st.send_waiter.take().expect("checked");
-            resolve.push((fut, None));
+            next
+        } else {
+            None
+        };
+        if let Some(next) = next {
+            let msg = build(py, next)?;
+            fut.bind(py)
+                .call_method1(intern!(py, "set_result"), (msg,))?;
         }
     }
-    for (fut, value) in resolve {
+    if let Some(fut) = sender {
         let fut = fut.bind(py);
-        if fut.call_method0(intern!(py, "done"))?.is_truthy()? {
-            continue;
+        if !fut.call_method0(intern!(py, "done"))?.is_truthy()? {
+            fut.call_method1(intern!(py, "set_result"), (py.None(),))?;
         }
-        let value = value.unwrap_or_else(|| py.None());
-        fut.call_method1(intern!(py, "set_result"), (value,))?;
     }
     Ok(())
 }
@@ -109,13 +127,25 @@ pub fn handle(py: Python<'_>, bridge: &Arc<Bridge>, events: Vec<HubEvent>) -> Py
                     session.send(crate::http::Outgoing::Done { failed: true });
                 }
             }
-            HubEvent::Wake(session) => wake(py, &session)?,
+            // One failing event must not strand the rest of the batch.
+            HubEvent::Wake(session) => {
+                if let Err(e) = wake(py, &session) {
+                    e.print(py);
+                }
+            }
             HubEvent::Cancel(session) => {
                 let task = session.state().task.take();
                 if let Some(task) = task {
                     let task = task.bind(py);
-                    if !task.call_method0(intern!(py, "done"))?.is_truthy()? {
-                        task.call_method0(intern!(py, "cancel"))?;
+                    let cancel = task.call_method0(intern!(py, "done")).and_then(|d| {
+                        if d.is_truthy()? {
+                            Ok(())
+                        } else {
+                            task.call_method0(intern!(py, "cancel")).map(drop)
+                        }
+                    });
+                    if let Err(e) = cancel {
+                        e.print(py);
                     }
                 }
             }

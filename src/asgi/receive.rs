@@ -39,20 +39,25 @@ fn message<'py>(
     Ok(d)
 }
 
-/// The app's next message, if it can have one now (the loop thread, under the session's
-/// lock, so a message cannot arrive between looking and waiting).
-pub fn next_message(
-    py: Python<'_>,
-    session: &Session,
-    st: &mut SessionState,
-) -> PyResult<Option<Py<PyAny>>> {
+/// What the app receives next, taken from the session under its lock (plain Rust: no
+/// Python runs while the I/O thread may be waiting for the lock).
+pub enum Next {
+    Body(Vec<u8>, bool),
+    Disconnect,
+    WsText(String),
+    WsBytes(Vec<u8>),
+    WsDisconnect(u16, String),
+}
+
+/// Take the app's next message if it can have one now.
+pub fn take_next(session: &Session, st: &mut SessionState) -> Option<Next> {
     if session.ws {
-        let msg = next_ws_message(py, st)?;
-        if msg.is_some() {
+        let next = take_ws(st);
+        if next.is_some() {
             // The connection may be waiting for room in the queue.
             session.space.notify_one();
         }
-        return Ok(msg);
+        return next;
     }
     if matches!(st.inbound.front(), Some(Inbound::Body { .. })) {
         let before = st.inbound_bytes;
@@ -76,51 +81,67 @@ pub fn next_message(
         if before >= RECEIVE_HIGH_WATER && st.inbound_bytes < RECEIVE_HIGH_WATER {
             session.space.notify_one();
         }
-        let d = message(py, intern!(py, "http.request"))?;
-        d.set_item(intern!(py, "body"), PyBytes::new(py, &body))?;
-        d.set_item(intern!(py, "more_body"), more)?;
-        return Ok(Some(d.into_any().unbind()));
+        return Some(Next::Body(body, more));
     }
-    if st.disconnected {
-        return Ok(Some(
-            message(py, intern!(py, "http.disconnect"))?
-                .into_any()
-                .unbind(),
-        ));
-    }
-    Ok(None)
+    st.disconnected.then_some(Next::Disconnect)
 }
 
-fn next_ws_message(py: Python<'_>, st: &mut SessionState) -> PyResult<Option<Py<PyAny>>> {
+fn take_ws(st: &mut SessionState) -> Option<Next> {
     match st.inbound.pop_front() {
         Some(Inbound::WsText(t)) => {
             st.inbound_bytes -= t.len();
-            let d = message(py, intern!(py, "websocket.receive"))?;
-            d.set_item(intern!(py, "text"), t)?;
-            Ok(Some(d.into_any().unbind()))
+            Some(Next::WsText(t))
         }
         Some(Inbound::WsBytes(b)) => {
             st.inbound_bytes -= b.len();
-            let d = message(py, intern!(py, "websocket.receive"))?;
-            d.set_item(intern!(py, "bytes"), PyBytes::new(py, &b))?;
-            Ok(Some(d.into_any().unbind()))
+            Some(Next::WsBytes(b))
         }
         Some(Inbound::WsClosed { code, reason }) => {
-            st.ws_close = Some((code, reason));
-            ws_disconnect(py, st).map(Some)
+            st.ws_close = Some((code, reason.clone()));
+            Some(Next::WsDisconnect(code, reason))
         }
-        Some(Inbound::Body { .. }) => Ok(None),
-        None if st.disconnected || st.ws_close.is_some() => ws_disconnect(py, st).map(Some),
-        None => Ok(None),
+        Some(Inbound::Body { .. }) => None,
+        None if st.disconnected || st.ws_close.is_some() => {
+            let (code, reason) = st.ws_close.clone().unwrap_or((1006, String::new()));
+            Some(Next::WsDisconnect(code, reason))
+        }
+        None => None,
     }
 }
 
-fn ws_disconnect(py: Python<'_>, st: &SessionState) -> PyResult<Py<PyAny>> {
-    let (code, reason) = st.ws_close.clone().unwrap_or((1006, String::new()));
-    let d = message(py, intern!(py, "websocket.disconnect"))?;
-    d.set_item(intern!(py, "code"), code)?;
-    d.set_item(intern!(py, "reason"), reason)?;
+/// The ASGI message for what `take_next` took.
+pub fn build(py: Python<'_>, next: Next) -> PyResult<Py<PyAny>> {
+    let d = match next {
+        Next::Body(body, more) => {
+            let d = message(py, intern!(py, "http.request"))?;
+            d.set_item(intern!(py, "body"), PyBytes::new(py, &body))?;
+            d.set_item(intern!(py, "more_body"), more)?;
+            d
+        }
+        Next::Disconnect => message(py, intern!(py, "http.disconnect"))?,
+        Next::WsText(t) => {
+            let d = message(py, intern!(py, "websocket.receive"))?;
+            d.set_item(intern!(py, "text"), t)?;
+            d
+        }
+        Next::WsBytes(b) => {
+            let d = message(py, intern!(py, "websocket.receive"))?;
+            d.set_item(intern!(py, "bytes"), PyBytes::new(py, &b))?;
+            d
+        }
+        Next::WsDisconnect(code, reason) => {
+            let d = message(py, intern!(py, "websocket.disconnect"))?;
+            d.set_item(intern!(py, "code"), code)?;
+            d.set_item(intern!(py, "reason"), reason)?;
+            d
+        }
+    };
     Ok(d.into_any().unbind())
+}
+
+fn ready(py: Python<'_>, next: Next) -> PyResult<Py<PyAny>> {
+    let msg = build(py, next)?;
+    Ok(Py::new(py, Ready::new(Some(msg)))?.into_any())
 }
 
 #[pymethods]
@@ -131,31 +152,44 @@ impl Receive {
             let d = message(py, intern!(py, "websocket.connect"))?;
             return Ok(Py::new(py, Ready::new(Some(d.into_any().unbind())))?.into_any());
         }
-        let mut st = self.session.state();
-        if st.continue_pending {
-            st.continue_pending = false;
-            self.session.send(Outgoing::Continue);
-        }
-        if let Some(msg) = next_message(py, &self.session, &mut st)? {
-            return Ok(Py::new(py, Ready::new(Some(msg)))?.into_any());
-        }
-        if let Some(old) = &st.recv_waiter {
-            if !old
-                .bind(py)
-                .call_method0(intern!(py, "done"))?
-                .is_truthy()?
-            {
-                return Err(pyo3::exceptions::PyRuntimeError::new_err(
-                    "receive() called while another receive() is waiting",
-                ));
+        {
+            let mut st = self.session.state();
+            if st.continue_pending {
+                st.continue_pending = false;
+                self.session.send(Outgoing::Continue);
+            }
+            if let Some(next) = take_next(&self.session, &mut st) {
+                drop(st);
+                return ready(py, next);
             }
         }
+        // Nothing yet: wait on a future. It is made without the lock, then the lock is
+        // taken again to look once more and register it, so nothing slips in between.
         let fut = self
             .event_loop
             .bind(py)
             .call_method0(intern!(py, "create_future"))?
             .unbind();
-        st.recv_waiter = Some(fut.clone_ref(py));
+        let old = {
+            let mut st = self.session.state();
+            if let Some(next) = take_next(&self.session, &mut st) {
+                drop(st);
+                return ready(py, next);
+            }
+            st.recv_waiter.replace(fut.clone_ref(py))
+        };
+        if let Some(old) = old {
+            if !old
+                .bind(py)
+                .call_method0(intern!(py, "done"))?
+                .is_truthy()?
+            {
+                self.session.state().recv_waiter = Some(old);
+                return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                    "receive() called while another receive() is waiting",
+                ));
+            }
+        }
         Ok(fut)
     }
 }

@@ -109,21 +109,32 @@ fn kind<'py>(message: &Bound<'py, PyAny>) -> PyResult<(Bound<'py, PyDict>, Strin
     Ok((d, t))
 }
 
-/// Wait for the connection to take what was sent, when too much is unwritten.
+/// Wait for the connection to take what was sent, when too much is unwritten. The future
+/// is made without the session's lock; the mark is checked again under it, so a `written`
+/// in between cannot leave the future unresolved.
 fn paced(py: Python<'_>, session: &Arc<Session>, event_loop: &Py<PyAny>) -> PyResult<Py<PyAny>> {
     if !session.over_high_water() {
-        return ready(py);
-    }
-    let mut st = session.state();
-    if st.client_gone {
         return ready(py);
     }
     let fut = event_loop
         .bind(py)
         .call_method0(intern!(py, "create_future"))?
         .unbind();
+    let mut st = session.state();
+    if st.client_gone || !session.over_high_water() {
+        return ready(py);
+    }
     st.send_waiter = Some(fut.clone_ref(py));
     Ok(fut)
+}
+
+/// The call is over: no future of it is waited on any more, and the task is done. Cleared
+/// here, on the loop thread, so the session never drops a Python object elsewhere.
+fn release(session: &Session) {
+    let mut st = session.state();
+    st.task = None;
+    st.recv_waiter = None;
+    st.send_waiter = None;
 }
 
 /// How the app's call ended, logged as Gunicorn logs it; the connection then decides what
@@ -352,7 +363,19 @@ impl WsSend {
         };
         match (t.as_str(), self.phase) {
             ("websocket.accept", WsPhase::Connecting) => {
-                let subprotocol = get(&m, "subprotocol")?.map(|s| s.extract()).transpose()?;
+                let subprotocol: Option<String> =
+                    get(&m, "subprotocol")?.map(|s| s.extract()).transpose()?;
+                if let Some(p) = &subprotocol {
+                    let token = !p.is_empty()
+                        && p.bytes().all(|c| {
+                            c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
+                        });
+                    if !token {
+                        return Err(PyValueError::new_err(format!(
+                            "Invalid WebSocket subprotocol {p:?}"
+                        )));
+                    }
+                }
                 let headers = headers(&m)?;
                 self.phase = WsPhase::Accepted;
                 self.session.send(Outgoing::WsAccept { subprotocol, headers });
@@ -442,7 +465,7 @@ impl WsSend {
         } else {
             log_end(py, exc, false, "WebSocket ASGI application")
         };
-        self.session.state().task = None;
+        release(&self.session);
         self.session.send(Outgoing::Done { failed });
     }
 }

@@ -8,7 +8,9 @@
 //! Owns: the message vocabulary between the two sides, and the hand-over of requests and
 //! wake-ups to the event loop (`Hub`: a queue plus an eventfd the loop watches). Must not:
 //! parse or frame bytes, touch a socket, or call Python (the waiters it stores are only
-//! handled on the loop thread, by the bridge).
+//! handled, and cleared when the call ends, on the loop thread by the bridge; a session
+//! dropped on the I/O thread while its call still runs leaves its task to PyO3's deferred
+//! reference release).
 
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -282,7 +284,14 @@ impl Session {
 
     /// Connection side: `n` bytes of what the app sent are written (or dropped).
     pub fn written(self: &Arc<Self>, n: usize) {
-        let before = self.unwritten.fetch_sub(n, Ordering::SeqCst);
+        // Saturating: `abandon_output` may have zeroed the count already.
+        let before = self
+            .unwritten
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |u| {
+                Some(u.saturating_sub(n))
+            })
+            .unwrap_or(0);
+        let n = n.min(before);
         if before > SEND_HIGH_WATER && before - n <= SEND_HIGH_WATER {
             let st = self.state();
             if st.send_waiter.is_some() {

@@ -76,7 +76,8 @@ pub struct HeaderScan {
     pub content_length: Option<u64>,
     pub has_content_length: bool,
     pub transfer_encoding: bool,
-    pub connection: bool,
+    /// The app's own `Connection: close`: the connection ends after this response.
+    pub connection_close: bool,
 }
 
 pub fn scan(headers: &ByteHeaders) -> HeaderScan {
@@ -90,7 +91,9 @@ pub fn scan(headers: &ByteHeaders) -> HeaderScan {
         } else if n.eq_ignore_ascii_case(b"transfer-encoding") {
             s.transfer_encoding = true;
         } else if n.eq_ignore_ascii_case(b"connection") {
-            s.connection = true;
+            s.connection_close |= v
+                .split(|&c| c == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
         }
     }
     s

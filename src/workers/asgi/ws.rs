@@ -27,6 +27,9 @@ fn header<'r>(req: &'r Request, name: &str) -> impl Iterator<Item = &'r str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// Bytes a client may send before the handshake is answered.
+const EARLY_LIMIT: usize = 64 * 1024;
+
 /// How long a closing WebSocket waits for the peer's close frame.
 const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -117,11 +120,15 @@ pub async fn serve(
                 Some(_) => {}
                 None => break false,
             },
-            r = stream.read_with(|b| early.extend_from_slice(b)), if !eof => match r {
+            // A client may not send frames before the 101; what it sends anyway is kept up
+            // to a bound, then TCP holds the rest back.
+            r = stream.read_with(|b| early.extend_from_slice(b)), if !eof && early.len() < EARLY_LIMIT => match r {
                 Ok(0) | Err(_) => {
                     eof = true;
                     session.deliver(Inbound::WsClosed { code: 1006, reason: String::new() });
                     session.disconnect(true);
+                    // An app that awaits something before accepting is told, then cancelled.
+                    schedule_cancel(&session, &ctx);
                 }
                 Ok(_) => {}
             },
@@ -129,7 +136,9 @@ pub async fn serve(
     };
     if !accepted {
         session.disconnect(true);
-        schedule_cancel(&session, &ctx);
+        if !eof {
+            schedule_cancel(&session, &ctx);
+        }
         stream.close_graceful().await;
         return;
     }
@@ -159,16 +168,24 @@ async fn deny(
     mut headers: crate::http::ByteHeaders,
 ) {
     let mut body = Vec::new();
-    while let Some(msg) = rx.recv().await {
-        match msg {
-            Outgoing::Body { data, more } => {
-                body.extend_from_slice(&data);
-                if !more {
-                    break;
+    loop {
+        tokio::select! {
+            msg = rx.recv() => match msg {
+                Some(Outgoing::Body { data, more }) => {
+                    body.extend_from_slice(&data);
+                    if !more {
+                        break;
+                    }
+                }
+                Some(Outgoing::Done { .. }) | None => break,
+                Some(_) => {}
+            },
+            // The client left while the app was still writing its answer.
+            r = stream.read_with(|_| {}) => {
+                if matches!(r, Ok(0) | Err(_)) {
+                    return;
                 }
             }
-            Outgoing::Done { .. } => break,
-            _ => {}
         }
     }
     headers.retain(|(n, _)| {

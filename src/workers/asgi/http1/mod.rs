@@ -14,6 +14,8 @@ use std::time::Instant;
 use ferrocorn_h1::{BodyDecoder, ParseError};
 use tokio::time::sleep_until;
 
+mod respond;
+
 use super::ctx::ConnCtx;
 use super::stream::Stream;
 use super::wire;
@@ -167,6 +169,8 @@ struct Response {
 struct Call<'a> {
     ctx: &'a ConnCtx,
     peer: Peer,
+    expect_continue: bool,
+    continue_sent: bool,
     method: String,
     version: (u8, u8),
     close_requested: bool,
@@ -182,6 +186,8 @@ impl<'a> Call<'a> {
         Call {
             ctx,
             peer: request.peer.clone(),
+            expect_continue: request_expects_continue(request),
+            continue_sent: false,
             method: request.method.clone(),
             version: request.version,
             close_requested: request.close_requested,
@@ -194,7 +200,6 @@ impl<'a> Call<'a> {
 
     async fn run(&mut self, stream: &mut Stream, request: Request, mut raw: Vec<u8>) -> Outcome {
         let (session, mut rx) = Session::new(self.ctx.hub.clone(), false);
-        let expect_continue = request_expects_continue(&request);
         // What already arrived of the body goes with the request.
         let mut body = Vec::new();
         match self.decoder.decode(&raw, &mut body) {
@@ -220,7 +225,7 @@ impl<'a> Call<'a> {
                     more: !done,
                 });
             }
-            st.continue_pending = expect_continue && !done;
+            st.continue_pending = self.expect_continue && !done;
         }
         let _in_flight = self.ctx.in_flight(&request.method, &request.uri);
         self.ctx.hub.push(HubEvent::Call(Box::new(NewCall {
@@ -241,13 +246,9 @@ impl<'a> Call<'a> {
                 break;
             }
             if app_done {
-                return self.unfinished(stream).await;
+                return self.unfinished(stream, &session).await;
             }
             let gone = session.state().client_gone;
-            if gone && cancel_at.is_none() {
-                // The cancel went out; nothing more can reach the client.
-                return Outcome::Drop;
-            }
             let body_open = !self.decoder.is_done();
             let want_read = !eof
                 && !gone
@@ -266,7 +267,7 @@ impl<'a> Call<'a> {
                         }
                     }
                     Some(m) => {
-                        if let Err(()) = self.handle(stream, &session, m, &mut raw).await {
+                        if let Err(()) = self.handle(stream, &session, m).await {
                             session.disconnect(true);
                             session.abandon_output();
                             cancel_at = Some(tokio::time::Instant::now() + grace);
@@ -314,12 +315,16 @@ impl<'a> Call<'a> {
                     }
                     Ok(_) => {}
                 },
-                _ = session.space.notified(), if paused => paused = false,
+                _ = session.space.notified(), if paused => {
+                    paused = false;
+                    // The wait was ours, not the client's.
+                    body_deadline = tokio::time::Instant::now() + io_deadline;
+                }
                 _ = sleep_until(cancel_at.unwrap_or_else(tokio::time::Instant::now)), if cancel_at.is_some() => {
                     session.request_cancel();
                     return Outcome::Drop;
                 }
-                _ = sleep_until(body_deadline), if body_open && !eof && !gone => {
+                _ = sleep_until(body_deadline), if body_open && !eof && !gone && !paused => {
                     // The client stopped sending its body: the app hears a disconnect, may
                     // still answer (Gunicorn's apps send a 408), and the connection is not
                     // reused.
@@ -341,7 +346,12 @@ impl<'a> Call<'a> {
     }
 
     /// The app returned (or raised) before its response was complete.
-    async fn unfinished(&mut self, stream: &mut Stream) -> Outcome {
+    async fn unfinished(&mut self, stream: &mut Stream, session: &Session) -> Outcome {
+        if session.state().client_gone {
+            // The client left first: nothing to answer, and no fault of the app.
+            error_log::debug("ASGI application returned after the client disconnected");
+            return Outcome::Drop;
+        }
         if !self.resp.head_written {
             self.resp.status = 500;
             let page = wire::error_response(500, "Internal Server Error", &[]);
@@ -383,215 +393,6 @@ impl<'a> Call<'a> {
                 _ => return false,
             }
         }
-    }
-
-    /// Write what one message asks for. Err: the client is gone.
-    async fn handle(
-        &mut self,
-        stream: &mut Stream,
-        session: &Arc<Session>,
-        msg: Outgoing,
-        raw: &mut [u8],
-    ) -> Result<(), ()> {
-        let _ = raw;
-        match msg {
-            Outgoing::Continue if !self.resp.head_written && self.resp.start.is_none() => {
-                stream
-                    .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-                    .await
-                    .map_err(drop)?;
-            }
-            // HTTP/1.0 has no interim responses (RFC 9110 15.2).
-            Outgoing::Informational { status, headers }
-                if !self.resp.head_written && self.version >= (1, 1) =>
-            {
-                let mut out = format!(
-                    "HTTP/{}.{} {} {}\r\n",
-                    self.version.0,
-                    self.version.1,
-                    status,
-                    wire::reason(status)
-                )
-                .into_bytes();
-                for (n, v) in &headers {
-                    out.extend_from_slice(n);
-                    out.extend_from_slice(b": ");
-                    out.extend_from_slice(v);
-                    out.extend_from_slice(b"\r\n");
-                }
-                out.extend_from_slice(b"\r\n");
-                stream.write_all(&out).await.map_err(drop)?;
-            }
-            Outgoing::Start { status, headers } => self.resp.start = Some((status, headers)),
-            Outgoing::Response {
-                status,
-                headers,
-                data,
-                more,
-            } => {
-                self.resp.start = Some((status, headers));
-                return Box::pin(self.handle(stream, session, Outgoing::Body { data, more }, raw))
-                    .await;
-            }
-            Outgoing::Body { data, more } => {
-                let n = data.len();
-                let mut out = Vec::with_capacity(n + 256);
-                if !self.resp.head_written {
-                    self.head(&mut out, None);
-                }
-                self.frame_body(&mut out, &data, !more);
-                let res = stream.write_all(&out).await;
-                session.written(n);
-                res.map_err(drop)?;
-                if !more {
-                    self.resp.complete = true;
-                }
-            }
-            Outgoing::PathSend { path } => {
-                self.send_path(stream, &path).await?;
-                self.resp.complete = true;
-            }
-            // WebSocket messages never reach an HTTP call.
-            _ => {}
-        }
-        Ok(())
-    }
-
-    /// The response head, deciding the framing as Gunicorn's ASGI worker does.
-    /// `file_len`: the body is a file of this size (pathsend), so it can be framed exactly.
-    fn head(&mut self, out: &mut Vec<u8>, file_len: Option<u64>) {
-        let (status, mut headers) = self.resp.start.take().unwrap_or((500, Vec::new()));
-        let scan = wire::scan(&headers);
-        let omit = wire::omits_body(&self.method, status);
-        let mut chunked = scan.transfer_encoding;
-        let mut has_length = scan.has_content_length;
-        if omit && (scan.has_content_length || scan.transfer_encoding) {
-            let forbid_length = (100..200).contains(&status) || status == 204;
-            headers.retain(|(n, _)| {
-                let framing = n.eq_ignore_ascii_case(b"transfer-encoding")
-                    || (forbid_length && n.eq_ignore_ascii_case(b"content-length"));
-                !framing
-            });
-            if forbid_length {
-                has_length = false;
-            }
-            chunked = false;
-        }
-        if !has_length && !scan.transfer_encoding && !omit {
-            if let Some(len) = file_len {
-                headers.push((b"content-length".to_vec(), len.to_string().into_bytes()));
-                has_length = true;
-                self.resp.length_left = Some(len);
-            } else if self.version >= (1, 1) {
-                chunked = true;
-                headers.push((b"transfer-encoding".to_vec(), b"chunked".to_vec()));
-            }
-        }
-        if has_length && !chunked && !omit && self.resp.length_left.is_none() {
-            self.resp.length_left = scan.content_length;
-        }
-        let close_delimited = !omit && !has_length && !chunked;
-        let close = self.close_requested
-            || close_delimited
-            || self.ctx.serving.keepalive.is_none()
-            || !self.ctx.alive();
-        if self.logged.is_some() {
-            self.resp.headers_for_log = headers
-                .iter()
-                .map(|(n, v)| {
-                    (
-                        String::from_utf8_lossy(n).into_owned(),
-                        v.iter().map(|&c| c as char).collect(),
-                    )
-                })
-                .collect();
-        }
-        wire::encode_head(out, self.version, status, &headers, close);
-        self.resp.head_written = true;
-        self.resp.status = status;
-        self.resp.chunked = chunked;
-        self.resp.omit = omit;
-        self.resp.close = close;
-    }
-
-    fn frame_body(&mut self, out: &mut Vec<u8>, data: &[u8], last: bool) {
-        let mut data = data;
-        if self.resp.omit {
-            if !data.is_empty() && !self.resp.warned {
-                self.resp.warned = true;
-                error_log::warning(&format!(
-                    "ASGI app sent body bytes on a no-body response (method={} status={}); dropping per RFC 9110.",
-                    self.method, self.resp.status
-                ));
-            }
-            data = &[];
-        }
-        if let Some(left) = self.resp.length_left.as_mut() {
-            let take = (*left).min(data.len() as u64) as usize;
-            data = &data[..take];
-            *left -= take as u64;
-        }
-        self.resp.sent += data.len() as u64;
-        if self.resp.chunked {
-            wire::push_chunk(out, data);
-            if last {
-                out.extend_from_slice(wire::LAST_CHUNK);
-            }
-        } else {
-            out.extend_from_slice(data);
-        }
-        if last && matches!(self.resp.length_left, Some(l) if l > 0) {
-            // Shorter than announced: the client would wait for the rest.
-            self.resp.close = true;
-        }
-    }
-
-    async fn send_path(&mut self, stream: &mut Stream, path: &str) -> Result<(), ()> {
-        let file = match std::fs::File::open(path).and_then(|f| {
-            let len = f.metadata()?.len();
-            Ok((f, len))
-        }) {
-            Ok(f) => f,
-            Err(e) => {
-                error_log::error(&format!(
-                    "http.response.pathsend: cannot open {path:?}: {e}"
-                ));
-                if !self.resp.head_written {
-                    self.resp.start = Some((500, Vec::new()));
-                }
-                self.resp.close = true;
-                return Err(());
-            }
-        };
-        let (file, len) = file;
-        let mut out = Vec::new();
-        if !self.resp.head_written {
-            self.head(&mut out, Some(len));
-        }
-        let send_len = match self.resp.length_left {
-            Some(l) => l.min(len),
-            None => len,
-        };
-        if self.resp.omit {
-            stream.write_all(&out).await.map_err(drop)?;
-            return Ok(());
-        }
-        if self.resp.chunked {
-            out.extend_from_slice(format!("{send_len:x}\r\n").as_bytes());
-        }
-        stream.write_all(&out).await.map_err(drop)?;
-        let sent = stream.send_file(&file, 0, send_len).await.map_err(drop)?;
-        self.resp.sent += sent;
-        if let Some(l) = self.resp.length_left.as_mut() {
-            *l -= sent.min(*l);
-        }
-        if self.resp.chunked {
-            stream.write_all(b"\r\n0\r\n\r\n").await.map_err(drop)?;
-        }
-        if sent < send_len {
-            self.resp.close = true;
-        }
-        Ok(())
     }
 
     fn log_access(&self) {
