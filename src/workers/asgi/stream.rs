@@ -83,6 +83,37 @@ impl Stream {
         Ok(())
     }
 
+    /// Write `parts` in order, with as few system calls as the socket allows.
+    pub async fn write_all_parts(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+        let mut parts: Vec<&[u8]> = parts.iter().copied().filter(|p| !p.is_empty()).collect();
+        let mut first = 0;
+        while first < parts.len() {
+            let slices: Vec<io::IoSlice<'_>> =
+                parts[first..].iter().map(|p| io::IoSlice::new(p)).collect();
+            let write = async {
+                match &mut self.sock {
+                    Socket::Tcp(s) => s.write_vectored(&slices).await,
+                    Socket::Unix(s) => s.write_vectored(&slices).await,
+                }
+            };
+            let mut n = match tokio::time::timeout(self.write_timeout, write).await {
+                Err(_) => return Err(timed_out()),
+                Ok(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) => return Err(e),
+            };
+            while n > 0 && first < parts.len() {
+                let take = n.min(parts[first].len());
+                parts[first] = &parts[first][take..];
+                n -= take;
+                if parts[first].is_empty() {
+                    first += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Send `len` bytes of `file` from `offset` without copying them through user space.
     pub async fn send_file(
         &mut self,

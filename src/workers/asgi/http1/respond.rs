@@ -9,6 +9,9 @@ use super::Call;
 use crate::http::{Outgoing, Session};
 use crate::telemetry::error_log;
 
+/// Body messages from this size on are written from the app's buffer (a vectored write).
+const VECTORED_FROM: usize = 16 * 1024;
+
 impl Call<'_> {
     /// Write what one message asks for. Err: the client is gone.
     pub(super) async fn handle(
@@ -58,12 +61,21 @@ impl Call<'_> {
             }
             Outgoing::Body { data, more } => {
                 let n = data.len();
-                let mut out = Vec::with_capacity(n + 256);
+                let mut out = Vec::with_capacity(256);
+                let mut tail = Vec::new();
                 if !self.resp.head_written {
                     self.head(&mut out, None);
                 }
-                self.frame_body(&mut out, &data, !more);
-                let res = stream.write_all(&out).await;
+                let body = self.frame_body(&mut out, &mut tail, &data, !more);
+                // A large body goes out from the app's buffer, beside the framing, instead
+                // of being copied next to it.
+                let res = if body.len() >= VECTORED_FROM {
+                    stream.write_all_parts(&[&out, body, &tail]).await
+                } else {
+                    out.extend_from_slice(body);
+                    out.extend_from_slice(&tail);
+                    stream.write_all(&out).await
+                };
                 session.written(n);
                 res.map_err(drop)?;
                 if !more {
@@ -142,7 +154,15 @@ impl Call<'_> {
         self.resp.close = close;
     }
 
-    fn frame_body(&mut self, out: &mut Vec<u8>, data: &[u8], last: bool) {
+    /// Frame one body message: what goes before the app's bytes is appended to `out`, what
+    /// goes after them to `tail`; returns the part of `data` to send.
+    fn frame_body<'d>(
+        &mut self,
+        out: &mut Vec<u8>,
+        tail: &mut Vec<u8>,
+        data: &'d [u8],
+        last: bool,
+    ) -> &'d [u8] {
         let mut data = data;
         if self.resp.omit {
             if !data.is_empty() && !self.resp.warned {
@@ -161,17 +181,19 @@ impl Call<'_> {
         }
         self.resp.sent += data.len() as u64;
         if self.resp.chunked {
-            wire::push_chunk(out, data);
-            if last {
-                out.extend_from_slice(wire::LAST_CHUNK);
+            if !data.is_empty() {
+                wire::push_chunk_size(out, data.len());
+                tail.extend_from_slice(b"\r\n");
             }
-        } else {
-            out.extend_from_slice(data);
+            if last {
+                tail.extend_from_slice(wire::LAST_CHUNK);
+            }
         }
         if last && matches!(self.resp.length_left, Some(l) if l > 0) {
             // Shorter than announced: the client would wait for the rest.
             self.resp.close = true;
         }
+        data
     }
 
     async fn send_path(&mut self, stream: &mut Stream, path: &str) -> Result<(), ()> {
@@ -221,7 +243,7 @@ impl Call<'_> {
             return stream.write_all(&out).await.map_err(drop);
         }
         if self.resp.chunked {
-            out.extend_from_slice(format!("{send_len:x}\r\n").as_bytes());
+            wire::push_chunk_size(&mut out, send_len as usize);
         }
         stream.write_all(&out).await.map_err(drop)?;
         let sent = stream.send_file(&file, 0, send_len).await.map_err(drop)?;
