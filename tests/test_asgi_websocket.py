@@ -24,7 +24,7 @@ from websockets.sync.client import connect
 
 from conftest import FROM_LOG, RawResponse, Server, base_env, http_get, wait_until
 from ws_support import (
-    OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT,
+    OP_BINARY, OP_CONT, OP_PING, OP_PONG, OP_TEXT,
     RawWebSocket, build_frame, handshake_only, read_events, wait_event, ws_url,
 )
 

@@ -21,11 +21,10 @@ import resource
 import signal
 import socket
 import time
-from pathlib import Path
 
 import pytest
 
-from asgi_support import Client, request_bytes
+from asgi_support import Client, records, request_bytes, wait_records
 from conftest import APPS_DIR, RawResponse, raw_request, read_until_eof, wait_until
 
 pytestmark = pytest.mark.timeout(60)
@@ -42,19 +41,6 @@ def start(serve, tmp_path, *args, app=APP, worker=("-k", "asgi"), env=None, **kw
     server = serve(*worker, *args, app, env=env, **kwargs)
     server.markers = markers
     return server
-
-
-def records(server, name: str) -> list:
-    path = Path(server.markers) / name
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def wait_records(server, name: str, count: int = 1, timeout: float = 10.0) -> list:
-    wait_until(lambda: len(records(server, name)) >= count, timeout=timeout,
-               what="%d record(s) %r from the app" % (count, name))
-    return records(server, name)
 
 
 def only_worker(server) -> int:

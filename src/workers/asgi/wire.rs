@@ -147,6 +147,16 @@ pub fn encode_head(
     out.extend_from_slice(b"\r\n");
 }
 
+/// `name: value` lines, as the app gave them.
+pub fn push_headers(out: &mut Vec<u8>, headers: &ByteHeaders) {
+    for (n, v) in headers {
+        out.extend_from_slice(n);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
 /// The size line of a chunk, lower-case hex as Gunicorn's ASGI worker writes it.
 pub fn push_chunk_size(out: &mut Vec<u8>, len: usize) {
     out.extend_from_slice(format!("{len:x}\r\n").as_bytes());

@@ -86,12 +86,7 @@ pub async fn serve(
                     if let Some((_, value)) = &deflate {
                         out.extend_from_slice(format!("Sec-WebSocket-Extensions: {value}\r\n").as_bytes());
                     }
-                    for (n, v) in &headers {
-                        out.extend_from_slice(n);
-                        out.extend_from_slice(b": ");
-                        out.extend_from_slice(v);
-                        out.extend_from_slice(b"\r\n");
-                    }
+                    wire::push_headers(&mut out, &headers);
                     out.extend_from_slice(b"\r\n");
                     if stream.write_all(&out).await.is_err() {
                         break false;

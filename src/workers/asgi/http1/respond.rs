@@ -40,12 +40,7 @@ impl Call<'_> {
                     wire::reason(status)
                 )
                 .into_bytes();
-                for (n, v) in &headers {
-                    out.extend_from_slice(n);
-                    out.extend_from_slice(b": ");
-                    out.extend_from_slice(v);
-                    out.extend_from_slice(b"\r\n");
-                }
+                wire::push_headers(&mut out, &headers);
                 out.extend_from_slice(b"\r\n");
                 stream.write_all(&out).await.map_err(drop)?;
             }
