@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
 
 use super::bridge::Bridge;
 use super::receive::{build, take_next, Receive};
@@ -15,55 +14,50 @@ use super::send::{HttpSend, WsSend};
 use crate::hooks::{self, objects};
 use crate::http::{CallKind, HubEvent, NewCall, Session};
 
-trait StartCall {
-    fn start_call(self: &Arc<Self>, py: Python<'_>, call: NewCall) -> PyResult<()>;
-}
-
-impl StartCall for Bridge {
-    fn start_call(self: &Arc<Self>, py: Python<'_>, call: NewCall) -> PyResult<()> {
-        let NewCall {
-            request,
-            kind,
-            session,
-        } = call;
-        let scope = scope::build(py, &self.scope, &request, &kind)?;
-        let receive = Py::new(
-            py,
-            Receive::new(session.clone(), self.event_loop.clone_ref(py)),
-        )?;
-        let send = match kind {
-            CallKind::Http => {
-                let hook_request = if self.pre_request.is_some() || self.post_request.is_some() {
-                    let obj = objects::request_object(py, &self.serving, &request, py.None())?;
-                    if let Some(hook) = &self.pre_request {
-                        if let Err(e) =
-                            hook.call1(py, (self.worker.clone_ref(py), obj.clone_ref(py)))
-                        {
-                            hooks::log_hook_error(py, "pre_request", &e);
-                        }
+/// A new request: its scope, `receive` and `send`, the `pre_request` hook, and a task
+/// running the app.
+fn start_call(bridge: &Arc<Bridge>, py: Python<'_>, call: NewCall) -> PyResult<()> {
+    let NewCall {
+        request,
+        kind,
+        session,
+    } = call;
+    let scope = scope::build(py, &bridge.scope, &request, &kind)?;
+    let receive = Py::new(
+        py,
+        Receive::new(session.clone(), bridge.event_loop.clone_ref(py)),
+    )?;
+    let send = match kind {
+        CallKind::Http => {
+            let hook_request = if bridge.pre_request.is_some() || bridge.post_request.is_some() {
+                let obj = objects::request_object(py, &bridge.serving, &request, py.None())?;
+                if let Some(hook) = &bridge.pre_request {
+                    if let Err(e) = hook.call1(py, (bridge.worker.clone_ref(py), obj.clone_ref(py)))
+                    {
+                        hooks::log_hook_error(py, "pre_request", &e);
                     }
-                    self.post_request.as_ref().map(|_| (obj, request.clone()))
-                } else {
-                    None
-                };
-                Py::new(
-                    py,
-                    HttpSend::new(session.clone(), self.clone(), hook_request),
-                )?
-                .into_any()
-            }
-            CallKind::WebSocket { .. } => {
-                Py::new(py, WsSend::new(session.clone(), self.clone()))?.into_any()
-            }
-        };
-        (self.on_request)(py);
-        let coro = self
-            .run_call
-            .call1(py, (self.app.clone_ref(py), scope, receive, send))?;
-        let task = self.create_task.call1(py, (coro,))?;
-        session.state().task = Some(task);
-        Ok(())
-    }
+                }
+                bridge.post_request.as_ref().map(|_| (obj, request.clone()))
+            } else {
+                None
+            };
+            Py::new(
+                py,
+                HttpSend::new(session.clone(), bridge.clone(), hook_request),
+            )?
+            .into_any()
+        }
+        CallKind::WebSocket { .. } => {
+            Py::new(py, WsSend::new(session.clone(), bridge.clone()))?.into_any()
+        }
+    };
+    (bridge.on_request)(py);
+    let coro = bridge
+        .run_call
+        .call1(py, (bridge.app.clone_ref(py), scope, receive, send))?;
+    let task = bridge.create_task.call1(py, (coro,))?;
+    session.state().task = Some(task);
+    Ok(())
 }
 
 /// Resolve what the session's waiters wait for, if it happened. A waiter whose future is
@@ -118,7 +112,7 @@ pub fn handle(py: Python<'_>, bridge: &Arc<Bridge>, events: Vec<HubEvent>) -> Py
         match event {
             HubEvent::Call(call) => {
                 let session = call.session.clone();
-                if let Err(e) = bridge.start_call(py, *call) {
+                if let Err(e) = start_call(bridge, py, *call) {
                     // The scope could not be built or the app not called: answer 500.
                     crate::telemetry::error_log::error(&format!(
                         "Error in ASGI application\n{}",
@@ -152,9 +146,4 @@ pub fn handle(py: Python<'_>, bridge: &Arc<Bridge>, events: Vec<HubEvent>) -> Py
         }
     }
     Ok(())
-}
-
-/// A fresh state dict for lifespan.
-pub fn new_state(py: Python<'_>) -> Py<PyDict> {
-    PyDict::new(py).unbind()
 }

@@ -9,27 +9,14 @@ use crate::http::{CallKind, Peer, Request, ServerAddr};
 
 /// `%XX` decoding to bytes (malformed escapes kept), then UTF-8 with replacement.
 pub fn decode_path(path: &str) -> String {
-    let b = path.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            let hex = |c: u8| (c as char).to_digit(16);
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    String::from_utf8_lossy(&ferrocorn_h1::percent_decode(path)).into_owned()
 }
 
 /// A header value as the bytes that arrived: the parser keeps octets as latin-1 chars.
 pub fn latin1_bytes(s: &str) -> Vec<u8> {
-    s.chars().map(|c| c as u32 as u8).collect()
+    let mut out = Vec::with_capacity(s.len());
+    ferrocorn_h1::push_latin1(&mut out, s);
+    out
 }
 
 /// What every scope of this worker shares, built once.

@@ -40,7 +40,9 @@ fn to_bytes(v: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
     if let Ok(s) = v.cast::<PyString>() {
         let s = s.to_cow()?;
         if s.chars().all(|c| (c as u32) < 256) {
-            return Ok(s.chars().map(|c| c as u32 as u8).collect());
+            let mut out = Vec::with_capacity(s.len());
+            ferrocorn_h1::push_latin1(&mut out, &s);
+            return Ok(out);
         }
     }
     if let Ok(b) = v.extract::<Vec<u8>>() {
@@ -68,10 +70,7 @@ fn headers(message: &Bound<'_, PyDict>) -> PyResult<ByteHeaders> {
         };
         let name = to_bytes(&n?, "header name")?;
         let value = to_bytes(&v?, "header value")?;
-        let name_ok = !name.is_empty()
-            && name
-                .iter()
-                .all(|c| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(c));
+        let name_ok = std::str::from_utf8(&name).is_ok_and(ferrocorn_h1::valid_header_name);
         if !name_ok {
             return Err(PyValueError::new_err(format!(
                 "Invalid HTTP header name {:?}",
@@ -224,7 +223,7 @@ impl HttpSend {
                         .map(|(n, v)| {
                             (
                                 String::from_utf8_lossy(n).into_owned(),
-                                v.iter().map(|&c| c as char).collect(),
+                                ferrocorn_h1::latin1(v),
                             )
                         })
                         .collect();
@@ -366,11 +365,8 @@ impl WsSend {
                 let subprotocol: Option<String> =
                     get(&m, "subprotocol")?.map(|s| s.extract()).transpose()?;
                 if let Some(p) = &subprotocol {
-                    let token = !p.is_empty()
-                        && p.bytes().all(|c| {
-                            c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
-                        });
-                    if !token {
+                    // A subprotocol is a token, as a header name is.
+                    if !ferrocorn_h1::valid_header_name(p) {
                         return Err(PyValueError::new_err(format!(
                             "Invalid WebSocket subprotocol {p:?}"
                         )));

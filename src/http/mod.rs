@@ -47,6 +47,16 @@ pub struct Request {
     pub close_requested: bool,
 }
 
+impl Request {
+    /// The values of every field named `upper` (an UPPER-cased name), in arrival order.
+    pub fn header_values<'r>(&'r self, upper: &'r str) -> impl Iterator<Item = &'r str> {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n == upper)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 /// What becomes of the connection once a request is over.
 #[derive(Debug, PartialEq, Eq)]
 pub enum After {

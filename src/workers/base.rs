@@ -209,7 +209,7 @@ fn init_process(py: Python<'_>, ctx: WorkerContext<'_>) -> Result<(), i32> {
         .and_then(|m| m.getattr("socket"))
         .map_err(|e| fail(py, e, true))?
         .unbind();
-    let state = WorkerState::new(ctx, alive, app, base, socket_class);
+    let state = WorkerState::new(py, ctx, alive, app, base, socket_class);
     run(py, &state, &signals).map_err(|e| fail(py, e, true))
 }
 

@@ -32,8 +32,8 @@ pub struct WorkerState<'a> {
     pub ctx: WorkerContext<'a>,
     pub alive: Arc<AtomicBool>,
     pub app: Py<PyAny>,
-    /// Requests served by this worker (all threads).
-    nr: AtomicU64,
+    /// Requests served by this worker (all threads), towards `max_requests`.
+    pub counter: Arc<RequestCounter>,
     /// Environ keys every request of this worker shares, built once after boot.
     pub base: BaseEnviron,
     /// `socket.socket`, to hand the app `gunicorn.socket`.
@@ -42,17 +42,25 @@ pub struct WorkerState<'a> {
 
 impl<'a> WorkerState<'a> {
     pub fn new(
+        py: Python<'_>,
         ctx: WorkerContext<'a>,
         alive: Arc<AtomicBool>,
         app: Py<PyAny>,
         base: BaseEnviron,
         socket_class: Py<PyAny>,
     ) -> Self {
+        let counter = Arc::new(RequestCounter {
+            nr: AtomicU64::new(0),
+            max_requests: ctx.max_requests,
+            beat: ctx.beat,
+            ppid: ctx.ppid,
+            worker: ctx.worker.clone_ref(py),
+        });
         WorkerState {
             ctx,
             alive,
+            counter,
             app,
-            nr: AtomicU64::new(0),
             base,
             socket_class,
         }
@@ -62,22 +70,38 @@ impl<'a> WorkerState<'a> {
         self.alive.load(Ordering::SeqCst)
     }
 
-    /// Count a request (`worker.nr`). The one that reaches `max_requests` asks the master for
-    /// a replacement: Gunicorn stops here and leaves its share of the backlog waiting for a
+    /// Count a request (see `RequestCounter::count`).
+    pub fn count_request(&self, py: Python<'_>) {
+        self.counter.count(py);
+    }
+}
+
+/// The requests a worker served (`worker.nr`), shared by every serving loop.
+pub struct RequestCounter {
+    nr: AtomicU64,
+    max_requests: u64,
+    beat: Beat,
+    ppid: i32,
+    worker: Py<PyAny>,
+}
+
+impl RequestCounter {
+    /// Count a request. The one that reaches `max_requests` asks the master for a
+    /// replacement: Gunicorn stops here and leaves its share of the backlog waiting for a
     /// fresh worker to boot; this worker keeps serving instead, and the master TERMs it once
     /// the replacement is ready (see `arbiter::supervise::release_replaced`).
-    pub fn count_request(&self, py: Python<'_>) {
+    pub fn count(&self, py: Python<'_>) {
         let nr = self.nr.fetch_add(1, Ordering::SeqCst) + 1;
-        if nr == self.ctx.max_requests {
+        if nr == self.max_requests {
             error_log::info(&format!(
                 "Autorestarting worker after max_requests ({nr}): a replacement boots first, then this worker stops."
             ));
-            self.ctx.beat.request_retirement();
+            self.beat.request_retirement();
             let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(self.ctx.ppid),
+                nix::unistd::Pid::from_raw(self.ppid),
                 nix::sys::signal::Signal::SIGCHLD,
             );
         }
-        let _ = self.ctx.worker.setattr(py, "nr", nr);
+        let _ = self.worker.setattr(py, "nr", nr);
     }
 }

@@ -60,26 +60,10 @@ impl BaseEnviron {
 }
 
 /// `%XX` decoding to bytes, then latin-1 to text, as `unquote_to_wsgi_str`. Malformed
-/// escapes are kept literally, as Python's `unquote_to_bytes` does.
+/// escapes are kept literally, as Python's `unquote_to_bytes` does. (The parser lets only
+/// ASCII into a request target.)
 pub fn unquote_latin1(path: &str) -> String {
-    let b = path.as_bytes();
-    let mut out = String::with_capacity(b.len());
-    let mut i = 0;
-    let hex = |c: u8| (c as char).to_digit(16);
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push(char::from((h * 16 + l) as u8));
-                i += 3;
-                continue;
-            }
-        }
-        // The parser only lets ASCII through in the target, but be exact for any char.
-        let ch = path[i..].chars().next().unwrap_or('\u{fffd}');
-        out.push(ch);
-        i += ch.len_utf8();
-    }
-    out
+    ferrocorn_h1::latin1(&ferrocorn_h1::percent_decode(path))
 }
 
 fn http_key(name: &str) -> String {

@@ -38,4 +38,4 @@ pub use response::{
     response_is_chunked, response_omits_body, valid_header_name, valid_header_value,
     validate_status, ConnectionHeader, ResponseHeaders, LAST_CHUNK,
 };
-pub use uri::{split_request_uri, InvalidUri, UriParts};
+pub use uri::{percent_decode, split_request_uri, InvalidUri, UriParts};

@@ -99,6 +99,27 @@ fn check_bracketed_host(host: &str) -> Result<(), InvalidUri> {
         .map_err(|_| InvalidUri)
 }
 
+/// `%XX` decoding to bytes, as Python's `unquote_to_bytes`: a malformed escape stays as it
+/// is. The WSGI environ reads the result as latin-1, the ASGI scope as UTF-8.
+pub fn percent_decode(target: &str) -> Vec<u8> {
+    let b = target.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let hex = |c: u8| (c as char).to_digit(16);
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

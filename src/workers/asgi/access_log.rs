@@ -24,10 +24,8 @@ pub fn log(req: &Request, status: u16, sent: u64, headers: &[(String, String)], 
             "REMOTE_ADDR" => Some(remote.clone()),
             k => k.strip_prefix("HTTP_").and_then(|h| {
                 let name = h.replace('_', "-");
-                req.headers
-                    .iter()
-                    .find(|(n, _)| *n == name)
-                    .map(|(_, v)| v.clone())
+                let value = req.header_values(&name).next().map(str::to_string);
+                value
             }),
         }
     };

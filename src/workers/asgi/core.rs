@@ -2,12 +2,13 @@
 //! the hub's eventfd and its dispatch, the I/O thread's controls, the heartbeat and the
 //! worker's flags.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use super::super::state::RequestCounter;
 use super::io::Io;
 use crate::asgi::{self, Bridge, ScopeBase};
 use crate::config::Serving;
@@ -15,32 +16,6 @@ use crate::http::Hub;
 use crate::sys::heartbeat::Beat;
 use crate::sys::process;
 use crate::telemetry::error_log;
-
-/// Counts requests towards `max_requests`, as `WorkerState::count_request` does.
-pub struct Counter {
-    pub nr: AtomicU64,
-    pub max_requests: u64,
-    pub beat: Beat,
-    pub ppid: i32,
-    pub worker: Py<PyAny>,
-}
-
-impl Counter {
-    pub fn count(&self, py: Python<'_>) {
-        let nr = self.nr.fetch_add(1, Ordering::SeqCst) + 1;
-        if nr == self.max_requests {
-            error_log::info(&format!(
-                "Autorestarting worker after max_requests ({nr}): a replacement boots first, then this worker stops."
-            ));
-            self.beat.request_retirement();
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(self.ppid),
-                nix::sys::signal::Signal::SIGCHLD,
-            );
-        }
-        let _ = self.worker.setattr(py, "nr", nr);
-    }
-}
 
 #[pyclass(module = "ferrocorn._ferrocorn", name = "AsgiCore")]
 pub struct AsgiCore {
@@ -54,7 +29,7 @@ pub struct AsgiCore {
     pub worker: Py<PyAny>,
     pub pre_request: Option<Py<PyAny>>,
     pub post_request: Option<Py<PyAny>>,
-    pub counter: Arc<Counter>,
+    pub counter: Arc<RequestCounter>,
 }
 
 #[pymethods]

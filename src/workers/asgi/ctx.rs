@@ -7,7 +7,7 @@ use tokio::sync::watch;
 
 use super::super::request::{enter_call, leave_call};
 use crate::config::{AsgiSettings, Serving};
-use crate::http::Hub;
+use crate::http::{Hub, Session};
 use crate::sys::heartbeat::Beat;
 
 /// What every connection task shares.
@@ -33,6 +33,16 @@ pub struct InFlight<'a> {
 }
 
 impl ConnCtx {
+    /// Cancel the app's task once `asgi_disconnect_grace_period` after its client left is over.
+    pub fn cancel_after_grace(&self, session: &Arc<Session>) {
+        let session = session.clone();
+        let grace = self.asgi.disconnect_grace;
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            session.request_cancel();
+        });
+    }
+
     pub fn in_flight(&self, method: &str, uri: &str) -> InFlight<'_> {
         let id = self.next_call.fetch_add(1, Ordering::Relaxed);
         if enter_call(id, method, uri) {

@@ -16,12 +16,11 @@ mod stream;
 mod wire;
 mod ws;
 
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
 
-use self::core::{AsgiCore, Counter};
+use self::core::AsgiCore;
 use super::signals::WorkerSignals;
 use super::state::WorkerState;
 use crate::config::{AsgiLoop, Lifespan};
@@ -63,13 +62,7 @@ pub fn run(py: Python<'_>, st: &WorkerState<'_>, _signals: &WorkerSignals) -> Py
             worker: st.ctx.worker.clone_ref(py),
             pre_request: cfg.pre_request.as_ref().map(|h| h.clone_ref(py)),
             post_request: cfg.post_request.as_ref().map(|h| h.clone_ref(py)),
-            counter: Arc::new(Counter {
-                nr: AtomicU64::new(0),
-                max_requests: st.ctx.max_requests,
-                beat: st.ctx.beat,
-                ppid: st.ctx.ppid,
-                worker: st.ctx.worker.clone_ref(py),
-            }),
+            counter: st.counter.clone(),
         },
     )?;
     let result = py.import("ferrocorn._asgi").and_then(|m| {

@@ -19,14 +19,6 @@ use crate::http::{
 };
 use crate::telemetry::error_log;
 
-fn header<'r>(req: &'r Request, name: &str) -> impl Iterator<Item = &'r str> {
-    let name = name.to_string();
-    req.headers
-        .iter()
-        .filter(move |(n, _)| *n == name)
-        .map(|(_, v)| v.as_str())
-}
-
 /// Bytes a client may send before the handshake is answered.
 const EARLY_LIMIT: usize = 64 * 1024;
 
@@ -40,7 +32,8 @@ pub async fn serve(
     subprotocols: Vec<String>,
     ctx: Arc<ConnCtx>,
 ) {
-    let version_ok = header(&request, "SEC-WEBSOCKET-VERSION")
+    let version_ok = request
+        .header_values("SEC-WEBSOCKET-VERSION")
         .next()
         .is_some_and(handshake::valid_version);
     if !version_ok {
@@ -50,7 +43,7 @@ pub async fn serve(
         stream.close_graceful().await;
         return;
     }
-    let key = match header(&request, "SEC-WEBSOCKET-KEY").next() {
+    let key = match request.header_values("SEC-WEBSOCKET-KEY").next() {
         Some(k) if handshake::valid_key(k) => k.trim().to_string(),
         _ => {
             let page = wire::error_response(400, "Bad Request", &[]);
@@ -59,7 +52,7 @@ pub async fn serve(
             return;
         }
     };
-    let offers: Vec<&str> = header(&request, "SEC-WEBSOCKET-EXTENSIONS").collect();
+    let offers: Vec<&str> = request.header_values("SEC-WEBSOCKET-EXTENSIONS").collect();
     let deflate = handshake::negotiate_deflate(&offers);
     let (session, mut rx) = Session::new(ctx.hub.clone(), true);
     ctx.hub.push(HubEvent::Call(Box::new(NewCall {
@@ -123,7 +116,7 @@ pub async fn serve(
                     session.deliver(Inbound::WsClosed { code: 1006, reason: String::new() });
                     session.disconnect(true);
                     // An app that awaits something before accepting is told, then cancelled.
-                    schedule_cancel(&session, &ctx);
+                    ctx.cancel_after_grace(&session);
                 }
                 Ok(_) => {}
             },
@@ -132,7 +125,7 @@ pub async fn serve(
     if !accepted {
         session.disconnect(true);
         if !eof {
-            schedule_cancel(&session, &ctx);
+            ctx.cancel_after_grace(&session);
         }
         stream.close_graceful().await;
         return;
@@ -151,7 +144,7 @@ pub async fn serve(
     open.codec.feed(&early);
     open.run(&mut stream, &mut rx, &ctx).await;
     session.disconnect(true);
-    schedule_cancel(&session, &ctx);
+    ctx.cancel_after_grace(&session);
     stream.close_graceful().await;
 }
 
@@ -194,16 +187,6 @@ async fn deny(
     wire::encode_head(&mut out, (1, 1), status, &headers, true);
     out.extend_from_slice(&body);
     let _ = stream.write_all(&out).await;
-}
-
-/// Cancel the app's task once the grace period after the connection ended is over.
-fn schedule_cancel(session: &Arc<Session>, ctx: &ConnCtx) {
-    let session = session.clone();
-    let grace = ctx.asgi.disconnect_grace;
-    tokio::spawn(async move {
-        tokio::time::sleep(grace).await;
-        session.request_cancel();
-    });
 }
 
 struct Open {

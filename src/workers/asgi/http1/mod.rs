@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ferrocorn_h1::{BodyDecoder, ParseError};
+use ferrocorn_ws::handshake;
 use tokio::time::sleep_until;
 
 mod respond;
@@ -120,24 +121,19 @@ async fn reject(mut stream: Stream, peer: &Peer, err: &ParseError) {
 
 /// The subprotocols a WebSocket upgrade asks for, when the request is one.
 fn websocket_upgrade(req: &Request) -> Option<Vec<String>> {
-    let header = |name: &'static str| {
-        req.headers
-            .iter()
-            .filter(move |(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    };
-    let upgrade = header("UPGRADE").any(|v| v.trim().eq_ignore_ascii_case("websocket"));
-    let connection = header("CONNECTION")
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    let upgrade = req
+        .header_values("UPGRADE")
+        .any(|v| v.trim().eq_ignore_ascii_case("websocket"));
+    let connection = req
+        .header_values("CONNECTION")
+        .any(|v| handshake::header_has_token(v, "upgrade"));
     if req.method != "GET" || !upgrade || !connection {
         return None;
     }
     Some(
-        header("SEC-WEBSOCKET-PROTOCOL")
-            .flat_map(|v| v.split(','))
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
+        req.header_values("SEC-WEBSOCKET-PROTOCOL")
+            .flat_map(handshake::subprotocols)
+            .map(str::to_string)
             .collect(),
     )
 }
@@ -186,7 +182,7 @@ impl<'a> Call<'a> {
         Call {
             ctx,
             peer: request.peer.clone(),
-            expect_continue: request_expects_continue(request),
+            expect_continue: framing.expect_continue,
             continue_sent: false,
             method: request.method.clone(),
             version: request.version,
@@ -308,7 +304,7 @@ impl<'a> Call<'a> {
                                     let page = wire::error_response(e.status(), &e.message(), &[]);
                                     let _ = stream.write_all(&page).await;
                                 }
-                                cancel_later(&session, grace);
+                                self.ctx.cancel_after_grace(&session);
                                 return Outcome::Close;
                             }
                         }
@@ -406,21 +402,4 @@ impl<'a> Call<'a> {
             );
         }
     }
-}
-
-/// Cancel the app's task once the grace period after the client left is over.
-fn cancel_later(session: &Arc<Session>, grace: std::time::Duration) {
-    let session = session.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(grace).await;
-        session.request_cancel();
-    });
-}
-
-fn request_expects_continue(req: &Request) -> bool {
-    req.version >= (1, 1)
-        && req
-            .headers
-            .iter()
-            .any(|(n, v)| n == "EXPECT" && v.trim().eq_ignore_ascii_case("100-continue"))
 }

@@ -52,37 +52,46 @@ impl Call<'_> {
                 more,
             } => {
                 self.resp.start = Some((status, headers));
-                return Box::pin(self.handle(stream, session, Outgoing::Body { data, more })).await;
+                self.write_body(stream, session, &data, more).await?;
             }
-            Outgoing::Body { data, more } => {
-                let n = data.len();
-                let mut out = Vec::with_capacity(256);
-                let mut tail = Vec::new();
-                if !self.resp.head_written {
-                    self.head(&mut out, None);
-                }
-                let body = self.frame_body(&mut out, &mut tail, &data, !more);
-                // A large body goes out from the app's buffer, beside the framing, instead
-                // of being copied next to it.
-                let res = if body.len() >= VECTORED_FROM {
-                    stream.write_all_parts(&[&out, body, &tail]).await
-                } else {
-                    out.extend_from_slice(body);
-                    out.extend_from_slice(&tail);
-                    stream.write_all(&out).await
-                };
-                session.written(n);
-                res.map_err(drop)?;
-                if !more {
-                    self.resp.complete = true;
-                }
-            }
+            Outgoing::Body { data, more } => self.write_body(stream, session, &data, more).await?,
             Outgoing::PathSend { path } => {
                 self.send_path(stream, &path).await?;
                 self.resp.complete = true;
             }
             // WebSocket messages never reach an HTTP call.
             _ => {}
+        }
+        Ok(())
+    }
+
+    /// One body message (with the head before the first).
+    async fn write_body(
+        &mut self,
+        stream: &mut Stream,
+        session: &Arc<Session>,
+        data: &[u8],
+        more: bool,
+    ) -> Result<(), ()> {
+        let mut out = Vec::with_capacity(256);
+        let mut tail = Vec::new();
+        if !self.resp.head_written {
+            self.head(&mut out, None);
+        }
+        let body = self.frame_body(&mut out, &mut tail, data, !more);
+        // A large body goes out from the app's buffer, beside the framing, instead of being
+        // copied next to it.
+        let res = if body.len() >= VECTORED_FROM {
+            stream.write_all_parts(&[&out, body, &tail]).await
+        } else {
+            out.extend_from_slice(body);
+            out.extend_from_slice(&tail);
+            stream.write_all(&out).await
+        };
+        session.written(data.len());
+        res.map_err(drop)?;
+        if !more {
+            self.resp.complete = true;
         }
         Ok(())
     }
@@ -136,7 +145,7 @@ impl Call<'_> {
                 .map(|(n, v)| {
                     (
                         String::from_utf8_lossy(n).into_owned(),
-                        v.iter().map(|&c| c as char).collect(),
+                        ferrocorn_h1::latin1(v),
                     )
                 })
                 .collect();
