@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 
 use crate::config::{Config, Loaded};
 use crate::errors::exit;
-use crate::{arbiter, sys, telemetry, workers, wsgi, VERSION};
+use crate::{arbiter, sys, telemetry, tls, workers, wsgi, VERSION};
 
 /// Python modules the worker code uses (see `run`).
 const WORKER_MODULES: &[&str] = &[
@@ -19,6 +19,7 @@ const WORKER_MODULES: &[&str] = &[
     "ferrocorn._stacks",
     "ferrocorn._loader",
     "ferrocorn._reloader",
+    "ferrocorn._tls",
 ];
 
 fn eprint_flush(text: &str) {
@@ -117,6 +118,12 @@ pub fn run(py: Python<'_>, argv: Vec<String>) -> i32 {
             eprint_flush(&format!("\nError: cannot import {module}: {e}\n"));
             return exit::CONFIG;
         }
+    }
+    // TLS files are read (and the ssl_context hook run) here, so a bad certificate stops
+    // start-up with a message naming its setting instead of failing every connection.
+    if let Err(e) = tls::prepare(py, &cfg) {
+        eprint_flush(&format!("\nError: {e}\n"));
+        return exit::CONFIG;
     }
     // Optional, as in Gunicorn: process titles need the setproctitle package.
     let _ = py.import("setproctitle");

@@ -17,6 +17,7 @@ pub mod net;
 pub mod reload;
 pub mod sys;
 pub mod telemetry;
+pub mod tls;
 pub mod workers;
 pub mod wsgi;
 

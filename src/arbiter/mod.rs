@@ -187,7 +187,8 @@ impl<'py> Arbiter<'py> {
             inherited = upgrade::inherited_fds();
         }
         self.listeners = crate::net::create_listeners_from(&self.cfg, &inherited)?;
-        let names: Vec<String> = self.listeners.iter().map(|l| l.to_string()).collect();
+        let tls = self.cfg.is_ssl();
+        let names: Vec<String> = self.listeners.iter().map(|l| l.url(tls)).collect();
         self.server.setattr(
             py,
             "LISTENERS",
@@ -275,6 +276,7 @@ impl<'py> Arbiter<'py> {
         self.murder_workers();
         self.manage_workers()?;
         self.release_replaced();
+        crate::tls::master_tick();
         Ok(())
     }
 
@@ -406,6 +408,14 @@ impl<'py> Arbiter<'py> {
             ));
             return Ok(());
         }
+        // New workers serve renewed certificate files; if they cannot be used, everything
+        // stays as it was, the current certificate included.
+        if let Err(e) = crate::tls::prepare(py, &cfg) {
+            error_log::error(&format!(
+                "Reload failed, keeping the current configuration: {e}"
+            ));
+            return Ok(());
+        }
         if let Err(e) = error_log::init(&cfg.errorlog, &cfg.loglevel)
             .and_then(|()| access::init(cfg.accesslog.as_deref(), &cfg.access_log_format))
         {
@@ -428,7 +438,8 @@ impl<'py> Arbiter<'py> {
                 "LISTENERS",
                 crate::hooks::objects::listener_objects(py, &self.listeners)?,
             )?;
-            let names: Vec<String> = self.listeners.iter().map(|l| l.to_string()).collect();
+            let tls = self.cfg.is_ssl();
+            let names: Vec<String> = self.listeners.iter().map(|l| l.url(tls)).collect();
             error_log::info(&format!("Listening at: {} ({})", names.join(","), self.pid));
         }
         call_hook(

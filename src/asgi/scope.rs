@@ -121,8 +121,34 @@ pub fn build<'py>(
             ext.set_item(intern!(py, "websocket.http.response"), PyDict::new(py))?;
         }
     }
+    if let Some(info) = &req.tls {
+        ext.set_item(intern!(py, "tls"), tls_extension(py, info)?)?;
+    }
     d.set_item(intern!(py, "extensions"), ext)?;
     Ok(d)
+}
+
+/// The ASGI TLS extension, made once per connection; each scope gets its own copy.
+fn tls_extension<'py>(
+    py: Python<'py>,
+    info: &crate::tls::ConnInfo,
+) -> PyResult<Bound<'py, PyDict>> {
+    if let Some(made) = info.py_form.get() {
+        return made.bind(py).cast::<PyDict>()?.copy();
+    }
+    let chain = PyTuple::new(py, info.peer_chain.iter().map(|c| PyBytes::new(py, c)))?;
+    let made = py.import("ferrocorn._tls")?.call_method1(
+        "asgi_tls_extension",
+        (
+            info.server_leaf.as_ref().map(|c| PyBytes::new(py, c)),
+            chain,
+            info.version_code,
+            info.suite_code,
+        ),
+    )?;
+    let copy = made.cast::<PyDict>()?.copy()?;
+    let _ = info.py_form.set(made.unbind());
+    Ok(copy)
 }
 
 #[cfg(test)]

@@ -226,57 +226,57 @@ macro_rules! with_more_settings {
             }
             ssl_context: Option<Py<PyAny>> = None => {
                 section: "Server Hooks", cli: [], meta: "",
-                action: FileOnly, kind: Hook(2), supported: false,
+                action: FileOnly, kind: Hook(2), supported: true,
                 default_doc: "returns the default context",
-                doc: "Hook `ssl_context(config, default_ssl_context_factory)` returning the `ssl.SSLContext` to serve TLS with.",
+                doc: "Hook `ssl_context(config, default_ssl_context_factory)` returning the `ssl.SSLContext` to serve TLS with. What it configures (certificate chain, verify locations and mode, ciphers, minimum/maximum version, ALPN, options) is translated to rustls; anything that cannot be (an SNI callback, an ECDH curve, DH parameters, a key password, ...) stops start-up with a message saying what. Called in the master at start-up and on HUP, and again in a worker when a file it loaded is renewed.",
             }
             keyfile: Option<String> = None => {
                 section: "SSL", cli: ["--keyfile"], meta: "FILE",
-                action: Store(Str), kind: Text, supported: false,
+                action: Store(Str), kind: Text, supported: true,
                 default_doc: "None",
-                doc: "TLS private key file.",
+                doc: "TLS private key file (PEM: PKCS#1, PKCS#8 or SEC1, unencrypted). Without it the key is read from `certfile`.",
             }
             certfile: Option<String> = None => {
                 section: "SSL", cli: ["--certfile"], meta: "FILE",
-                action: Store(Str), kind: Text, supported: false,
+                action: Store(Str), kind: Text, supported: true,
                 default_doc: "None",
-                doc: "TLS certificate file; setting it (or `keyfile`) turns TLS on.",
+                doc: "TLS certificate chain (PEM, leaf first); setting it (or `keyfile`) turns TLS on. Read by the master at start-up and on HUP; new connections use a renewed file within about two seconds, and while a renewed file cannot be used the previous certificate keeps serving.",
             }
             ssl_version: String = s("2") => {
                 section: "SSL", cli: ["--ssl-version"], meta: "",
-                action: Store(Str), kind: SslVersion, supported: false,
+                action: Store(Str), kind: SslVersion, supported: true,
                 default_doc: "2 (ssl.PROTOCOL_TLS)",
                 doc: "Deprecated and ignored (a warning is printed when set); use the `ssl_context` hook.",
             }
             cert_reqs: i64 = 0 => {
                 section: "SSL", cli: ["--cert-reqs"], meta: "",
-                action: Store(Str), kind: PosInt, supported: false,
+                action: Store(Str), kind: PosInt, supported: true,
                 default_doc: "0 (ssl.CERT_NONE)",
-                doc: "Client certificate policy: 0 none, 1 optional, 2 required.",
+                doc: "Client certificate policy: 0 none, 1 optional (a certificate sent must verify), 2 required. Certificates are verified against `ca_certs`.",
             }
             ca_certs: Option<String> = None => {
                 section: "SSL", cli: ["--ca-certs"], meta: "FILE",
-                action: Store(Str), kind: Text, supported: false,
+                action: Store(Str), kind: Text, supported: true,
                 default_doc: "None",
                 doc: "CA bundle used to verify client certificates.",
             }
             suppress_ragged_eofs: bool = true => {
                 section: "SSL", cli: ["--suppress-ragged-eofs"], meta: "",
-                action: StoreTrue, kind: Boolean, supported: false,
+                action: StoreTrue, kind: Boolean, supported: true,
                 default_doc: "True",
-                doc: "Treat a TLS connection closed without close_notify as a normal end of data.",
+                doc: "Treat a TLS connection closed without close_notify as a normal end of data; when off, a body read cut that way is an error.",
             }
             do_handshake_on_connect: bool = false => {
                 section: "SSL", cli: ["--do-handshake-on-connect"], meta: "",
-                action: StoreTrue, kind: Boolean, supported: false,
+                action: StoreTrue, kind: Boolean, supported: true,
                 default_doc: "False",
-                doc: "Perform the TLS handshake when the connection is accepted rather than on first read.",
+                doc: "Accepted as Gunicorn accepts it; ferrocorn always completes the handshake (in Rust, before the request is read), whatever the value.",
             }
             ciphers: Option<String> = None => {
                 section: "SSL", cli: ["--ciphers"], meta: "",
-                action: Store(Str), kind: Text, supported: false,
+                action: Store(Str), kind: Text, supported: true,
                 default_doc: "None",
-                doc: "OpenSSL cipher list for TLS; Python's default when unset.",
+                doc: "OpenSSL cipher list limiting the TLS 1.2 suites (TLS 1.3 suites stay on, as with Python's `set_ciphers`); a list that selects no suite ferrocorn offers stops start-up. All of rustls's suites when unset.",
             }
             http_protocols: Vec<String> = list(&["h1"]) => {
                 section: "HTTP/2", cli: ["--http-protocols"], meta: "STRING",

@@ -24,7 +24,7 @@ pub struct Linger {
 
 impl Linger {
     /// Shut the write side and start lingering; None when the socket is already gone.
-    pub fn start(transport: &Transport) -> Option<Linger> {
+    pub fn start(transport: &mut Transport) -> Option<Linger> {
         transport.shutdown(Shutdown::Write).ok()?;
         Some(Linger {
             until: Instant::now() + LINGER,
@@ -48,7 +48,7 @@ impl Linger {
 /// to this socket (a `gunicorn.socket` the app kept) is still open. `liveness` hears from the
 /// wait, as in `read_head_blocking`.
 pub fn close_graceful(mut transport: Transport, liveness: Option<&Liveness>) {
-    let Some(mut linger) = Linger::start(&transport) else {
+    let Some(mut linger) = Linger::start(&mut transport) else {
         return;
     };
     let mut buf = [0u8; 8192];
@@ -75,6 +75,6 @@ pub fn close_graceful(mut transport: Transport, liveness: Option<&Liveness>) {
 
 /// End a connection at once: both directions shut, so a `gunicorn.socket` the app kept
 /// cannot keep it alive either. The descriptor closes when `transport` drops.
-pub fn close_now(transport: Transport) {
+pub fn close_now(mut transport: Transport) {
     let _ = transport.shutdown(Shutdown::Both);
 }

@@ -10,7 +10,9 @@
 
 pub mod close;
 pub mod exchange;
+mod plain;
 pub mod reader;
+mod tls;
 pub mod transport;
 
 #[cfg(test)]

@@ -311,6 +311,7 @@ pub fn into_request(
         proxy,
         number,
         close_requested,
+        tls: None,
     };
     (request, framing)
 }

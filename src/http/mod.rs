@@ -45,6 +45,9 @@ pub struct Request {
     pub number: u64,
     /// The client asked for the connection to close after this request.
     pub close_requested: bool,
+    /// The connection's TLS version, cipher and client certificate, for bridges that tell
+    /// the app (the ASGI TLS extension); None in plain text.
+    pub tls: Option<Arc<crate::tls::ConnInfo>>,
 }
 
 impl Request {
@@ -156,6 +159,10 @@ pub trait Exchange: BodySource + ResponseSink + Send {
     /// A new descriptor for the connection's socket (`gunicorn.socket`); None when the
     /// exchange has no socket of its own to give.
     fn dup_socket(&self) -> Option<io::Result<OwnedFd>>;
+    /// What the connection's TLS session says about itself (None in plain text).
+    fn tls_info(&mut self) -> Option<Arc<crate::tls::ConnInfo>> {
+        None
+    }
 }
 
 pub type SharedExchange = Arc<Mutex<dyn Exchange>>;

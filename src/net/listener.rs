@@ -102,6 +102,18 @@ impl fmt::Display for Listener {
     }
 }
 
+impl Listener {
+    /// The "Listening at" name: `https://` under TLS, for IPv6 too (Gunicorn 27 prints
+    /// `http://[…]` there whatever the scheme).
+    pub fn url(&self, tls: bool) -> String {
+        let plain = self.to_string();
+        match (tls, plain.strip_prefix("http://")) {
+            (true, Some(rest)) => format!("https://{rest}"),
+            _ => plain,
+        }
+    }
+}
+
 fn from_socket(sock: Socket) -> io::Result<Listener> {
     let local = sock.local_addr()?;
     if let Some(addr) = local.as_socket() {

@@ -91,3 +91,19 @@ pub(crate) fn global_test_guard() -> std::sync::MutexGuard<'static, ()> {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+/// The full Python traceback text of `err`, as `traceback.format_exception` prints it.
+pub fn format_traceback(py: Python<'_>, err: &PyErr) -> String {
+    let fmt = || -> PyResult<String> {
+        let tb = py.import("traceback")?;
+        let lines = tb.call_method1(
+            "format_exception",
+            (err.get_type(py), err.value(py), err.traceback(py)),
+        )?;
+        let text: String = pyo3::types::PyString::new(py, "")
+            .call_method1("join", (lines,))?
+            .extract()?;
+        Ok(text.trim_end().to_string())
+    };
+    fmt().unwrap_or_else(|_| format!("{}", err))
+}

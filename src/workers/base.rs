@@ -204,12 +204,21 @@ fn init_process(py: Python<'_>, ctx: WorkerContext<'_>) -> Result<(), i32> {
     );
 
     let base = BaseEnviron::new(py, cfg).map_err(|e| fail(py, e, true))?;
+    let tls = crate::tls::for_worker(cfg)
+        .map_err(|e| fail(py, pyo3::exceptions::PyRuntimeError::new_err(e.0), true))?;
+    // Under TLS, `gunicorn.socket` answers what Gunicorn's SSLSocket would (peer certificate,
+    // cipher, version).
+    let (module, class) = if tls.is_some() {
+        ("ferrocorn._tls", "TLSAppSocket")
+    } else {
+        ("socket", "socket")
+    };
     let socket_class = py
-        .import("socket")
-        .and_then(|m| m.getattr("socket"))
+        .import(module)
+        .and_then(|m| m.getattr(class))
         .map_err(|e| fail(py, e, true))?
         .unbind();
-    let state = WorkerState::new(py, ctx, alive, app, base, socket_class);
+    let state = WorkerState::new(py, ctx, alive, app, base, socket_class, tls);
     run(py, &state, &signals).map_err(|e| fail(py, e, true))
 }
 

@@ -36,8 +36,11 @@ pub struct WorkerState<'a> {
     pub counter: Arc<RequestCounter>,
     /// Environ keys every request of this worker shares, built once after boot.
     pub base: BaseEnviron,
-    /// `socket.socket`, to hand the app `gunicorn.socket`.
+    /// `socket.socket` (`ferrocorn._tls.TLSAppSocket` under TLS), to hand the app
+    /// `gunicorn.socket`.
     pub socket_class: Py<PyAny>,
+    /// TLS sessions for new connections, when TLS is on.
+    pub tls: Option<Arc<crate::tls::Acceptor>>,
 }
 
 impl<'a> WorkerState<'a> {
@@ -48,6 +51,7 @@ impl<'a> WorkerState<'a> {
         app: Py<PyAny>,
         base: BaseEnviron,
         socket_class: Py<PyAny>,
+        tls: Option<Arc<crate::tls::Acceptor>>,
     ) -> Self {
         let counter = Arc::new(RequestCounter {
             nr: AtomicU64::new(0),
@@ -63,6 +67,7 @@ impl<'a> WorkerState<'a> {
             app,
             base,
             socket_class,
+            tls,
         }
     }
 

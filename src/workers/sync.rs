@@ -116,9 +116,19 @@ fn accept(py: Python<'_>, st: &WorkerState<'_>, idx: usize) -> PyResult<bool> {
         Err(e) => return Err(e.into()),
     };
     st.ctx.beat.notify();
+    let mut transport = Transport::from(accepted);
+    if let Some(tls) = &st.tls {
+        match tls.session(peer.ip_string()) {
+            Ok(session) => transport = transport.with_tls(session),
+            Err(e) => {
+                error_log::error(&format!("TLS: cannot start a session: {e}"));
+                return Ok(true);
+            }
+        }
+    }
     // A bug on the request path must cost one connection, never the worker.
     let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        handle(py, st, listener, Transport::from(accepted), peer)
+        handle(py, st, listener, transport, peer)
     }));
     match served {
         Ok(res) => res?,

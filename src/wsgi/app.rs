@@ -2,6 +2,8 @@
 
 use pyo3::prelude::*;
 
+pub use crate::telemetry::format_traceback;
+
 use crate::errors::exit;
 
 /// Why the app could not be loaded, with the exit status Gunicorn uses for it.
@@ -50,22 +52,6 @@ pub fn load(py: Python<'_>, uri: &str) -> Result<Py<PyAny>, LoadFailure> {
             traceback: format_traceback(py, &err),
         }
     })
-}
-
-/// The full Python traceback text of `err`, as `traceback.format_exception` prints it.
-pub fn format_traceback(py: Python<'_>, err: &PyErr) -> String {
-    let fmt = || -> PyResult<String> {
-        let tb = py.import("traceback")?;
-        let lines = tb.call_method1(
-            "format_exception",
-            (err.get_type(py), err.value(py), err.traceback(py)),
-        )?;
-        let text: String = pyo3::types::PyString::new(py, "")
-            .call_method1("join", (lines,))?
-            .extract()?;
-        Ok(text.trim_end().to_string())
-    };
-    fmt().unwrap_or_else(|_| format!("{}", err))
 }
 
 /// The exit status carried by a SystemExit, if `err` is one.

@@ -286,7 +286,7 @@ fn unsupported_settings_fail_only_when_changed() {
     let cases: &[(&[&str], &str)] = &[
         (&["--log-syslog", "app:app"], "syslog"),
         (&["-k", "gevent", "app:app"], "worker_class \"gevent\""),
-        (&["--certfile", "c.pem", "app:app"], "certfile"),
+        (&["--http-protocols", "h2", "app:app"], "http_protocols"),
         (
             &["--statsd-host", "localhost:8125", "app:app"],
             "statsd_host",
@@ -313,14 +313,11 @@ fn unsupported_settings_fail_only_when_changed() {
         );
         assert_eq!(err.exit_code, 1);
     }
-    let file = config_file(
-        "unsup",
-        "def ssl_context(config, factory):\n    return factory()\n",
-    );
+    let file = config_file("unsup", "def on_dirty_starting(arbiter):\n    pass\n");
     let err = load_ok(&["-c", &file, "app:app"], &[])
         .check_supported()
         .unwrap_err();
-    assert_eq!(err.message, "Error: ssl_context is not supported yet");
+    assert_eq!(err.message, "Error: on_dirty_starting is not supported yet");
 }
 
 #[test]

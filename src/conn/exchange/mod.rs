@@ -159,4 +159,8 @@ impl Exchange for H1Exchange {
     fn dup_socket(&self) -> Option<io::Result<OwnedFd>> {
         self.transport.as_ref().map(Transport::dup_socket)
     }
+
+    fn tls_info(&mut self) -> Option<std::sync::Arc<crate::tls::ConnInfo>> {
+        self.transport.as_mut().and_then(Transport::tls_info)
+    }
 }

@@ -134,7 +134,7 @@ impl H1Exchange {
     fn send_now(&mut self, py: Python<'_>, bytes: &[u8]) -> io::Result<()> {
         let transport = self.transport.as_mut().ok_or_else(finished)?;
         let n = transport.try_write(bytes)?;
-        if n == bytes.len() {
+        if n == bytes.len() && !transport.has_pending_output() {
             return Ok(());
         }
         let rest = &bytes[n..];

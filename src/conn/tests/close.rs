@@ -148,9 +148,9 @@ fn close_now_shuts_both_directions_even_with_a_duplicate_kept() {
 
 #[test]
 fn linger_start_shuts_the_write_side_and_sets_the_deadline() {
-    let (ours, mut peer) = unix_pair();
+    let (mut ours, mut peer) = unix_pair();
     let before = Instant::now();
-    let linger = Linger::start(&ours).expect("an open socket can linger");
+    let linger = Linger::start(&mut ours).expect("an open socket can linger");
     let after = Instant::now();
     assert!(linger.until >= before + LINGER && linger.until <= after + LINGER);
     // Our write side is shut: the peer reads EOF while our read side still works.
@@ -163,15 +163,15 @@ fn linger_start_shuts_the_write_side_and_sets_the_deadline() {
 
 #[test]
 fn linger_absorb_counts_down_to_the_limit() {
-    let (ours, _peer) = unix_pair();
-    let mut linger = Linger::start(&ours).unwrap();
+    let (mut ours, _peer) = unix_pair();
+    let mut linger = Linger::start(&mut ours).unwrap();
     assert!(linger.absorb(0));
     assert!(linger.absorb(LINGER_LIMIT - 2));
     assert!(linger.absorb(1), "one byte is still allowed");
     assert!(!linger.absorb(1), "the limit is reached");
     assert!(!linger.absorb(100), "and stays reached");
 
-    let mut other = Linger::start(&ours).unwrap();
+    let mut other = Linger::start(&mut ours).unwrap();
     assert!(
         !other.absorb(LINGER_LIMIT * 3),
         "more than the limit at once"
@@ -180,8 +180,8 @@ fn linger_absorb_counts_down_to_the_limit() {
 
 #[test]
 fn linger_expires_at_its_deadline() {
-    let (ours, _peer) = unix_pair();
-    let linger = Linger::start(&ours).unwrap();
+    let (mut ours, _peer) = unix_pair();
+    let linger = Linger::start(&mut ours).unwrap();
     assert!(!linger.expired(Instant::now()));
     assert!(!linger.expired(linger.until - Duration::from_millis(1)));
     assert!(linger.expired(linger.until));
@@ -201,7 +201,10 @@ fn a_connection_reset_by_the_peer_cannot_linger_and_closes_at_once() {
         Ok(None) => None,
         _ => Some(()),
     });
-    assert!(Linger::start(&probe).is_none(), "a reset socket lingered");
+    assert!(
+        Linger::start(&mut probe).is_none(),
+        "a reset socket lingered"
+    );
     let started = Instant::now();
     close_graceful(probe, None);
     assert!(started.elapsed() < Duration::from_millis(500));

@@ -24,7 +24,7 @@ fn unix_pair() -> (Transport, UnixStream) {
     let (ours, peer) = UnixStream::pair().expect("socketpair");
     peer.set_read_timeout(Some(PATIENCE)).unwrap();
     peer.set_write_timeout(Some(PATIENCE)).unwrap();
-    (Transport::Unix(ours), peer)
+    (Transport::unix(ours), peer)
 }
 
 /// A loopback TCP connection: our side is the accepted socket, as a worker's is.
@@ -34,7 +34,7 @@ fn tcp_pair() -> (Transport, TcpStream) {
     let (ours, _) = listener.accept().expect("accept");
     peer.set_read_timeout(Some(PATIENCE)).unwrap();
     peer.set_write_timeout(Some(PATIENCE)).unwrap();
-    (Transport::Tcp(ours), peer)
+    (Transport::tcp(ours), peer)
 }
 
 /// Everything `s` sends until it closes (fails the test if that takes longer than the

@@ -24,6 +24,8 @@ pub struct ConnCtx {
     /// The heartbeat: how long the worker has had a request in flight, for WORKER TIMEOUT.
     pub beat: Beat,
     pub next_call: AtomicU64,
+    /// TLS sessions for new connections, when TLS is on.
+    pub tls: Option<Arc<crate::tls::Acceptor>>,
 }
 
 /// A request in flight, for the abort log and the heartbeat, until dropped.

@@ -55,6 +55,7 @@ impl Io {
         serving: Serving,
         alive: Arc<AtomicBool>,
         beat: crate::sys::heartbeat::Beat,
+        tls: Option<Arc<crate::tls::Acceptor>>,
     ) -> std::io::Result<Io> {
         let mut dups = Vec::new();
         for l in listeners {
@@ -75,6 +76,7 @@ impl Io {
             conns: AtomicUsize::new(0),
             beat,
             next_call: std::sync::atomic::AtomicU64::new(0),
+            tls,
         });
         let (tx, rx) = mpsc::unbounded_channel();
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -209,7 +211,16 @@ fn spawn_conn(
     ctx: &Arc<ConnCtx>,
     permit: Option<OwnedSemaphorePermit>,
 ) {
-    let stream = Stream::new(sock, ctx.serving.io_deadline());
+    let mut stream = Stream::new(sock, ctx.serving.io_deadline());
+    if let Some(tls) = &ctx.tls {
+        match tls.session(peer.ip_string()) {
+            Ok(session) => stream = stream.with_tls(session),
+            Err(e) => {
+                error_log::error(&format!("TLS: cannot start a session: {e}"));
+                return;
+            }
+        }
+    }
     ctx.conns.fetch_add(1, Ordering::SeqCst);
     let open = Open(ctx.clone());
     let c = ctx.clone();

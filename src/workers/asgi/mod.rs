@@ -12,7 +12,9 @@ mod core;
 mod ctx;
 mod http1;
 mod io;
+mod socket;
 mod stream;
+mod tls;
 mod wire;
 mod ws;
 
@@ -36,6 +38,7 @@ pub fn run(py: Python<'_>, st: &WorkerState<'_>, _signals: &WorkerSignals) -> Py
         serving.clone(),
         st.alive.clone(),
         st.ctx.beat,
+        st.tls.clone(),
     )?;
     let io = Arc::new(Mutex::new(io));
     let asgi = &serving.asgi;

@@ -1,12 +1,15 @@
-//! A connection of the ASGI worker's I/O thread: TCP or unix, with the few operations the
-//! connection tasks need, sendfile(2) included.
+//! A connection of the ASGI worker's I/O thread: TCP or unix, in plain text or TLS (driven
+//! by `super::tls`), with the few operations the connection tasks need, sendfile(2)
+//! included.
 
 use std::io;
 use std::os::fd::AsFd;
 use std::time::Duration;
 
 use tokio::io::{AsyncWriteExt, Interest};
-use tokio::net::{TcpStream, UnixStream};
+
+pub use super::socket::Socket;
+use super::tls;
 
 /// Bytes one read takes at most.
 const READ_SIZE: usize = 64 * 1024;
@@ -18,16 +21,12 @@ thread_local! {
         std::cell::RefCell::new(vec![0u8; READ_SIZE].into_boxed_slice());
 }
 
-pub enum Socket {
-    Tcp(TcpStream),
-    Unix(UnixStream),
-}
-
 /// A client connection. Every write gives up after `write_timeout` without progress, so a
 /// client that stops reading cannot hold a connection (and its app task) forever.
 pub struct Stream {
     sock: Socket,
     write_timeout: Duration,
+    tls: Option<Box<crate::tls::Session>>,
 }
 
 fn timed_out() -> io::Error {
@@ -39,11 +38,26 @@ impl Stream {
         Stream {
             sock,
             write_timeout,
+            tls: None,
         }
+    }
+
+    /// Speak TLS on this connection (before anything was read).
+    pub fn with_tls(mut self, session: crate::tls::Session) -> Stream {
+        self.tls = Some(Box::new(session));
+        self
+    }
+
+    /// The TLS version, cipher and client certificate, once the handshake is done.
+    pub fn tls_info(&mut self) -> Option<std::sync::Arc<crate::tls::ConnInfo>> {
+        self.tls.as_mut()?.info()
     }
 
     /// Wait for bytes and hand what one read got to `f` (0 bytes: the peer closed).
     pub async fn read_with<F: FnMut(&[u8])>(&mut self, mut f: F) -> io::Result<usize> {
+        if let Some(s) = &mut self.tls {
+            return tls::read_with(&self.sock, s, &SCRATCH, self.write_timeout, f).await;
+        }
         loop {
             match &self.sock {
                 Socket::Tcp(s) => s.readable().await?,
@@ -66,6 +80,9 @@ impl Stream {
     }
 
     pub async fn write_all(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        if let Some(s) = &mut self.tls {
+            return tls::write_parts(&self.sock, s, &[bytes], self.write_timeout).await;
+        }
         while !bytes.is_empty() {
             let write = async {
                 match &mut self.sock {
@@ -85,6 +102,9 @@ impl Stream {
 
     /// Write `parts` in order, with as few system calls as the socket allows.
     pub async fn write_all_parts(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+        if let Some(s) = &mut self.tls {
+            return tls::write_parts(&self.sock, s, parts, self.write_timeout).await;
+        }
         let mut parts: Vec<&[u8]> = parts.iter().copied().filter(|p| !p.is_empty()).collect();
         let mut first = 0;
         while first < parts.len() {
@@ -121,6 +141,9 @@ impl Stream {
         mut offset: i64,
         len: u64,
     ) -> io::Result<u64> {
+        if let Some(s) = &mut self.tls {
+            return tls::send_file(&self.sock, s, file, offset, len, self.write_timeout).await;
+        }
         let mut left = len;
         while left > 0 {
             let chunk = left.min(1 << 30) as usize;
@@ -156,6 +179,10 @@ impl Stream {
     /// second), so unread request bytes do not turn the close into a reset that could
     /// destroy the response in flight.
     pub async fn close_graceful(mut self) {
+        if let Some(s) = &mut self.tls {
+            s.send_close_notify();
+            let _ = tls::flush(&self.sock, s, Duration::from_secs(1)).await;
+        }
         let _ = match &mut self.sock {
             Socket::Tcp(s) => s.shutdown().await,
             Socket::Unix(s) => s.shutdown().await,

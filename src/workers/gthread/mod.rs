@@ -48,7 +48,7 @@ pub fn run(py: Python<'_>, st: &WorkerState<'_>, signals: &WorkerSignals) -> PyR
             EpollEvent::new(EpollFlags::EPOLLIN, conns::WAKE),
         )
         .map_err(io)?;
-    let conns = conns::Conns::new(&st.ctx, pcfg, &epoll, threads);
+    let conns = conns::Conns::new(&st.ctx, pcfg, &epoll, threads).with_tls(st.tls.clone());
     let sh = threads::Shared::new(
         st,
         pcfg,

@@ -76,6 +76,8 @@ pub struct Shared<'s, 'a> {
     /// Below this a spare got the GIL because the leader let go, not because CPython
     /// forced a switch (which takes a whole switch interval).
     voluntary: Duration,
+    /// Connections speak TLS: reads may run handshakes.
+    tls: bool,
 }
 
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -114,6 +116,7 @@ impl<'s, 'a> Shared<'s, 'a> {
             writer,
             stop: AtomicBool::new(false),
             voluntary: switch_interval.mul_f64(0.8),
+            tls: st.tls.is_some(),
         })
     }
 
@@ -324,7 +327,7 @@ fn lead(py: Python<'_>, sh: &Shared<'_, '_>, id: usize, events: &mut [EpollEvent
             // An error is EINTR (a signal for the main thread) or not worth dying of.
             n = py.detach(|| sh.epoll.wait(events, timeout).unwrap_or_default());
         }
-        let rejects = {
+        let handle_events = || {
             let mut conns = locked(&sh.conns);
             for ev in &events[..n] {
                 match ev.data() {
@@ -335,6 +338,13 @@ fn lead(py: Python<'_>, sh: &Shared<'_, '_>, id: usize, events: &mut [EpollEvent
                 }
             }
             conns.take_rejects()
+        };
+        // TLS handshakes are real CPU work (signatures, key exchange): do them without the
+        // GIL so app threads run meanwhile. Plain reads are too short to be worth a switch.
+        let rejects = if sh.tls {
+            py.detach(handle_events)
+        } else {
+            handle_events()
         };
         for (mut c, err) in rejects {
             // An error page is small; a client that does not take it in a second loses it.

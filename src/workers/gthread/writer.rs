@@ -175,18 +175,24 @@ impl Writer {
         finished: &mut Vec<(Box<TConn>, After)>,
     ) {
         loop {
+            if p.sent == p.out.bytes.len() {
+                // Under TLS the last bytes may still wait as records.
+                match p.out.conn.transport.try_flush() {
+                    Ok(true) => finished.push((p.out.conn, p.out.after)),
+                    Ok(false) => slow.push(p),
+                    Err(e) => {
+                        error_log::debug(&format!("Ignoring connection error while writing: {e}"));
+                        finished.push((p.out.conn, After::Gone));
+                    }
+                }
+                return;
+            }
             match p.out.conn.transport.try_write(&p.out.bytes[p.sent..]) {
                 Ok(0) => {
                     slow.push(p);
                     return;
                 }
-                Ok(n) => {
-                    p.sent += n;
-                    if p.sent == p.out.bytes.len() {
-                        finished.push((p.out.conn, p.out.after));
-                        return;
-                    }
-                }
+                Ok(n) => p.sent += n,
                 Err(e) => {
                     error_log::debug(&format!("Ignoring connection error while writing: {e}"));
                     finished.push((p.out.conn, After::Gone));

@@ -2,10 +2,32 @@
 //! socket (so the app closing it cannot close ours), made once per connection where the
 //! worker keeps connections alive, and closed without letting go of the GIL.
 
+use std::sync::Arc;
+
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyBytes, PyDict, PyTuple};
 
 use crate::http::ServerAddr;
+use crate::tls::ConnInfo;
+
+/// Tell a `ferrocorn._tls.TLSAppSocket` what Python's SSLSocket would know: the client's
+/// chain, the cipher, the version and the ALPN protocol.
+fn set_tls(sock: &Bound<'_, PyAny>, info: &ConnInfo) -> PyResult<()> {
+    let py = sock.py();
+    let chain = PyTuple::new(py, info.peer_chain.iter().map(|c| PyBytes::new(py, c)))?;
+    let cipher = (info.cipher_name, info.version_name, info.cipher_bits);
+    sock.call_method1(
+        "_ferrocorn_set_tls",
+        (
+            chain,
+            cipher,
+            info.version_name,
+            info.alpn.as_deref(),
+            info.verify_mode,
+        ),
+    )?;
+    Ok(())
+}
 
 /// Put `gunicorn.socket` into the environ: `kept` (an earlier request's object on this
 /// connection) unless the app closed or detached it, else a new one over `dup()`. None
@@ -14,7 +36,7 @@ pub(super) fn add_app_socket(
     py: Python<'_>,
     env: &Bound<'_, PyDict>,
     socket_class: &Py<PyAny>,
-    dup: impl FnOnce() -> Option<std::io::Result<std::os::fd::OwnedFd>>,
+    dup: impl FnOnce() -> Option<std::io::Result<(std::os::fd::OwnedFd, Option<Arc<ConnInfo>>)>>,
     server: &ServerAddr,
     kept: Option<Py<PyAny>>,
 ) -> PyResult<Option<Py<PyAny>>> {
@@ -22,8 +44,13 @@ pub(super) fn add_app_socket(
         Some(s) if s.call_method0(py, "fileno")?.extract::<i64>(py)? >= 0 => s.into_bound(py),
         _ => match dup() {
             Some(fd) => {
-                let fd = fd.map_err(|e| pyo3::exceptions::PyOSError::new_err(e.to_string()))?;
-                new_app_socket(py, socket_class, server, fd)?
+                let (fd, tls) =
+                    fd.map_err(|e| pyo3::exceptions::PyOSError::new_err(e.to_string()))?;
+                let sock = new_app_socket(py, socket_class, server, fd)?;
+                if let Some(info) = tls {
+                    set_tls(&sock, &info)?;
+                }
+                sock
             }
             None => return Ok(None),
         },

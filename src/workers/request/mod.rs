@@ -119,7 +119,10 @@ fn call_app<'py>(
         }
         Err(EnvironError::Python(e)) => return (None, kept_socket, Some(e)),
     };
-    let dup = || http::lock(py, exchange).dup_socket();
+    let dup = || {
+        let mut ex = http::lock(py, exchange);
+        ex.dup_socket().map(|fd| fd.map(|fd| (fd, ex.tls_info())))
+    };
     let sock =
         app_socket::add_app_socket(py, &env, &st.socket_class, dup, &req.server, kept_socket);
     let sock = match sock {
@@ -130,7 +133,8 @@ fn call_app<'py>(
         return (Some(env), sock, Some(e));
     }
     let cfg = st.ctx.cfg;
-    let wrapper = (cfg.sendfile_enabled() && !cfg.is_ssl()).then_some(&st.base.file_wrapper);
+    // Under TLS a file still goes out without Python: read and encrypted in Rust.
+    let wrapper = cfg.sendfile_enabled().then_some(&st.base.file_wrapper);
     let error = crate::wsgi::call::run_app(py, &st.app, &env, exchange, wrapper);
     (Some(env), sock, error)
 }

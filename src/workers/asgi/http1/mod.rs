@@ -92,7 +92,9 @@ pub async fn serve(mut stream: Stream, peer: Peer, server: ServerAddr, ctx: Arc<
         };
         number += 1;
         let proxy = reader.proxy_info().cloned();
-        let (request, framing) = into_request(*head, peer.clone(), server.clone(), proxy, number);
+        let (mut request, framing) =
+            into_request(*head, peer.clone(), server.clone(), proxy, number);
+        request.tls = stream.tls_info();
         if let Some(subprotocols) = websocket_upgrade(&request) {
             super::ws::serve(stream, request, rest, subprotocols, ctx).await;
             return;

@@ -171,10 +171,19 @@ impl Conns<'_, '_> {
             if self.connections() >= self.max_conns && !self.evict_idle() {
                 return;
             }
-            let (transport, peer) = match listener.accept() {
+            let (mut transport, peer) = match listener.accept() {
                 Ok((accepted, peer)) => (Transport::from(accepted), peer),
                 Err(_) => return,
             };
+            if let Some(tls) = &self.tls {
+                match tls.session(peer.ip_string()) {
+                    Ok(session) => transport = transport.with_tls(session),
+                    Err(e) => {
+                        error_log::error(&format!("TLS: cannot start a session: {e}"));
+                        continue;
+                    }
+                }
+            }
             room -= 1;
             self.last_accept = Instant::now();
             // The descriptor stays blocking for its whole life: the loop reads with

@@ -84,6 +84,8 @@ pub struct Conns<'s, 'a> {
     crowded: bool,
     stopping: Option<Instant>,
     next_scan: Instant,
+    /// TLS sessions for new connections; their handshakes run in this table's reads.
+    tls: Option<std::sync::Arc<crate::tls::Acceptor>>,
 }
 
 impl<'s, 'a> Conns<'s, 'a> {
@@ -121,7 +123,13 @@ impl<'s, 'a> Conns<'s, 'a> {
             crowded: false,
             stopping: None,
             next_scan: Instant::now(),
+            tls: None,
         }
+    }
+
+    pub fn with_tls(mut self, tls: Option<std::sync::Arc<crate::tls::Acceptor>>) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// Every connection the worker holds: being read, queued, with a thread or the writer.
@@ -355,8 +363,8 @@ impl<'s, 'a> Conns<'s, 'a> {
     /// (bounded), so our last bytes are not destroyed by a RST.
     pub fn close(&mut self, conn: Box<TConn>) {
         let known = conn.in_epoll;
-        let transport = conn.transport;
-        let Some(linger) = Linger::start(&transport) else {
+        let mut transport = conn.transport;
+        let Some(linger) = Linger::start(&mut transport) else {
             if known {
                 let _ = self.epoll.delete(transport.as_fd());
             }
