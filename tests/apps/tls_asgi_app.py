@@ -1,0 +1,66 @@
+"""An ASGI 3 app for the TLS tests (tests/test_tls_serving.py, tests/test_tls_clients.py).
+
+Paths:
+    /       ``scheme=<scope["scheme"]>``
+    /tls    JSON: ``{"scheme": ..., "has_tls": bool, "tls": <scope["extensions"]["tls"]>}``,
+            with bytes as latin-1 text and tuples as lists; ``tls`` is null without the
+            extension.
+
+``fastapi_app()`` is a factory for a FastAPI app whose ``/`` answers
+``{"framework": "fastapi", "scheme": <request.url.scheme>}`` (FastAPI is imported only
+when it is called).
+"""
+
+import json
+
+
+def _plain(value):
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("latin-1")
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return repr(value)
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    if scope["type"] != "http":
+        return
+    extensions = scope.get("extensions") or {}
+    if scope["path"] == "/tls":
+        body = json.dumps({
+            "scheme": scope.get("scheme"),
+            "has_tls": "tls" in extensions,
+            "tls": _plain(extensions.get("tls")),
+        }).encode()
+        ctype = b"application/json"
+    else:
+        body = ("scheme=%s" % scope.get("scheme")).encode()
+        ctype = b"text/plain"
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", ctype),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def fastapi_app():
+    from fastapi import FastAPI, Request
+
+    fastapi = FastAPI()
+
+    @fastapi.get("/")
+    async def index(request: Request):
+        return {"framework": "fastapi", "scheme": request.url.scheme}
+
+    return fastapi
