@@ -376,7 +376,7 @@ def test_invalid_option_in_cmd_args_env_exits(run):
 @pytest.mark.parametrize(
     "args, names",
     [
-        (["--certfile", "cert.pem", "--keyfile", "key.pem"], ("certfile", "keyfile")),
+        (["--http-protocols", "h2"], ("http_protocols",)),
         (["--log-syslog"], ("syslog",)),
         (["-k", "gevent"], ("gevent", "worker_class")),
     ],

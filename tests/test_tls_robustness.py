@@ -22,6 +22,7 @@ import hashlib
 import http.client
 import random
 import resource
+import select
 import selectors
 import socket
 import ssl
@@ -245,6 +246,40 @@ def test_sync_stalled_handshake_is_closed_after_the_timeout(tls_serve, pki):
     assert closed - stalled >= timeout / 3, closed - stalled
     # The next client is served (by a replacement worker, where the worker was killed).
     assert_serves(server, pki, timeout=15)
+
+
+@pytest.mark.ferrocorn_only
+def test_sync_trickled_hello_is_cut_at_the_timeout_without_killing_the_worker(tls_serve, pki):
+    """A ClientHello sent a byte at a time, each byte inside the read timeout, still ends at
+    `timeout` (as a trickled plain request head does), and the worker is never so busy that
+    the master kills it. Gunicorn's sync worker is killed (WORKER TIMEOUT)."""
+    timeout = 2
+    server = tls_serve(("-k", "sync"), "--timeout", str(timeout))
+    hello = client_hello(pki)
+    with socket.create_connection(server.address, timeout=5) as sock:
+        start = time.monotonic()
+        closed_at = None
+        for b in hello[:-1]:
+            try:
+                sock.sendall(bytes([b]))
+            except OSError:
+                closed_at = time.monotonic()
+                break
+            readable, _, _ = select.select([sock], [], [], 0.4)
+            if readable:
+                try:
+                    data = sock.recv(4096)
+                except OSError:
+                    data = b""
+                if not data:
+                    closed_at = time.monotonic()
+                    break
+            if time.monotonic() - start > 4 * timeout:
+                break
+    assert closed_at is not None, "a trickling client was never cut off"
+    assert closed_at - start < 3 * timeout, closed_at - start
+    assert_serves(server, pki, timeout=10)
+    assert "WORKER TIMEOUT" not in server.stderr_text()
 
 
 @pytest.mark.ferrocorn_only

@@ -892,3 +892,26 @@ def test_asgi_server_cert_is_pem_text(pki: Pki) -> None:
 ])
 def test_rfc4514_names(subject: Any, expected: str) -> None:
     assert _tls._rfc4514_name(subject) == expected
+
+
+def test_other_threads_get_real_contexts_while_a_hook_is_recorded():
+    """A worker re-runs the hook for a renewed file while app threads run: a context an app
+    thread makes meanwhile must be a real one, not a recording."""
+    import threading as _threading
+
+    from ferrocorn import _tls
+
+    made = {}
+
+    def other_thread():
+        made["ctx"] = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+    with _tls._ssl_context_replaced():
+        assert ssl.SSLContext is _tls.RecordingContext
+        t = _threading.Thread(target=other_thread)
+        t.start()
+        t.join()
+        mine = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    assert type(made["ctx"]) is ssl.SSLContext
+    assert isinstance(mine, _tls.RecordingContext)
+    assert ssl.SSLContext is not _tls.RecordingContext

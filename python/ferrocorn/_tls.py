@@ -34,6 +34,7 @@ import reprlib
 import socket
 import ssl
 import tempfile
+import threading
 from typing import Any, Callable, Iterable, Iterator, NoReturn, Optional, Sequence
 
 import _ssl
@@ -49,6 +50,16 @@ __all__ = [
 # The C base class: its descriptors are the ones that really store options, versions and
 # the verify mode; RecordingContext reads and sets them directly.
 _C = _ssl._SSLContext
+
+
+# The real class, and the thread whose hook call is being recorded: while ssl.SSLContext
+# names RecordingContext (during a translation), any other thread (an app thread, when a
+# worker re-runs the hook for a renewed file) still gets real contexts from it.
+_REAL_CONTEXT = ssl.SSLContext
+_recording_thread: Optional[int] = None
+# One translation at a time: two threads swapping and restoring ssl.SSLContext in an
+# interleaved order could leave the recording class installed.
+_swap_lock = threading.RLock()
 
 
 def _c_get(context: ssl.SSLContext, name: str) -> Any:
@@ -175,6 +186,12 @@ class RecordingContext(_DirectSetters):
     Options, versions and the verify mode stay in the real OpenSSL context (its setters
     validate them as Python would) and are read back when the spec is made.
     """
+
+    def __new__(cls, protocol: Any = None, *args: Any, **kwargs: Any) -> Any:
+        if (cls is RecordingContext and _recording_thread is not None
+                and threading.get_ident() != _recording_thread):
+            return _REAL_CONTEXT(protocol, *args, **kwargs)
+        return super().__new__(cls, protocol, *args, **kwargs)
 
     def __init__(self, protocol: Any = None, *args: Any, **kwargs: Any) -> None:
         # ssl.SSLContext.__new__ consumed the protocol; there is no base __init__ to call.
@@ -525,12 +542,16 @@ class RecordingContext(_DirectSetters):
 @contextlib.contextmanager
 def _ssl_context_replaced() -> Iterator[None]:
     """``ssl.SSLContext`` is RecordingContext inside; nests (the factory uses it too)."""
-    saved = ssl.SSLContext
-    ssl.SSLContext = RecordingContext  # type: ignore[misc]
-    try:
-        yield
-    finally:
-        ssl.SSLContext = saved  # type: ignore[misc]
+    global _recording_thread
+    with _swap_lock:
+        saved, saved_thread = ssl.SSLContext, _recording_thread
+        _recording_thread = threading.get_ident()
+        ssl.SSLContext = RecordingContext  # type: ignore[misc]
+        try:
+            yield
+        finally:
+            ssl.SSLContext = saved  # type: ignore[misc]
+            _recording_thread = saved_thread
 
 
 def _factory(config: Any) -> Callable[[], RecordingContext]:

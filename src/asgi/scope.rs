@@ -133,8 +133,20 @@ fn tls_extension<'py>(
     py: Python<'py>,
     info: &crate::tls::ConnInfo,
 ) -> PyResult<Bound<'py, PyDict>> {
+    // A copy for each scope, with its own chain list, so an app changing it changes
+    // nothing for the connection's next request.
+    let own = |made: &Bound<'py, PyAny>| -> PyResult<Bound<'py, PyDict>> {
+        let copy = made.cast::<PyDict>()?.copy()?;
+        if let Some(chain) = copy.get_item(intern!(py, "client_cert_chain"))? {
+            copy.set_item(
+                intern!(py, "client_cert_chain"),
+                PyList::new(py, chain.try_iter()?.collect::<PyResult<Vec<_>>>()?)?,
+            )?;
+        }
+        Ok(copy)
+    };
     if let Some(made) = info.py_form.get() {
-        return made.bind(py).cast::<PyDict>()?.copy();
+        return own(made.bind(py));
     }
     let chain = PyTuple::new(py, info.peer_chain.iter().map(|c| PyBytes::new(py, c)))?;
     let made = py.import("ferrocorn._tls")?.call_method1(
@@ -146,7 +158,7 @@ fn tls_extension<'py>(
             info.suite_code,
         ),
     )?;
-    let copy = made.cast::<PyDict>()?.copy()?;
+    let copy = own(&made)?;
     let _ = info.py_form.set(made.unbind());
     Ok(copy)
 }

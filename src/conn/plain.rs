@@ -3,6 +3,7 @@
 //! build on it.
 
 use std::io::{self, Read, Write};
+
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
@@ -28,11 +29,22 @@ impl Plain {
         }
     }
 
-    /// One blocking write (bounded by the write timeout).
-    pub(super) fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        match self {
-            Plain::Tcp(s) => s.write_vectored(bufs),
-            Plain::Unix(s) => s.write_vectored(bufs),
+    /// One gathered send with `flags` (MSG_NOSIGNAL always: a client gone away is an error,
+    /// never a SIGPIPE). Blocking unless `flags` has MSG_DONTWAIT; EAGAIN (nothing taken
+    /// before the write timeout, or a full socket) is `WouldBlock`.
+    pub(super) fn send_vectored(
+        &self,
+        bufs: &[io::IoSlice<'_>],
+        flags: nix::sys::socket::MsgFlags,
+    ) -> io::Result<usize> {
+        use nix::sys::socket::{sendmsg, MsgFlags};
+        loop {
+            match sendmsg::<()>(self.raw(), bufs, &[], flags | MsgFlags::MSG_NOSIGNAL, None) {
+                Ok(n) => return Ok(n),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(nix::errno::Errno::EAGAIN) => return Err(io::ErrorKind::WouldBlock.into()),
+                Err(e) => return Err(e.into()),
+            }
         }
     }
 
@@ -74,6 +86,13 @@ impl Plain {
                 Err(nix::errno::Errno::EAGAIN) => return Ok(0),
                 Err(e) => return Err(e.into()),
             }
+        }
+    }
+
+    pub(super) fn set_read_timeout(&self, t: Option<std::time::Duration>) -> io::Result<()> {
+        match self {
+            Plain::Tcp(s) => s.set_read_timeout(t),
+            Plain::Unix(s) => s.set_read_timeout(t),
         }
     }
 

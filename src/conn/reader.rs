@@ -155,7 +155,9 @@ impl HeadReader {
                     Ok(Some(n)) => {
                         self.buf.extend_from_slice(&chunk[..n]);
                         filled.got += n;
-                        if n < chunk.len() {
+                        // A TLS read hands over one record at a time: short, yet the socket
+                        // may hold more.
+                        if n < chunk.len() && !transport.is_tls() {
                             break;
                         }
                     }

@@ -7,6 +7,7 @@
 
 use std::io::{self, Read, Write};
 use std::os::fd::BorrowedFd;
+use std::time::{Duration, Instant};
 
 use nix::sys::socket::MsgFlags;
 
@@ -28,11 +29,11 @@ impl Read for Blocking<'_> {
 
 impl Write for Blocking<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write_vectored(&[io::IoSlice::new(buf)])
+        self.write_vectored(&[io::IoSlice::new(buf)])
     }
 
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        self.0.write_vectored(bufs)
+        self.0.send_vectored(bufs, MsgFlags::empty())
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -53,10 +54,11 @@ impl Read for NonBlocking<'_> {
 
 impl Write for NonBlocking<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self.0.send_now(buf)? {
-            0 if !buf.is_empty() => Err(io::ErrorKind::WouldBlock.into()),
-            n => Ok(n),
-        }
+        self.write_vectored(&[io::IoSlice::new(buf)])
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        self.0.send_vectored(bufs, MsgFlags::MSG_DONTWAIT)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -98,19 +100,20 @@ fn answer_plain_http(sock: &Plain) {
     let _ = sock.shutdown(std::net::Shutdown::Write);
 }
 
-/// Before the first bytes go to rustls: a peek decides TLS or plain HTTP. Ok(false) when
-/// nothing came (the peer closed, or nothing yet without blocking).
-fn sniff(sock: &Plain, s: &mut Session, flags: MsgFlags) -> io::Result<bool> {
+/// The first bytes decide TLS or plain HTTP (`Session::sniff`); a plain-HTTP client is
+/// answered here.
+fn judge(sock: &Plain, s: &mut Session, first: &[u8]) -> io::Result<()> {
+    s.sniff(first).inspect_err(|_| answer_plain_http(sock))
+}
+
+/// Peek at the first bytes, blocking up to the read timeout (then `WouldBlock`, as any
+/// read). Ok(false): the peer closed without a byte.
+fn sniff_blocking(sock: &Plain, s: &mut Session) -> io::Result<bool> {
     let mut first = [0u8; 8];
-    match sock.recv(&mut first, flags | MsgFlags::MSG_PEEK)? {
-        None | Some(0) => Ok(false),
-        Some(n) => match s.sniff(&first[..n]) {
-            Ok(()) => Ok(true),
-            Err(e) => {
-                answer_plain_http(sock);
-                Err(e)
-            }
-        },
+    match sock.recv(&mut first, MsgFlags::MSG_PEEK)? {
+        None => Err(io::ErrorKind::WouldBlock.into()),
+        Some(0) => Ok(false),
+        Some(n) => judge(sock, s, &first[..n]).map(|()| true),
     }
 }
 
@@ -120,19 +123,54 @@ fn failed(sock: &Plain, s: &mut Session, e: io::Error) -> io::Error {
     e
 }
 
-pub fn read(sock: &mut Plain, s: &mut Session, buf: &mut [u8]) -> io::Result<usize> {
-    loop {
+/// Blocking read of plaintext. Bounded as a plain read is, by the read timeout in force
+/// (`timeout`): a client trickling TLS bytes that never complete a record cannot keep it
+/// going, because every further socket read only gets what is left of that time.
+pub fn read(
+    sock: &mut Plain,
+    s: &mut Session,
+    buf: &mut [u8],
+    timeout: Option<Duration>,
+) -> io::Result<usize> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let mut shortened = false;
+    let mut fed = false;
+    let res = loop {
         if let Some(n) = s.read_plain(buf)? {
-            return Ok(n);
+            break Ok(n);
         }
-        flush_blocking(sock, s)?;
-        if s.wants_sniff() && !sniff(sock, s, MsgFlags::empty())? {
-            return Ok(0);
+        if let Err(e) = flush_blocking(sock, s) {
+            break Err(e);
+        }
+        if fed {
+            // A second socket read in this call: only what is left of the timeout.
+            if let Some(d) = deadline {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break Err(io::ErrorKind::WouldBlock.into());
+                }
+                if let Err(e) = sock.set_read_timeout(Some(left)) {
+                    break Err(e);
+                }
+                shortened = true;
+            }
+        }
+        if s.wants_sniff() {
+            match sniff_blocking(sock, s) {
+                Ok(true) => {}
+                Ok(false) => break Ok(0),
+                Err(e) => break Err(e),
+            }
         }
         if let Err(e) = s.feed(&mut Blocking(sock)) {
-            return Err(failed(sock, s, e));
+            break Err(failed(sock, s, e));
         }
+        fed = true;
+    };
+    if shortened {
+        let _ = sock.set_read_timeout(timeout);
     }
+    res
 }
 
 pub fn write_all(sock: &mut Plain, s: &mut Session, bytes: &[u8]) -> io::Result<()> {
@@ -143,6 +181,9 @@ pub fn write_all(sock: &mut Plain, s: &mut Session, bytes: &[u8]) -> io::Result<
             return Ok(());
         }
         let n = s.write_plain(rest)?;
+        if n == 0 && !s.wants_write() {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
         rest = &rest[n..];
     }
 }
@@ -156,12 +197,11 @@ pub fn try_read(sock: &mut Plain, s: &mut Session, buf: &mut [u8]) -> io::Result
         // for writability (`Transport::wants_write`).
         flush_nonblocking(sock, s)?;
         if s.wants_sniff() {
-            match sock.recv(&mut [0u8; 1], MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_PEEK)? {
+            let mut first = [0u8; 8];
+            match sock.recv(&mut first, MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_PEEK)? {
                 None => return Ok(None),
                 Some(0) => return Ok(Some(0)),
-                Some(_) => {
-                    sniff(sock, s, MsgFlags::MSG_DONTWAIT)?;
-                }
+                Some(n) => judge(sock, s, &first[..n])?,
             }
         }
         match s.feed(&mut NonBlocking(sock)) {
@@ -177,6 +217,9 @@ pub fn try_write(sock: &Plain, s: &mut Session, bytes: &[u8]) -> io::Result<usiz
         return Ok(0);
     }
     let n = s.write_plain(bytes)?;
+    if n == 0 && !s.wants_write() {
+        return Err(io::ErrorKind::WriteZero.into());
+    }
     flush_nonblocking(sock, s)?;
     Ok(n)
 }

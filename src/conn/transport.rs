@@ -24,6 +24,8 @@ use crate::tls::{ConnInfo, Session};
 pub struct Transport {
     sock: Plain,
     tls: Option<Box<Session>>,
+    /// The read timeout last set: one TLS read may take no longer in all.
+    read_timeout: Option<Duration>,
 }
 
 impl From<Accepted> for Transport {
@@ -40,6 +42,7 @@ impl Transport {
         Transport {
             sock: Plain::Tcp(s),
             tls: None,
+            read_timeout: None,
         }
     }
 
@@ -47,6 +50,7 @@ impl Transport {
         Transport {
             sock: Plain::Unix(s),
             tls: None,
+            read_timeout: None,
         }
     }
 
@@ -74,11 +78,9 @@ impl Transport {
     }
 
     /// How long a blocking read may wait for the peer (None: forever).
-    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
-        match &self.sock {
-            Plain::Tcp(s) => s.set_read_timeout(t),
-            Plain::Unix(s) => s.set_read_timeout(t),
-        }
+    pub fn set_read_timeout(&mut self, t: Option<Duration>) -> io::Result<()> {
+        self.read_timeout = t;
+        self.sock.set_read_timeout(t)
     }
 
     /// How long a blocking write may wait for the peer to take bytes (None: forever).
@@ -92,7 +94,7 @@ impl Transport {
     /// Blocking read (bounded by the read timeout). Ok(0) is the end of the stream.
     pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match &mut self.tls {
-            Some(s) => tls::read(&mut self.sock, s, buf),
+            Some(s) => tls::read(&mut self.sock, s, buf, self.read_timeout),
             None => self.sock.read(buf),
         }
     }
@@ -177,13 +179,19 @@ impl Transport {
         Ok(count - left)
     }
 
-    /// Shut one or both directions. Under TLS, shutting the write side first says
-    /// close_notify (sent if the socket takes it now).
+    /// Shut one or both directions. Under TLS a graceful end (the write side alone, after a
+    /// complete response) says close_notify first, sent if the socket takes it now; an
+    /// abrupt one (both sides) does not, so a client can tell a cut response from a whole
+    /// one. Records that could not go out are dropped either way: the socket can no longer
+    /// send them.
     pub fn shutdown(&mut self, how: Shutdown) -> io::Result<()> {
         if let Some(s) = &mut self.tls {
-            if how != Shutdown::Read {
+            if how == Shutdown::Write {
                 s.send_close_notify();
                 let _ = tls::flush_nonblocking(&self.sock, s);
+            }
+            if how != Shutdown::Read {
+                s.write_side_closed();
             }
         }
         self.sock.shutdown(how)

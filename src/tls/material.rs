@@ -171,7 +171,9 @@ impl Material {
         config.alpn_protocols = alpn(spec)?;
         // Python's server contexts set OP_CIPHER_SERVER_PREFERENCE: our order, not the client's.
         config.ignore_client_order = true;
-        if !spec.no_ticket {
+        if spec.no_ticket {
+            config.send_tls13_tickets = 0;
+        } else {
             config.ticketer = rustls::crypto::ring::Ticketer::new()
                 .map_err(|e| TlsError(format!("TLS session tickets: {e}")))?;
         }
@@ -205,9 +207,11 @@ fn load_roots(spec: &Spec) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     for dir in &spec.ca_dirs {
         let entries =
             std::fs::read_dir(dir).map_err(|e| TlsError(format!("{origin} {dir:?}: {e}")))?;
+        // As OpenSSL's capath: only the `<subject hash>.<n>` names `c_rehash` makes count, so
+        // other certificates kept in the directory are not trusted by accident.
         for entry in entries.flatten() {
             let path: PathBuf = entry.path();
-            if path.is_file() {
+            if hashed_name(&entry.file_name().to_string_lossy()) && path.is_file() {
                 if let Ok(bytes) = std::fs::read(&path) {
                     roots.extend(CertificateDer::pem_slice_iter(&bytes).flatten());
                 }
@@ -219,6 +223,20 @@ fn load_roots(spec: &Spec) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     }
     roots.extend(spec.ca_der.iter().map(|d| CertificateDer::from(d.clone())));
     Ok(roots)
+}
+
+fn hashed_name(name: &str) -> bool {
+    match name.split_once('.') {
+        Some((hash, n)) => {
+            hash.len() == 8
+                && hash
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+                && !n.is_empty()
+                && n.bytes().all(|b| b.is_ascii_digit())
+        }
+        None => false,
+    }
 }
 
 fn versions(spec: &Spec) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, TlsError> {

@@ -39,6 +39,15 @@ pub struct TlsError(pub String);
 /// The master's last good material, inherited by every worker it forks.
 static MASTER: Mutex<Option<Arc<Material>>> = Mutex::new(None);
 
+/// Set when a worker is leaving: its renewal thread must not start calling Python (the
+/// `ssl_context` hook) while the interpreter shuts down.
+static LEAVING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A worker is about to leave: no more renewals in it.
+pub fn stop_renewing() {
+    LEAVING.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
 /// In the master, at start-up and on HUP: translate the settings (calling `ssl_context`),
 /// read the files and check a server config can be built from them. On success the
 /// material is what workers forked from now on serve; on failure nothing changes.

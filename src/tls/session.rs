@@ -38,6 +38,8 @@ pub struct Session {
     /// Nothing has been received yet: the first bytes decide TLS or plain HTTP.
     fresh: bool,
     failed: bool,
+    /// Our side of the socket is shut: records still pending can never go out.
+    write_shut: bool,
     info: Option<Arc<ConnInfo>>,
 }
 
@@ -69,6 +71,7 @@ impl Session {
             eof: false,
             fresh: true,
             failed: false,
+            write_shut: false,
             info: None,
         }
     }
@@ -179,7 +182,13 @@ impl Session {
 
     /// Records (handshake messages, alerts, encrypted data) wait to go out.
     pub fn wants_write(&self) -> bool {
-        self.conn.wants_write()
+        !self.write_shut && self.conn.wants_write()
+    }
+
+    /// The socket's write side was shut: drop what waits to go out, so nobody waits to send
+    /// it.
+    pub fn write_side_closed(&mut self) {
+        self.write_shut = true;
     }
 
     /// Decrypted bytes are waiting: a poll loop must not wait for the socket to get them.
@@ -189,6 +198,9 @@ impl Session {
 
     /// Write pending records through `wr` (one write); `WouldBlock` passes through.
     pub fn write_out(&mut self, wr: &mut dyn Write) -> io::Result<usize> {
+        if self.write_shut {
+            return Ok(0);
+        }
         self.conn.write_tls(wr)
     }
 

@@ -61,11 +61,19 @@ pub fn start(acceptor: Arc<Acceptor>) {
             let mut watcher = Watcher::default();
             loop {
                 std::thread::sleep(EVERY);
-                match watcher.look(&acceptor.material()) {
+                let material = acceptor.material();
+                match watcher.look(&material) {
                     Some(Ok((renewed, config))) => {
                         error_log::debug("TLS certificate reloaded in this worker");
                         acceptor.replace(Arc::new(renewed), config);
                     }
+                    // A file the master can read and this worker cannot (privileges dropped
+                    // with --user) is this worker's own problem: the master's log would
+                    // say the renewal worked.
+                    Some(Err(e)) if unreadable(&material) => error_log::warning(&format!(
+                        "TLS: this worker cannot read the renewed certificate files, still \
+                         serving the previous certificate: {e}"
+                    )),
                     Some(Err(e)) => error_log::debug(&format!("TLS renewal not used: {e}")),
                     None => {}
                 }
@@ -78,10 +86,19 @@ pub fn start(acceptor: Arc<Acceptor>) {
     }
 }
 
+fn unreadable(material: &Material) -> bool {
+    material.spec.watch.iter().any(|p| {
+        matches!(std::fs::File::open(p), Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied)
+    })
+}
+
 /// Material from the files as they are now: through the `ssl_context` hook again when one
 /// made the spec (it may choose other files), else from the same spec.
 fn renew(old: &Material) -> Result<Renewed, TlsError> {
     let (spec, hook) = match &old.hook {
+        Some(_) if super::LEAVING.load(std::sync::atomic::Ordering::SeqCst) => {
+            return Err(TlsError("the worker is leaving".into()))
+        }
         Some((cfg_obj, hook)) => Python::attach(|py| {
             let spec = spec::translate(py, cfg_obj.bind(py), Some(hook))?;
             Ok::<_, TlsError>((spec, Some((cfg_obj.clone_ref(py), hook.clone_ref(py)))))

@@ -58,6 +58,7 @@ pub fn run_worker(py: Python<'_>, ctx: WorkerContext<'_>) -> i32 {
         Ok(()) => exit::OK,
         Err(code) => code,
     };
+    crate::tls::stop_renewing();
     signals::ignore_stop_signals(py);
     error_log::info(&format!("Worker exiting (pid: {pid})"));
     if let Some(h) = worker_exit {

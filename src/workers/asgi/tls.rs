@@ -173,12 +173,17 @@ pub async fn write_parts(
     parts: &[&[u8]],
     timeout: Duration,
 ) -> io::Result<()> {
+    // Everything is encrypted first and goes out in as few sends as rustls's buffer allows:
+    // a flush only when it is full, and at the end.
     for part in parts {
         let mut rest = *part;
         while !rest.is_empty() {
             let n = s.write_plain(rest)?;
+            if n == 0 && !s.wants_write() {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
             rest = &rest[n..];
-            if n == 0 || s.wants_write() {
+            if !rest.is_empty() {
                 flush(sock, s, timeout).await?;
             }
         }

@@ -59,7 +59,7 @@ impl Spec {
     /// The exchange over a fresh unix pair (our read timeout bounds every wait) and the
     /// client's end.
     fn build(self) -> (H1Exchange, UnixStream) {
-        let (ours, peer) = unix_pair();
+        let (mut ours, peer) = unix_pair();
         ours.set_read_timeout(Some(PATIENCE)).unwrap();
         ours.set_write_timeout(Some(PATIENCE)).unwrap();
         let pcfg = ParserConfig::default();
