@@ -156,8 +156,9 @@ impl HeadReader {
                         self.buf.extend_from_slice(&chunk[..n]);
                         filled.got += n;
                         // A TLS read hands over one record at a time: short, yet the socket
-                        // may hold more.
-                        if n < chunk.len() && !transport.is_tls() {
+                        // may hold more of a body being gathered. A head fits a record or
+                        // two, and one more read per request would only say EAGAIN.
+                        if n < chunk.len() && !(transport.is_tls() && self.waiting_body()) {
                             break;
                         }
                     }

@@ -36,6 +36,9 @@ use crate::telemetry::error_log;
 #[error("{0}")]
 pub struct TlsError(pub String);
 
+/// How much a session may hold as records waiting to be sent.
+const SEND_BUFFER: usize = 256 * 1024;
+
 /// The master's last good material, inherited by every worker it forks.
 static MASTER: Mutex<Option<Arc<Material>>> = Mutex::new(None);
 
@@ -134,8 +137,11 @@ impl Acceptor {
     /// A session for a new connection from `peer_ip` (for its log lines).
     pub fn session(&self, peer_ip: String) -> std::io::Result<Session> {
         let cur = self.current.read().unwrap_or_else(|p| p.into_inner());
-        let conn = rustls::ServerConnection::new(cur.config.clone())
+        let mut conn = rustls::ServerConnection::new(cur.config.clone())
             .map_err(|e| std::io::Error::other(e.to_string()))?;
+        // Room for a whole app write (a 64 KiB chunk and its framing) as records, so it
+        // leaves in one send rather than a full buffer and a small remainder.
+        conn.set_buffer_limit(Some(SEND_BUFFER));
         Ok(Session::new(
             conn,
             peer_ip,

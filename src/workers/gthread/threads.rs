@@ -340,8 +340,13 @@ fn lead(py: Python<'_>, sh: &Shared<'_, '_>, id: usize, events: &mut [EpollEvent
             conns.take_rejects()
         };
         // TLS handshakes are real CPU work (signatures, key exchange): do them without the
-        // GIL so app threads run meanwhile. Plain reads are too short to be worth a switch.
-        let rejects = if sh.tls {
+        // GIL so app threads run meanwhile. Reads on established connections (plain or
+        // TLS) are too short to be worth a switch, which can cost a whole switch interval.
+        let handshakes = sh.tls && {
+            let conns = locked(&sh.conns);
+            events[..n].iter().any(|ev| conns.may_handshake(ev.data()))
+        };
+        let rejects = if handshakes {
             py.detach(handle_events)
         } else {
             handle_events()

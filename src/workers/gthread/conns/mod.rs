@@ -146,6 +146,16 @@ impl<'s, 'a> Conns<'s, 'a> {
         }
     }
 
+    /// Whether handling the event for `key` may run a TLS handshake (a connection that has
+    /// not carried a request yet): real CPU work, worth letting go of the GIL for.
+    pub fn may_handshake(&self, key: u64) -> bool {
+        key >= CONN_BASE
+            && matches!(
+                self.entries.get((key - CONN_BASE) as usize),
+                Some(Entry::Reading(c)) if c.transport.is_tls() && c.served == 0
+            )
+    }
+
     /// The next complete request, if any, now owned by the caller.
     pub fn pop_job(&mut self) -> Option<Job> {
         let job = self.ready.pop_front()?;
