@@ -221,8 +221,41 @@ fn load_roots(spec: &Spec) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     for pem in &spec.ca_pem {
         roots.extend(pem_certs(origin, Path::new("cadata"), pem)?);
     }
-    roots.extend(spec.ca_der.iter().map(|d| CertificateDer::from(d.clone())));
+    for der in &spec.ca_der {
+        roots.extend(split_der(der).map(|c| CertificateDer::from(c.to_vec())));
+    }
     Ok(roots)
+}
+
+/// DER `cadata` may hold several certificates back to back (Python accepts that): split it
+/// at each top-level SEQUENCE. What does not parse is left for the verifier to refuse.
+pub(super) fn split_der(mut der: &[u8]) -> impl Iterator<Item = &[u8]> {
+    std::iter::from_fn(move || {
+        if der.len() < 2 || der[0] != 0x30 {
+            let rest = (!der.is_empty()).then_some(der);
+            der = &[];
+            return rest;
+        }
+        let (len, head) = match der[1] {
+            n if n < 0x80 => (n as usize, 2),
+            n => {
+                let bytes = (n & 0x7f) as usize;
+                if bytes == 0 || bytes > 4 || der.len() < 2 + bytes {
+                    let rest = der;
+                    der = &[];
+                    return Some(rest);
+                }
+                let len = der[2..2 + bytes]
+                    .iter()
+                    .fold(0usize, |acc, b| (acc << 8) | *b as usize);
+                (len, 2 + bytes)
+            }
+        };
+        let end = (head + len).min(der.len());
+        let (one, rest) = der.split_at(end);
+        der = rest;
+        Some(one)
+    })
 }
 
 fn hashed_name(name: &str) -> bool {
