@@ -160,7 +160,10 @@ fn der_cadata_splits_into_certificates() {
     let mut two = vec![0x30, 0x03, 1, 2, 3];
     two.extend([0x30, 0x81, 0x02, 9, 9]);
     let parts: Vec<&[u8]> = super::material::split_der(&two).collect();
-    assert_eq!(parts, vec![&[0x30, 0x03, 1, 2, 3][..], &[0x30, 0x81, 0x02, 9, 9][..]]);
+    assert_eq!(
+        parts,
+        vec![&[0x30, 0x03, 1, 2, 3][..], &[0x30, 0x81, 0x02, 9, 9][..]]
+    );
     assert_eq!(super::material::split_der(b"junk").count(), 1);
     assert_eq!(super::material::split_der(b"").count(), 0);
 }
