@@ -30,6 +30,16 @@ ACCEPTED = {
 REQUEST = b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
 
 
+def read_all(sock) -> bytes:
+    """Everything the server sends until it closes."""
+    chunks = []
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            return b"".join(chunks)
+        chunks.append(data)
+
+
 def attempt(address, ctx, path="/", timeout=10.0):
     """One GET over a new TLS connection: ("ok", response bytes) or ("rejected", why).
 
@@ -40,15 +50,9 @@ def attempt(address, ctx, path="/", timeout=10.0):
     try:
         with tls_connect(address, ctx, timeout) as sock:
             sock.sendall(REQUEST % path.encode())
-            chunks = []
-            while True:
-                data = sock.recv(65536)
-                if not data:
-                    break
-                chunks.append(data)
+            raw = read_all(sock)
     except (ssl.SSLError, ConnectionResetError, BrokenPipeError) as exc:
         return "rejected", exc
-    raw = b"".join(chunks)
     if not raw:
         return "rejected", "connection closed without a response"
     return "ok", raw
@@ -118,20 +122,20 @@ def test_handshake_failure_warning_names_the_reason(serve, pki, worker):
 # 4. The peer certificate, cipher and version through environ['gunicorn.socket']
 
 
-def peer(server, ctx):
-    """(what the app's /peer saw, the client's own view of the connection)."""
+def app_view(server, ctx, path: bytes):
+    """(the JSON the app answered on `path`, the client's own view of the connection)."""
     with tls_connect(server.address, ctx) as sock:
         client_view = {"cipher": sock.cipher(), "version": sock.version()}
-        sock.sendall(REQUEST % b"/peer")
-        chunks = []
-        while True:
-            data = sock.recv(65536)
-            if not data:
-                break
-            chunks.append(data)
-    resp = RawResponse(b"".join(chunks))
+        sock.sendall(REQUEST % path)
+        raw = read_all(sock)
+    resp = RawResponse(raw)
     assert resp.status == 200, resp.raw[:500]
     return json.loads(resp.body), client_view
+
+
+def peer(server, ctx):
+    """(what the app's /peer saw, the client's own view of the connection)."""
+    return app_view(server, ctx, b"/peer")
 
 
 def client_der(pki) -> bytes:
@@ -194,18 +198,7 @@ TLS13_SUITES = {"TLS_AES_128_GCM_SHA256": 0x1301, "TLS_AES_256_GCM_SHA384": 0x13
 
 
 def asgi_tls(server, ctx):
-    with tls_connect(server.address, ctx) as sock:
-        client_view = {"cipher": sock.cipher(), "version": sock.version()}
-        sock.sendall(REQUEST % b"/tls")
-        chunks = []
-        while True:
-            data = sock.recv(65536)
-            if not data:
-                break
-            chunks.append(data)
-    resp = RawResponse(b"".join(chunks))
-    assert resp.status == 200, resp.raw[:500]
-    return json.loads(resp.body), client_view
+    return app_view(server, ctx, b"/tls")
 
 
 def test_asgi_scope_scheme_is_https(serve, pki):

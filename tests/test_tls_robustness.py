@@ -19,6 +19,7 @@ told apart from the app by worker kind (`-k sync`, `-k gthread`, `-k asgi`):
 from __future__ import annotations
 
 import hashlib
+import json
 import http.client
 import random
 import resource
@@ -52,8 +53,9 @@ def pki(tmp_path_factory):
 def tls_serve(serve, pki):
     """``tls_serve(kind, *args)``: a TLS server of worker `kind` serving the test app."""
 
-    def start(kind, *args):
-        app = "tls_robust_app:asgi_app" if "asgi" in kind else "tls_robust_app:app"
+    def start(kind, *args, app=None):
+        if app is None:
+            app = "tls_robust_app:asgi_app" if "asgi" in kind else "tls_robust_app:app"
         server = serve(*kind, *pki.server_args(), *args, app, ready="port")
         wait_tls_ready(server, pki.client_context())
         return server
@@ -421,3 +423,39 @@ def test_a_close_without_close_notify_is_no_error(tls_serve, pki, kind):
     for _ in range(20):
         assert_serves(server, pki)
     assert not problems(server)
+
+
+@pytest.mark.ferrocorn_only
+@KINDS
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_a_cleartext_proxy_header_before_the_handshake(tls_serve, pki, kind, version):
+    """HAProxy's `send-proxy` to a TLS server sends the PROXY header in clear, then the
+    handshake: the header is read as the PROXY protocol says and the request carries its
+    client. Gunicorn reads the header only from inside TLS, so there this fails."""
+    asgi = "asgi" in kind
+    server = tls_serve(kind, "--proxy-protocol", version, "--proxy-allow-from", "127.0.0.1",
+                       app="tls_asgi_app:app" if asgi else "environ_dump:app")
+    if version == "v1":
+        header = b"PROXY TCP4 192.0.2.7 198.51.100.9 4711 443\r\n"
+    else:
+        header = (b"\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c"
+                  + bytes([192, 0, 2, 7, 198, 51, 100, 9]) + (4711).to_bytes(2, "big")
+                  + (443).to_bytes(2, "big"))
+    ctx = pki.client_context()
+    raw = socket.create_connection(server.address, timeout=10)
+    raw.sendall(header)
+    with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+        tls.sendall(b"GET /tls HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while True:
+            chunk = tls.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    body = json.loads(data.split(b"\r\n\r\n", 1)[1])
+    if asgi:
+        assert body["client"] == ["192.0.2.7", 4711], body
+        assert body["scheme"] == "https"
+    else:
+        assert body["REMOTE_ADDR"] == "192.0.2.7", body
+        assert body["wsgi.url_scheme"] == "https"

@@ -248,6 +248,13 @@ def logged(server, level: str, text: str) -> list:
 # 4. Renewed on disk.
 
 
+def both_workers_loaded(load) -> None:
+    """Wait until the load runs and both workers answered it: both booted with the first
+    pair (a later one would read the files anew)."""
+    load.wait_ok(20)
+    load.wait(lambda: len(load.worker_pids()) == 2, 15, "both workers to answer")
+
+
 @pytest.mark.ferrocorn_only
 @KINDS
 @pytest.mark.parametrize("how", ["replace", "in-place"])
@@ -256,9 +263,7 @@ def test_a_renewed_certificate_is_served_without_a_restart(tls_serve, pki, kind,
     first = presented(server, pki)
     load = TlsLoad(server.address, pki.client_context(), threads=6)
     try:
-        load.wait_ok(20)
-        # Both workers booted with the first pair (a later one would read the files anew).
-        load.wait(lambda: len(load.worker_pids()) == 2, 15, "both workers to answer")
+        both_workers_loaded(load)
         for round in range(2):
             der = renew(pki, server, how)
             assert der != first
@@ -283,9 +288,7 @@ def test_a_bad_renewed_file_keeps_the_previous_certificate(tls_serve, pki, tmp_p
     first = presented(server, pki)
     load = TlsLoad(server.address, pki.client_context(), threads=6)
     try:
-        load.wait_ok(20)
-        # Both workers booted with the first pair (a later one would read the files anew).
-        load.wait(lambda: len(load.worker_pids()) == 2, 15, "both workers to answer")
+        both_workers_loaded(load)
         if bad == "garbage":
             (tmp_path / "garbage.pem").write_bytes(b"-----BEGIN CERTIFICATE-----\nnot one\n")
             os.replace(tmp_path / "garbage.pem", server.cert)

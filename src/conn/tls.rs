@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use nix::sys::socket::MsgFlags;
 
 use super::plain::Plain;
-use crate::tls::{Session, PLAIN_HTTP_RESPONSE};
+use crate::tls::{is_plain_http, Session, PLAIN_HTTP_RESPONSE};
 
 /// How much one send of a file reads and encrypts at a time.
 const FILE_BLOCK: usize = 64 * 1024;
@@ -100,26 +100,14 @@ fn answer_plain_http(sock: &Plain) {
     let _ = sock.shutdown(std::net::Shutdown::Write);
 }
 
-/// The first bytes decide TLS or plain HTTP (`Session::sniff`); a plain-HTTP client is
-/// answered here.
-fn judge(sock: &Plain, s: &mut Session, first: &[u8]) -> io::Result<()> {
-    s.sniff(first).inspect_err(|_| answer_plain_http(sock))
-}
-
-/// Peek at the first bytes, blocking up to the read timeout (then `WouldBlock`, as any
-/// read). Ok(false): the peer closed without a byte.
-fn sniff_blocking(sock: &Plain, s: &mut Session) -> io::Result<bool> {
-    let mut first = [0u8; 8];
-    match sock.recv(&mut first, MsgFlags::MSG_PEEK)? {
-        None => Err(io::ErrorKind::WouldBlock.into()),
-        Some(0) => Ok(false),
-        Some(n) => judge(sock, s, &first[..n]).map(|()| true),
-    }
-}
-
-/// A failed session: send its alert if the socket takes it now, and return the error.
+/// A failed session: a plain-HTTP client is answered in plain text; otherwise the alert
+/// goes out if the socket takes it now. Returns the error.
 fn failed(sock: &Plain, s: &mut Session, e: io::Error) -> io::Error {
-    let _ = flush_nonblocking(sock, s);
+    if is_plain_http(&e) {
+        answer_plain_http(sock);
+    } else {
+        let _ = flush_nonblocking(sock, s);
+    }
     e
 }
 
@@ -153,13 +141,6 @@ pub fn read(
                     break Err(e);
                 }
                 shortened = true;
-            }
-        }
-        if s.wants_sniff() {
-            match sniff_blocking(sock, s) {
-                Ok(true) => {}
-                Ok(false) => break Ok(0),
-                Err(e) => break Err(e),
             }
         }
         if let Err(e) = s.feed(&mut Blocking(sock)) {
@@ -196,14 +177,6 @@ pub fn try_read(sock: &mut Plain, s: &mut Session, buf: &mut [u8]) -> io::Result
         // Handshake records the client waits for; if the socket is full the poll loop waits
         // for writability (`Transport::wants_write`).
         flush_nonblocking(sock, s)?;
-        if s.wants_sniff() {
-            let mut first = [0u8; 8];
-            match sock.recv(&mut first, MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_PEEK)? {
-                None => return Ok(None),
-                Some(0) => return Ok(Some(0)),
-                Some(n) => judge(sock, s, &first[..n])?,
-            }
-        }
         match s.feed(&mut NonBlocking(sock)) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),

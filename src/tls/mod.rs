@@ -134,8 +134,9 @@ impl Acceptor {
         })
     }
 
-    /// A session for a new connection from `peer_ip` (for its log lines).
-    pub fn session(&self, peer_ip: String) -> std::io::Result<Session> {
+    /// A session for a new connection from `peer_ip` (for its log lines); `proxy`: the
+    /// PROXY protocol is on, and its header may come in clear before the handshake.
+    pub fn session(&self, peer_ip: String, proxy: bool) -> std::io::Result<Session> {
         let cur = self.current.read().unwrap_or_else(|p| p.into_inner());
         let mut conn = rustls::ServerConnection::new(cur.config.clone())
             .map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -148,6 +149,7 @@ impl Acceptor {
             self.suppress_ragged_eofs,
             cur.material.spec.verify_mode,
             cur.material.leaf(),
+            proxy,
         ))
     }
 

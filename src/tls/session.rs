@@ -35,8 +35,16 @@ pub struct Session {
     peer_closed: bool,
     /// The socket reached its end.
     eof: bool,
-    /// Nothing has been received yet: the first bytes decide TLS or plain HTTP.
+    /// Nothing has been judged yet: the first bytes decide TLS, plain HTTP or (with the
+    /// PROXY protocol on) a PROXY header sent in clear before the handshake.
     fresh: bool,
+    /// The first bytes, until they are judged.
+    first: Vec<u8>,
+    /// A PROXY protocol header may come in clear before the handshake.
+    proxy: bool,
+    /// A cleartext PROXY header, handed out as the stream's first bytes (the head reader
+    /// parses it as it would inside TLS).
+    passthrough: Vec<u8>,
     failed: bool,
     /// Our side of the socket is shut: records still pending can never go out.
     write_shut: bool,
@@ -59,6 +67,7 @@ impl Session {
         suppress_ragged_eofs: bool,
         verify_mode: u8,
         server_leaf: Option<CertificateDer<'static>>,
+        proxy: bool,
     ) -> Session {
         Session {
             conn,
@@ -70,38 +79,13 @@ impl Session {
             peer_closed: false,
             eof: false,
             fresh: true,
+            first: Vec::new(),
+            proxy,
+            passthrough: Vec::new(),
             failed: false,
             write_shut: false,
             info: None,
         }
-    }
-
-    /// Whether the caller should peek at the first bytes and pass them to `sniff` before
-    /// feeding anything.
-    pub fn wants_sniff(&self) -> bool {
-        self.fresh
-    }
-
-    /// Look at the connection's first bytes (peeked, not consumed). A request line (an
-    /// upper-case method) is plain HTTP: the caller answers `PLAIN_HTTP_RESPONSE` in plain
-    /// text and closes. Anything else goes to rustls, which judges it.
-    pub fn sniff(&mut self, first: &[u8]) -> io::Result<()> {
-        let Some(&b) = first.first() else {
-            return Ok(());
-        };
-        self.fresh = false;
-        if b.is_ascii_uppercase() {
-            self.failed = true;
-            error_log::warning(&format!(
-                "Invalid request from ip={}: plain HTTP request sent to a TLS port",
-                self.peer_ip
-            ));
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                Failure::PlainHttp,
-            ));
-        }
-        Ok(())
     }
 
     /// Plaintext for the caller: Some(n > 0) bytes, Some(0) the end of the stream, None when
@@ -112,6 +96,12 @@ impl Session {
                 io::ErrorKind::InvalidData,
                 "the TLS session failed",
             ));
+        }
+        if !self.passthrough.is_empty() && !buf.is_empty() {
+            let n = self.passthrough.len().min(buf.len());
+            buf[..n].copy_from_slice(&self.passthrough[..n]);
+            self.passthrough.drain(..n);
+            return Ok(Some(n));
         }
         if self.plaintext > 0 && !buf.is_empty() {
             let n = match self.conn.reader().read(buf) {
@@ -145,6 +135,9 @@ impl Session {
     /// Take what the socket has (one read through `rd`); `WouldBlock` and timeouts pass
     /// through. A handshake or record error is logged once and returned.
     pub fn feed(&mut self, rd: &mut dyn Read) -> io::Result<()> {
+        if self.fresh {
+            return self.feed_first(rd);
+        }
         match self.conn.read_tls(rd)? {
             0 => {
                 self.eof = true;
@@ -155,6 +148,60 @@ impl Session {
             }
             _ => self.process(),
         }
+    }
+
+    /// The connection's first bytes, read here rather than by rustls until they are judged
+    /// (`judge`): a request line is plain HTTP, a PROXY header (when the protocol is on)
+    /// passes through in clear, anything else goes to rustls.
+    fn feed_first(&mut self, rd: &mut dyn Read) -> io::Result<()> {
+        let mut chunk = [0u8; 512];
+        let n = rd.read(&mut chunk)?;
+        if n == 0 {
+            self.eof = true;
+            self.fresh = false;
+            if !self.first.is_empty() {
+                // Cut short before it could be judged: as a truncated hello, just an end.
+                error_log::debug("ssl connection closed");
+            }
+            return Ok(());
+        }
+        self.first.extend_from_slice(&chunk[..n]);
+        match judge(&self.first, self.proxy) {
+            First::NeedMore => Ok(()),
+            First::PlainHttp => {
+                self.fresh = false;
+                self.failed = true;
+                error_log::warning(&format!(
+                    "Invalid request from ip={}: plain HTTP request sent to a TLS port",
+                    self.peer_ip
+                ));
+                Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    Failure::PlainHttp,
+                ))
+            }
+            First::Proxy(len) => {
+                self.fresh = false;
+                let mut first = std::mem::take(&mut self.first);
+                let rest = first.split_off(len);
+                self.passthrough = first;
+                self.feed_slice(&rest)
+            }
+            First::Tls => {
+                self.fresh = false;
+                let first = std::mem::take(&mut self.first);
+                self.feed_slice(&first)
+            }
+        }
+    }
+
+    /// Bytes already read from the socket, to rustls.
+    fn feed_slice(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        while !bytes.is_empty() {
+            self.conn.read_tls(&mut bytes)?;
+            self.process()?;
+        }
+        Ok(())
     }
 
     fn process(&mut self) -> io::Result<()> {
@@ -193,7 +240,7 @@ impl Session {
 
     /// Decrypted bytes are waiting: a poll loop must not wait for the socket to get them.
     pub fn has_plaintext(&self) -> bool {
-        self.plaintext > 0 || (self.peer_closed && !self.failed)
+        !self.passthrough.is_empty() || self.plaintext > 0 || (self.peer_closed && !self.failed)
     }
 
     /// Write pending records through `wr` (one write); `WouldBlock` passes through.
@@ -228,6 +275,65 @@ impl Session {
         }
         self.info.clone()
     }
+}
+
+/// The PROXY protocol v2 signature.
+const PROXY_V2: &[u8; 12] = b"\r\n\r\n\0\r\nQUIT\n";
+/// The longest PROXY v1 line, CRLF included.
+const PROXY_V1_MAX: usize = 107;
+/// The longest PROXY v2 header passed through in clear (signature, length, addresses and
+/// TLVs).
+const PROXY_V2_MAX: usize = 16 + 4096;
+
+#[derive(Debug, PartialEq, Eq)]
+enum First {
+    NeedMore,
+    PlainHttp,
+    /// A PROXY header of this many bytes, then TLS.
+    Proxy(usize),
+    Tls,
+}
+
+/// What the first bytes of a connection on a TLS port are. Only an upper-case letter or
+/// (with `proxy`) the start of a PROXY v2 signature waits for more; a TLS record's first
+/// byte (22) is judged at once.
+fn judge(first: &[u8], proxy: bool) -> First {
+    const V1: &[u8] = b"PROXY ";
+    if proxy && first[0] == b'P' {
+        let n = first.len().min(V1.len());
+        if first[..n] != V1[..n] {
+            return First::PlainHttp;
+        }
+        if first.len() < V1.len() {
+            return First::NeedMore;
+        }
+        let window = &first[..first.len().min(PROXY_V1_MAX)];
+        return match window.windows(2).position(|w| w == b"\r\n") {
+            Some(i) => First::Proxy(i + 2),
+            // Too long to be one: the head reader refuses what it is given.
+            None if first.len() >= PROXY_V1_MAX => First::Proxy(PROXY_V1_MAX),
+            None => First::NeedMore,
+        };
+    }
+    if first[0].is_ascii_uppercase() {
+        return First::PlainHttp;
+    }
+    if proxy && first[0] == PROXY_V2[0] {
+        let n = first.len().min(PROXY_V2.len());
+        if first[..n] != PROXY_V2[..n] {
+            return First::Tls;
+        }
+        if first.len() < 16 {
+            return First::NeedMore;
+        }
+        let total = 16 + u16::from_be_bytes([first[14], first[15]]) as usize;
+        return match total {
+            t if t > PROXY_V2_MAX => First::Proxy(first.len().min(PROXY_V2_MAX)),
+            t if first.len() >= t => First::Proxy(t),
+            _ => First::NeedMore,
+        };
+    }
+    First::Tls
 }
 
 /// Whether an I/O error is a session that failed for a plain-HTTP client.

@@ -93,7 +93,7 @@ impl ResolvesServerCert for NoCert {
     }
 }
 
-fn session() -> Session {
+fn session(proxy: bool) -> Session {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -101,33 +101,51 @@ fn session() -> Session {
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(NoCert));
     let conn = rustls::ServerConnection::new(Arc::new(config)).unwrap();
-    Session::new(conn, "127.0.0.1".into(), true, 0, None)
+    Session::new(conn, "127.0.0.1".into(), true, 0, None, proxy)
+}
+
+fn feed(s: &mut Session, mut bytes: &[u8]) -> io::Result<()> {
+    s.feed(&mut bytes as &mut dyn Read)
+}
+
+/// Everything the session hands out as plaintext now.
+fn plaintext(s: &mut Session) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 7];
+    while let Ok(Some(n)) = s.read_plain(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    out
 }
 
 #[test]
 fn a_request_line_is_plain_http() {
-    let mut s = session();
-    assert!(s.wants_sniff());
-    let err = s.sniff(b"GET / HT").unwrap_err();
-    assert!(is_plain_http(&err));
-    assert!(s.read_plain(&mut [0u8; 16]).is_err(), "the session is over");
+    for proxy in [false, true] {
+        let mut s = session(proxy);
+        let err = feed(&mut s, b"GET / HTTP/1.1\r\n").unwrap_err();
+        assert!(is_plain_http(&err));
+        assert!(s.read_plain(&mut [0u8; 16]).is_err(), "the session is over");
+    }
+    // With the PROXY protocol on, a method starting with P is still a request line.
+    let mut s = session(true);
+    assert!(is_plain_http(&feed(&mut s, b"POST / HT").unwrap_err()));
 }
 
 #[test]
 fn a_tls_record_goes_on_to_rustls() {
-    let mut s = session();
-    s.sniff(&[0x16, 0x03, 0x01, 0x00]).unwrap();
-    assert!(!s.wants_sniff());
-    // Silence so far: more must be fed.
+    let mut s = session(false);
+    feed(&mut s, &[0x16, 0x03, 0x01, 0x00]).unwrap();
+    // Part of a record so far: more must be fed.
     assert!(matches!(s.read_plain(&mut [0u8; 16]), Ok(None)));
 }
 
 #[test]
 fn garbage_fails_the_session_at_once() {
-    let mut s = session();
-    s.sniff(b"\x16\x03\x01\x00\x05hello").unwrap();
-    let mut garbage: &[u8] = b"\x16\x03\x01\x00\x05hello";
-    let err = s.feed(&mut garbage as &mut dyn Read).unwrap_err();
+    let mut s = session(false);
+    let err = feed(&mut s, b"\x16\x03\x01\x00\x05hello").unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidData);
     assert!(!is_plain_http(&err));
     assert!(s.read_plain(&mut [0u8; 16]).is_err(), "the session is over");
@@ -135,10 +153,43 @@ fn garbage_fails_the_session_at_once() {
 
 #[test]
 fn silence_then_close_is_a_quiet_end() {
-    let mut s = session();
-    let mut nothing: &[u8] = b"";
-    s.feed(&mut nothing as &mut dyn Read).unwrap();
+    let mut s = session(false);
+    feed(&mut s, b"").unwrap();
     assert!(matches!(s.read_plain(&mut [0u8; 16]), Ok(Some(0))));
+}
+
+#[test]
+fn a_cleartext_proxy_v1_header_passes_through_before_tls() {
+    let mut s = session(true);
+    // Cut anywhere, the header waits for its CRLF.
+    feed(&mut s, b"PRO").unwrap();
+    assert!(matches!(s.read_plain(&mut [0u8; 16]), Ok(None)));
+    feed(&mut s, b"XY TCP4 1.2.3.4 5.6.7.8 1 2\r").unwrap();
+    assert!(matches!(s.read_plain(&mut [0u8; 16]), Ok(None)));
+    feed(&mut s, b"\n\x16\x03\x01\x00").unwrap();
+    assert_eq!(plaintext(&mut s), b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n");
+    // What followed went to rustls: part of a record, so nothing more yet.
+    assert!(matches!(s.read_plain(&mut [0u8; 16]), Ok(None)));
+}
+
+#[test]
+fn a_cleartext_proxy_v2_header_passes_through_before_tls() {
+    let mut header = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c".to_vec();
+    header.extend([1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 0, 2]);
+    let mut s = session(true);
+    feed(&mut s, &header[..10]).unwrap();
+    assert!(matches!(s.read_plain(&mut [0u8; 16]), Ok(None)));
+    let mut rest = header[10..].to_vec();
+    rest.extend([0x16, 0x03, 0x01]);
+    feed(&mut s, &rest).unwrap();
+    assert_eq!(plaintext(&mut s), header);
+}
+
+#[test]
+fn without_the_proxy_protocol_a_proxy_line_is_plain_http() {
+    let mut s = session(false);
+    let err = feed(&mut s, b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n").unwrap_err();
+    assert!(is_plain_http(&err));
 }
 
 #[test]

@@ -118,7 +118,8 @@ fn accept(py: Python<'_>, st: &WorkerState<'_>, idx: usize) -> PyResult<bool> {
     st.ctx.beat.notify();
     let mut transport = Transport::from(accepted);
     if let Some(tls) = &st.tls {
-        match tls.session(peer.ip_string()) {
+        let proxy = st.ctx.cfg.serving().proxy_protocol != ferrocorn_h1::ProxyMode::Off;
+        match tls.session(peer.ip_string(), proxy) {
             Ok(session) => transport = transport.with_tls(session),
             Err(e) => {
                 error_log::error(&format!("TLS: cannot start a session: {e}"));

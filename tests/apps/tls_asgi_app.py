@@ -2,7 +2,8 @@
 
 Paths:
     /       ``scheme=<scope["scheme"]>``
-    /tls    JSON: ``{"scheme": ..., "has_tls": bool, "tls": <scope["extensions"]["tls"]>}``,
+    /tls    JSON: ``{"scheme": ..., "has_tls": bool, "tls": <scope["extensions"]["tls"]>,
+            "client": <scope["client"]>}``,
             with bytes as latin-1 text and tuples as lists; ``tls`` is null without the
             extension.
 
@@ -43,6 +44,7 @@ async def app(scope, receive, send):
             "scheme": scope.get("scheme"),
             "has_tls": "tls" in extensions,
             "tls": _plain(extensions.get("tls")),
+            "client": list(scope["client"]) if scope.get("client") else None,
         }).encode()
         ctype = b"application/json"
     else:

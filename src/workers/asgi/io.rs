@@ -213,7 +213,8 @@ fn spawn_conn(
 ) {
     let mut stream = Stream::new(sock, ctx.serving.io_deadline());
     if let Some(tls) = &ctx.tls {
-        match tls.session(peer.ip_string()) {
+        let proxy = ctx.serving.proxy_protocol != ferrocorn_h1::ProxyMode::Off;
+        match tls.session(peer.ip_string(), proxy) {
             Ok(session) => stream = stream.with_tls(session),
             Err(e) => {
                 error_log::error(&format!("TLS: cannot start a session: {e}"));

@@ -7,11 +7,8 @@ use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
 use std::time::Duration;
 
-use nix::sys::socket::MsgFlags;
-use tokio::io::Interest;
-
 use super::socket::Socket;
-use crate::tls::{Session, PLAIN_HTTP_RESPONSE};
+use crate::tls::{is_plain_http, Session, PLAIN_HTTP_RESPONSE};
 
 /// rustls reading the socket: `WouldBlock` (and tokio's readiness cleared) when empty.
 struct Reading<'a>(&'a Socket);
@@ -59,18 +56,6 @@ async fn writable(sock: &Socket) -> io::Result<()> {
     match sock {
         Socket::Tcp(s) => s.writable().await,
         Socket::Unix(s) => s.writable().await,
-    }
-}
-
-fn peek(sock: &Socket, buf: &mut [u8]) -> io::Result<usize> {
-    let recv = || {
-        let fd = std::os::fd::AsRawFd::as_raw_fd(&sock_fd(sock));
-        nix::sys::socket::recv(fd, buf, MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT)
-            .map_err(io::Error::from)
-    };
-    match sock {
-        Socket::Tcp(s) => s.try_io(Interest::READABLE, recv),
-        Socket::Unix(s) => s.try_io(Interest::READABLE, recv),
     }
 }
 
@@ -140,23 +125,13 @@ pub async fn read_with<F: FnMut(&[u8])>(
         }
         flush(sock, s, write_timeout).await?;
         readable(sock).await?;
-        if s.wants_sniff() {
-            let mut first = [0u8; 8];
-            match peek(sock, &mut first) {
-                Ok(0) => return Ok(0),
-                Ok(n) => {
-                    if let Err(e) = s.sniff(&first[..n]) {
-                        answer_plain_http(sock);
-                        return Err(e);
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err(e),
-            }
-        }
         match s.feed(&mut Reading(sock)) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if is_plain_http(&e) => {
+                answer_plain_http(sock);
+                return Err(e);
+            }
             Err(e) => {
                 // The alert, if the socket takes it now.
                 let _ = s.write_out(&mut Writing(sock));

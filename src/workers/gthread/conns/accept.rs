@@ -176,7 +176,8 @@ impl Conns<'_, '_> {
                 Err(_) => return,
             };
             if let Some(tls) = &self.tls {
-                match tls.session(peer.ip_string()) {
+                let proxy = serving.proxy_protocol != ferrocorn_h1::ProxyMode::Off;
+                match tls.session(peer.ip_string(), proxy) {
                     Ok(session) => transport = transport.with_tls(session),
                     Err(e) => {
                         error_log::error(&format!("TLS: cannot start a session: {e}"));
