@@ -459,3 +459,29 @@ def test_a_cleartext_proxy_header_before_the_handshake(tls_serve, pki, kind, ver
     else:
         assert body["REMOTE_ADDR"] == "192.0.2.7", body
         assert body["wsgi.url_scheme"] == "https"
+
+
+@pytest.mark.ferrocorn_only
+@KINDS
+def test_a_refused_cleartext_proxy_header_is_answered_over_tls(tls_serve, pki, kind):
+    """A PROXY header from a peer outside `proxy_allow_ips` gets the head reader's error
+    page, over TLS once the handshake is done (not a broken handshake)."""
+    asgi = "asgi" in kind
+    server = tls_serve(kind, "--proxy-protocol", "v1", "--proxy-allow-from", "192.0.2.1",
+                       app="tls_asgi_app:app" if asgi else "environ_dump:app")
+    raw = socket.create_connection(server.address, timeout=10)
+    raw.sendall(b"PROXY TCP4 192.0.2.7 198.51.100.9 4711 443\r\n")
+    with pki.client_context().wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+        tls.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while True:
+            try:
+                chunk = tls.recv(65536)
+            except (ssl.SSLEOFError, ConnectionResetError):
+                break
+            if not chunk:
+                break
+            data += chunk
+    status = data.split(b"\r\n", 1)[0]
+    assert status.startswith(b"HTTP/1.1 4"), data[:200]
+    assert_serves(server, pki)

@@ -124,8 +124,10 @@ pub fn read(
     let mut shortened = false;
     let mut fed = false;
     let res = loop {
-        if let Some(n) = s.read_plain(buf)? {
-            break Ok(n);
+        match s.read_plain(buf) {
+            Ok(Some(n)) => break Ok(n),
+            Ok(None) => {}
+            Err(e) => break Err(e),
         }
         if let Err(e) = flush_blocking(sock, s) {
             break Err(e);

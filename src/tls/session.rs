@@ -56,6 +56,8 @@ pub struct Session {
 pub enum Failure {
     #[error("plain HTTP request sent to a TLS port")]
     PlainHttp,
+    #[error("invalid PROXY header before the TLS handshake")]
+    BadProxy,
     #[error("TLS: {0}")]
     Tls(rustls::Error),
 }
@@ -97,7 +99,9 @@ impl Session {
                 "the TLS session failed",
             ));
         }
-        if !self.passthrough.is_empty() && !buf.is_empty() {
+        // A cleartext PROXY header goes out once the handshake is done, so an error page
+        // the head reader writes about it can reach the client.
+        if !self.passthrough.is_empty() && !buf.is_empty() && !self.conn.is_handshaking() {
             let n = self.passthrough.len().min(buf.len());
             buf[..n].copy_from_slice(&self.passthrough[..n]);
             self.passthrough.drain(..n);
@@ -154,7 +158,8 @@ impl Session {
     /// (`judge`): a request line is plain HTTP, a PROXY header (when the protocol is on)
     /// passes through in clear, anything else goes to rustls.
     fn feed_first(&mut self, rd: &mut dyn Read) -> io::Result<()> {
-        let mut chunk = [0u8; 512];
+        // A whole ClientHello (1.5 to 2 KB with post-quantum key shares) in one read.
+        let mut chunk = [0u8; 4096];
         let n = rd.read(&mut chunk)?;
         if n == 0 {
             self.eof = true;
@@ -180,6 +185,18 @@ impl Session {
                     Failure::PlainHttp,
                 ))
             }
+            First::BadProxy => {
+                self.fresh = false;
+                self.failed = true;
+                error_log::warning(&format!(
+                    "Invalid request from ip={}: invalid PROXY header before the TLS handshake",
+                    self.peer_ip
+                ));
+                Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    Failure::BadProxy,
+                ))
+            }
             First::Proxy(len) => {
                 self.fresh = false;
                 let mut first = std::mem::take(&mut self.first);
@@ -198,7 +215,9 @@ impl Session {
     /// Bytes already read from the socket, to rustls.
     fn feed_slice(&mut self, mut bytes: &[u8]) -> io::Result<()> {
         while !bytes.is_empty() {
-            self.conn.read_tls(&mut bytes)?;
+            if self.conn.read_tls(&mut bytes)? == 0 {
+                break;
+            }
             self.process()?;
         }
         Ok(())
@@ -240,7 +259,9 @@ impl Session {
 
     /// Decrypted bytes are waiting: a poll loop must not wait for the socket to get them.
     pub fn has_plaintext(&self) -> bool {
-        !self.passthrough.is_empty() || self.plaintext > 0 || (self.peer_closed && !self.failed)
+        (!self.passthrough.is_empty() && !self.conn.is_handshaking())
+            || self.plaintext > 0
+            || (self.peer_closed && !self.failed)
     }
 
     /// Write pending records through `wr` (one write); `WouldBlock` passes through.
@@ -263,6 +284,12 @@ impl Session {
         }
     }
 
+    /// The cleartext PROXY header held back until the handshake is done.
+    #[cfg(test)]
+    pub fn passthrough(&self) -> &[u8] {
+        &self.passthrough
+    }
+
     pub fn is_handshaking(&self) -> bool {
         self.conn.is_handshaking()
     }
@@ -282,7 +309,7 @@ const PROXY_V2: &[u8; 12] = b"\r\n\r\n\0\r\nQUIT\n";
 /// The longest PROXY v1 line, CRLF included.
 const PROXY_V1_MAX: usize = 107;
 /// The longest PROXY v2 header passed through in clear (signature, length, addresses and
-/// TLVs).
+/// TLVs); a longer one is refused rather than held in memory while it arrives.
 const PROXY_V2_MAX: usize = 16 + 4096;
 
 #[derive(Debug, PartialEq, Eq)]
@@ -291,6 +318,8 @@ enum First {
     PlainHttp,
     /// A PROXY header of this many bytes, then TLS.
     Proxy(usize),
+    /// A PROXY header too long to be one (or to pass through in clear).
+    BadProxy,
     Tls,
 }
 
@@ -310,8 +339,7 @@ fn judge(first: &[u8], proxy: bool) -> First {
         let window = &first[..first.len().min(PROXY_V1_MAX)];
         return match window.windows(2).position(|w| w == b"\r\n") {
             Some(i) => First::Proxy(i + 2),
-            // Too long to be one: the head reader refuses what it is given.
-            None if first.len() >= PROXY_V1_MAX => First::Proxy(PROXY_V1_MAX),
+            None if first.len() >= PROXY_V1_MAX => First::BadProxy,
             None => First::NeedMore,
         };
     }
@@ -328,7 +356,7 @@ fn judge(first: &[u8], proxy: bool) -> First {
         }
         let total = 16 + u16::from_be_bytes([first[14], first[15]]) as usize;
         return match total {
-            t if t > PROXY_V2_MAX => First::Proxy(first.len().min(PROXY_V2_MAX)),
+            t if t > PROXY_V2_MAX => First::BadProxy,
             t if first.len() >= t => First::Proxy(t),
             _ => First::NeedMore,
         };

@@ -108,19 +108,6 @@ fn feed(s: &mut Session, mut bytes: &[u8]) -> io::Result<()> {
     s.feed(&mut bytes as &mut dyn Read)
 }
 
-/// Everything the session hands out as plaintext now.
-fn plaintext(s: &mut Session) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 7];
-    while let Ok(Some(n)) = s.read_plain(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        out.extend_from_slice(&buf[..n]);
-    }
-    out
-}
-
 #[test]
 fn a_request_line_is_plain_http() {
     for proxy in [false, true] {
@@ -167,9 +154,22 @@ fn a_cleartext_proxy_v1_header_passes_through_before_tls() {
     feed(&mut s, b"XY TCP4 1.2.3.4 5.6.7.8 1 2\r").unwrap();
     assert!(matches!(s.read_plain(&mut [0u8; 16]), Ok(None)));
     feed(&mut s, b"\n\x16\x03\x01\x00").unwrap();
-    assert_eq!(plaintext(&mut s), b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n");
-    // What followed went to rustls: part of a record, so nothing more yet.
+    assert_eq!(s.passthrough(), b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n");
+    // Held back until the handshake is done (so an error page about it can be read), and
+    // what followed went to rustls: part of a record, so nothing yet.
     assert!(matches!(s.read_plain(&mut [0u8; 16]), Ok(None)));
+    assert!(!s.has_plaintext());
+}
+
+#[test]
+fn a_proxy_header_too_long_to_be_one_is_refused() {
+    let mut s = session(true);
+    let mut line = b"PROXY TCP4 ".to_vec();
+    line.extend([b'1'; 120]);
+    assert!(feed(&mut s, &line).is_err());
+    let mut s = session(true);
+    let v2 = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\xff\xff";
+    assert!(feed(&mut s, v2).is_err());
 }
 
 #[test]
@@ -182,7 +182,7 @@ fn a_cleartext_proxy_v2_header_passes_through_before_tls() {
     let mut rest = header[10..].to_vec();
     rest.extend([0x16, 0x03, 0x01]);
     feed(&mut s, &rest).unwrap();
-    assert_eq!(plaintext(&mut s), header);
+    assert_eq!(s.passthrough(), header);
 }
 
 #[test]

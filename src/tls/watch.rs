@@ -100,6 +100,10 @@ fn renew(old: &Material) -> Result<Renewed, TlsError> {
             return Err(TlsError("the worker is leaving".into()))
         }
         Some((cfg_obj, hook)) => Python::attach(|py| {
+            // Again with the GIL held: the main thread sets the flag holding it too.
+            if super::LEAVING.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(TlsError("the worker is leaving".into()));
+            }
             let spec = spec::translate(py, cfg_obj.bind(py), Some(hook))?;
             Ok::<_, TlsError>((spec, Some((cfg_obj.clone_ref(py), hook.clone_ref(py)))))
         })?,

@@ -197,8 +197,11 @@ impl Conns<'_, '_> {
                 continue;
             }
             let policy = PeerPolicy::new(serving, &peer);
+            // A TLS connection's first read may run the handshake: leave it to its own
+            // event, which the leader handles without the GIL (`may_handshake`).
+            let read_now = !transport.is_tls();
             let conn = Box::new(TConn::new(transport, peer, idx, policy));
-            self.admit(conn, true);
+            self.admit(conn, read_now);
         }
     }
 
