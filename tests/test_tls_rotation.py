@@ -32,11 +32,11 @@ import signal
 import ssl
 import threading
 import time
-from dataclasses import dataclass
 
 import pytest
 
 from conftest import pid_alive, wait_until
+from loadgen import FAILED, OK, REFUSED, Attempt, LoadGen
 from tls_support import make_pki, reissue, tls_connect, wait_tls_ready
 
 pytestmark = pytest.mark.timeout(90)
@@ -46,41 +46,23 @@ GTHREAD = pytest.param(("-k", "gthread", "--threads", "4"), id="gthread")
 ASGI = pytest.param(("-k", "asgi"), id="asgi")
 KINDS = pytest.mark.parametrize("kind", [SYNC, GTHREAD, ASGI])
 
-OK, REFUSED, FAILED = "ok", "refused", "failed"
 RENEWED_LOG = "TLS certificate reloaded"
 BAD_LOG = "still serving the previous certificate"
 
 
-@dataclass
-class Attempt:
-    started: float
-    finished: float
-    outcome: str
-    kind: str
-    worker_pid: int | None = None
-
-
-class TlsLoad:
-    """Threads of HTTPS requests; see the module docstring. Stops by itself after `limit`."""
+class TlsLoad(LoadGen):
+    """Threads of HTTPS requests; see the module docstring. Stops by itself after `limit`.
+    Results, marks and stopping are LoadGen's; only the requests differ."""
 
     def __init__(self, address, ctx: ssl.SSLContext, path: str = "/", threads: int = 6,
                  limit: float = 60.0, timeout: float = 10.0, fresh: float = 0.5):
-        self.address, self.ctx, self.path = tuple(address), ctx, path
-        self.timeout, self.fresh = timeout, fresh
-        self.started = time.monotonic()
-        self.deadline = self.started + limit
-        self.marks: list = []
+        # Set before LoadGen starts the threads, which read them.
+        self.ctx, self.path, self.fresh = ctx, path, fresh
         self.stale = 0
-        self._attempts: list = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._loop, args=(i,), daemon=True,
-                                          name="tlsload-%d" % i) for i in range(threads)]
-        for thread in self._threads:
-            thread.start()
+        super().__init__(address, path=path, threads=threads, limit=limit, timeout=timeout)
 
-    def _loop(self, index: int):
-        rng = random.Random(index)
+    def _loop(self):
+        rng = random.Random(threading.current_thread().name)
         conn = None
         while not self._stop.is_set() and time.monotonic() < self.deadline:
             started = time.monotonic()
@@ -130,34 +112,12 @@ class TlsLoad:
             conn.close()
 
     def _record(self, started, outcome, kind, pid=None):
+        attempt = Attempt(started=started, finished=time.monotonic(), outcome=outcome,
+                          kind=kind, worker_pid=pid)
         with self._lock:
-            self._attempts.append(Attempt(started, time.monotonic(), outcome, kind, pid))
+            self._attempts.append(attempt)
         if outcome != OK:
             time.sleep(0.02)  # nothing to talk to, or something broke: do not spin
-
-    def mark(self, name: str) -> float:
-        now = time.monotonic()
-        self.marks.append((name, now))
-        return now
-
-    def stop(self):
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(self.timeout + 5)
-        stuck = [t.name for t in self._threads if t.is_alive()]
-        assert not stuck, "load threads did not stop: %s" % stuck
-
-    def attempts(self, outcome=None, since=None) -> list:
-        with self._lock:
-            found = list(self._attempts)
-        return [a for a in found if (outcome is None or a.outcome == outcome)
-                and (since is None or a.started >= since)]
-
-    def count(self, outcome=OK, since=None) -> int:
-        return len(self.attempts(outcome, since))
-
-    def worker_pids(self, since=None) -> set:
-        return {a.worker_pid for a in self.attempts(OK, since) if a.worker_pid}
 
     def wait(self, predicate, timeout: float, what: str):
         """`wait_until`, failing with the load's report as it is at the time of failure."""
@@ -166,28 +126,8 @@ class TlsLoad:
         except AssertionError as exc:
             raise AssertionError("%s\n%s" % (exc, self.report())) from None
 
-    def wait_ok(self, count: int, timeout: float = 20.0, what: str = "load to flow"):
-        since = time.monotonic()
-        self.wait(lambda: self.count(OK, since) >= count, timeout, "%s (%d ok)" % (what, count))
-
-    def assert_lossless(self):
-        report = self.report()
-        assert self.count(FAILED) == 0, report
-        assert self.count(REFUSED) == 0, report
-        assert self.count(OK) > 0, report
-
     def report(self, limit: int = 8) -> str:
-        found = self.attempts()
-        counts = {k: sum(1 for a in found if a.outcome == k) for k in (OK, REFUSED, FAILED)}
-        lines = ["tls load: %s, %d stale keep-alive retries, over %.1fs"
-                 % (counts, self.stale, time.monotonic() - self.started)]
-        if self.marks:
-            lines.append("marks: " + ", ".join("%s@+%.3fs" % (n, t - self.started)
-                                               for n, t in self.marks))
-        for a in [a for a in found if a.outcome == FAILED][:limit]:
-            lines.append("  failed: +%.3fs..+%.3fs: %s" % (
-                a.started - self.started, a.finished - self.started, a.kind))
-        return "\n".join(lines)
+        return "tls %s\n%d stale keep-alive retries" % (super().report(limit), self.stale)
 
 
 # ---------------------------------------------------------------------------

@@ -31,7 +31,12 @@ pub struct Stamp {
     ctime_ns: i128,
 }
 
-pub fn stamp(path: &Path) -> Option<Stamp> {
+/// The stamps of `paths`, in order (None for a file that cannot be looked at).
+pub fn stamps(paths: &[PathBuf]) -> Vec<Option<Stamp>> {
+    paths.iter().map(|p| stamp(p)).collect()
+}
+
+fn stamp(path: &Path) -> Option<Stamp> {
     let m = std::fs::metadata(path).ok()?;
     Some(Stamp {
         dev: m.dev(),
@@ -91,7 +96,7 @@ fn pem_key(origin: &str, path: &Path, bytes: &[u8]) -> Result<PrivateKeyDer<'sta
 
 impl Material {
     pub fn load(spec: Spec, hook: Option<(Py<PyAny>, Py<PyAny>)>) -> Result<Self, TlsError> {
-        let stamps = spec.watch.iter().map(|p| stamp(p)).collect();
+        let stamps = stamps(&spec.watch);
         if spec.certfile.as_os_str().is_empty() {
             return Err(TlsError(
                 "keyfile is set but certfile is not: TLS needs a certificate".into(),

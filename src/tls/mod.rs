@@ -134,22 +134,28 @@ impl Acceptor {
         })
     }
 
-    /// A session for a new connection from `peer_ip` (for its log lines); `proxy`: the
-    /// PROXY protocol is on, and its header may come in clear before the handshake.
-    pub fn session(&self, peer_ip: String, proxy: bool) -> std::io::Result<Session> {
+    /// A session for a new connection from `peer_ip` (for its log lines). With the PROXY
+    /// protocol on, its header may come in clear before the handshake. None (logged) when
+    /// rustls cannot start one: the connection is dropped.
+    pub fn session(&self, peer_ip: String, proxy: ferrocorn_h1::ProxyMode) -> Option<Session> {
         let cur = self.current.read().unwrap_or_else(|p| p.into_inner());
-        let mut conn = rustls::ServerConnection::new(cur.config.clone())
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let mut conn = match rustls::ServerConnection::new(cur.config.clone()) {
+            Ok(conn) => conn,
+            Err(e) => {
+                error_log::error(&format!("TLS: cannot start a session: {e}"));
+                return None;
+            }
+        };
         // Room for a whole app write (a 64 KiB chunk and its framing) as records, so it
         // leaves in one send rather than a full buffer and a small remainder.
         conn.set_buffer_limit(Some(SEND_BUFFER));
-        Ok(Session::new(
+        Some(Session::new(
             conn,
             peer_ip,
             self.suppress_ragged_eofs,
             cur.material.spec.verify_mode,
             cur.material.leaf(),
-            proxy,
+            proxy != ferrocorn_h1::ProxyMode::Off,
         ))
     }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 
-use super::material::{stamp, Stamp};
+use super::material::{stamps, Stamp};
 use super::{spec, Acceptor, Material, TlsError};
 
 use crate::telemetry::error_log;
@@ -33,7 +33,7 @@ impl Watcher {
     /// since the last look, and this version was not already found unusable: the renewed
     /// material, or why it cannot be used.
     pub fn look(&mut self, material: &Material) -> Option<Result<Renewed, TlsError>> {
-        let now: Vec<Option<Stamp>> = material.spec.watch.iter().map(|p| stamp(p)).collect();
+        let now = stamps(&material.spec.watch);
         if now == material.stamps {
             self.seen = None;
             return None;

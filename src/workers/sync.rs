@@ -118,13 +118,9 @@ fn accept(py: Python<'_>, st: &WorkerState<'_>, idx: usize) -> PyResult<bool> {
     st.ctx.beat.notify();
     let mut transport = Transport::from(accepted);
     if let Some(tls) = &st.tls {
-        let proxy = st.ctx.cfg.serving().proxy_protocol != ferrocorn_h1::ProxyMode::Off;
-        match tls.session(peer.ip_string(), proxy) {
-            Ok(session) => transport = transport.with_tls(session),
-            Err(e) => {
-                error_log::error(&format!("TLS: cannot start a session: {e}"));
-                return Ok(true);
-            }
+        match tls.session(peer.ip_string(), st.ctx.cfg.serving().proxy_protocol) {
+            Some(session) => transport = transport.with_tls(session),
+            None => return Ok(true),
         }
     }
     // A bug on the request path must cost one connection, never the worker.

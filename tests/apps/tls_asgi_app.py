@@ -14,17 +14,8 @@ when it is called).
 
 import json
 
-
-def _plain(value):
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value).decode("latin-1")
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return repr(value)
+# The same bytes-as-latin-1 JSON conversion the WebSocket test app uses.
+from asgi_ws import _jsonable as _plain
 
 
 async def app(scope, receive, send):

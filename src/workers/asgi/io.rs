@@ -213,13 +213,9 @@ fn spawn_conn(
 ) {
     let mut stream = Stream::new(sock, ctx.serving.io_deadline());
     if let Some(tls) = &ctx.tls {
-        let proxy = ctx.serving.proxy_protocol != ferrocorn_h1::ProxyMode::Off;
-        match tls.session(peer.ip_string(), proxy) {
-            Ok(session) => stream = stream.with_tls(session),
-            Err(e) => {
-                error_log::error(&format!("TLS: cannot start a session: {e}"));
-                return;
-            }
+        match tls.session(peer.ip_string(), ctx.serving.proxy_protocol) {
+            Some(session) => stream = stream.with_tls(session),
+            None => return,
         }
     }
     ctx.conns.fetch_add(1, Ordering::SeqCst);

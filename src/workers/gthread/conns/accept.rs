@@ -176,13 +176,9 @@ impl Conns<'_, '_> {
                 Err(_) => return,
             };
             if let Some(tls) = &self.tls {
-                let proxy = serving.proxy_protocol != ferrocorn_h1::ProxyMode::Off;
-                match tls.session(peer.ip_string(), proxy) {
-                    Ok(session) => transport = transport.with_tls(session),
-                    Err(e) => {
-                        error_log::error(&format!("TLS: cannot start a session: {e}"));
-                        continue;
-                    }
+                match tls.session(peer.ip_string(), serving.proxy_protocol) {
+                    Some(session) => transport = transport.with_tls(session),
+                    None => continue,
                 }
             }
             room -= 1;
