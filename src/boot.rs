@@ -66,9 +66,13 @@ pub fn run(py: Python<'_>, argv: Vec<String>) -> i32 {
         eprint_flush(&e.report());
         return e.exit_code;
     }
-    if let Err(e) = telemetry::error_log::init(&cfg.errorlog, &cfg.loglevel)
-        .and_then(|()| telemetry::access::init(cfg.accesslog.as_deref(), &cfg.access_log_format))
-    {
+    // Gunicorn builds its logger (and with it syslog, StatsD and Python logging
+    // configuration) before anything else, so a bad logging setting stops start-up here.
+    let logged = cfg
+        .to_python(py)
+        .map_err(|e| e.to_string())
+        .and_then(|cfg_obj| telemetry::setup::setup(py, &cfg, cfg_obj.bind(py)));
+    if let Err(e) = logged {
         eprint_flush(&format!("\nError: {e}\n"));
         return exit::CONFIG;
     }

@@ -4,6 +4,8 @@
 //! It never serves requests and never runs the app (except to preload it); worker processes
 //! leave this module's call stack through `Error::Exit` right after fork.
 
+mod metrics;
+pub mod metrics_server;
 pub mod pidfile;
 pub mod signals;
 mod supervise;
@@ -22,7 +24,7 @@ use crate::hooks::call_hook;
 use crate::net::{create_listeners, Listener};
 use crate::sys::heartbeat::Heartbeats;
 use crate::sys::process;
-use crate::telemetry::{access, error_log};
+use crate::telemetry::error_log;
 use pidfile::Pidfile;
 use signals::MasterSignals;
 
@@ -38,6 +40,8 @@ pub(crate) struct WorkerRec {
     pub spawned: Instant,
     /// Seconds of booting already reported by the "still booting" log line.
     pub boot_reported_s: u64,
+    /// Its boot time went into the metrics.
+    pub boot_observed: bool,
     pub obj: Py<PyAny>,
 }
 
@@ -66,6 +70,9 @@ pub struct Arbiter<'py> {
     server: Py<PyAny>,
     log: Py<PyAny>,
     cfg_obj: Py<PyAny>,
+    /// The workers gauge already went out during this loop (see `report_gauges`).
+    workers_reported: bool,
+    metrics: metrics::MasterMetrics,
 }
 
 impl<'py> Arbiter<'py> {
@@ -76,7 +83,7 @@ impl<'py> Arbiter<'py> {
         app: Option<Py<PyAny>>,
         start_cwd: std::path::PathBuf,
     ) -> Result<Self> {
-        let log = Py::new(py, crate::telemetry::pylogging::Logger::new())?.into_any();
+        let log = crate::telemetry::setup::logger_object(py)?;
         let cfg_obj = cfg.to_python(py)?;
         let kw = PyDict::new(py);
         let objects = py.import("ferrocorn._objects")?;
@@ -131,6 +138,8 @@ impl<'py> Arbiter<'py> {
             server,
             log,
             cfg_obj,
+            workers_reported: false,
+            metrics: metrics::MasterMetrics::off(),
         })
     }
 
@@ -195,9 +204,17 @@ impl<'py> Arbiter<'py> {
             crate::hooks::objects::listener_objects(py, &self.listeners)?,
         )?;
         self.server.setattr(py, "systemd", self.systemd)?;
+        if let Some(addr) = &self.cfg.prometheus_bind {
+            let upgrading = self.master_pid != 0;
+            self.metrics = metrics::MasterMetrics::bind(addr, upgrading)
+                .map_err(|e| Error::Config(format!("prometheus_bind: {addr}: {e}")))?;
+        }
         error_log::debug("Arbiter booted");
         error_log::info(&format!("Listening at: {} ({})", names.join(","), self.pid));
         error_log::info(&format!("Using worker: {}", self.cfg.worker_class_str()));
+        if let Some(url) = self.metrics.url() {
+            error_log::info(&format!("Metrics at: {url}"));
+        }
         if self.cfg.worker_kind() == Some(crate::config::WorkerKind::Asgi) && self.cfg.threads > 1 {
             error_log::warning(
                 "ASGI worker does not use threads configuration. Use worker_connections instead.",
@@ -258,7 +275,7 @@ impl<'py> Arbiter<'py> {
     fn tick(&mut self) -> Result<()> {
         self.maybe_promote_master()?;
         let sigs = match &self.signals {
-            Some(s) => s.wait(self.py, Duration::from_secs(1)),
+            Some(s) => s.wait(self.py, Duration::from_secs(1), &self.metrics.poll_fds()),
             None => Vec::new(),
         };
         for sig in sigs {
@@ -276,6 +293,8 @@ impl<'py> Arbiter<'py> {
         self.murder_workers();
         self.manage_workers()?;
         self.release_replaced();
+        self.report_gauges();
+        self.serve_metrics();
         crate::tls::master_tick();
         Ok(())
     }
@@ -349,7 +368,9 @@ impl<'py> Arbiter<'py> {
 
     /// Reopen the log files, here and in every worker.
     fn handle_usr1(&mut self) -> Result<()> {
-        if let Err(e) = error_log::reopen().and_then(|()| access::reopen()) {
+        let reopened =
+            crate::telemetry::setup::reopen(self.py, self.cfg.capture_output, &self.cfg.errorlog);
+        if let Err(e) = reopened {
             error_log::error(&format!("Failed to reopen log files: {e}"));
         }
         self.kill_workers(Signal::SIGUSR1);
@@ -416,16 +437,20 @@ impl<'py> Arbiter<'py> {
             ));
             return Ok(());
         }
-        if let Err(e) = error_log::init(&cfg.errorlog, &cfg.loglevel)
-            .and_then(|()| access::init(cfg.accesslog.as_deref(), &cfg.access_log_format))
-        {
+        let cfg_obj = cfg.to_python(py)?;
+        let logged =
+            crate::telemetry::setup::reload(py, &cfg, cfg_obj.bind(py), self.cfg_obj.bind(py));
+        if let Err(e) = logged {
             error_log::error(&format!(
                 "Error: reloading the logger configuration failed, keeping the previous one: {e}"
             ));
         }
+        // The logger object may have changed (a logger_class or logconfig added or removed).
+        self.log = crate::telemetry::setup::logger_object(py)?;
+        self.server.setattr(py, "log", self.log.clone_ref(py))?;
         let old_address = self.cfg.address().ok();
         self.cfg = cfg;
-        self.cfg_obj = self.cfg.to_python(py)?;
+        self.cfg_obj = cfg_obj;
         self.server.setattr(py, "cfg", self.cfg_obj.clone_ref(py))?;
         self.set_num_workers(self.cfg.workers)?;
         if self.cfg.address().ok() != old_address {
@@ -466,6 +491,7 @@ impl<'py> Arbiter<'py> {
     /// Close the listeners and stop every worker: TERM and wait up to graceful_timeout when
     /// graceful (INT or QUIT meanwhile switch to quick), QUIT otherwise; KILL what remains.
     fn stop(&mut self, graceful: bool) {
+        self.metrics.halting();
         if !self.listeners.is_empty() {
             crate::net::systemd::notify("STOPPING=1");
         }

@@ -41,9 +41,15 @@ impl MasterSignals {
         Ok(MasterSignals { pipe })
     }
 
-    /// Block up to `timeout` (GIL released) and return the signals received, in order.
-    pub fn wait(&self, py: Python<'_>, timeout: Duration) -> Vec<Signal> {
-        self.pipe.wait(py, timeout);
+    /// Block up to `timeout` (GIL released), or until one of `extra` is ready, and return
+    /// the signals received, in order.
+    pub fn wait(
+        &self,
+        py: Python<'_>,
+        timeout: Duration,
+        extra: &[(std::os::fd::BorrowedFd<'_>, nix::poll::PollFlags)],
+    ) -> Vec<Signal> {
+        self.pipe.wait_with(py, timeout, extra);
         self.drain(py)
     }
 

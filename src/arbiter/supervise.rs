@@ -2,16 +2,20 @@
 //! hand-over that retires a worker only once its replacement has booted, and the checks that
 //! abort workers silent for longer than `timeout` or booting for longer than `boot_timeout`.
 
+use std::os::fd::AsFd;
+
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use super::metrics::{MasterMetrics, WorkerView};
 use super::{Arbiter, WorkerRec};
 use crate::errors::{exit, Error, Result};
 use crate::sys::process::{self, Forked};
-use crate::telemetry::error_log;
+use crate::telemetry::prometheus::RestartReason;
+use crate::telemetry::{error_log, pyroute, statsd};
 use crate::workers::{run_worker, WorkerContext};
 
 impl Arbiter<'_> {
@@ -52,9 +56,48 @@ impl Arbiter<'_> {
         }
         let after = self.active_count();
         if after != before {
-            error_log::debug(&format!("{after} workers"));
+            let msg = format!("{after} workers");
+            // Gunicorn's arbiter logs this with the workers gauge attached for StatsD.
+            if !pyroute::metric(&msg, "gunicorn.workers", after as i64, "gauge") {
+                error_log::debug(&msg);
+                if statsd::enabled() {
+                    statsd::gauge("gunicorn.workers", &after.to_string());
+                }
+            }
+            self.workers_reported = true;
         }
         Ok(())
+    }
+
+    /// Once per loop: the workers gauge again (Gunicorn sends it only when the count
+    /// changes, so a collector that expires idle gauges shows 0 workers), and the listen
+    /// backlog when `enable_backlog_metric` is on.
+    pub(super) fn report_gauges(&mut self) {
+        if !std::mem::take(&mut self.workers_reported) {
+            let n = self.active_count() as i64;
+            if statsd::enabled() {
+                statsd::gauge("gunicorn.workers", &n.to_string());
+            } else {
+                pyroute::gauge("gunicorn.workers", n);
+            }
+        }
+        if !self.cfg.enable_backlog_metric {
+            return;
+        }
+        // Unix listeners have no accept-queue reading; Gunicorn adds -1 for each instead.
+        let backlog: i64 = self
+            .listeners
+            .iter()
+            .filter_map(|l| crate::sys::tcp::accept_queue_len(l.as_fd()))
+            .map(i64::from)
+            .sum();
+        let msg = format!("socket backlog: {backlog}");
+        if !pyroute::metric(&msg, "gunicorn.backlog", backlog, "histogram") {
+            error_log::debug(&msg);
+            if statsd::enabled() {
+                statsd::histogram("gunicorn.backlog", &backlog.to_string());
+            }
+        }
     }
 
     pub(super) fn spawn_worker(&mut self) -> Result<()> {
@@ -114,6 +157,7 @@ impl Arbiter<'_> {
         if let Some(h) = &self.cfg.pre_fork {
             h.call1(py, (self.server.clone_ref(py), obj.clone_ref(py)))?;
         }
+        self.metrics.on_spawn(slot);
         match process::fork(py)? {
             Forked::Parent(pid) => {
                 obj.setattr(py, "pid", pid)?;
@@ -130,14 +174,20 @@ impl Arbiter<'_> {
                         replaced: false,
                         spawned: std::time::Instant::now(),
                         boot_reported_s: 0,
+                        boot_observed: false,
                         obj,
                     },
                 );
                 Ok(())
             }
             Forked::Child => {
-                // The master's signal pipe and queue belong to the master.
+                // The master's signal pipe and queue belong to the master, and so does the
+                // metrics listener; the worker keeps only its own slot.
                 self.signals = None;
+                let metrics = std::mem::replace(&mut self.metrics, MasterMetrics::off());
+                if let Some(handle) = metrics.into_worker_slot(slot) {
+                    crate::telemetry::metrics::install_worker_slot(handle);
+                }
                 let ctx = WorkerContext {
                     cfg: &self.cfg,
                     listeners: &self.listeners,
@@ -157,6 +207,8 @@ impl Arbiter<'_> {
     pub(super) fn kill_worker(&mut self, pid: i32, sig: Signal) {
         if let Err(nix::errno::Errno::ESRCH) = kill(Pid::from_raw(pid), sig) {
             if let Some(w) = self.workers.remove(&pid) {
+                let reason = self.restart_reason(&w);
+                self.metrics.on_exit(w.slot, reason);
                 self.hb.release(w.slot);
                 if let Some(d) = self.workers_dict() {
                     let _ = d.del_item(pid);
@@ -212,6 +264,8 @@ impl Arbiter<'_> {
             let Some(w) = self.workers.remove(&pid) else {
                 continue;
             };
+            let reason = self.restart_reason(&w);
+            self.metrics.on_exit(w.slot, reason);
             self.hb.release(w.slot);
             if let Some(d) = self.workers_dict() {
                 let _ = d.del_item(pid);
@@ -235,6 +289,59 @@ impl Arbiter<'_> {
                 }
             }
         }
+    }
+
+    /// Why a worker that is gone will be replaced, for the restart counters; None when it
+    /// was asked to go for good (TTOU, fewer workers).
+    fn restart_reason(&self, w: &WorkerRec) -> Option<RestartReason> {
+        if w.aborted {
+            Some(RestartReason::Timeout)
+        } else if w.replaced && self.hb.retire_requested(w.slot) {
+            Some(RestartReason::MaxRequests)
+        } else if w.replaced {
+            Some(RestartReason::Reload)
+        } else if w.retiring {
+            None
+        } else {
+            Some(RestartReason::Crash)
+        }
+    }
+
+    /// The metrics endpoint's loop work: boot times of workers that just came up, a pending
+    /// bind, and any scrape that is ready.
+    pub(super) fn serve_metrics(&mut self) {
+        if !self.metrics.enabled() {
+            return;
+        }
+        if let Some(url) = self.metrics.retry_bind() {
+            error_log::info(&format!("Metrics at: {url}"));
+        }
+        for w in self.workers.values_mut() {
+            if !w.boot_observed && self.hb.booted(w.slot) {
+                w.boot_observed = true;
+                self.metrics.on_booted(w.spawned.elapsed());
+            }
+        }
+        let views: Vec<WorkerView> = self
+            .workers
+            .iter()
+            .map(|(pid, w)| WorkerView {
+                pid: *pid,
+                slot: w.slot,
+                booted: self.hb.booted(w.slot),
+                stopping: w.retiring,
+            })
+            .collect();
+        let tls = self.cfg.is_ssl();
+        let listeners: Vec<(String, u64)> = self
+            .listeners
+            .iter()
+            .filter_map(|l| {
+                let queued = crate::sys::tcp::accept_queue_len(l.as_fd())?;
+                Some((l.url(tls), u64::from(queued)))
+            })
+            .collect();
+        self.metrics.serve(&views, self.num_workers, &listeners);
     }
 
     /// Workers that reached `max_requests` ask (through their heartbeat slot) to be replaced;

@@ -17,6 +17,7 @@ mod table_more;
 mod addr;
 mod cli;
 mod load;
+mod logging;
 mod pytext;
 mod render;
 mod resolved;
@@ -34,6 +35,7 @@ use ferrocorn_h1::{HeaderMapPolicy, ParserConfig, ProxyMode};
 use pyo3::prelude::*;
 
 pub use addr::{AddrList, BindAddr};
+pub use logging::LoggerMode;
 pub use render::settings_markdown;
 pub use resolved::{AsgiLoop, AsgiSettings, Lifespan, ReloadEngine, Resolved, Serving, WorkerKind};
 pub use settings::{setting, Action, ArgType, Config, Setting, TABLE};

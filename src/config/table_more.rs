@@ -16,7 +16,7 @@ macro_rules! with_more_settings {
             }
             disable_redirect_access_to_syslog: bool = false => {
                 section: "Logging", cli: ["--disable-redirect-access-to-syslog"], meta: "",
-                action: StoreTrue, kind: Boolean, supported: false,
+                action: StoreTrue, kind: Boolean, supported: true,
                 default_doc: "False",
                 doc: "With `syslog` on, do not send access log lines to syslog too.",
             }
@@ -40,55 +40,55 @@ macro_rules! with_more_settings {
             }
             capture_output: bool = false => {
                 section: "Logging", cli: ["--capture-output"], meta: "",
-                action: StoreTrue, kind: Boolean, supported: false,
+                action: StoreTrue, kind: Boolean, supported: true,
                 default_doc: "False",
                 doc: "Send the application's standard output and error to the error log file (only when `errorlog` is a file).",
             }
             logger_class: String = s("gunicorn.glogging.Logger") => {
                 section: "Logging", cli: ["--logger-class"], meta: "STRING",
-                action: Store(Str), kind: Class, supported: false,
+                action: Store(Str), kind: Class, supported: true,
                 default_doc: "gunicorn.glogging.Logger",
                 doc: "Logger implementation as a dotted class path (or `simple`). Setting `statsd_host` switches the default to the StatsD logger.",
             }
             logconfig: Option<String> = None => {
                 section: "Logging", cli: ["--log-config"], meta: "FILE",
-                action: Store(Str), kind: Text, supported: false,
+                action: Store(Str), kind: Text, supported: true,
                 default_doc: "None",
                 doc: "Python `logging.config.fileConfig` INI file configuring logging.",
             }
             logconfig_dict: Option<Py<PyAny>> = None => {
                 section: "Logging", cli: [], meta: "",
-                action: FileOnly, kind: LogDict, supported: false,
+                action: FileOnly, kind: LogDict, supported: true,
                 default_doc: "{}",
                 doc: "`logging.config.dictConfig` dictionary configuring logging; its top-level keys replace the defaults. Takes precedence over `logconfig_json` and `logconfig`. Config file only.",
             }
             logconfig_json: Option<String> = None => {
                 section: "Logging", cli: ["--log-config-json"], meta: "FILE",
-                action: Store(Str), kind: Text, supported: false,
+                action: Store(Str), kind: Text, supported: true,
                 default_doc: "None",
                 doc: "JSON file holding a `dictConfig` dictionary; used when `logconfig_dict` is empty.",
             }
             syslog_addr: String = FromEnv(default_syslog_addr) => {
                 section: "Logging", cli: ["--log-syslog-to"], meta: "SYSLOG_ADDR",
-                action: Store(Str), kind: Text, supported: false,
+                action: Store(Str), kind: Text, supported: true,
                 default_doc: "udp://localhost:514 (platform dependent)",
                 doc: "Syslog destination: `unix://PATH[#dgram|#stream]`, `udp://HOST[:PORT]` or `tcp://HOST[:PORT]` (port 514 by default).",
             }
             syslog: bool = false => {
                 section: "Logging", cli: ["--log-syslog"], meta: "",
-                action: StoreTrue, kind: Boolean, supported: false,
+                action: StoreTrue, kind: Boolean, supported: true,
                 default_doc: "False",
                 doc: "Also send the logs to syslog.",
             }
             syslog_prefix: Option<String> = None => {
                 section: "Logging", cli: ["--log-syslog-prefix"], meta: "SYSLOG_PREFIX",
-                action: Store(Str), kind: Text, supported: false,
+                action: Store(Str), kind: Text, supported: true,
                 default_doc: "None",
                 doc: "Program name used in syslog lines; the default is derived from the process name.",
             }
             syslog_facility: String = s("user") => {
                 section: "Logging", cli: ["--log-syslog-facility"], meta: "SYSLOG_FACILITY",
-                action: Store(Str), kind: Text, supported: false,
+                action: Store(Str), kind: Text, supported: true,
                 default_doc: "user",
                 doc: "Syslog facility name, such as `user`, `daemon` or `local0`.",
             }
@@ -100,25 +100,25 @@ macro_rules! with_more_settings {
             }
             statsd_host: Option<String> = None => {
                 section: "Logging", cli: ["--statsd-host"], meta: "STATSD_ADDR",
-                action: Store(Str), kind: Statsd, supported: false,
+                action: Store(Str), kind: Statsd, supported: true,
                 default_doc: "None",
                 doc: "Send metrics to this StatsD server: `HOST:PORT` (port 8125 by default), `[IPv6]:PORT` or `unix://PATH`.",
             }
             dogstatsd_tags: String = s("") => {
                 section: "Logging", cli: ["--dogstatsd-tags"], meta: "DOGSTATSD_TAGS",
-                action: Store(Str), kind: Text, supported: false,
+                action: Store(Str), kind: Text, supported: true,
                 default_doc: "",
                 doc: "Comma-separated DogStatsD tags added to every metric.",
             }
             statsd_prefix: String = s("") => {
                 section: "Logging", cli: ["--statsd-prefix"], meta: "STATSD_PREFIX",
-                action: Store(Str), kind: Text, supported: false,
+                action: Store(Str), kind: Text, supported: true,
                 default_doc: "",
                 doc: "Prefix for every metric name; a trailing dot is added when missing.",
             }
             enable_backlog_metric: bool = false => {
                 section: "Logging", cli: ["--enable-backlog-metric"], meta: "",
-                action: StoreTrue, kind: Boolean, supported: false,
+                action: StoreTrue, kind: Boolean, supported: true,
                 default_doc: "False",
                 doc: "Report the number of connections waiting in the listen queues as a metric (Linux).",
             }
@@ -391,6 +391,18 @@ macro_rules! with_more_settings {
                 action: Store(Int), kind: PosInt, supported: true,
                 default_doc: "120",
                 doc: "Seconds a worker may take from fork to ready (app loaded, `post_worker_init` done) before the master aborts it and starts another; never less than `timeout`. 0 disables the limit. Not a Gunicorn setting: Gunicorn counts boot time against `timeout`, so a slow app import is killed in a loop, while ferrocorn starts the `timeout` clock only once the worker is ready. Gunicorn ignores this name in a config file.",
+            }
+            prometheus_bind: Option<String> = None => {
+                section: "Ferrocorn Extensions", cli: ["--prometheus-bind"], meta: "ADDRESS",
+                action: Store(Str), kind: Text, supported: true,
+                default_doc: "None",
+                doc: "Serve Prometheus metrics from the master at `http://ADDRESS/metrics`: `HOST:PORT`, `[IPv6]:PORT` or `unix:PATH` (port 0 picks a free port; the `Metrics at:` log line names it). Requests by method and status class, a latency histogram, requests in flight, workers by state, restarts by reason, boot times, listener backlog, per-worker memory and CPU. Workers publish into shared memory and the master adds them up, so counters survive worker restarts. Not a Gunicorn setting; Gunicorn ignores this name in a config file.",
+            }
+            syslog_rfc5424: bool = false => {
+                section: "Ferrocorn Extensions", cli: ["--log-syslog-rfc5424"], meta: "",
+                action: StoreTrue, kind: Boolean, supported: true,
+                default_doc: "False",
+                doc: "Send syslog records in RFC 5424 form (version, timestamp, host name, app name `gunicorn.PREFIX.error|access`, pid; octet-counted over TCP) instead of Gunicorn's `<PRI>gunicorn.PREFIX.error: [pid] message` with a trailing NUL. Not a Gunicorn setting; Gunicorn ignores this name in a config file.",
             }
             permit_missing_host: bool = false => {
                 section: "Ferrocorn Extensions", cli: ["--permit-missing-host"], meta: "",

@@ -1,5 +1,5 @@
 //! Process-level primitives: fork, shared-memory heartbeats, process titles, descriptors
-//! handed over by number, and the signal wakeup pipe.
+//! handed over by number, the signal wakeup pipe and a listener's accept-queue length.
 //!
 //! This is the only module allowed to contain `unsafe` (the crate root denies it elsewhere).
 //! It knows nothing about HTTP, configuration or workers' logic; it offers small safe
@@ -9,5 +9,7 @@
 
 pub mod fd;
 pub mod heartbeat;
+pub mod metrics;
 pub mod process;
+pub mod tcp;
 pub mod wakeup;

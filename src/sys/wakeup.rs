@@ -37,10 +37,23 @@ impl WakeupPipe {
 
     /// Block up to `timeout` (GIL released) until a signal arrives.
     pub fn wait(&self, py: Python<'_>, timeout: Duration) {
+        self.wait_with(py, timeout, &[]);
+    }
+
+    /// Block up to `timeout` (GIL released) until a signal arrives or one of `extra` is
+    /// ready for what its flags ask (the master's metrics listener and its connections).
+    pub fn wait_with(
+        &self,
+        py: Python<'_>,
+        timeout: Duration,
+        extra: &[(BorrowedFd<'_>, PollFlags)],
+    ) {
         let ms = timeout.as_millis().min(u16::MAX as u128) as u16;
         let fd = self.read.as_fd();
         py.detach(|| {
-            let mut pfd = [PollFd::new(fd, PollFlags::POLLIN)];
+            let mut pfd = Vec::with_capacity(1 + extra.len());
+            pfd.push(PollFd::new(fd, PollFlags::POLLIN));
+            pfd.extend(extra.iter().map(|(fd, flags)| PollFd::new(*fd, *flags)));
             let _ = poll(&mut pfd, PollTimeout::from(ms));
         });
     }

@@ -16,6 +16,7 @@ use chrono::{DateTime, Local, TimeZone};
 use super::pyformat::{self, Piece, Value};
 use super::sink::{Kind, Sink, Target};
 use super::stamp::clf_stamp;
+use super::syslog::{self, Stream};
 use super::{basic_auth, error_log, TelemetryError};
 
 /// What one finished request contributes to its access line.
@@ -363,15 +364,17 @@ pub fn init(accesslog: Option<&str>, format: &str) -> Result<(), TelemetryError>
     Ok(())
 }
 
-/// Whether access lines are written at all; callers can skip building records when not.
+/// Whether access lines are written at all (to `accesslog` or to syslog); callers can skip
+/// building records when not.
 pub fn enabled() -> bool {
-    SINK.is_enabled()
+    SINK.is_enabled() || syslog::access_enabled()
 }
 
 /// Renders and writes one line with a single write(2). A render error (e.g. `%(h)d`) is
 /// reported on the error log and the request goes on, as in Gunicorn.
 pub fn log(record: &AccessRecord<'_>) {
-    if !SINK.is_enabled() {
+    let to_syslog = syslog::access_enabled();
+    if !SINK.is_enabled() && !to_syslog {
         return;
     }
     let format = FORMAT.read().unwrap_or_else(|p| p.into_inner()).clone();
@@ -380,8 +383,13 @@ pub fn log(record: &AccessRecord<'_>) {
     };
     match format.render(record) {
         Ok(mut line) => {
-            line.push('\n');
-            SINK.write_all(line.as_bytes());
+            if to_syslog {
+                syslog::send(20, Stream::Access, &line);
+            }
+            if SINK.is_enabled() {
+                line.push('\n');
+                SINK.write_all(line.as_bytes());
+            }
         }
         Err(err) => error_log::error(&format!("Error writing the access log line: {err}")),
     }

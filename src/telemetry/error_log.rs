@@ -1,8 +1,9 @@
 //! The process-wide error log (Gunicorn's `gunicorn.error` logger with its default handler).
 //!
 //! Owns: the `errorlog` destination, the `loglevel` threshold and the line shape
-//! `[%Y-%m-%d %H:%M:%S %z] [pid] [LEVEL] message`. Must not touch: the access log, and Python
-//! logging configuration (`logconfig*`), which the Python bridge handles.
+//! `[%Y-%m-%d %H:%M:%S %z] [pid] [LEVEL] message`, and handing each line to syslog and a
+//! count to StatsD when those are on, or to the Python logger (`pyroute`) in Python mode.
+//! Must not touch: the access log, and Python logging configuration (`logconfig*`).
 //!
 //! Before `init` runs, lines go to stderr at level info, so start-up errors are never lost.
 
@@ -12,8 +13,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use chrono::{DateTime, Local, TimeZone};
 
+use super::pyroute::{self, Call};
 use super::sink::{Kind, Sink, Target};
 use super::stamp::error_stamp;
+use super::statsd::{self, LogCall};
+use super::syslog::{self, Stream};
 use super::TelemetryError;
 
 /// Gunicorn's five error-log levels, most severe first.
@@ -93,7 +97,17 @@ pub fn init(errorlog: &str, loglevel: &str) -> Result<(), TelemetryError> {
 }
 
 pub fn log(level: Level, msg: &str) {
-    log_levelno(level.levelno(), msg);
+    let call = match level {
+        Level::Critical => Call::Critical,
+        Level::Error => Call::Error,
+        Level::Warning => Call::Warning,
+        Level::Info => Call::Info,
+        Level::Debug => Call::Debug,
+    };
+    count(call);
+    if !pyroute::line(call, msg) {
+        write_default(level.levelno(), msg);
+    }
 }
 
 pub fn critical(msg: &str) {
@@ -116,10 +130,41 @@ pub fn debug(msg: &str) {
     log(Level::Debug, msg);
 }
 
+/// Gunicorn's StatsD logger counts critical, error and warning calls (and exception calls,
+/// see `exception`), whether or not the line passes `loglevel`.
+pub(crate) fn count(call: Call) {
+    if !statsd::enabled() {
+        return;
+    }
+    match call {
+        Call::Critical => statsd::log_call(LogCall::Critical),
+        Call::Error => statsd::log_call(LogCall::Error),
+        Call::Warning => statsd::log_call(LogCall::Warning),
+        _ => {}
+    }
+}
+
 /// Logs `msg` at error level followed by a Python traceback, as `logger.exception` does.
 pub fn exception(msg: &str, traceback: &str) {
-    if enabled(Level::Error) {
-        log_levelno(Level::Error.levelno(), &with_traceback(msg, traceback));
+    if statsd::enabled() {
+        statsd::log_call(LogCall::Exception);
+    }
+    let text = with_traceback(msg, traceback);
+    if !pyroute::line(Call::Error, &text) {
+        write_default(Level::Error.levelno(), &text);
+    }
+}
+
+/// `logger.exception(msg)` for a Python exception: a Python logger gets the exception
+/// itself as `exc_info` (so its formatter decides how to show it), the default path the
+/// traceback text.
+pub fn exception_py(py: pyo3::Python<'_>, msg: &str, err: &pyo3::PyErr) {
+    if statsd::enabled() {
+        statsd::log_call(LogCall::Exception);
+    }
+    if !pyroute::exception(py, msg, err) {
+        let text = with_traceback(msg, &super::format_traceback(py, err));
+        write_default(Level::Error.levelno(), &text);
     }
 }
 
@@ -129,16 +174,27 @@ pub fn enabled(level: Level) -> bool {
 }
 
 pub(crate) fn enabled_levelno(levelno: u32) -> bool {
+    if pyroute::active() {
+        return levelno >= pyroute::threshold();
+    }
     levelno >= THRESHOLD.load(Ordering::Acquire)
 }
 
 /// Writes one line at a Python level number (for levels outside Gunicorn's five).
 pub(crate) fn log_levelno(levelno: u32, msg: &str) {
-    if !enabled_levelno(levelno) {
+    write_default(levelno, msg);
+}
+
+/// The default logger's handlers: the errorlog destination, then syslog when it is on.
+fn write_default(levelno: u32, msg: &str) {
+    if levelno < THRESHOLD.load(Ordering::Acquire) {
         return;
     }
     let line = format_line(&Local::now(), std::process::id(), &level_name(levelno), msg);
     SINK.write_all(line.as_bytes());
+    if syslog::enabled() {
+        syslog::send(levelno, Stream::Error, msg);
+    }
 }
 
 /// Writes text as-is to the error log destination (`wsgi.errors`, Python logging errors).
@@ -149,6 +205,11 @@ pub(crate) fn write_raw(text: &[u8]) {
 /// Re-opens the error log file by name (USR1). Stderr has nothing to reopen.
 pub fn reopen() -> Result<(), TelemetryError> {
     SINK.reopen()
+}
+
+/// `capture_output`: descriptors 1 and 2 become the error log file (when it is one).
+pub(crate) fn redirect_stdio() -> std::io::Result<()> {
+    SINK.redirect_stdio()
 }
 
 /// The log file's descriptor, or None when logging to stderr.

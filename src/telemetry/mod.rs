@@ -1,11 +1,13 @@
 //! Gunicorn's logging with a Rust engine: the process-wide error log, the access log and the
 //! Python objects (`server.log`, `worker.log`, `wsgi.errors`) that write to them.
 //!
-//! Owns: where log lines go (stderr, stdout or files opened for append), reopening them on
-//! USR1, the exact line shapes Gunicorn 27 writes, and the `access_log_format` engine.
-//! Must not touch: configuration parsing (callers hand over plain setting values), syslog and
-//! StatsD transport, `capture_output`, and Python's own `logging` configuration (`logconfig*`
-//! and `logger_class` belong to the Python bridge).
+//! Owns: where log lines go (stderr, stdout or files opened for append, syslog), reopening
+//! them on USR1, the exact line shapes Gunicorn 27 writes, the `access_log_format` engine,
+//! StatsD, the per-request counters the Prometheus endpoint adds up, and handing every log
+//! call to a Python logger object instead when `logconfig*` or a custom `logger_class` asks
+//! for one (`pyroute`, `setup`). Must not touch: configuration parsing (settings arrive
+//! typed in `Config`), sockets other than the syslog and StatsD ones, and Python's
+//! `logging` itself, which only the Python logger (`ferrocorn.glogging`) configures.
 //!
 //! Destinations are process-global and lock-free on the write path, so they keep working in
 //! forked workers and in every thread of a gthread worker.
@@ -13,10 +15,17 @@
 pub mod access;
 mod basic_auth;
 pub mod error_log;
+pub mod metrics;
+pub mod prometheus;
+mod published;
 mod pyformat;
 pub mod pylogging;
+pub mod pyroute;
+pub mod setup;
 mod sink;
 mod stamp;
+pub mod statsd;
+pub mod syslog;
 
 #[cfg(test)]
 mod access_tests;
@@ -24,6 +33,10 @@ mod access_tests;
 mod pyformat_tests;
 #[cfg(test)]
 mod pylogging_tests;
+#[cfg(test)]
+mod statsd_tests;
+#[cfg(test)]
+mod syslog_tests;
 
 use std::io;
 use std::path::PathBuf;

@@ -14,6 +14,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
 use super::error_log::{self, Level};
+use super::statsd::{self, LogCall};
 use super::{access, TelemetryError};
 
 fn os_error(err: TelemetryError) -> PyErr {
@@ -32,6 +33,8 @@ struct CallOptions<'py> {
     /// `exception()` behaves as if `exc_info=True` had been passed.
     exc_info_by_default: bool,
     stack_info: bool,
+    /// `extra`, kept for the StatsD logger's `{"metric", "value", "mtype"}` convention.
+    extra: Option<Bound<'py, PyAny>>,
 }
 
 impl<'py> CallOptions<'py> {
@@ -43,6 +46,7 @@ impl<'py> CallOptions<'py> {
             exc_info: None,
             exc_info_by_default,
             stack_info: false,
+            extra: None,
         };
         let Some(kwargs) = kwargs else {
             return Ok(opts);
@@ -53,8 +57,9 @@ impl<'py> CallOptions<'py> {
                 "exc_info" => opts.exc_info = Some(value),
                 "stack_info" => opts.stack_info = value.is_truthy()?,
                 // `stacklevel` only moves funcName/lineno, which Gunicorn's format omits.
-                // `extra` carries StatsD metric hints; the error log line ignores it.
-                "stacklevel" | "extra" => {}
+                "stacklevel" => {}
+                // StatsD metric hints; the error log line itself ignores them.
+                "extra" => opts.extra = Some(value),
                 other => {
                     return Err(PyTypeError::new_err(format!(
                         "Logger._log() got an unexpected keyword argument '{other}'"
@@ -157,18 +162,36 @@ fn report_logging_error(
     Ok(())
 }
 
+/// Which `Logger` method was called: the StatsD logger counts critical, error, warning and
+/// exception calls, and reads `extra` metrics only on the `log` path (info, debug, log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Critical,
+    Error,
+    Warning,
+    Exception,
+    Log,
+}
+
 fn emit(
     py: Python<'_>,
+    method: Method,
     levelno: u32,
     msg: &Bound<'_, PyAny>,
     args: &Bound<'_, PyTuple>,
     kwargs: Option<&Bound<'_, PyDict>>,
-    default_exc_info: bool,
 ) -> PyResult<()> {
+    let opts = CallOptions::from_kwargs(kwargs, method == Method::Exception)?;
+    if statsd::enabled() {
+        send_metrics(method, &opts, msg)?;
+        // The StatsD logger writes no line for a metric-only call with an empty message.
+        if method == Method::Log && !msg.is_truthy()? {
+            return Ok(());
+        }
+    }
     if !error_log::enabled_levelno(levelno) {
         return Ok(());
     }
-    let opts = CallOptions::from_kwargs(kwargs, default_exc_info)?;
     let mut text = match get_message(py, msg, args) {
         Ok(text) => text,
         Err(err) => {
@@ -192,6 +215,38 @@ fn emit(
     Ok(())
 }
 
+/// The StatsD side of one call: the log counters, or a metric named in `extra`. A
+/// malformed `extra` is ignored as Gunicorn's logger ignores it.
+fn send_metrics(method: Method, opts: &CallOptions<'_>, _msg: &Bound<'_, PyAny>) -> PyResult<()> {
+    let kind = match method {
+        Method::Critical => Some(LogCall::Critical),
+        Method::Error => Some(LogCall::Error),
+        Method::Warning => Some(LogCall::Warning),
+        Method::Exception => Some(LogCall::Exception),
+        Method::Log => None,
+    };
+    if let Some(kind) = kind {
+        statsd::log_call(kind);
+        return Ok(());
+    }
+    let Some(extra) = opts.extra.as_ref().and_then(|e| e.cast::<PyDict>().ok()) else {
+        return Ok(());
+    };
+    let get = |key: &str| extra.get_item(key).ok().flatten();
+    let (Some(name), Some(value), Some(mtype)) = (get("metric"), get("value"), get("mtype")) else {
+        return Ok(());
+    };
+    if !name.is_truthy()? || value.is_none() || !mtype.is_truthy()? {
+        return Ok(());
+    }
+    statsd::extra_metric(
+        &name.str()?.to_cow()?,
+        &value.str()?.to_cow()?,
+        &mtype.str()?.to_cow()?,
+    );
+    Ok(())
+}
+
 /// `server.log` / `worker.log`: Gunicorn's `glogging.Logger` call surface over the Rust logs.
 #[pyclass(module = "ferrocorn._ferrocorn", name = "Logger", frozen)]
 #[derive(Debug, Default)]
@@ -212,7 +267,14 @@ impl Logger {
         args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<()> {
-        emit(py, Level::Critical.levelno(), msg, args, kwargs, false)
+        emit(
+            py,
+            Method::Critical,
+            Level::Critical.levelno(),
+            msg,
+            args,
+            kwargs,
+        )
     }
 
     #[pyo3(signature = (msg, *args, **kwargs))]
@@ -223,7 +285,7 @@ impl Logger {
         args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<()> {
-        emit(py, Level::Error.levelno(), msg, args, kwargs, false)
+        emit(py, Method::Error, Level::Error.levelno(), msg, args, kwargs)
     }
 
     #[pyo3(signature = (msg, *args, **kwargs))]
@@ -234,7 +296,14 @@ impl Logger {
         args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<()> {
-        emit(py, Level::Warning.levelno(), msg, args, kwargs, false)
+        emit(
+            py,
+            Method::Warning,
+            Level::Warning.levelno(),
+            msg,
+            args,
+            kwargs,
+        )
     }
 
     #[pyo3(signature = (msg, *args, **kwargs))]
@@ -245,7 +314,7 @@ impl Logger {
         args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<()> {
-        emit(py, Level::Info.levelno(), msg, args, kwargs, false)
+        emit(py, Method::Log, Level::Info.levelno(), msg, args, kwargs)
     }
 
     #[pyo3(signature = (msg, *args, **kwargs))]
@@ -256,7 +325,7 @@ impl Logger {
         args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<()> {
-        emit(py, Level::Debug.levelno(), msg, args, kwargs, false)
+        emit(py, Method::Log, Level::Debug.levelno(), msg, args, kwargs)
     }
 
     /// Error level plus the exception being handled (`exc_info=True` unless overridden).
@@ -268,7 +337,14 @@ impl Logger {
         args: &Bound<'_, PyTuple>,
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<()> {
-        emit(py, Level::Error.levelno(), msg, args, kwargs, true)
+        emit(
+            py,
+            Method::Exception,
+            Level::Error.levelno(),
+            msg,
+            args,
+            kwargs,
+        )
     }
 
     /// `log(lvl, msg, *args)`: a level name (unknown names are info) or a logging number.
@@ -289,7 +365,7 @@ impl Logger {
         } else {
             return Err(PyTypeError::new_err("level must be an integer"));
         };
-        emit(py, levelno, msg, args, kwargs, false)
+        emit(py, Method::Log, levelno, msg, args, kwargs)
     }
 
     /// Accepted so hooks written for Gunicorn keep working, but writes nothing: access lines

@@ -107,6 +107,17 @@ impl Sink {
         }
     }
 
+    /// Points descriptors 1 and 2 at this sink's file (`capture_output`). Nothing happens
+    /// unless the sink is a file.
+    pub(crate) fn redirect_stdio(&self) -> io::Result<()> {
+        let (Kind::File, Some(fd)) = (self.kind(), self.file.get()) else {
+            return Ok(());
+        };
+        nix::unistd::dup2_stdout(fd)?;
+        nix::unistd::dup2_stderr(fd)?;
+        Ok(())
+    }
+
     /// Switches the destination. A file that cannot be opened for append leaves the previous
     /// destination in place (as Gunicorn keeps the old logger when a reload fails).
     pub(crate) fn set_target(&self, target: Target<'_>) -> Result<(), TelemetryError> {

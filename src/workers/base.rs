@@ -14,7 +14,7 @@ use crate::config::{Config, WorkerKind};
 use crate::errors::exit;
 use crate::hooks::call_hook;
 use crate::sys::process;
-use crate::telemetry::error_log;
+use crate::telemetry::{self, error_log};
 use crate::wsgi::app::{self, format_traceback, system_exit_code, LoadFailure};
 use crate::wsgi::environ::BaseEnviron;
 
@@ -50,6 +50,7 @@ pub fn run_worker(py: Python<'_>, ctx: WorkerContext<'_>) -> i32 {
     let _ = ctx.worker.setattr(py, "pid", pid);
     process::set_title(py, &format!("worker [{}]", ctx.cfg.proc_name()));
     error_log::info(&format!("Booting worker with pid: {pid}"));
+    telemetry::setup::after_fork_in_worker(py, ctx.cfg.capture_output);
 
     let server = ctx.server.clone_ref(py);
     let worker = ctx.worker.clone_ref(py);
@@ -69,6 +70,8 @@ pub fn run_worker(py: Python<'_>, ctx: WorkerContext<'_>) -> i32 {
             ));
         }
     }
+    // What the worker measured in its last moments still reaches the collector.
+    telemetry::statsd::flush();
     code
 }
 
@@ -99,6 +102,8 @@ fn init_process(py: Python<'_>, ctx: WorkerContext<'_>) -> Result<(), i32> {
         ctx.worker.clone_ref(py),
         cfg.worker_int.as_ref().map(|h| h.clone_ref(py)),
         cfg.worker_abort.as_ref().map(|h| h.clone_ref(py)),
+        cfg.capture_output,
+        cfg.errorlog.clone(),
     )
     .map_err(|e| {
         process::unblock_signals();

@@ -89,6 +89,8 @@ pub fn install(
     worker: Py<PyAny>,
     worker_int: Option<Py<PyAny>>,
     worker_abort: Option<Py<PyAny>>,
+    capture_output: bool,
+    errorlog: String,
 ) -> PyResult<WorkerSignals> {
     let signal = py.import("signal")?;
     let pipe = WakeupPipe::install(py)?;
@@ -119,11 +121,11 @@ pub fn install(
         Err(PySystemExit::new_err(1))
     })?;
 
-    let usr1 = PyCFunction::new_closure(py, None, None, |_args, _kw| {
-        if let Err(e) = crate::telemetry::error_log::reopen() {
+    let usr1 = PyCFunction::new_closure(py, None, None, move |args, _kw| {
+        let reopened = crate::telemetry::setup::reopen(args.py(), capture_output, &errorlog);
+        if let Err(e) = reopened {
             error_log::error(&format!("Failed to reopen log files: {e}"));
         }
-        let _ = crate::telemetry::access::reopen();
     })?;
     let winch = PyCFunction::new_closure(py, None, None, |_args, _kw| {
         error_log::debug("worker: SIGWINCH ignored.");

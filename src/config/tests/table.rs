@@ -23,8 +23,8 @@ fn table_has_all_120_settings_with_unique_names_and_flags() {
     assert_eq!(gunicorn, 120);
     assert_eq!(
         TABLE.len(),
-        122,
-        "ferrocorn's extensions: boot_timeout, permit_missing_host"
+        124,
+        "ferrocorn's extensions: boot_timeout, prometheus_bind, syslog_rfc5424, permit_missing_host"
     );
     let names: HashSet<&str> = TABLE.iter().map(|r| r.name).collect();
     assert_eq!(names.len(), TABLE.len());

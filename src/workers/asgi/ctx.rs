@@ -50,6 +50,7 @@ impl ConnCtx {
         if enter_call(id, method, uri) {
             self.beat.request_started();
         }
+        crate::telemetry::metrics::request_started();
         InFlight { ctx: self, id }
     }
 }
@@ -59,6 +60,7 @@ impl Drop for InFlight<'_> {
         if leave_call(self.id) {
             self.ctx.beat.request_finished();
         }
+        crate::telemetry::metrics::request_left();
     }
 }
 

@@ -6,7 +6,6 @@ use pyo3::prelude::*;
 
 use crate::http::{self, ErrorPage, Request, SharedExchange};
 use crate::telemetry::error_log;
-use crate::wsgi::app::format_traceback;
 
 /// Answer an app exception (Gunicorn's `Worker.handle_error`). The connection closes after.
 /// The traceback (which runs the exception's Python `__str__`) is formatted without the
@@ -19,21 +18,14 @@ pub(super) fn handle_error(py: Python<'_>, exchange: &SharedExchange, req: &Requ
         (sent, if sent { None } else { ex.take_body_error() })
     };
     if headers_sent {
-        error_log::error(&format!(
-            "Error handling request\n{}",
-            format_traceback(py, err)
-        ));
+        error_log::exception_py(py, "Error handling request", err);
     } else if let Some(body_error) = body_error {
         // The app failed because the body could not be read: the client gets the parse
         // error's status, as from Gunicorn's parser.
         http::lock(py, exchange).send_error_page(py, ErrorPage::BadBody(&body_error));
     } else {
-        error_log::error(&format!(
-            "Error handling request {} {}\n{}",
-            req.method,
-            req.uri,
-            format_traceback(py, err)
-        ));
+        let msg = format!("Error handling request {} {}", req.method, req.uri);
+        error_log::exception_py(py, &msg, err);
         http::lock(py, exchange).send_error_page(py, ErrorPage::Internal);
     }
 }

@@ -19,7 +19,7 @@ pub use in_flight::{enter_call, in_flight, leave_call};
 use super::state::WorkerState;
 use crate::hooks::{self, objects};
 use crate::http::{self, After, Request, SharedExchange};
-use crate::telemetry::{access, error_log};
+use crate::telemetry::{access, error_log, metrics, pyroute};
 use crate::wsgi::app::system_exit_code;
 use crate::wsgi::environ::{self, EnvironError};
 use crate::wsgi::input::Input;
@@ -39,7 +39,9 @@ pub fn handle_request(
 ) -> PyResult<After> {
     let cfg = st.ctx.cfg;
     let input = Py::new(py, Input::new(exchange.clone()))?.into_any();
-    let req_obj = if cfg.pre_request.is_some() || cfg.post_request.is_some() {
+    // A Python logger's `access(resp, req, environ, request_time)` needs the req object too.
+    let py_logger = pyroute::active();
+    let req_obj = if cfg.pre_request.is_some() || cfg.post_request.is_some() || py_logger {
         Some(objects::request_object(
             py,
             cfg.serving(),
@@ -67,6 +69,7 @@ pub fn handle_request(
     }
     let started = Instant::now();
     in_flight::enter(&req.method, &req.uri, started);
+    metrics::request_started();
     st.count_request(py);
 
     let (environ, sock, error) = call_app(py, st, exchange, &req, input, app_socket.take());
@@ -76,9 +79,18 @@ pub fn handle_request(
     }
 
     let elapsed = started.elapsed();
-    if access::enabled() {
-        log_access(py, &req, environ.as_ref(), exchange, elapsed);
+    match &req_obj {
+        Some(obj) if py_logger => py_access(py, obj, environ.as_ref(), exchange, elapsed),
+        _ if access::enabled() => log_access(py, &req, environ.as_ref(), exchange, elapsed),
+        _ => {}
     }
+    let code = http::lock(py, exchange)
+        .response()
+        .status
+        .as_deref()
+        .map_or(0, metrics::status_code);
+    metrics::request_done(&req.method, code, elapsed);
+    metrics::request_left();
     if let (Some(hook), Some(obj)) = (&cfg.post_request, &req_obj) {
         post_request(py, st, hook, obj, environ.as_ref(), exchange);
     }
@@ -171,6 +183,33 @@ fn post_request(
     if let Err(e) = hooks::call_hook(py, Some(hook), args) {
         hooks::log_hook_error(py, "post_request", &e);
     }
+}
+
+/// The access call of a Python logger, with the objects Gunicorn's workers pass it.
+fn py_access(
+    py: Python<'_>,
+    req_obj: &Py<PyAny>,
+    environ: Option<&Bound<'_, PyDict>>,
+    exchange: &SharedExchange,
+    elapsed: Duration,
+) {
+    let (info, headers_sent, must_close) = {
+        let ex = http::lock(py, exchange);
+        (ex.response().clone(), ex.headers_sent(), ex.close_forced())
+    };
+    let facts = objects::ResponseFacts {
+        info: &info,
+        headers_sent,
+        must_close,
+    };
+    let Ok(resp) = objects::response_object(py, facts, req_obj) else {
+        return;
+    };
+    let environ = match environ {
+        Some(env) => env.clone().into_any(),
+        None => PyDict::new(py).into_any(),
+    };
+    pyroute::access(py, resp.bind(py), req_obj.bind(py), &environ, elapsed);
 }
 
 fn log_access(

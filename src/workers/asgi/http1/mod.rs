@@ -26,7 +26,7 @@ use crate::http::{
     ByteHeaders, CallKind, HubEvent, Inbound, NewCall, Outgoing, Peer, Request, ServerAddr,
     Session, RECEIVE_HIGH_WATER,
 };
-use crate::telemetry::{access, error_log};
+use crate::telemetry::{access, error_log, metrics, pyroute};
 
 /// Content-Length bodies up to this size arrive with their request: one message, no wait.
 const GATHER: u64 = 64 * 1024;
@@ -192,7 +192,7 @@ impl<'a> Call<'a> {
             decoder: BodyDecoder::new(framing.body, &ctx.serving.parser),
             resp: Response::default(),
             started_at: Instant::now(),
-            logged: access::enabled().then(|| request.clone()),
+            logged: (access::enabled() || pyroute::active()).then(|| request.clone()),
         }
     }
 
@@ -394,13 +394,15 @@ impl<'a> Call<'a> {
     }
 
     fn log_access(&self) {
+        let elapsed = self.started_at.elapsed();
+        metrics::request_done(&self.method, self.resp.status, elapsed);
         if let Some(req) = &self.logged {
             super::access_log::log(
                 req,
                 self.resp.status,
                 self.resp.sent,
                 &self.resp.headers_for_log,
-                self.started_at.elapsed(),
+                elapsed,
             );
         }
     }
