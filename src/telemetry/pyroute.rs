@@ -114,8 +114,8 @@ pub(crate) fn line(call: Call, msg: &str) -> bool {
     true
 }
 
-/// `log.exception(msg)` with the exception attached as `exc_info`, as Gunicorn calls it from
-/// its `except` blocks, so formatters see the exception and not only text.
+/// `log.exception(msg)` while `err` is the exception being handled, as Gunicorn calls it
+/// from its `except` blocks, so formatters and loggers see the exception, not only text.
 pub(crate) fn exception(py: Python<'_>, msg: &str, err: &PyErr) -> bool {
     if !active() || INSIDE.with(Cell::get) {
         return false;
@@ -124,12 +124,10 @@ pub(crate) fn exception(py: Python<'_>, msg: &str, err: &PyErr) -> bool {
         return false;
     };
     let value = err.value(py).clone().into_any();
+    let tb = err.traceback(py);
     enter(|py| {
-        let kwargs = PyDict::new(py);
-        kwargs.set_item("exc_info", value)?;
-        logger
-            .bind(py)
-            .call_method("exception", (msg,), Some(&kwargs))
+        py.import("ferrocorn.glogging")?
+            .call_method1("_log_exception", (logger.bind(py), msg, value, tb))
             .map(drop)
     });
     true

@@ -80,7 +80,10 @@ pub fn handle_request(
 
     let elapsed = started.elapsed();
     match &req_obj {
-        Some(obj) if py_logger => py_access(py, obj, environ.as_ref(), exchange, elapsed),
+        Some(obj) if py_logger => {
+            let environ = environ.as_ref().filter(|_| error.is_none());
+            py_access(py, obj, environ, exchange, elapsed)
+        }
         _ if access::enabled() => log_access(py, &req, environ.as_ref(), exchange, elapsed),
         _ => {}
     }
@@ -207,9 +210,30 @@ fn py_access(
     };
     let environ = match environ {
         Some(env) => env.clone().into_any(),
-        None => PyDict::new(py).into_any(),
+        None => error_environ(py, req_obj).into_any(),
     };
     pyroute::access(py, resp.bind(py), req_obj.bind(py), &environ, elapsed);
+}
+
+/// The environ Gunicorn's `handle_error` logs an error page with (`default_environ`): the
+/// request line's parts only, so `%(U)s` prints None and headers print `-`.
+fn error_environ<'py>(py: Python<'py>, req_obj: &Py<PyAny>) -> Bound<'py, PyDict> {
+    let env = PyDict::new(py);
+    let req = req_obj.bind(py);
+    let fill = || -> PyResult<()> {
+        env.set_item("REQUEST_METHOD", req.getattr("method")?)?;
+        env.set_item("QUERY_STRING", req.getattr("query")?)?;
+        env.set_item("RAW_URI", req.getattr("uri")?)?;
+        let (major, minor): (u8, u8) = req.getattr("version")?.extract()?;
+        env.set_item("SERVER_PROTOCOL", format!("HTTP/{major}.{minor}"))?;
+        if let Ok((host, port)) = req.getattr("peer_addr")?.extract::<(String, u16)>() {
+            env.set_item("REMOTE_ADDR", host)?;
+            env.set_item("REMOTE_PORT", port.to_string())?;
+        }
+        Ok(())
+    };
+    let _ = fill();
+    env
 }
 
 fn log_access(
