@@ -1,0 +1,60 @@
+"""The ASGI twin of metrics_app.py (same paths, statuses and query parameters), for
+`-k asgi`; its waits are ``await asyncio.sleep``."""
+
+import asyncio
+import os
+import time
+from urllib.parse import parse_qs
+
+
+async def _lifespan(receive, send):
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        return await _lifespan(receive, send)
+    assert scope["type"] == "http", scope["type"]
+    path = scope["path"]
+    method = scope["method"]
+    query = {k: v[-1] for k, v in parse_qs(scope["query_string"].decode()).items()}
+    if path == "/boom":
+        raise RuntimeError("deliberate failure from metrics_asgi.py")
+    while True:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body"):
+            break
+    if path == "/sleep":
+        if "started" in query:
+            with open(query["started"], "w") as f:
+                f.write(str(os.getpid()))
+        if "release" in query:
+            deadline = time.monotonic() + float(query.get("s", "15"))
+            while not os.path.exists(query["release"]) and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+        else:
+            await asyncio.sleep(float(query.get("s", "0")))
+    if path == "/status":
+        status = int(query.get("code", "200"))
+    elif path == "/missing":
+        status = 404
+    elif method == "POST":
+        status = 201
+    elif method == "DELETE":
+        status = 204
+    else:
+        status = 200
+    body = ("%d pid %d\n" % (status, os.getpid())).encode()
+    if status in (204, 304) or path == "/status":
+        body = b""
+    headers = [(b"content-type", b"text/plain"), (b"x-worker-pid", str(os.getpid()).encode())]
+    if status not in (204, 304):
+        headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
