@@ -14,72 +14,24 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 import textwrap
 import types
 from pathlib import Path
 
 import pytest
 
+# The Python-mode logger is ferrocorn's own module; a Gunicorn-mode run has no ferrocorn.
+pytest.importorskip("ferrocorn.glogging")
+
 import ferrocorn
 from ferrocorn import glogging
 from ferrocorn.glogging import CONFIG_DEFAULTS, Logger, SafeAtoms, load_logger_class
 from ferrocorn.glogging import parse_syslog_address
-from ferrocorn.instrument import statsd as statsd_mod
 from ferrocorn.instrument.statsd import Statsd
 
-DEFAULT_ACCESS_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
-
-
-def make_cfg(**overrides):
-    values = dict(
-        errorlog="-", accesslog=None, loglevel="info", access_log_format=DEFAULT_ACCESS_FORMAT,
-        logconfig=None, logconfig_dict={}, logconfig_json=None,
-        syslog=False, syslog_addr="udp://localhost:514", syslog_prefix=None,
-        syslog_facility="user", disable_redirect_access_to_syslog=False,
-        capture_output=False, statsd_host=None, statsd_prefix="", dogstatsd_tags="",
-        proc_name="myapp:main", user=os.getuid(), group=os.getgid(), uid=os.getuid(),
-        gid=os.getgid(),
-    )
-    values.update(overrides)
-    return types.SimpleNamespace(**values)
-
-
-@pytest.fixture(autouse=True)
-def isolated_logging():
-    """Loggers are process-global; each test starts from, and leaves, the same state."""
-    names = ("gunicorn.error", "gunicorn.access", "marker.dict", "marker.json", "marker.ini")
-    saved = {}
-    for name in names + ("",):
-        log = logging.getLogger(name or None)
-        saved[name] = (list(log.handlers), log.level, log.propagate, log.disabled)
-    yield
-    for name, (handlers, level, propagate, disabled) in saved.items():
-        log = logging.getLogger(name or None)
-        for h in list(log.handlers):
-            if h not in handlers:
-                log.removeHandler(h)
-                h.close()
-        log.handlers[:] = handlers
-        log.setLevel(level)
-        log.propagate = propagate
-        log.disabled = disabled
-
-
-class Capture(logging.Handler):
-    def __init__(self):
-        super().__init__(logging.DEBUG)
-        self.records = []
-
-    def emit(self, record):
-        self.records.append(record)
-
-    def messages(self):
-        return [(r.levelno, r.getMessage()) for r in self.records]
-
-
-def ours(log):
-    return [h for h in log.handlers if getattr(h, "_gunicorn", False)]
+from glogging_support import (  # noqa: F401  (isolated_logging is an autouse fixture)
+    Capture, fake_exchange, isolated_logging, make_cfg, ours, udp_collector,
+)
 
 
 # -- setup -------------------------------------------------------------------------------
@@ -191,13 +143,6 @@ def test_syslog_errors():
     # Both wrong: the facility is reported.
     with pytest.raises(RuntimeError, match=r"^unknown facility name$"):
         Logger(make_cfg(syslog=True, syslog_facility="nope", syslog_addr="bogus://x"))
-
-
-def udp_collector():
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(5)
-    return sock
 
 
 def test_syslog_wire_format():
@@ -356,29 +301,6 @@ def test_log_methods():
 
 
 # -- atoms and the access line -----------------------------------------------------------
-
-def fake_exchange(sent=1234):
-    resp = types.SimpleNamespace(
-        status="404 Not Found", status_code=404, sent=sent, response_length=sent,
-        headers=[("Content-Type", "text/html"), ("X-Trace", 'a"b')],
-    )
-    req = types.SimpleNamespace(
-        method="GET", uri="/p%20q?x=1", path="/p q", query="x=1", version=(1, 1),
-        headers=[("HOST", "example.com"), ("X-DUP", "first"), ("X-DUP", "second")],
-    )
-    environ = {
-        "REQUEST_METHOD": "GET",
-        "RAW_URI": "/p%20q?x=1",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "PATH_INFO": "/p q",
-        "QUERY_STRING": "x=1",
-        "REMOTE_ADDR": "10.0.0.7",
-        "HTTP_REFERER": "http://ref/",
-        "HTTP_USER_AGENT": 'agent "quoted"',
-        "HTTP_AUTHORIZATION": "Basic " + base64.b64encode(b"alice:secret").decode(),
-    }
-    return resp, req, environ
-
 
 class FixedNow(Logger):
     def now(self):
@@ -587,179 +509,3 @@ def test_loggers_lists_placeholders():
     names = {log.name for log in glogging.loggers()}
     assert {"glogging_unit", "glogging_unit.child", "gunicorn.error"} <= names
     assert all(isinstance(log, logging.Logger) for log in glogging.loggers())
-
-
-# -- StatsD ------------------------------------------------------------------------------
-
-def statsd_pair(**overrides):
-    collector = udp_collector()
-    cfg = make_cfg(statsd_host="127.0.0.1:%d" % collector.getsockname()[1], **overrides)
-    return Statsd(cfg), collector
-
-
-def received(collector, count):
-    return [collector.recv(4096) for _ in range(count)]
-
-
-@pytest.mark.parametrize("prefix,expected", [
-    ("", ""), (None, ""), ("a", "a."), ("a.", "a."), ("ab", "ab."), ("ab...", "ab."),
-    ("a.b", "a.b."), ("...", "."),
-])
-def test_metric_prefix(prefix, expected):
-    assert statsd_mod.metric_prefix(prefix) == expected
-
-
-def test_statsd_wire_format():
-    log, collector = statsd_pair(statsd_prefix="a")
-    with collector:
-        assert log.prefix == "a." and log.sock.getblocking() is False
-        log.increment("x", 1)
-        log.increment("x", 0, sampling_rate=0.5)
-        log.decrement("x", 3)
-        log.gauge("g", 7)
-        log.timer("t", 0.283)
-        log.histogram("h", 0)
-        log.increment("none", None)
-        assert received(collector, 7) == [
-            b"a.x:1|c|@1.0", b"a.x:0|c|@0.5", b"a.x:-3|c|@1.0", b"a.g:7|g",
-            b"a.t:0.283|ms", b"a.h:0|h", b"a.none:None|c|@1.0",
-        ]
-        assert log.dropped == 0
-    log, collector = statsd_pair(statsd_prefix="app...", dogstatsd_tags="env:prod,team:x")
-    with collector:
-        log.gauge("gunicorn.workers", 1)
-        assert collector.recv(4096) == b"app.gunicorn.workers:1|g|#env:prod,team:x"
-
-
-def test_statsd_access_metrics_in_order():
-    log, collector = statsd_pair()
-    with collector:
-        resp, req, environ = fake_exchange()
-        log.access(resp, req, environ, datetime.timedelta(microseconds=283))
-        resp.status = b"201 Created"
-        log.access(resp, req, environ, datetime.timedelta(seconds=2, microseconds=500000))
-        assert received(collector, 6) == [
-            b"gunicorn.request.duration:0.283|ms", b"gunicorn.requests:1|c|@1.0",
-            b"gunicorn.request.status.404:1|c|@1.0",
-            b"gunicorn.request.duration:2500.0|ms", b"gunicorn.requests:1|c|@1.0",
-            b"gunicorn.request.status.201:1|c|@1.0",
-        ]
-
-
-def test_statsd_log_counters():
-    log, collector = statsd_pair(loglevel="debug")
-    cap = Capture()
-    log.error_log.addHandler(cap)
-    with collector:
-        log.critical("c")
-        log.error("e")
-        log.warning("w")
-        log.info("i")
-        log.debug("d")
-        try:
-            raise KeyError("k")
-        except KeyError:
-            log.exception("x")
-        log.log(logging.ERROR, "via log")
-        assert received(collector, 4) == [
-            b"gunicorn.log.critical:1|c|@1.0", b"gunicorn.log.error:1|c|@1.0",
-            b"gunicorn.log.warning:1|c|@1.0", b"gunicorn.log.exception:1|c|@1.0",
-        ]
-        collector.settimeout(0.2)
-        with pytest.raises(socket.timeout):
-            collector.recv(4096)
-    assert [m for _, m in cap.messages()] == ["c", "e", "w", "i", "d", "x", "via log"]
-
-
-def test_statsd_extra_metrics():
-    log, collector = statsd_pair(loglevel="debug")
-    cap = Capture()
-    log.error_log.addHandler(cap)
-    with collector:
-        log.info("", extra={"metric": "m.g", "value": 5, "mtype": "gauge"})
-        log.debug("3 workers", extra={"metric": "m.c", "value": 0, "mtype": "counter"})
-        log.log(logging.WARNING, "h", extra={"metric": "m.h", "value": 2, "mtype": "histogram"})
-        log.log("info", None, extra={"metric": "m.t", "value": 1.5, "mtype": "timer"})
-        log.info("skipped", extra={"metric": "m.x", "value": 1, "mtype": "meter"})
-        log.info("skipped", extra={"metric": "m.x", "value": None, "mtype": "gauge"})
-        log.info("skipped", extra={"metric": "", "value": 1, "mtype": "gauge"})
-        log.debug("last", extra={"metric": "m.last", "value": 9, "mtype": "gauge"})
-        assert received(collector, 5) == [
-            b"m.g:5|g", b"m.c:0|c|@1.0", b"m.h:2|h", b"m.t:1.5|ms", b"m.last:9|g",
-        ]
-    # Empty messages are not logged, but the others are, extra attributes included.
-    assert [m for _, m in cap.messages()] == ["3 workers", "h", "skipped", "skipped",
-                                              "skipped", "last"]
-    assert cap.records[0].metric == "m.c"
-
-
-def test_statsd_drops_silently_on_missing_unix_socket():
-    path = os.path.join(tempfile.mkdtemp(dir="/tmp"), "nobody.sock")
-    log = Statsd(make_cfg(statsd_host="unix://" + path, loglevel="debug"))
-    cap = Capture()
-    log.error_log.addHandler(cap)
-    log.increment("x", 1)
-    log.warning("w")
-    assert log.dropped == 2
-    assert [m for _, m in cap.messages()] == ["w"]
-
-    # A collector that starts later is reached without a restart.
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as collector:
-        collector.bind(path)
-        collector.settimeout(5)
-        log.gauge("g", 1)
-        assert collector.recv(4096) == b"g:1|g"
-    assert log.dropped == 2
-    os.unlink(path)
-
-    # No host at all is not a collector that is down: nothing is counted.
-    log = Statsd(make_cfg())
-    log.increment("x", 1)
-    assert log.sock is None and log.dropped == 0
-
-
-def test_statsd_drops_silently_on_refused_udp():
-    probe = udp_collector()
-    port = probe.getsockname()[1]
-    probe.close()
-    log = Statsd(make_cfg(statsd_host="127.0.0.1:%d" % port))
-    cap = Capture()
-    log.error_log.addHandler(cap)
-    for _ in range(5):
-        log.increment("x", 1)
-    assert log.dropped >= 1
-    assert cap.records == []
-
-
-def test_statsd_setup_rereads_settings():
-    log, collector = statsd_pair(statsd_prefix="one")
-    with collector:
-        sock = log.sock
-        log.setup(make_cfg(statsd_host="127.0.0.1:%d" % collector.getsockname()[1],
-                           statsd_prefix="two", dogstatsd_tags="t:1"))
-        assert log.sock is sock
-        log.increment("x", 1)
-        assert collector.recv(4096) == b"two.x:1|c|@1.0|#t:1"
-
-
-@pytest.mark.parametrize("value,expected", [
-    ("localhost", (socket.AF_INET, ("localhost", 8125))),
-    ("StatsD.Example:9125", (socket.AF_INET, ("statsd.example", 9125))),
-    ("127.0.0.1:1", (socket.AF_INET, ("127.0.0.1", 1))),
-    ("[::1]:9000", (socket.AF_INET6, ("::1", 9000))),
-    ("[::1]", (socket.AF_INET6, ("::1", 8125))),
-    ("tcp://host:7", (socket.AF_INET, ("host", 7))),
-    ("unix:///tmp/s.sock", (socket.AF_UNIX, "/tmp/s.sock")),
-    ("unix:/tmp/s.sock", (socket.AF_UNIX, "/tmp/s.sock")),
-    ("unix:8125", (socket.AF_INET, ("unix", 8125))),
-    (("10.0.0.1", 8126), (socket.AF_INET, ("10.0.0.1", 8126))),
-])
-def test_parse_statsd_address(value, expected):
-    assert statsd_mod.parse_statsd_address(value) == expected
-
-
-@pytest.mark.parametrize("value", ["host:port", "host:", "fd://3"])
-def test_parse_statsd_address_errors(value):
-    expected = r"^Value must be one of \('host:port', 'unix://PATH'\)$"
-    with pytest.raises(RuntimeError, match=expected):
-        statsd_mod.parse_statsd_address(value)
