@@ -267,23 +267,55 @@ pub fn timer_ms(name: &str, ms: f64) {
     emit_one(name, py_float_repr(ms), "ms");
 }
 
-/// The three metrics Gunicorn's `Statsd.access` sends per request, in its order.
+/// The three metrics Gunicorn's `Statsd.access` sends per request, in its order. Written
+/// into one reused buffer: this runs for every request, so it allocates nothing.
 pub fn request(status_code: u16, elapsed: Duration) {
     let Some(conf) = live_conf() else {
         return;
     };
-    let status = format!("gunicorn.request.status.{status_code}");
-    let lines = [
-        line(
-            conf,
-            "gunicorn.request.duration",
-            py_float_repr(duration_ms(elapsed)),
-            "ms",
-        ),
-        line(conf, "gunicorn.requests", 1, "c|@1.0"),
-        line(conf, &status, 1, "c|@1.0"),
-    ];
-    emit(conf, &lines);
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    }
+    SCRATCH.with_borrow_mut(|buf| {
+        buf.clear();
+        let (prefix, tags) = (&conf.prefix, &conf.tags);
+        let _ = write!(buf, "{prefix}gunicorn.request.duration:");
+        write_duration_ms(buf, elapsed);
+        let _ = write!(buf, "|ms{tags}");
+        let first = buf.len();
+        let _ = write!(buf, "{prefix}gunicorn.requests:1|c|@1.0{tags}");
+        let second = buf.len();
+        let _ = write!(
+            buf,
+            "{prefix}gunicorn.request.status.{status_code}:1|c|@1.0{tags}"
+        );
+        emit(conf, &[&buf[..first], &buf[first..second], &buf[second..]]);
+    });
+}
+
+/// `duration_ms(elapsed)` as Python prints that float. Under a second the value is a whole
+/// number of microseconds over 1000, which Python prints as that decimal (no exponent, at
+/// least one digit after the point), so it is written without going through `f64`.
+pub(crate) fn write_duration_ms(buf: &mut String, elapsed: Duration) {
+    if elapsed.as_secs() != 0 {
+        buf.push_str(&py_float_repr(duration_ms(elapsed)));
+        return;
+    }
+    let micros = elapsed.subsec_micros();
+    let (whole, frac) = (micros / 1000, micros % 1000);
+    let _ = write!(buf, "{whole}.");
+    match frac {
+        0 => buf.push('0'),
+        f if f % 100 == 0 => {
+            let _ = write!(buf, "{}", f / 100);
+        }
+        f if f % 10 == 0 => {
+            let _ = write!(buf, "{:02}", f / 10);
+        }
+        f => {
+            let _ = write!(buf, "{f:03}");
+        }
+    }
 }
 
 /// `request_time.seconds * 1000 + request_time.microseconds / 1000.0` of the timedelta
@@ -357,7 +389,7 @@ fn live_conf() -> Option<&'static Conf> {
 
 fn emit_one(name: &str, value: impl std::fmt::Display, kind: &str) {
     if let Some(conf) = live_conf() {
-        emit(conf, &[line(conf, name, value, kind)]);
+        emit(conf, &[&line(conf, name, value, kind)]);
     }
 }
 
@@ -368,7 +400,7 @@ fn line(conf: &Conf, name: &str, value: impl std::fmt::Display, kind: &str) -> S
     out
 }
 
-fn emit(conf: &Conf, lines: &[String]) {
+fn emit(conf: &Conf, lines: &[&str]) {
     if !BATCHING.load(Ordering::Acquire) {
         for line in lines {
             if line.is_ascii() {

@@ -183,6 +183,16 @@ fn float_repr_matches_cpython_on_many_values() {
 }
 
 #[test]
+fn request_duration_text_is_python_repr_of_the_float() {
+    for micros in (0..1_000_000u64).chain([1_000_000, 1_000_283, 61_500_000, 86_399_999_999]) {
+        let elapsed = Duration::from_micros(micros) + Duration::from_nanos(micros % 997);
+        let mut text = String::new();
+        write_duration_ms(&mut text, elapsed);
+        assert_eq!(text, py_float_repr(duration_ms(elapsed)), "{micros} µs");
+    }
+}
+
+#[test]
 fn duration_is_whole_microseconds() {
     assert_eq!(duration_ms(Duration::from_micros(283)), 0.283);
     assert_eq!(duration_ms(Duration::from_millis(12)), 12.0);
