@@ -278,17 +278,23 @@ pub fn request(status_code: u16, elapsed: Duration) {
     }
     SCRATCH.with_borrow_mut(|buf| {
         buf.clear();
-        let (prefix, tags) = (&conf.prefix, &conf.tags);
-        let _ = write!(buf, "{prefix}gunicorn.request.duration:");
+        let (prefix, tags) = (conf.prefix.as_str(), conf.tags.as_str());
+        for piece in [prefix, "gunicorn.request.duration:"] {
+            buf.push_str(piece);
+        }
         write_duration_ms(buf, elapsed);
-        let _ = write!(buf, "|ms{tags}");
-        let first = buf.len();
-        let _ = write!(buf, "{prefix}gunicorn.requests:1|c|@1.0{tags}");
+        for piece in ["|ms", tags, prefix, "gunicorn.requests:1|c|@1.0", tags] {
+            buf.push_str(piece);
+        }
+        let first = buf.len() - (prefix.len() + "gunicorn.requests:1|c|@1.0".len() + tags.len());
         let second = buf.len();
-        let _ = write!(
-            buf,
-            "{prefix}gunicorn.request.status.{status_code}:1|c|@1.0{tags}"
-        );
+        for piece in [prefix, "gunicorn.request.status."] {
+            buf.push_str(piece);
+        }
+        let _ = write!(buf, "{status_code}");
+        for piece in [":1|c|@1.0", tags] {
+            buf.push_str(piece);
+        }
         emit(conf, &[&buf[..first], &buf[first..second], &buf[second..]]);
     });
 }
@@ -487,6 +493,10 @@ impl Batch {
         }
         if self.first_at.is_none() {
             self.first_at = Some(Instant::now());
+        }
+        if self.datagram.bytes.capacity() == 0 {
+            // One allocation per datagram instead of a doubling series.
+            self.datagram.bytes.reserve(max);
         }
         self.datagram.append(line);
     }
