@@ -144,6 +144,11 @@ pub fn run(py: Python<'_>, argv: Vec<String>) -> i32 {
             eprint_flush(&format!("\nError: could not daemonize: {e}\n"));
             return exit::CONFIG;
         }
+        // Daemonizing pointed descriptors 1 and 2 at /dev/null; capture_output takes them
+        // back (Gunicorn builds its logger after daemonizing, which has the same effect).
+        if cfg.capture_output {
+            let _ = telemetry::setup::reopen(py, true, &cfg.errorlog);
+        }
     }
 
     let app = if cfg.preload_app {

@@ -40,6 +40,8 @@ pub struct MetricsServer {
     unix_file: Option<UnixFile>,
     conns: Vec<Conn>,
     idle: Duration,
+    /// Accepting is paused until then after an accept error (see `accept_paused`).
+    paused_until: Option<Instant>,
 }
 
 /// The socket file this process created, removed on drop only by that process and only
@@ -109,6 +111,7 @@ impl MetricsServer {
             unix_file,
             conns: Vec::new(),
             idle: IDLE,
+            paused_until: None,
         })
     }
 
@@ -121,7 +124,9 @@ impl MetricsServer {
     /// request or writing its response.
     pub fn poll_fds(&self) -> Vec<(BorrowedFd<'_>, PollFlags)> {
         let mut fds = Vec::with_capacity(1 + self.conns.len());
-        fds.push((self.listener.as_fd(), PollFlags::POLLIN));
+        if !self.accept_paused() {
+            fds.push((self.listener.as_fd(), PollFlags::POLLIN));
+        }
         for c in &self.conns {
             let flags = match c.state {
                 State::Reading(_) => PollFlags::POLLIN,
@@ -153,11 +158,32 @@ impl MetricsServer {
     /// Close the listener and every connection (dropping does the same).
     pub fn close(self) {}
 
+    /// After an accept error such as EMFILE the listener stays readable; polling it again at
+    /// once would spin the master's loop, so accepting pauses for a second.
+    fn accept_paused(&self) -> bool {
+        self.paused_until.is_some_and(|t| Instant::now() < t)
+    }
+
     fn accept_pending(&mut self) {
+        if self.accept_paused() {
+            return;
+        }
+        self.paused_until = None;
         for _ in 0..MAX_ACCEPTS {
             // socket2 accepts with accept4(SOCK_CLOEXEC), so workers never inherit these.
             match self.listener.accept() {
                 Ok((sock, _)) => {
+                    if self.conns.len() >= MAX_CONNS {
+                        // Idle connections must not lock scrapers out: the one that has
+                        // waited longest for its request makes room.
+                        if let Some(i) = self
+                            .conns
+                            .iter()
+                            .position(|c| matches!(c.state, State::Reading(_)))
+                        {
+                            self.conns.remove(i);
+                        }
+                    }
                     if self.conns.len() < MAX_CONNS && sock.set_nonblocking(true).is_ok() {
                         self.conns.push(Conn {
                             sock,
@@ -168,8 +194,11 @@ impl MetricsServer {
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => {}
-                // WouldBlock, or out of descriptors: the next turn tries again.
-                Err(_) => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(_) => {
+                    self.paused_until = Some(Instant::now() + Duration::from_secs(1));
+                    return;
+                }
             }
         }
     }

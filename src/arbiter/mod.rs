@@ -72,6 +72,8 @@ pub struct Arbiter<'py> {
     cfg_obj: Py<PyAny>,
     /// The workers gauge already went out during this loop (see `report_gauges`).
     workers_reported: bool,
+    /// When `report_gauges` last sent.
+    gauges_sent: Option<Instant>,
     metrics: metrics::MasterMetrics,
 }
 
@@ -139,6 +141,7 @@ impl<'py> Arbiter<'py> {
             log,
             cfg_obj,
             workers_reported: false,
+            gauges_sent: None,
             metrics: metrics::MasterMetrics::off(),
         })
     }
@@ -448,6 +451,11 @@ impl<'py> Arbiter<'py> {
         // The logger object may have changed (a logger_class or logconfig added or removed).
         self.log = crate::telemetry::setup::logger_object(py)?;
         self.server.setattr(py, "log", self.log.clone_ref(py))?;
+        if cfg.prometheus_bind != self.cfg.prometheus_bind {
+            error_log::warning(
+                "prometheus_bind changed; the metrics listener keeps its address until a restart or upgrade (USR2)",
+            );
+        }
         let old_address = self.cfg.address().ok();
         self.cfg = cfg;
         self.cfg_obj = cfg_obj;

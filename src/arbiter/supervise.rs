@@ -73,6 +73,14 @@ impl Arbiter<'_> {
     /// changes, so a collector that expires idle gauges shows 0 workers), and the listen
     /// backlog when `enable_backlog_metric` is on.
     pub(super) fn report_gauges(&mut self) {
+        // The loop also wakes for signals and scrapes; the gauges keep to about one a second.
+        if self
+            .gauges_sent
+            .is_some_and(|at| at.elapsed() < std::time::Duration::from_secs(1))
+        {
+            return;
+        }
+        self.gauges_sent = Some(std::time::Instant::now());
         if !std::mem::take(&mut self.workers_reported) {
             let n = self.active_count() as i64;
             if statsd::enabled() {

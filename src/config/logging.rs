@@ -10,7 +10,15 @@ use super::Config;
 const DEFAULT_LOGGERS: &[&str] = &[
     "gunicorn.glogging.Logger",
     "simple",
+    "ferrocorn.glogging.Logger",
+    "glogging.Logger",
     "egg:gunicorn#simple",
+];
+
+/// The names Gunicorn compares with its default when `statsd_host` switches the class.
+const SWITCHED_BY_STATSD: &[&str] = &[
+    "gunicorn.glogging.Logger",
+    "simple",
     "ferrocorn.glogging.Logger",
 ];
 
@@ -36,7 +44,8 @@ impl Config {
         let builtin_default = DEFAULT_LOGGERS.contains(&class);
         let builtin_statsd = STATSD_LOGGERS.contains(&class);
         // Gunicorn switches to the StatsD logger only when the class is still the default.
-        let statsd = builtin_statsd || (builtin_default && self.statsd_host.is_some());
+        let statsd =
+            builtin_statsd || (SWITCHED_BY_STATSD.contains(&class) && self.statsd_host.is_some());
         if (builtin_default || builtin_statsd) && !self.python_logging_config() {
             return LoggerMode::Rust {
                 statsd: self.statsd_host.is_some() && statsd,

@@ -8,6 +8,7 @@
 #![allow(unsafe_code)]
 
 pub mod fd;
+pub mod gil;
 pub mod heartbeat;
 pub mod metrics;
 pub mod process;

@@ -33,6 +33,23 @@ pub fn request_left() {
     }
 }
 
+/// A request in flight for as long as this lives, so a panic on the request path does not
+/// leave the gauge one too high for the rest of the worker's life.
+pub struct InFlight(());
+
+impl InFlight {
+    pub fn enter() -> InFlight {
+        request_started();
+        InFlight(())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        request_left();
+    }
+}
+
 /// A response went out: `status` is its code (0 when it had none). Counted once per
 /// request, where Gunicorn calls `log.access`.
 pub fn request_done(method: &str, status: u16, elapsed: Duration) {

@@ -183,7 +183,11 @@ fn emit(
 ) -> PyResult<()> {
     let opts = CallOptions::from_kwargs(kwargs, method == Method::Exception)?;
     if statsd::enabled() {
-        send_metrics(method, &opts, msg)?;
+        if let Err(err) = send_metrics(method, &opts, msg) {
+            // Gunicorn's StatsD logger catches this and logs a warning; so does this.
+            let tb = super::format_traceback(py, &err);
+            error_log::log_levelno(30, &format!("Failed to log to statsd\n{tb}"));
+        }
         // The StatsD logger writes no line for a metric-only call with an empty message.
         if method == Method::Log && !msg.is_truthy()? {
             return Ok(());

@@ -3,13 +3,20 @@
 //! every error-log line and access call that Rust writes itself on the default path.
 //!
 //! Owns: the installed logger object, the threshold below which lines are not worth taking
-//! the GIL for, and what happens when the Python logger itself raises. Must not touch: line
-//! shapes or destinations (the Python logger and its handlers decide them), and the default
-//! path, which never enters this module beyond one atomic load.
+//! the GIL for, the hand-over of calls made by threads that do not hold the GIL, and what
+//! happens when the Python logger itself raises. Must not touch: line shapes or
+//! destinations (the Python logger and its handlers decide them), and the default path,
+//! which never enters this module beyond one atomic load.
+//!
+//! A thread without the GIL (the gthread leader, the ASGI I/O thread, the TLS watcher) may
+//! hold a Rust lock that a thread holding the GIL is waiting for; waiting for the GIL there
+//! would deadlock. Its calls are queued instead and made by the `ferrocorn-log` thread,
+//! which holds no lock when it takes the GIL.
 
 use std::cell::Cell;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::Duration;
 
 use pyo3::prelude::*;
@@ -77,9 +84,18 @@ pub fn logger() -> Option<Arc<Py<PyAny>>> {
     LOGGER.read().unwrap_or_else(|p| p.into_inner()).clone()
 }
 
-/// The logger's effective level, read once after each `setup` (see `THRESHOLD`).
+/// The level below which lines may be dropped without the GIL, read after each `setup`
+/// (see `THRESHOLD`): the `gunicorn.error` logger's effective level for ferrocorn's own
+/// `Logger` class, whose level methods only forward to it. Any other class (a subclass, the
+/// StatsD logger that counts every call) receives every line: 0.
 pub fn effective_level(py: Python<'_>, logger: &Bound<'_, PyAny>) -> u32 {
-    let _ = py;
+    let plain = py
+        .import("ferrocorn.glogging")
+        .and_then(|m| m.getattr("Logger"))
+        .is_ok_and(|class| logger.get_type().is(&class));
+    if !plain {
+        return 0;
+    }
     logger
         .getattr("error_log")
         .and_then(|l| l.call_method0("getEffectiveLevel"))
@@ -99,7 +115,8 @@ pub(crate) fn line(call: Call, msg: &str) -> bool {
     let Some(logger) = logger() else {
         return false;
     };
-    enter(|py| {
+    let msg = msg.to_owned();
+    enter(move |py| {
         let logger = logger.bind(py);
         match call {
             Call::Critical => logger.call_method1("critical", (msg,)),
@@ -123,9 +140,10 @@ pub(crate) fn exception(py: Python<'_>, msg: &str, err: &PyErr) -> bool {
     let Some(logger) = logger() else {
         return false;
     };
+    // Called with the GIL (the exception is a Python object), so never deferred.
     let value = err.value(py).clone().into_any();
     let tb = err.traceback(py);
-    enter(|py| {
+    run_inside(|py| {
         py.import("ferrocorn.glogging")?
             .call_method1("_log_exception", (logger.bind(py), msg, value, tb))
             .map(drop)
@@ -142,7 +160,8 @@ pub(crate) fn metric(msg: &str, name: &str, value: i64, mtype: &str) -> bool {
     let Some(logger) = logger() else {
         return false;
     };
-    enter(|py| {
+    let (msg, name, mtype) = (msg.to_owned(), name.to_owned(), mtype.to_owned());
+    enter(move |py| {
         let extra = PyDict::new(py);
         extra.set_item("metric", name)?;
         extra.set_item("value", value)?;
@@ -166,7 +185,8 @@ pub(crate) fn gauge(name: &str, value: i64) {
     if INSIDE.with(Cell::get) {
         return;
     }
-    enter(|py| {
+    let name = name.to_owned();
+    enter(move |py| {
         let logger = logger.bind(py);
         if logger.hasattr("gauge")? {
             logger.call_method1("gauge", (name, value))?;
@@ -187,11 +207,10 @@ pub fn access(
     let Some(logger) = logger() else {
         return;
     };
-    if INSIDE.with(Cell::get) {
-        return;
-    }
+    // No recursion guard: Rust never makes an access call from inside the logger, and a
+    // deferred ASGI access call runs inside the logger thread's own guard.
     let _ = py;
-    enter(|py| {
+    run_inside(|py| {
         let delta = pyo3::types::PyDelta::new(
             py,
             0,
@@ -206,10 +225,19 @@ pub fn access(
     });
 }
 
-/// Runs `f` inside the logger with the GIL; an exception from the logger is reported on the
-/// default error destination and never reaches the code that logged.
-fn enter(f: impl FnOnce(Python<'_>) -> PyResult<()>) {
-    INSIDE.with(|c| c.set(true));
+/// Runs `f` inside the logger: at once when this thread holds the GIL, else on the
+/// `ferrocorn-log` thread (see the module comment). An exception from the logger is
+/// reported on the default error destination and never reaches the code that logged.
+fn enter(f: impl FnOnce(Python<'_>) -> PyResult<()> + Send + 'static) {
+    if crate::sys::gil::held() {
+        run_inside(f);
+    } else {
+        defer(Box::new(f));
+    }
+}
+
+fn run_inside(f: impl FnOnce(Python<'_>) -> PyResult<()>) {
+    let was_inside = INSIDE.with(|c| c.replace(true));
     Python::attach(|py| {
         if let Err(err) = f(py) {
             let tb = super::format_traceback(py, &err);
@@ -218,5 +246,67 @@ fn enter(f: impl FnOnce(Python<'_>) -> PyResult<()>) {
             );
         }
     });
-    INSIDE.with(|c| c.set(false));
+    INSIDE.with(|c| c.set(was_inside));
+}
+
+type Deferred = Box<dyn FnOnce(Python<'_>) -> PyResult<()> + Send>;
+
+/// Calls waiting for the `ferrocorn-log` thread; the lock is held only to push or take.
+static QUEUE: Mutex<VecDeque<Deferred>> = Mutex::new(VecDeque::new());
+static QUEUED: Condvar = Condvar::new();
+/// The process whose `ferrocorn-log` thread is running (a forked worker starts its own).
+static DRAINER_PID: AtomicU32 = AtomicU32::new(0);
+/// Past this many waiting calls, new ones are dropped: a logger that cannot keep up must
+/// not grow the worker's memory without bound.
+const QUEUE_LIMIT: usize = 10_000;
+
+/// Queues a logger call made without the GIL; `access` uses it for the ASGI I/O thread.
+pub fn defer(f: Deferred) {
+    let pid = std::process::id();
+    if DRAINER_PID.swap(pid, Ordering::AcqRel) != pid {
+        let started = std::thread::Builder::new()
+            .name("ferrocorn-log".into())
+            .spawn(drain);
+        if started.is_err() {
+            DRAINER_PID.store(0, Ordering::Release);
+            return;
+        }
+    }
+    let mut queue = QUEUE.lock().unwrap_or_else(|p| p.into_inner());
+    if queue.len() < QUEUE_LIMIT {
+        queue.push_back(f);
+    }
+    drop(queue);
+    QUEUED.notify_one();
+}
+
+fn drain() {
+    loop {
+        let batch: Vec<Deferred> = {
+            let mut queue = QUEUE.lock().unwrap_or_else(|p| p.into_inner());
+            while queue.is_empty() {
+                queue = QUEUED.wait(queue).unwrap_or_else(|p| p.into_inner());
+            }
+            queue.drain(..).collect()
+        };
+        for f in batch {
+            run_inside(f);
+        }
+    }
+}
+
+/// Makes every queued call before the process exits, so the last lines of a stopping
+/// worker are not lost.
+pub fn flush() {
+    if !active() {
+        return;
+    }
+    let batch: Vec<Deferred> = QUEUE
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .drain(..)
+        .collect();
+    for f in batch {
+        run_inside(f);
+    }
 }

@@ -51,9 +51,11 @@ pub fn setup(py: Python<'_>, cfg: &Config, cfg_obj: &Bound<'_, PyAny>) -> Result
             capture_output(py, cfg);
         }
         LoggerMode::Python { class } => {
+            // Built first: if the class or its logging configuration fails, syslog and
+            // StatsD stay as they were (a failed HUP keeps the previous set-up).
+            let logger = build(py, &class, cfg_obj).map_err(|e| python_error(py, &e))?;
             syslog::configure(None)?;
             statsd::configure(None)?;
-            let logger = build(py, &class, cfg_obj).map_err(|e| python_error(py, &e))?;
             let level = pyroute::effective_level(py, logger.bind(py));
             pyroute::install(Some(logger), level);
         }
@@ -99,14 +101,16 @@ pub fn reload(
 
 /// USR1 (master and workers): reopen the log files by name, then redo `capture_output`.
 pub fn reopen(py: Python<'_>, cfg_capture: bool, errorlog: &str) -> Result<(), String> {
+    // Rust's own descriptors too: `wsgi.errors` and the fallback writes use them.
+    let result = py.detach(|| error_log::reopen().and_then(|()| access::reopen()));
     if let Some(logger) = pyroute::logger() {
         return logger
             .bind(py)
             .call_method0("reopen_files")
             .map(drop)
-            .map_err(|e| python_error(py, &e));
+            .map_err(|e| python_error(py, &e))
+            .and(result.map_err(|e| e.to_string()));
     }
-    let result = py.detach(|| error_log::reopen().and_then(|()| access::reopen()));
     if cfg_capture && errorlog != "-" {
         redirect_stdio(py);
     }

@@ -366,6 +366,8 @@ pub fn dropped_total() -> u64 {
 /// In a freshly forked worker: start batching, with the flusher thread. If the thread cannot
 /// start, lines keep going out one datagram each.
 pub fn after_fork_in_worker() {
+    // The count inherited from the master is the master's: the endpoint adds it once.
+    DROPPED.store(0, Ordering::Relaxed);
     if !enabled() || BATCHING.load(Ordering::Acquire) {
         return;
     }

@@ -70,7 +70,8 @@ pub fn run_worker(py: Python<'_>, ctx: WorkerContext<'_>) -> i32 {
             ));
         }
     }
-    // What the worker measured in its last moments still reaches the collector.
+    // What the worker logged and measured in its last moments still goes out.
+    telemetry::pyroute::flush();
     telemetry::statsd::flush();
     code
 }

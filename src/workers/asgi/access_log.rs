@@ -54,7 +54,8 @@ pub fn log(req: &Request, status: u16, sent: u64, headers: &[(String, String)], 
 }
 
 /// A Python logger's `access(resp, req, environ, request_time)`, with objects carrying what
-/// Gunicorn's ASGI worker gives it. Runs on the I/O thread, which takes the GIL only here.
+/// Gunicorn's ASGI worker gives it. The I/O thread must not wait for the GIL, so the call is
+/// handed to the logger's own thread with copies of what it needs.
 fn py_access(
     req: &Request,
     status: &str,
@@ -63,47 +64,39 @@ fn py_access(
     protocol: &str,
     elapsed: Duration,
 ) {
-    Python::attach(|py| {
-        let build = || -> PyResult<()> {
-            let ns = py.import("types")?.getattr("SimpleNamespace")?;
-            let kw = PyDict::new(py);
-            kw.set_item("status", status)?;
-            kw.set_item(
-                "status_code",
-                status
-                    .split(' ')
-                    .next()
-                    .unwrap_or("0")
-                    .parse::<u16>()
-                    .unwrap_or(0),
-            )?;
-            kw.set_item("headers", headers.to_vec())?;
-            kw.set_item("sent", sent)?;
-            kw.set_item("response_length", sent)?;
-            let resp = ns.call((), Some(&kw))?;
-            let kw = PyDict::new(py);
-            kw.set_item("method", &req.method)?;
-            kw.set_item("uri", &req.uri)?;
-            kw.set_item("path", &req.path)?;
-            kw.set_item("query", &req.query)?;
-            kw.set_item("version", req.version)?;
-            kw.set_item("headers", req.headers.clone())?;
-            let req_obj = ns.call((), Some(&kw))?;
-            let environ = PyDict::new(py);
-            environ.set_item("REQUEST_METHOD", &req.method)?;
-            environ.set_item("RAW_URI", &req.uri)?;
-            environ.set_item("PATH_INFO", &req.path)?;
-            environ.set_item("QUERY_STRING", &req.query)?;
-            environ.set_item("SERVER_PROTOCOL", protocol)?;
-            environ.set_item("REMOTE_ADDR", req.peer.ip_string())?;
-            for (name, value) in &req.headers {
-                environ.set_item(format!("HTTP_{}", name.replace('-', "_")), value)?;
-            }
-            pyroute::access(py, &resp, &req_obj, environ.as_any(), elapsed);
-            Ok(())
-        };
-        if let Err(e) = build() {
-            crate::telemetry::error_log::error(&format!("Error building the access log call: {e}"));
+    let req = req.clone();
+    let (status, headers, protocol) = (status.to_owned(), headers.to_vec(), protocol.to_owned());
+    pyroute::defer(Box::new(move |py| {
+        let ns = py.import("types")?.getattr("SimpleNamespace")?;
+        let kw = PyDict::new(py);
+        kw.set_item("status", &status)?;
+        kw.set_item(
+            "status_code",
+            crate::telemetry::metrics::status_code(&status),
+        )?;
+        kw.set_item("headers", headers)?;
+        kw.set_item("sent", sent)?;
+        kw.set_item("response_length", sent)?;
+        let resp = ns.call((), Some(&kw))?;
+        let kw = PyDict::new(py);
+        kw.set_item("method", &req.method)?;
+        kw.set_item("uri", &req.uri)?;
+        kw.set_item("path", &req.path)?;
+        kw.set_item("query", &req.query)?;
+        kw.set_item("version", req.version)?;
+        kw.set_item("headers", req.headers.clone())?;
+        let req_obj = ns.call((), Some(&kw))?;
+        let environ = PyDict::new(py);
+        environ.set_item("REQUEST_METHOD", &req.method)?;
+        environ.set_item("RAW_URI", &req.uri)?;
+        environ.set_item("PATH_INFO", &req.path)?;
+        environ.set_item("QUERY_STRING", &req.query)?;
+        environ.set_item("SERVER_PROTOCOL", &protocol)?;
+        environ.set_item("REMOTE_ADDR", req.peer.ip_string())?;
+        for (name, value) in &req.headers {
+            environ.set_item(format!("HTTP_{}", name.replace('-', "_")), value)?;
         }
-    });
+        pyroute::access(py, &resp, &req_obj, environ.as_any(), elapsed);
+        Ok(())
+    }));
 }

@@ -69,7 +69,7 @@ pub fn handle_request(
     }
     let started = Instant::now();
     in_flight::enter(&req.method, &req.uri, started);
-    metrics::request_started();
+    let in_flight_metric = metrics::InFlight::enter();
     st.count_request(py);
 
     let (environ, sock, error) = call_app(py, st, exchange, &req, input, app_socket.take());
@@ -93,7 +93,7 @@ pub fn handle_request(
         .as_deref()
         .map_or(0, metrics::status_code);
     metrics::request_done(&req.method, code, elapsed);
-    metrics::request_left();
+    drop(in_flight_metric);
     if let (Some(hook), Some(obj)) = (&cfg.post_request, &req_obj) {
         post_request(py, st, hook, obj, environ.as_ref(), exchange);
     }
