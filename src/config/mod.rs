@@ -34,11 +34,13 @@ use std::time::Duration;
 use ferrocorn_h1::{HeaderMapPolicy, ParserConfig, ProxyMode};
 use pyo3::prelude::*;
 
+pub(crate) use addr::parse_address;
 pub use addr::{AddrList, BindAddr};
 pub use logging::LoggerMode;
 pub use render::settings_markdown;
 pub use resolved::{AsgiLoop, AsgiSettings, Lifespan, ReloadEngine, Resolved, Serving, WorkerKind};
 pub use settings::{setting, Action, ArgType, Config, Setting, TABLE};
+pub(crate) use validate::legacy_unix_port;
 pub use validate::Kind;
 
 /// A configuration problem. `message` is the text to print on stderr (already worded as

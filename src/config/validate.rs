@@ -273,7 +273,7 @@ fn statsd(obj: &Bound<'_, PyAny>) -> Result<Option<String>, Reason> {
 }
 
 /// `unix:NNNN` is host "unix" port NNNN for backward compatibility with Gunicorn < 20.
-fn legacy_unix_port(val: &str) -> Option<u16> {
+pub(crate) fn legacy_unix_port(val: &str) -> Option<u16> {
     let digits = val.strip_prefix("unix:")?;
     if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
         return None;

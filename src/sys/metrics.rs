@@ -131,21 +131,10 @@ pub fn bucket_index(elapsed: Duration) -> usize {
 
 impl MetricsRegion {
     pub fn new() -> std::io::Result<Self> {
-        let len =
-            std::num::NonZeroUsize::new(std::mem::size_of::<Region>()).expect("non-zero size");
-        // SAFETY: an anonymous mapping aliases no existing memory; MAP_SHARED keeps it shared
-        // with every child forked later. The zeroed pages are a valid `Region` (all atomics),
-        // and mmap's page alignment satisfies the slots' 64-byte alignment.
-        let ptr = unsafe {
-            nix::sys::mman::mmap_anonymous(
-                None,
-                len,
-                nix::sys::mman::ProtFlags::PROT_READ | nix::sys::mman::ProtFlags::PROT_WRITE,
-                nix::sys::mman::MapFlags::MAP_SHARED,
-            )
-        }
-        .map_err(std::io::Error::from)?;
-        Ok(MetricsRegion { base: ptr.cast() })
+        // SAFETY: a `Region` is all atomics (valid when zeroed) and needs at most 64-byte
+        // alignment, less than a page.
+        let ptr = unsafe { super::map_shared_zeroed::<Region>() }?;
+        Ok(MetricsRegion { base: ptr })
     }
 
     fn region(&self) -> &Region {

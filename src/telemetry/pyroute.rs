@@ -16,7 +16,7 @@
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use pyo3::prelude::*;
@@ -61,8 +61,14 @@ impl Call {
     }
 }
 
-/// Installs (or with None removes) the Python logger; `threshold` is its effective level.
-pub fn install(logger: Option<Py<PyAny>>, threshold: u32) {
+/// Where a Python logger's own failure is reported: the error log's raw writer, handed in by
+/// `setup` (the error log itself routes lines here, so this module does not name it).
+static FALLBACK: OnceLock<fn(&[u8])> = OnceLock::new();
+
+/// Installs (or with None removes) the Python logger; `threshold` is its effective level and
+/// `fallback` writes text to the default error destination.
+pub fn install(logger: Option<Py<PyAny>>, threshold: u32, fallback: fn(&[u8])) {
+    let _ = FALLBACK.set(fallback);
     let on = logger.is_some();
     *LOGGER.write().unwrap_or_else(|p| p.into_inner()) = logger.map(Arc::new);
     THRESHOLD.store(threshold, Ordering::Release);
@@ -241,9 +247,9 @@ fn run_inside(f: impl FnOnce(Python<'_>) -> PyResult<()>) {
     Python::attach(|py| {
         if let Err(err) = f(py) {
             let tb = super::format_traceback(py, &err);
-            super::error_log::write_raw(
-                format!("--- Logging error in the Python logger ---\n{tb}\n").as_bytes(),
-            );
+            if let Some(write) = FALLBACK.get() {
+                write(format!("--- Logging error in the Python logger ---\n{tb}\n").as_bytes());
+            }
         }
     });
     INSIDE.with(|c| c.set(was_inside));

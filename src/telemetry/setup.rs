@@ -47,7 +47,7 @@ pub fn setup(py: Python<'_>, cfg: &Config, cfg_obj: &Bound<'_, PyAny>) -> Result
             syslog::configure(syslog_settings(cfg).as_ref())?;
             let settings = statsd_settings(cfg).filter(|_| with_statsd);
             statsd::configure(settings.as_ref())?;
-            pyroute::install(None, 0);
+            pyroute::install(None, 0, error_log::write_raw);
             capture_output(py, cfg);
         }
         LoggerMode::Python { class } => {
@@ -57,7 +57,7 @@ pub fn setup(py: Python<'_>, cfg: &Config, cfg_obj: &Bound<'_, PyAny>) -> Result
             syslog::configure(None)?;
             statsd::configure(None)?;
             let level = pyroute::effective_level(py, logger.bind(py));
-            pyroute::install(Some(logger), level);
+            pyroute::install(Some(logger), level, error_log::write_raw);
         }
     }
     Ok(())
@@ -95,6 +95,7 @@ pub fn reload(
     pyroute::install(
         Some(logger.clone().unbind()),
         pyroute::effective_level(py, logger),
+        error_log::write_raw,
     );
     Ok(())
 }

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, SockAddr, SockRef, Socket, Type};
 
 use super::published::Published;
+use crate::config::BindAddr;
 use crate::sys::fd::StableFd;
 
 /// The raw setting values: `statsd_host`, `statsd_prefix` and `dogstatsd_tags`.
@@ -120,74 +121,19 @@ pub fn configure(settings: Option<&StatsdSettings>) -> Result<(), String> {
 /// Gunicorn's `validate_statsd_address`: the legacy `unix:NNNN` (host `unix`, port NNNN),
 /// else `util.parse_address` with default port 8125.
 pub(crate) fn parse_host(value: &str) -> Result<StatsdAddr, String> {
-    if let Some(port) = legacy_unix_port(value) {
+    if let Some(port) = crate::config::legacy_unix_port(value) {
         return Ok(StatsdAddr::Udp {
             host: "unix".to_string(),
             port,
         });
     }
-    if value.starts_with("fd://") {
+    match crate::config::parse_address(value, "8125") {
+        Ok(BindAddr::Unix(path)) => Ok(StatsdAddr::Unix(path)),
+        Ok(BindAddr::Tcp { host, port }) => Ok(StatsdAddr::Udp { host, port }),
         // Gunicorn accepts `fd://N` here and then fails building its logger.
-        return Err("statsd_host: fd:// addresses are not supported".into());
+        Ok(BindAddr::Fd(_)) => Err("statsd_host: fd:// addresses are not supported".into()),
+        Err(_) => Err("Value must be one of ('host:port', 'unix://PATH')".into()),
     }
-    parse_netloc(value).ok_or_else(|| "Value must be one of ('host:port', 'unix://PATH')".into())
-}
-
-/// `util.parse_address(netloc, "8125")` for what `statsd_host` can hold. The full parser
-/// (`config::addr`, private to the config layer) has already validated the value, so this
-/// only has to agree with it on valid input.
-fn parse_netloc(netloc: &str) -> Option<StatsdAddr> {
-    if netloc.starts_with("unix:") {
-        // Gunicorn keeps what follows the *last* `unix:` (`re.split(...)[-1]`).
-        let rest = &netloc[netloc.rfind("unix:")? + "unix:".len()..];
-        let path = rest.strip_prefix("//").unwrap_or(rest);
-        return Some(StatsdAddr::Unix(PathBuf::from(path)));
-    }
-    let netloc = match netloc.strip_prefix("tcp://") {
-        Some(rest) => rest.split("tcp://").next().unwrap_or(""),
-        None => netloc,
-    };
-    let (host, port) = if netloc.contains('[') && netloc.contains(']') {
-        let host = netloc.split(']').next().unwrap_or("");
-        (
-            host.get(1..).unwrap_or(""),
-            netloc.split("]:").nth(1).unwrap_or("8125"),
-        )
-    } else if netloc.contains(':') {
-        let mut parts = netloc.split(':');
-        (parts.next().unwrap_or(""), parts.next().unwrap_or("8125"))
-    } else if netloc.is_empty() {
-        ("0.0.0.0", "8125")
-    } else {
-        (netloc, "8125")
-    };
-    Some(StatsdAddr::Udp {
-        host: host.to_lowercase(),
-        port: py_port(port)?,
-    })
-}
-
-/// Python's `int(port)` for a port: surrounding whitespace, a `+` sign and `_` between digits
-/// are allowed.
-fn py_port(text: &str) -> Option<u16> {
-    let text = text.trim();
-    let text = text.strip_prefix('+').unwrap_or(text);
-    if text.is_empty() || text.starts_with('_') || text.ends_with('_') || text.contains("__") {
-        return None;
-    }
-    let digits: String = text.chars().filter(|c| *c != '_').collect();
-    if !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
-}
-
-fn legacy_unix_port(value: &str) -> Option<u16> {
-    let digits = value.strip_prefix("unix:")?;
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
 }
 
 /// A non-blocking, close-on-exec datagram socket, connected when possible. A socket whose

@@ -165,18 +165,7 @@ fn post_request(
     let env_obj = environ
         .map(|e| e.clone().into_any().unbind())
         .unwrap_or_else(|| py.None());
-    // Copied out: building the Python object runs Python, which must not find the exchange
-    // locked.
-    let (info, headers_sent, must_close) = {
-        let ex = http::lock(py, exchange);
-        (ex.response().clone(), ex.headers_sent(), ex.close_forced())
-    };
-    let facts = objects::ResponseFacts {
-        info: &info,
-        headers_sent,
-        must_close,
-    };
-    let resp_obj = objects::response_object(py, facts, req_obj).unwrap_or_else(|_| py.None());
+    let resp_obj = response_object(py, exchange, req_obj).unwrap_or_else(|_| py.None());
     let args = (
         st.ctx.worker.clone_ref(py),
         req_obj.clone_ref(py),
@@ -188,14 +177,14 @@ fn post_request(
     }
 }
 
-/// The access call of a Python logger, with the objects Gunicorn's workers pass it.
-fn py_access(
+/// Gunicorn's `resp` object for the hooks and a Python logger, as the exchange stands now.
+fn response_object(
     py: Python<'_>,
-    req_obj: &Py<PyAny>,
-    environ: Option<&Bound<'_, PyDict>>,
     exchange: &SharedExchange,
-    elapsed: Duration,
-) {
+    req_obj: &Py<PyAny>,
+) -> PyResult<Py<PyAny>> {
+    // Copied out: building the Python object runs Python, which must not find the exchange
+    // locked.
     let (info, headers_sent, must_close) = {
         let ex = http::lock(py, exchange);
         (ex.response().clone(), ex.headers_sent(), ex.close_forced())
@@ -205,7 +194,18 @@ fn py_access(
         headers_sent,
         must_close,
     };
-    let Ok(resp) = objects::response_object(py, facts, req_obj) else {
+    objects::response_object(py, facts, req_obj)
+}
+
+/// The access call of a Python logger, with the objects Gunicorn's workers pass it.
+fn py_access(
+    py: Python<'_>,
+    req_obj: &Py<PyAny>,
+    environ: Option<&Bound<'_, PyDict>>,
+    exchange: &SharedExchange,
+    elapsed: Duration,
+) {
+    let Ok(resp) = response_object(py, exchange, req_obj) else {
         return;
     };
     let environ = match environ {
