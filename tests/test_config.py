@@ -38,7 +38,7 @@ worker_class worker_connections worker_exit worker_int worker_tmp_dir workers ws
 """.split()
 
 # ferrocorn's own settings (section "Ferrocorn Extensions" in docs/settings.md).
-FERROCORN_SETTINGS = ["boot_timeout", "permit_missing_host"]
+FERROCORN_SETTINGS = ["boot_timeout", "permit_missing_host", "prometheus_bind", "syslog_rfc5424"]
 
 PRINT_LINE_RE = re.compile(r"^(\w+)(\s+)= (.*)$")
 
@@ -377,7 +377,7 @@ def test_invalid_option_in_cmd_args_env_exits(run):
     "args, names",
     [
         (["--http-protocols", "h2"], ("http_protocols",)),
-        (["--log-syslog"], ("syslog",)),
+        (["--spew"], ("spew",)),
         (["-k", "gevent"], ("gevent", "worker_class")),
     ],
 )
