@@ -288,10 +288,14 @@ def test_sync_trickled_hello_is_cut_at_the_timeout_without_killing_the_worker(tl
 @pytest.mark.parametrize("kind", [
     pytest.param(("-k", "gthread", "--threads", "4", "--worker-connections", "2000"),
                  id="gthread"),
-    ASGI,
+    # Room for the stalled ones and the client: at the default 1000 the client would only
+    # get a permit once the stalled handshakes are cut.
+    pytest.param(("-k", "asgi", "--worker-connections", "2000"), id="asgi"),
 ])
 def test_a_thousand_stalled_handshakes_do_not_block_others(tls_serve, pki, kind):
-    count, timeout = 1000, 3
+    # `timeout` is what cuts the stalled handshakes; the other client must get through well
+    # before that, however loaded the machine is.
+    count, timeout = 1000, 8
     limits = ensure_nofile(2200)
     socks = []
     try:
@@ -307,9 +311,9 @@ def test_a_thousand_stalled_handshakes_do_not_block_others(tls_serve, pki, kind)
         start = time.monotonic()
         raw = tls_request(server.address, pki.client_context(), timeout=5)
         assert raw.startswith(b"HTTP/1.1 200"), raw[:200]
-        assert time.monotonic() - start < 3.0, time.monotonic() - start
+        assert time.monotonic() - start < timeout / 2, time.monotonic() - start
         # And the server closes them after about `timeout`, not at once.
-        closed = wait_all_closed(socks, time.monotonic() + 3 * timeout)
+        closed = wait_all_closed(socks, time.monotonic() + 2 * timeout)
         early = [closed[s] - sent[s] for s in socks if closed[s] - sent[s] < timeout / 3]
         assert not early, "closed after %.2fs (and %d more)" % (min(early), len(early) - 1)
         assert_serves(server, pki)
