@@ -97,6 +97,23 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def children(pid: int) -> set:
+    """Live (not zombie) processes whose parent is `pid`."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                # The command name (field 2) may contain spaces; it is wrapped in parentheses.
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid and fields[0] not in ("Z", "X"):
+            found.add(int(entry))
+    return found
+
+
 def wait_until(predicate, timeout: float = 20.0, what: str = "condition"):
     """Poll `predicate` until it returns something truthy (returned), or fail after `timeout`."""
     deadline = time.monotonic() + timeout

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import selectors
 import socket
 import threading
 import time
 from pathlib import Path
+
+import requests
 
 # One syslog record as Gunicorn's SysLogHandler sends it:
 # `<PRI>gunicorn.<prefix>.<error|access>: [<pid>] <message>` and a NUL byte.
@@ -185,3 +188,18 @@ def write_conf(path: Path, **settings) -> Path:
     """A Python config file setting each keyword to its repr."""
     path.write_text("".join("%s = %r\n" % item for item in settings.items()))
     return path
+
+
+def hup_then_after_and_final(server) -> tuple[int, int]:
+    """HUP a one-worker server, wait until the new worker replaced the old one, then request
+    /after and /final and wait for the /final access line on stdout: (old pid, new pid)."""
+    (old,) = server.worker_pids()
+    server.send_signal(signal.SIGHUP)
+    server.wait_for_log(r"Hang up: Master")
+    server.wait_for_log(r"Booting worker with pid: \d+", count=2)
+    server.wait_for_log(r"Worker exiting \(pid: %d\)" % old)
+    new = server.worker_pids()[1]
+    requests.get(server.url + "/after", timeout=10)
+    requests.get(server.url + "/final", timeout=10)
+    server.wait_for_log(r"GET /final", text=server.stdout_text)
+    return old, new

@@ -279,22 +279,6 @@ def wait_scrape(url: str, predicate, what: str, timeout: float = 15.0) -> Scrape
 # Processes and their sockets.
 
 
-def children(pid: int) -> set:
-    """Live (not zombie) processes whose parent is `pid`."""
-    found = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % entry) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[1]) == pid and fields[0] not in ("Z", "X"):
-            found.add(int(entry))
-    return found
-
-
 def listening_inode(port: int) -> int:
     """The inode of the socket listening on TCP `port` (from /proc/net/tcp{,6})."""
     found = [s["inode"] for s in tcp_sockets(port) if s["state"] == TCP_LISTEN]

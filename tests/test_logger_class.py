@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from conftest import LOG_LINE_RE, wait_until
-from logcfg_support import file_text, lines_of, read_jsonl
+from logcfg_support import hup_then_after_and_final, file_text, lines_of, read_jsonl
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -111,15 +111,7 @@ def test_hup_does_not_stack_handlers(serve, tmp_path):
     record = tmp_path / "calls.jsonl"
     server = serve("--logger-class", RECORDING, "--access-logfile", "-", "logcfg_app:app",
                    env={"LOGCFG_RECORD": str(record)}, ready_path="/before")
-    (old,) = server.worker_pids()
-    server.send_signal(signal.SIGHUP)
-    server.wait_for_log(r"Hang up: Master")
-    server.wait_for_log(r"Booting worker with pid: \d+", count=2)
-    server.wait_for_log(r"Worker exiting \(pid: %d\)" % old)
-    new = server.worker_pids()[1]
-    requests.get(server.url + "/after", timeout=10)
-    requests.get(server.url + "/final", timeout=10)
-    server.wait_for_log(r"GET /final", text=server.stdout_text)
+    old, new = hup_then_after_and_final(server)
 
     after = [line for line in lines_of(server.stdout_text()) if "GET /after" in line]
     assert len(after) == 1, server.stdout_text()

@@ -4,13 +4,12 @@ precedence, their errors, and what a reload (HUP) and the access log do under th
 
 import json
 import re
-import signal
 
 import pytest
 import requests
 
 from conftest import wait_until
-from logcfg_support import file_text, lines_of, pythonjsonlogger_formatter_path, write_conf
+from logcfg_support import hup_then_after_and_final, file_text, lines_of, pythonjsonlogger_formatter_path, write_conf
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -282,15 +281,7 @@ def test_hup_with_logconfig_dict_does_not_duplicate_lines(serve, tmp_path):
     conf = write_conf(tmp_path / "conf.py", logconfig_dict=reshaping_dict())
     server = serve("-c", conf, "logcfg_app:app", ready_path="/before")
     server.wait_for_log(r"GET /before", text=server.stdout_text)
-    (old,) = server.worker_pids()
-    server.send_signal(signal.SIGHUP)
-    server.wait_for_log(r"Hang up: Master")
-    server.wait_for_log(r"Booting worker with pid: \d+", count=2)
-    server.wait_for_log(r"Worker exiting \(pid: %d\)" % old)
-    new = server.worker_pids()[1]
-    requests.get(server.url + "/after", timeout=10)
-    requests.get(server.url + "/final", timeout=10)
-    server.wait_for_log(r"GET /final", text=server.stdout_text)
+    old, new = hup_then_after_and_final(server)
 
     out = lines_of(server.stdout_text())
     after = [line for line in out if "GET /after" in line]

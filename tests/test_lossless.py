@@ -19,7 +19,9 @@ import time
 
 import pytest
 
-from conftest import is_gunicorn, listening_addresses, pid_alive, read_pid, wait_until
+from conftest import (
+    children, is_gunicorn, listening_addresses, pid_alive, read_pid, wait_until,
+)
 from loadgen import FAILED, OK, REFUSED, LoadGen
 
 pytestmark = pytest.mark.timeout(60)
@@ -86,23 +88,6 @@ async def app(scope, receive, send):
 
 def versioned_app(kind, version: str) -> str:
     return (VERSIONED_ASGI_APP if "asgi" in kind else VERSIONED_APP).format(version=version)
-
-
-def children(pid: int) -> set:
-    """Live (not zombie) processes whose parent is `pid`."""
-    found = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % entry) as f:
-                # The command name (field 2) may contain spaces; it is wrapped in parentheses.
-                fields = f.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[1]) == pid and fields[0] not in ("Z", "X"):
-            found.add(int(entry))
-    return found
 
 
 def wait_children(pid: int, count: int, load: LoadGen, what: str, timeout: float = 15.0) -> set:

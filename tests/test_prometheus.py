@@ -20,10 +20,9 @@ import time
 import pytest
 import requests
 
-from conftest import pid_alive, wait_until
+from conftest import children, pid_alive, wait_until
 from metrics_support import (
     StatsdReceiver,
-    children,
     listening_inode,
     metrics_url,
     scrape,

@@ -92,13 +92,7 @@ impl Arbiter<'_> {
         if !self.cfg.enable_backlog_metric {
             return;
         }
-        // Unix listeners have no accept-queue reading; Gunicorn adds -1 for each instead.
-        let backlog: i64 = self
-            .listeners
-            .iter()
-            .filter_map(|l| crate::sys::tcp::accept_queue_len(l.as_fd()))
-            .map(i64::from)
-            .sum();
+        let backlog: i64 = self.accept_queues().map(|(_, n)| i64::from(n)).sum();
         let msg = format!("socket backlog: {backlog}");
         if !pyroute::metric(&msg, "gunicorn.backlog", backlog, "histogram") {
             error_log::debug(&msg);
@@ -299,6 +293,14 @@ impl Arbiter<'_> {
         }
     }
 
+    /// Each TCP listener with the connections waiting in its accept queue. Unix listeners
+    /// have no such reading; Gunicorn adds -1 for each instead, which skews sums.
+    fn accept_queues(&self) -> impl Iterator<Item = (&crate::net::Listener, u32)> {
+        self.listeners
+            .iter()
+            .filter_map(|l| Some((l, crate::sys::tcp::accept_queue_len(l.as_fd())?)))
+    }
+
     /// Why a worker that is gone will be replaced, for the restart counters; None when it
     /// was asked to go for good (TTOU, fewer workers).
     fn restart_reason(&self, w: &WorkerRec) -> Option<RestartReason> {
@@ -342,12 +344,8 @@ impl Arbiter<'_> {
             .collect();
         let tls = self.cfg.is_ssl();
         let listeners: Vec<(String, u64)> = self
-            .listeners
-            .iter()
-            .filter_map(|l| {
-                let queued = crate::sys::tcp::accept_queue_len(l.as_fd())?;
-                Some((l.url(tls), u64::from(queued)))
-            })
+            .accept_queues()
+            .map(|(l, n)| (l.url(tls), u64::from(n)))
             .collect();
         self.metrics.serve(&views, self.num_workers, &listeners);
     }

@@ -90,6 +90,15 @@ pub fn logger() -> Option<Arc<Py<PyAny>>> {
     LOGGER.read().unwrap_or_else(|p| p.into_inner()).clone()
 }
 
+/// The logger, unless there is none or this thread is already inside it (a logger that makes
+/// Rust log again gets the default destination rather than recursion).
+fn outside_logger() -> Option<Arc<Py<PyAny>>> {
+    if INSIDE.with(Cell::get) {
+        return None;
+    }
+    logger()
+}
+
 /// The level below which lines may be dropped without the GIL, read after each `setup`
 /// (see `THRESHOLD`): the `gunicorn.error` logger's effective level for ferrocorn's own
 /// `Logger` class, whose level methods only forward to it. Any other class (a subclass, the
@@ -140,10 +149,7 @@ pub(crate) fn line(call: Call, msg: &str) -> bool {
 /// `log.exception(msg)` while `err` is the exception being handled, as Gunicorn calls it
 /// from its `except` blocks, so formatters and loggers see the exception, not only text.
 pub(crate) fn exception(py: Python<'_>, msg: &str, err: &PyErr) -> bool {
-    if !active() || INSIDE.with(Cell::get) {
-        return false;
-    }
-    let Some(logger) = logger() else {
+    let Some(logger) = outside_logger() else {
         return false;
     };
     // Called with the GIL (the exception is a Python object), so never deferred.
@@ -160,10 +166,7 @@ pub(crate) fn exception(py: Python<'_>, msg: &str, err: &PyErr) -> bool {
 /// A call with its `extra` metric, the way Gunicorn's arbiter reports the workers gauge and
 /// the backlog (`log.debug(msg, extra={"metric": ..., "value": ..., "mtype": ...})`).
 pub(crate) fn metric(msg: &str, name: &str, value: i64, mtype: &str) -> bool {
-    if !active() || INSIDE.with(Cell::get) {
-        return false;
-    }
-    let Some(logger) = logger() else {
+    let Some(logger) = outside_logger() else {
         return false;
     };
     let (msg, name, mtype) = (msg.to_owned(), name.to_owned(), mtype.to_owned());
@@ -185,12 +188,9 @@ pub(crate) fn metric(msg: &str, name: &str, value: i64, mtype: &str) -> bool {
 /// `log.gauge(name, value)` when the Python logger has one (the StatsD logger): the master
 /// re-sends the workers gauge every loop, not only when it changes.
 pub(crate) fn gauge(name: &str, value: i64) {
-    let Some(logger) = logger() else {
+    let Some(logger) = outside_logger() else {
         return;
     };
-    if INSIDE.with(Cell::get) {
-        return;
-    }
     let name = name.to_owned();
     enter(move |py| {
         let logger = logger.bind(py);

@@ -37,9 +37,7 @@ fn statsd_settings(cfg: &Config) -> Option<StatsdSettings> {
 /// The logging set-up of the master at start-up. `cfg_obj` is the Python view of `cfg`
 /// that a Python logger keeps as `self.cfg`. The error is the text after `Error: `.
 pub fn setup(py: Python<'_>, cfg: &Config, cfg_obj: &Bound<'_, PyAny>) -> Result<(), String> {
-    error_log::init(&cfg.errorlog, &cfg.loglevel)
-        .and_then(|()| access::init(cfg.accesslog.as_deref(), &cfg.access_log_format))
-        .map_err(|e| e.to_string())?;
+    open_logs(cfg)?;
     match cfg.logger_mode() {
         LoggerMode::Rust {
             statsd: with_statsd,
@@ -63,6 +61,14 @@ pub fn setup(py: Python<'_>, cfg: &Config, cfg_obj: &Bound<'_, PyAny>) -> Result
     Ok(())
 }
 
+/// The error and access log destinations and format (both paths: `wsgi.errors` and the
+/// fallback writes use the error log's even in Python mode).
+fn open_logs(cfg: &Config) -> Result<(), String> {
+    error_log::init(&cfg.errorlog, &cfg.loglevel)
+        .and_then(|()| access::init(cfg.accesslog.as_deref(), &cfg.access_log_format))
+        .map_err(|e| e.to_string())
+}
+
 /// HUP: the same set-up with the new configuration. A Python logger of the same class is
 /// kept and `setup(cfg)` re-run on it, as Gunicorn 26.1+ does; if that fails, it is set up
 /// again with `old_obj` and the error returned, so logging keeps working as before.
@@ -83,9 +89,7 @@ pub fn reload(
     let (Some(logger), true) = (current, same_class) else {
         return setup(py, cfg, cfg_obj);
     };
-    error_log::init(&cfg.errorlog, &cfg.loglevel)
-        .and_then(|()| access::init(cfg.accesslog.as_deref(), &cfg.access_log_format))
-        .map_err(|e| e.to_string())?;
+    open_logs(cfg)?;
     let logger = logger.bind(py);
     if let Err(e) = logger.call_method1("setup", (cfg_obj,)) {
         let text = python_error(py, &e);

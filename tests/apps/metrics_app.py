@@ -35,6 +35,24 @@ def _status_line(code: int) -> str:
         return "%d Custom" % code
 
 
+def answer(path, method, query):
+    """The status and body for a request (shared with the ASGI twin, metrics_asgi.py)."""
+    if path == "/status":
+        status = int(query.get("code", "200"))
+    elif path == "/missing":
+        status = 404
+    elif method == "POST":
+        status = 201
+    elif method == "DELETE":
+        status = 204
+    else:
+        status = 200
+    body = ("%d pid %d\n" % (status, os.getpid())).encode()
+    if status in (204, 304) or path == "/status":
+        body = b""
+    return status, body
+
+
 def app(environ, start_response):
     path = environ.get("PATH_INFO", "")
     method = environ["REQUEST_METHOD"]
@@ -54,19 +72,7 @@ def app(environ, start_response):
                 time.sleep(0.01)
         else:
             time.sleep(float(query.get("s", "0")))
-    if path == "/status":
-        status = int(query.get("code", "200"))
-    elif path == "/missing":
-        status = 404
-    elif method == "POST":
-        status = 201
-    elif method == "DELETE":
-        status = 204
-    else:
-        status = 200
-    body = ("%d pid %d\n" % (status, os.getpid())).encode()
-    if status in (204, 304) or path == "/status":
-        body = b""
+    status, body = answer(path, method, query)
     headers = [("Content-Type", "text/plain"), ("X-Worker-Pid", str(os.getpid()))]
     if status not in (204, 304):
         headers.append(("Content-Length", str(len(body))))

@@ -6,20 +6,13 @@ import os
 import time
 from urllib.parse import parse_qs
 
-
-async def _lifespan(receive, send):
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
+from asgi_worker import lifespan
+from metrics_app import answer
 
 
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
-        return await _lifespan(receive, send)
+        return await lifespan(receive, send)
     assert scope["type"] == "http", scope["type"]
     path = scope["path"]
     method = scope["method"]
@@ -40,19 +33,7 @@ async def app(scope, receive, send):
                 await asyncio.sleep(0.01)
         else:
             await asyncio.sleep(float(query.get("s", "0")))
-    if path == "/status":
-        status = int(query.get("code", "200"))
-    elif path == "/missing":
-        status = 404
-    elif method == "POST":
-        status = 201
-    elif method == "DELETE":
-        status = 204
-    else:
-        status = 200
-    body = ("%d pid %d\n" % (status, os.getpid())).encode()
-    if status in (204, 304) or path == "/status":
-        body = b""
+    status, body = answer(path, method, query)
     headers = [(b"content-type", b"text/plain"), (b"x-worker-pid", str(os.getpid()).encode())]
     if status not in (204, 304):
         headers.append((b"content-length", str(len(body)).encode()))
