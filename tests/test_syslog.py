@@ -7,11 +7,12 @@ and no host name."""
 
 import re
 import signal
+import socket
 
 import pytest
 import requests
 
-from conftest import http_get, raw_request
+from conftest import http_get, raw_request, wait_until
 from logcfg_support import SyslogReceiver
 
 pytestmark = pytest.mark.timeout(60)
@@ -261,3 +262,31 @@ def test_syslog_settings_are_unchecked_without_log_syslog(serve):
     server = serve("--log-syslog-to", "foo://x", "--log-syslog-facility", "bogus",
                    "logcfg_app:app", ready_path="/ready")
     assert http_get(server.address, "/fine").status == 200
+
+
+@pytest.mark.ferrocorn_only
+def test_rfc5424_records_over_udp(serve, receiver):
+    # `--log-syslog-rfc5424` is ferrocorn's: version 1, an RFC 3339 timestamp, the host name,
+    # the tag as APP-NAME and the pid as PROCID, no NUL.
+    rec = receiver("udp")
+    server = serve(*syslog_args(rec, "--log-syslog-rfc5424", "--log-syslog-facility", "local0",
+                                "-n", "my:app"), "logcfg_app:app", ready_path="/ready")
+    (worker,) = server.worker_pids()
+    shape = re.compile(r"\A<(\d+)>1 (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}[+-]\d\d:\d\d) "
+                       r"(\S+) (\S+) (\d+) - - (.*)\Z", re.S)
+
+    def parsed():
+        return [m for m in (shape.match(r.text) for r in rec.records()) if m]
+
+    wait_until(lambda: any(m.group(6) == "Booting worker with pid: %d" % worker
+                           for m in parsed()), what="an RFC 5424 Booting record")
+    requests.get(server.url + "/fmt", timeout=10)
+    wait_until(lambda: any(m.group(4) == "gunicorn.my.app.access" for m in parsed()),
+               what="an RFC 5424 access record")
+    booting = next(m for m in parsed() if m.group(6).startswith("Booting worker"))
+    assert booting.group(1) == "134"  # local0 + info
+    assert booting.group(3) == socket.gethostname()
+    assert booting.group(4) == "gunicorn.my.app.error"
+    assert int(booting.group(5)) == worker
+    assert all(not r.raw.endswith(b"\x00") for r in rec.records())
+    assert all(shape.match(r.text) for r in rec.records()), rec.records()
