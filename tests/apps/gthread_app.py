@@ -21,6 +21,8 @@ import threading
 import time
 from urllib.parse import parse_qs
 
+from marker import write_marker
+
 PIECE = 64 * 1024
 
 
@@ -84,8 +86,7 @@ def app(environ, start_response):
         data = {"length": total, "sha256": digest.hexdigest()}
     else:
         if "started" in query:
-            with open(query["started"][0], "w") as f:
-                f.write(str(os.getpid()))
+            write_marker(query["started"][0], str(os.getpid()))
         seconds = float(query.get("s", ["0"])[0])
         if seconds:
             time.sleep(seconds)

@@ -21,6 +21,8 @@ import time
 from http import HTTPStatus
 from urllib.parse import parse_qs
 
+from marker import write_marker
+
 _GATE = os.environ.get("METRICS_BOOT_GATE")
 if _GATE:
     _deadline = time.monotonic() + 30
@@ -64,8 +66,7 @@ def app(environ, start_response):
         environ["wsgi.input"].read(length)
     if path == "/sleep":
         if "started" in query:
-            with open(query["started"], "w") as f:
-                f.write(str(os.getpid()))
+            write_marker(query["started"], str(os.getpid()))
         if "release" in query:
             deadline = time.monotonic() + float(query.get("s", "15"))
             while not os.path.exists(query["release"]) and time.monotonic() < deadline:

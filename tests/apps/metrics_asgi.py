@@ -7,6 +7,7 @@ import time
 from urllib.parse import parse_qs
 
 from asgi_worker import lifespan
+from marker import write_marker
 from metrics_app import answer
 
 
@@ -25,8 +26,7 @@ async def app(scope, receive, send):
             break
     if path == "/sleep":
         if "started" in query:
-            with open(query["started"], "w") as f:
-                f.write(str(os.getpid()))
+            write_marker(query["started"], str(os.getpid()))
         if "release" in query:
             deadline = time.monotonic() + float(query.get("s", "15"))
             while not os.path.exists(query["release"]) and time.monotonic() < deadline:

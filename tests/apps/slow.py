@@ -8,13 +8,14 @@ import os
 import time
 from urllib.parse import parse_qs
 
+from marker import write_marker
+
 
 def app(environ, start_response):
     query = parse_qs(environ.get("QUERY_STRING", ""))
     seconds = float(query.get("s", ["0"])[0])
     if "started" in query:
-        with open(query["started"][0], "w") as f:
-            f.write(str(os.getpid()))
+        write_marker(query["started"][0], str(os.getpid()))
     if seconds:
         time.sleep(seconds)
     body = ("slept %s pid %d\n" % (seconds, os.getpid())).encode()

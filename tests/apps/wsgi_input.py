@@ -14,6 +14,8 @@ import json
 import os
 from urllib.parse import parse_qs
 
+from marker import write_marker
+
 
 def _arg(text):
     if text == "None":
@@ -43,8 +45,7 @@ def app(environ, start_response):
     query = parse_qs(environ.get("QUERY_STRING", ""))
     marker = query.get("marker", [None])[0]
     if marker:
-        with open(marker, "w") as f:
-            f.write("app started before reading wsgi.input\n")
+        write_marker(marker, "app started before reading wsgi.input\n")
     results = []
     if not query.get("skip"):
         stream = environ["wsgi.input"]
