@@ -54,14 +54,32 @@ fn insert_pythonpath(py: Python<'_>, cfg: &Config) -> PyResult<()> {
 pub fn run(py: Python<'_>, argv: Vec<String>) -> i32 {
     // Where the command was started (before any --chdir), for USR2 re-exec.
     let start_cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
-    let cfg = match Config::load(py, &argv) {
-        Ok(Loaded::Run(cfg)) => *cfg,
-        Ok(Loaded::Exit(code)) => return code,
+    match Config::load(py, &argv) {
+        Ok(Loaded::Run(cfg)) => start(py, *cfg, argv, start_cwd),
+        Ok(Loaded::Exit(code)) => code,
         Err(e) => {
             eprint_flush(&e.report());
-            return e.exit_code;
+            e.exit_code
         }
-    };
+    }
+}
+
+/// The embedding API's `BaseApplication.run()`: serve with the settings of
+/// `application.cfg` (already loaded by its `load_config()`), loading the app through
+/// `application.wsgi()`. Returns the process exit status.
+pub fn run_application(py: Python<'_>, application: &Bound<'_, PyAny>) -> PyResult<i32> {
+    let start_cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
+    let mut cfg = crate::config::application_config(application)?;
+    if let Err(e) = cfg.resolve() {
+        eprint_flush(&e.report());
+        return Ok(e.exit_code);
+    }
+    let argv: Vec<String> = py.import("sys")?.getattr("argv")?.extract()?;
+    Ok(start(py, cfg, argv, start_cwd))
+}
+
+/// From a loaded configuration to a running master, whatever loaded it.
+fn start(py: Python<'_>, cfg: Config, argv: Vec<String>, start_cwd: std::path::PathBuf) -> i32 {
     if let Err(e) = cfg.check_supported() {
         eprint_flush(&e.report());
         return e.exit_code;
@@ -79,10 +97,10 @@ pub fn run(py: Python<'_>, argv: Vec<String>) -> i32 {
     // Workers that drop privileges must still be able to write and reopen the log files.
     telemetry::error_log::chown(cfg.user, cfg.group);
     telemetry::access::chown(cfg.user, cfg.group);
-    let Some(uri) = cfg.app_uri().map(str::to_string) else {
+    if cfg.application.is_none() && cfg.app_uri().is_none() {
         eprint_flush("\nError: No application module specified.\n");
         return exit::CONFIG;
-    };
+    }
     if let Err(e) = insert_pythonpath(py, &cfg) {
         eprint_flush(&format!("\nError: {e}\n"));
         return exit::CONFIG;
@@ -92,7 +110,7 @@ pub fn run(py: Python<'_>, argv: Vec<String>) -> i32 {
         if cfg.print_config {
             println!("{}", cfg.print_config(py));
         }
-        return match wsgi::app::load(py, &uri) {
+        return match wsgi::app::load(py, &cfg) {
             Ok(_) => exit::OK,
             Err(f) => {
                 eprint_flush(&format!(
@@ -102,6 +120,11 @@ pub fn run(py: Python<'_>, argv: Vec<String>) -> i32 {
                 exit::CONFIG
             }
         };
+    }
+
+    if let Err(e) = arbiter::spew(py, cfg.spew) {
+        eprint_flush(&format!("\nError: {e}\n"));
+        return exit::CONFIG;
     }
 
     if let Ok(os) = py.import("os") {
@@ -152,7 +175,7 @@ pub fn run(py: Python<'_>, argv: Vec<String>) -> i32 {
     }
 
     let app = if cfg.preload_app {
-        match wsgi::app::load(py, &uri) {
+        match wsgi::app::load(py, &cfg) {
             Ok(app) => Some(app),
             Err(f) => {
                 eprint_flush(&f.traceback);

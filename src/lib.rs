@@ -32,10 +32,21 @@ fn run(py: Python<'_>, argv: Vec<String>) -> i32 {
     boot::run(py, argv)
 }
 
+/// The embedding API's `BaseApplication.run()`: returns the process exit status.
+#[pyfunction]
+fn run_application(py: Python<'_>, application: &Bound<'_, PyAny>) -> PyResult<i32> {
+    boot::run_application(py, application)
+}
+
 #[pymodule]
 fn _ferrocorn(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", VERSION)?;
     m.add_function(wrap_pyfunction!(run, m)?)?;
+    m.add_function(wrap_pyfunction!(run_application, m)?)?;
+    m.add_class::<config::ConfigHandle>()?;
+    m.add_function(wrap_pyfunction!(config::parse_args, m)?)?;
+    m.add_function(wrap_pyfunction!(config::settings_table, m)?)?;
+    m.add_function(wrap_pyfunction!(config::is_setting, m)?)?;
     telemetry::register(m)?;
     m.add_class::<reload::inotify::Inotify>()?;
     Ok(())

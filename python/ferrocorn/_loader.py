@@ -94,3 +94,10 @@ def import_app(uri):
     if not callable(app):
         raise AppImportError("Application object must be callable.")
     return app
+
+
+def load_pasteapp(config_uri, raw_global_conf):
+    """``--paste``: the app of a PasteDeploy ini, as Gunicorn's ``load_pasteapp``."""
+    from ferrocorn.app.pasterapp import get_wsgi_app, parse_global_conf
+
+    return get_wsgi_app(config_uri, defaults=parse_global_conf(raw_global_conf))

@@ -91,14 +91,16 @@ impl<'py> Arbiter<'py> {
         let objects = py.import("ferrocorn._objects")?;
         kw.set_item("cfg", cfg_obj.clone_ref(py))?;
         kw.set_item("log", log.clone_ref(py))?;
-        kw.set_item(
-            "app",
-            objects.getattr("Application")?.call1((
+        // Hooks see the embedding API's own application object as `server.app`.
+        let app_obj = match &cfg.application {
+            Some(application) => application.bind(py).clone(),
+            None => objects.getattr("Application")?.call1((
                 cfg_obj.clone_ref(py),
                 cfg.app_uri(),
                 app.as_ref().map(|a| a.clone_ref(py)),
             ))?,
-        )?;
+        };
+        kw.set_item("app", app_obj)?;
         kw.set_item("pid", process::getpid())?;
         kw.set_item("WORKERS", PyDict::new(py))?;
         kw.set_item("LISTENERS", pyo3::types::PyList::empty(py))?;
@@ -414,7 +416,11 @@ impl<'py> Arbiter<'py> {
 
     fn reload_config(&mut self) -> Result<()> {
         let py = self.py;
-        let cfg = match Config::load(py, &self.argv) {
+        let loaded = match &self.cfg.application {
+            Some(application) => reload_application(py, application.bind(py)),
+            None => Config::load(py, &self.argv),
+        };
+        let cfg = match loaded {
             Ok(crate::config::Loaded::Run(cfg)) => *cfg,
             Ok(crate::config::Loaded::Exit(_)) => return Ok(()),
             Err(e) => {
@@ -455,6 +461,9 @@ impl<'py> Arbiter<'py> {
             error_log::warning(
                 "prometheus_bind changed; the metrics listener keeps its address until a restart or upgrade (USR2)",
             );
+        }
+        if let Err(e) = spew(py, cfg.spew) {
+            error_log::error(&format!("Error: could not change the spew trace: {e}"));
         }
         let old_address = self.cfg.address().ok();
         self.cfg = cfg;
@@ -593,4 +602,44 @@ impl<'py> Arbiter<'py> {
         }
         status
     }
+}
+
+/// `--spew`: trace every Python line the master runs from now on (and, through fork, its
+/// workers' main threads), or stop tracing when a reload turned it off.
+pub fn spew(py: Python<'_>, on: bool) -> PyResult<()> {
+    if on {
+        py.import("ferrocorn.debug")?.call_method0("spew")?;
+        return Ok(());
+    }
+    let current = py.import("sys")?.call_method0("gettrace")?;
+    if !current.is_none() {
+        let debug = py.import("ferrocorn.debug")?;
+        if current.is_instance(&debug.getattr("Spew")?)? {
+            debug.call_method0("unspew")?;
+        }
+    }
+    Ok(())
+}
+
+/// HUP with the embedding API: Gunicorn's `app.reload()` (which loads the settings again
+/// through the application's own `load_config()`), then its new `cfg`. Gunicorn exits
+/// when that fails; the master keeps serving with the settings it has instead.
+fn reload_application(
+    py: Python<'_>,
+    application: &Bound<'_, PyAny>,
+) -> std::result::Result<crate::config::Loaded, crate::config::ConfigError> {
+    let failed = |e: PyErr| {
+        let text = match crate::wsgi::app::system_exit_code(py, &e) {
+            Some(code) => format!("the application's load_config() exited with status {code}"),
+            None => e.value(py).to_string(),
+        };
+        crate::config::ConfigError {
+            message: text,
+            exit_code: 1,
+        }
+    };
+    application.call_method0("reload").map_err(failed)?;
+    let mut cfg = crate::config::application_config(application).map_err(failed)?;
+    cfg.resolve()?;
+    Ok(crate::config::Loaded::Run(Box::new(cfg)))
 }

@@ -33,7 +33,7 @@ fn prog_name(argv0: Option<&String>) -> String {
 }
 
 /// Print what argparse prints for `-h`, `--version` or an error; return the exit status.
-fn report_stop(prog: &str, stop: Stop) -> i32 {
+pub(crate) fn report_stop(prog: &str, stop: Stop) -> i32 {
     match stop {
         Stop::Help => {
             print!("{}", render::help(prog));
@@ -62,19 +62,35 @@ fn py_error(py: Python<'_>, err: PyErr) -> ConfigError {
     ConfigError::error(py_text(err.value(py).as_any()))
 }
 
-/// Gunicorn's `cfg.set(name, value)`: validate, then store; failures name the setting.
-pub(crate) fn set(cfg: &mut Config, name: &str, obj: &Bound<'_, PyAny>) -> Result<(), ConfigError> {
-    let row = setting(name)
-        .ok_or_else(|| ConfigError::error(format!("No configuration setting for: {name}")))?;
-    let value = row
-        .kind
-        .validate(name, obj)
-        .map_err(|reason| ConfigError::invalid(name, &py_text(obj), &reason))?;
-    cfg.put_value(name, value)
-        .map_err(|reason| ConfigError::invalid(name, &py_text(obj), reason))
+/// Why `cfg.set` refused a value.
+pub(crate) enum SetError {
+    /// Not a setting name.
+    Unknown,
+    /// The validator's reason.
+    Invalid(String),
 }
 
-fn cli_object<'py>(py: Python<'py>, value: &CliValue) -> PyResult<Bound<'py, PyAny>> {
+/// Validate, then store (Gunicorn's `cfg.set(name, value)` without its reporting).
+pub(crate) fn try_set(
+    cfg: &mut Config,
+    name: &str,
+    obj: &Bound<'_, PyAny>,
+) -> Result<(), SetError> {
+    let row = setting(name).ok_or(SetError::Unknown)?;
+    let value = row.kind.validate(name, obj).map_err(SetError::Invalid)?;
+    cfg.put_value(name, value)
+        .map_err(|reason| SetError::Invalid(reason.to_string()))
+}
+
+/// Gunicorn's `cfg.set(name, value)`: validate, then store; failures name the setting.
+pub(crate) fn set(cfg: &mut Config, name: &str, obj: &Bound<'_, PyAny>) -> Result<(), ConfigError> {
+    try_set(cfg, name, obj).map_err(|e| match e {
+        SetError::Unknown => ConfigError::error(format!("No configuration setting for: {name}")),
+        SetError::Invalid(reason) => ConfigError::invalid(name, &py_text(obj), &reason),
+    })
+}
+
+pub(crate) fn cli_object<'py>(py: Python<'py>, value: &CliValue) -> PyResult<Bound<'py, PyAny>> {
     match value {
         CliValue::Str(s) => s.into_bound_py_any(py),
         CliValue::Int(i) => i.into_bound_py_any(py),
@@ -91,16 +107,17 @@ fn apply(py: Python<'_>, cfg: &mut Config, parsed: &Parsed) -> Result<(), Config
     Ok(())
 }
 
-fn chdir(py: Python<'_>, cfg: &Config) -> Result<(), ConfigError> {
+pub(crate) fn chdir(py: Python<'_>, cfg: &Config) -> Result<(), ConfigError> {
     support::chdir(py, &cfg.chdir).map_err(|e| py_error(py, e))
 }
 
-/// Execute or import the config file and apply every module-level setting name in it.
-pub(crate) fn load_config_file(
-    py: Python<'_>,
+/// Execute or import the config file and apply every module-level setting name in it;
+/// returns the file's namespace (Gunicorn's `load_config_from_file` returns it too).
+pub(crate) fn load_config_file<'py>(
+    py: Python<'py>,
     cfg: &mut Config,
     location: &str,
-) -> Result<(), ConfigError> {
+) -> Result<Bound<'py, pyo3::types::PyDict>, ConfigError> {
     let namespace = if let Some(module) = location.strip_prefix("python:") {
         support::import_config_module(py, module).map_err(|e| py_error(py, e))?
     } else {
@@ -138,7 +155,7 @@ pub(crate) fn load_config_file(
             set(cfg, &name, &value)?;
         }
     }
-    Ok(())
+    Ok(namespace)
 }
 
 /// Gunicorn's `WSGIApplication.init()` for `--paste PATH[#section]`.

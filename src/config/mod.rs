@@ -16,6 +16,7 @@ mod table_more;
 
 mod addr;
 mod cli;
+mod handle;
 mod load;
 mod logging;
 mod pytext;
@@ -36,6 +37,7 @@ use pyo3::prelude::*;
 
 pub(crate) use addr::parse_address;
 pub use addr::{AddrList, BindAddr};
+pub use handle::{application_config, is_setting, parse_args, settings_table, ConfigHandle};
 pub use logging::LoggerMode;
 pub use render::settings_markdown;
 pub use resolved::{AsgiLoop, AsgiSettings, Lifespan, ReloadEngine, Resolved, Serving, WorkerKind};

@@ -113,6 +113,9 @@ macro_rules! define_settings {
             pub(crate) env_orig: Env,
             /// The values above as the serving code uses them (`resolved.rs`).
             pub(crate) resolved: super::resolved::Resolved,
+            /// The embedding API's application object (a `BaseApplication`) when the
+            /// server was started from Python: it loads the app and reloads the settings.
+            pub(crate) application: Option<Py<PyAny>>,
         }
 
         /// Row metadata for every setting, in Gunicorn's definition order.
@@ -138,6 +141,7 @@ macro_rules! define_settings {
                     app_module: None,
                     env_orig: env.clone(),
                     resolved: Default::default(),
+                    application: None,
                 };
                 cfg.resolve()?;
                 Ok(cfg)
@@ -171,6 +175,7 @@ macro_rules! define_settings {
                     app_module: self.app_module.clone(),
                     env_orig: self.env_orig.clone(),
                     resolved: self.resolved.clone(),
+                    application: self.application.as_ref().map(|a| a.clone_ref(py)),
                 })
             }
         }

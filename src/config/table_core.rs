@@ -124,9 +124,9 @@ macro_rules! with_core_settings {
             }
             spew: bool = false => {
                 section: "Debugging", cli: ["--spew"], meta: "",
-                action: StoreTrue, kind: Boolean, supported: false,
+                action: StoreTrue, kind: Boolean, supported: true,
                 default_doc: "False",
-                doc: "Print every line of Python executed (a `sys.settrace` hook). Debugging only; extremely verbose.",
+                doc: "Print every line of Python the server runs to stdout (a `sys.settrace` hook, installed in the master at start and again on HUP, or removed when HUP turns it off). In ferrocorn the master, parsing and I/O are Rust, so the lines are those of hooks, the config file when HUP reads it again, logging glue and, in each worker's main thread, the application; thread pools are not traced, as in Gunicorn. Debugging only: extremely verbose.",
             }
             check_config: bool = false => {
                 section: "Debugging", cli: ["--check-config"], meta: "",
@@ -214,9 +214,9 @@ macro_rules! with_core_settings {
             }
             tmp_upload_dir: Option<String> = None => {
                 section: "Server Mechanics", cli: [], meta: "DIR",
-                action: FileOnly, kind: Text, supported: false,
+                action: FileOnly, kind: Text, supported: true,
                 default_doc: "None",
-                doc: "Legacy directory for temporary request data. Accepted for compatibility; unused.",
+                doc: "Accepted and validated for compatibility, and unused, as in Gunicorn 27: request bodies are never written to disk; `wsgi.input` reads them from the connection as the app asks.",
             }
             secure_scheme_headers: Vec<(String, String)> = FromEnv(default_scheme_headers) => {
                 section: "Server Mechanics", cli: [], meta: "",
@@ -340,9 +340,9 @@ macro_rules! with_core_settings {
             }
             http_parser: String = s("auto") => {
                 section: "Worker Processes", cli: ["--http-parser"], meta: "STRING",
-                action: Store(Str), kind: HttpParser, supported: false,
+                action: Store(Str), kind: HttpParser, supported: true,
                 default_doc: "auto",
-                doc: "HTTP/1 parser implementation: `auto`, `fast` or `python`. ferrocorn always parses in Rust; the setting is accepted for compatibility.",
+                doc: "HTTP/1 parser implementation: `auto`, `fast` or `python`. ferrocorn has one parser, in Rust, with every limit and header policy Gunicorn applies (including `permit_obsolete_folding` and `strip_header_spaces`, which make Gunicorn fall back to its Python parser); all three values use it. Any other value is an error.",
             }
             root_path: String = s("") => {
                 section: "Server Mechanics", cli: ["--root-path"], meta: "STRING",

@@ -147,8 +147,7 @@ fn init_process(py: Python<'_>, ctx: WorkerContext<'_>) -> Result<(), i32> {
     let app = match &ctx.preloaded {
         Some(app) => app.clone_ref(py),
         None => {
-            let uri = cfg.app_uri().unwrap_or_default().to_string();
-            match app::load(py, &uri) {
+            match app::load(py, cfg) {
                 Ok(app) => app,
                 // With --reload a syntax error is served (as a 500 with the traceback) and
                 // its file watched, instead of stopping the server, as Gunicorn does.

@@ -4,6 +4,7 @@ use pyo3::prelude::*;
 
 pub use crate::telemetry::format_traceback;
 
+use crate::config::Config;
 use crate::errors::exit;
 
 /// Why the app could not be loaded, with the exit status Gunicorn uses for it.
@@ -18,13 +19,23 @@ pub struct LoadFailure {
     pub system_exit: Option<i32>,
 }
 
-/// Import the app named by `uri` (`module:var`, `module`, `module:factory(args)`).
-/// `AppImportError` means the module imported but the object is wrong (exit 4); any other
-/// exception is a worker boot failure (exit 3), as in Gunicorn.
-pub fn load(py: Python<'_>, uri: &str) -> Result<Py<PyAny>, LoadFailure> {
+/// Load the app the configuration names: the embedding API's `application.wsgi()`, a
+/// PasteDeploy ini (`--paste`), or an APP_MODULE (`module:var`, `module`,
+/// `module:factory(args)`). `AppImportError` means the module imported but the object is
+/// wrong (exit 4); any other exception is a worker boot failure (exit 3), as in Gunicorn.
+pub fn load(py: Python<'_>, cfg: &Config) -> Result<Py<PyAny>, LoadFailure> {
     let run = || -> PyResult<Py<PyAny>> {
+        if let Some(application) = &cfg.application {
+            return Ok(application.bind(py).call_method0("wsgi")?.unbind());
+        }
         let loader = py.import("ferrocorn._loader")?;
-        Ok(loader.call_method1("import_app", (uri,))?.unbind())
+        let uri = cfg.app_uri().unwrap_or_default();
+        let app = if cfg.paste.is_some() {
+            loader.call_method1("load_pasteapp", (uri, cfg.raw_paste_global_conf.clone()))?
+        } else {
+            loader.call_method1("import_app", (uri,))?
+        };
+        Ok(app.unbind())
     };
     run().map_err(|err| {
         let is_app_error = py
