@@ -1,6 +1,8 @@
 """Type stub for ``ferrocorn._ferrocorn``, the Rust extension module (src/lib.rs).
 
-Everything ``#[pymodule] fn _ferrocorn`` registers: ``__version__``, ``run``, the logging
+Everything ``#[pymodule] fn _ferrocorn`` registers: ``__version__``, ``run``, the embedding
+API's ``run_application``, ``ConfigHandle``, ``parse_args``, ``settings_table`` and
+``is_setting`` (src/config/handle.rs), the logging
 classes ``Logger`` and ``ErrorsStream`` (src/telemetry/pylogging.rs) and ``Inotify``
 (src/workers/inotify.rs). Keep this file in step with those when they change.
 """
@@ -20,7 +22,10 @@ _SysExcInfo: TypeAlias = (
 # "the exception being handled").
 _ExcInfo: TypeAlias = None | bool | _SysExcInfo | BaseException
 
-__all__ = ["__version__", "run", "Logger", "ErrorsStream", "Inotify"]
+__all__ = [
+    "__version__", "run", "run_application", "ConfigHandle", "parse_args", "settings_table",
+    "is_setting", "Logger", "ErrorsStream", "Inotify",
+]
 
 __version__: str
 """The package version (``CARGO_PKG_VERSION``)."""
@@ -31,6 +36,32 @@ def run(argv: Sequence[str]) -> int:
     ``argv`` is the whole command line, program name first (``sys.argv``); a ``str`` is
     refused with ``TypeError``.
     """
+
+def run_application(application: object) -> int:
+    """The embedding API's ``BaseApplication.run()``: serve with ``application.cfg``'s
+    settings, loading the app through ``application.wsgi()``; returns the exit status."""
+
+@final
+class ConfigHandle:
+    """The Rust settings behind ``ferrocorn.config.Config`` (src/config/handle.rs)."""
+
+    app_module: str | None
+    def __init__(self) -> None: ...
+    def set(self, name: str, value: object) -> None:
+        """AttributeError for an unknown name, ValueError with the validator's reason."""
+    def values(self) -> dict[str, object]: ...
+    def text(self) -> str: ...
+    def load_file(self, location: str) -> dict[str, object]:
+        """Apply a config file; a failure is printed and raises SystemExit."""
+    def validate(self) -> None: ...
+    def chdir(self) -> None: ...
+
+def parse_args(prog: str, args: Sequence[str]) -> tuple[list[tuple[str, object]], list[str]]:
+    """The command's argv parser; ``-h``, ``--version`` and usage errors print and raise
+    SystemExit."""
+
+def settings_table() -> list[dict[str, object]]: ...
+def is_setting(name: str) -> bool: ...
 
 @final
 class Logger:
