@@ -42,7 +42,8 @@ class Setting:
         self._row = row
 
     def get(self):
-        return self._cfg._values()[self.name]
+        # The stored value, not the property of the same name (`proc_name`, `sendfile`).
+        return self._cfg._handle.get(self.name)
 
     @property
     def value(self):

@@ -469,6 +469,15 @@ impl<'py> Arbiter<'py> {
         self.cfg = cfg;
         self.cfg_obj = cfg_obj;
         self.server.setattr(py, "cfg", self.cfg_obj.clone_ref(py))?;
+        // Gunicorn's `setup()` asks a preloading application for its app again.
+        if let (true, Some(application)) = (self.cfg.preload_app, &self.cfg.application) {
+            if let Err(e) = application.bind(py).call_method0("wsgi") {
+                error_log::error(&format!(
+                    "Exception in the application's wsgi() after reload:\n{}",
+                    crate::wsgi::app::format_traceback(py, &e)
+                ));
+            }
+        }
         self.set_num_workers(self.cfg.workers)?;
         if self.cfg.address().ok() != old_address {
             for l in &self.listeners {

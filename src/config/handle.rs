@@ -54,6 +54,15 @@ impl ConfigHandle {
         obj.bind(py).getattr("_values")
     }
 
+    /// One setting's stored value (`cfg.settings[name].get()`), which for `proc_name` or
+    /// `sendfile` is not the derived property `cfg.<name>` gives.
+    fn get<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+        let row = setting(name).ok_or_else(|| {
+            PyAttributeError::new_err(format!("No configuration setting for: {name}"))
+        })?;
+        render::setting_value(&self.cfg, py, row)
+    }
+
     /// `--print-config`'s text.
     fn text(&self, py: Python<'_>) -> String {
         render::print_config(&self.cfg, py)

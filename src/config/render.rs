@@ -15,7 +15,11 @@ pub(crate) fn usage(prog: &str) -> String {
 }
 
 /// The raw Python value of a setting, as Gunicorn stores it.
-fn setting_value<'py>(cfg: &Config, py: Python<'py>, row: &Setting) -> PyResult<Bound<'py, PyAny>> {
+pub(crate) fn setting_value<'py>(
+    cfg: &Config,
+    py: Python<'py>,
+    row: &Setting,
+) -> PyResult<Bound<'py, PyAny>> {
     let value = cfg
         .get_value(py, row.name)
         .ok_or_else(|| pyo3::exceptions::PyKeyError::new_err(row.name))?;

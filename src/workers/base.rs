@@ -145,8 +145,10 @@ fn init_process(py: Python<'_>, ctx: WorkerContext<'_>) -> Result<(), i32> {
     };
 
     let app = match &ctx.preloaded {
-        Some(app) => app.clone_ref(py),
-        None => {
+        // An embedding application is still asked, as Gunicorn's workers ask it: its
+        // `wsgi()` returns the preloaded app unless the subclass decides otherwise.
+        Some(app) if cfg.application.is_none() => app.clone_ref(py),
+        _ => {
             match app::load(py, cfg) {
                 Ok(app) => app,
                 // With --reload a syntax error is served (as a 500 with the traceback) and

@@ -57,7 +57,13 @@ class BaseApplication:
         raise NotImplementedError
 
     def reload(self):
-        self.do_load_config()
+        # A reload that fails leaves the settings the master still serves with in place.
+        previous = self.cfg
+        try:
+            self.do_load_config()
+        except BaseException:
+            self.cfg = previous
+            raise
 
     def wsgi(self):
         if self.callable is None:
@@ -120,7 +126,9 @@ class Application(BaseApplication):
 
     def _parse(self, args):
         values, positionals = _ferrocorn.parse_args(self.cfg.prog, list(args))
-        opts = argparse.Namespace(**{name: None for name in self.cfg.settings})
+        opts = argparse.Namespace(**{
+            name: None for name, setting in self.cfg.settings.items() if setting.cli
+        })
         for name, value in values:
             setattr(opts, name, value)
         opts.args = positionals
