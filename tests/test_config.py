@@ -377,7 +377,7 @@ def test_invalid_option_in_cmd_args_env_exits(run):
     "args, names",
     [
         (["--http-protocols", "h2"], ("http_protocols",)),
-        (["--spew"], ("spew",)),
+        (["--dirty-workers", "2"], ("dirty_workers",)),
         (["-k", "gevent"], ("gevent", "worker_class")),
     ],
 )

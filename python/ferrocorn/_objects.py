@@ -54,7 +54,8 @@ class Application:
     """``server.app`` / ``worker.app``: Gunicorn's ``WSGIApplication`` surface.
 
     ``callable`` is the app once loaded (at start with ``preload_app``); ``wsgi()`` loads it
-    in the calling process when it is not, as Gunicorn's does.
+    in the calling process when it is not, as Gunicorn's does: from the PasteDeploy ini
+    with ``--paste``, else from the APP_MODULE.
     """
 
     def __init__(self, cfg, app_uri, callable=None):
@@ -67,7 +68,16 @@ class Application:
 
         return import_app(self.app_uri)
 
+    def load_pasteapp(self):
+        # The step the workers take for --paste, so a hook that loads the app gets the
+        # same app and the same error for a bad --paste-global item.
+        from ferrocorn._loader import load_pasteapp
+
+        return load_pasteapp(self.app_uri, self.cfg.raw_paste_global_conf)
+
     def load(self):
+        if self.cfg.paste is not None:
+            return self.load_pasteapp()
         return self.load_wsgiapp()
 
     def wsgi(self):

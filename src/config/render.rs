@@ -92,23 +92,8 @@ pub(crate) fn to_python(cfg: &Config, py: Python<'_>) -> PyResult<Py<PyAny>> {
         ssl.set_item(row.name, setting_value(cfg, py, row)?)?;
     }
     values.set_item("ssl_options", ssl)?;
-    let paste_conf = PyDict::new(py);
-    for item in &cfg.raw_paste_global_conf {
-        if let Some((k, v)) = split_unescaped_eq(item) {
-            paste_conf.set_item(k.replace("\\=", "="), v.replace("\\=", "="))?;
-        }
-    }
-    values.set_item("paste_global_conf", paste_conf)?;
     let text = print_config(cfg, py);
     Ok(support::config_object(py, &values, &text)?.unbind())
-}
-
-/// Split `KEY=VALUE` at the first `=` not preceded by a backslash.
-fn split_unescaped_eq(item: &str) -> Option<(&str, &str)> {
-    let bytes = item.as_bytes();
-    (0..bytes.len())
-        .find(|&i| bytes[i] == b'=' && (i == 0 || bytes[i - 1] != b'\\'))
-        .map(|i| (&item[..i], &item[i + 1..]))
 }
 
 // ---- -h ---------------------------------------------------------------------------------

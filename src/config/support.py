@@ -215,6 +215,13 @@ class Config:
     def __setattr__(self, name, value):
         raise AttributeError("Invalid access!")
 
+    @property
+    def paste_global_conf(self):
+        # Parsed when asked for, as Gunicorn's property: a bad item raises then.
+        from ferrocorn.app.pasterapp import parse_global_conf
+
+        return parse_global_conf(object.__getattribute__(self, "_values")["raw_paste_global_conf"])
+
     def __str__(self):
         return self._text
 

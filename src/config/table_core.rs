@@ -156,7 +156,7 @@ macro_rules! with_core_settings {
                 section: "Server Mechanics", cli: ["--reuse-port"], meta: "",
                 action: StoreTrue, kind: Boolean, supported: true,
                 default_doc: "False",
-                doc: "Set `SO_REUSEPORT` on listening sockets, so each worker binds its own socket and the kernel balances connections between them.",
+                doc: "Set `SO_REUSEPORT` on the listening sockets. The master binds them once and every worker shares them (Gunicorn binds one per worker); another process, such as a second server, can bind the same address.",
             }
             chdir: String = FromEnv(default_chdir) => {
                 section: "Server Mechanics", cli: ["--chdir"], meta: "",
@@ -238,9 +238,9 @@ macro_rules! with_core_settings {
             }
             paste: Option<String> = None => {
                 section: "Server Mechanics", cli: ["--paste", "--paster"], meta: "STRING",
-                action: Store(Str), kind: Text, supported: false,
+                action: Store(Str), kind: Text, supported: true,
                 default_doc: "None",
-                doc: "Load the application from a PasteDeploy ini file (`PATH[#section]`); its `[loggers]` section, if any, configures logging.",
+                doc: "Load the application from a PasteDeploy ini file, `PATH[#name]`: `#name` picks an app section other than `main` (e.g. `production.ini#admin`). The path is made absolute and must exist; it becomes the default process name, and the logging configuration (`logconfig`) when the file has a `[loggers]` section. The app is built with PasteDeploy's `loadapp` (PasteDeploy must be installed), in each worker or once with `preload_app`. An APP_MODULE and the file's `[server:*]` sections are ignored: the command line and config file configure the server. To serve from `pserve` instead, use `use = egg:ferrocorn#main` in the ini's `[server:main]`: `host` and `port` there become `bind`, `config` names a config file (else `./gunicorn.conf.py` if present), and every other key is a setting.",
             }
             proxy_protocol: String = s("off") => {
                 section: "Server Mechanics", cli: ["--proxy-protocol"], meta: "MODE",
@@ -268,9 +268,9 @@ macro_rules! with_core_settings {
             }
             raw_paste_global_conf: Vec<String> = Vec::new() => {
                 section: "Server Mechanics", cli: ["--paste-global"], meta: "CONF",
-                action: Append, kind: TextList, supported: false,
+                action: Append, kind: TextList, supported: true,
                 default_doc: "[]",
-                doc: "PasteDeploy `global_conf` variable `KEY=VALUE`; repeatable (`\\=` escapes an `=`).",
+                doc: "A PasteDeploy global configuration variable, `KEY=VALUE`; repeatable (`--paste-global FOO=1 --paste-global BAR=2`). Each item splits at its first `=` not written `\\=`, and `\\=` stands for `=` in the key and the value. The variables reach the app factory's `global_config`, beside `__file__` and `here`. An item without `=` fails when the app is loaded (`environment setting 'X' invalid`, a worker boot error), as in Gunicorn.",
             }
             permit_obsolete_folding: bool = false => {
                 section: "Server Mechanics", cli: ["--permit-obsolete-folding"], meta: "",
