@@ -1,7 +1,8 @@
 # ferrocorn developer entry points (GNU make).
 #
 #   make run    build, install into .venv, serve examples/hello.py on 127.0.0.1:8000
-#   make test   build, install, then cargo tests and the pytest integration suite
+#   make test   build, install, then cargo tests and the pytest integration suite (which also
+#               needs nginx: installed with apt-get when missing, see test-system-deps)
 #   make lint   rustfmt and clippy, warnings are errors; then tools/check_layers.py (system
 #               python3, no venv): its self-test, then the layering check of src/ (no module
 #               cycles, no socket I/O in the wsgi/asgi bridges)
@@ -12,7 +13,8 @@
 #               fuzz/server-findings/
 #   make bench-h1  criterion benchmark of the ferrocorn-h1 parser
 #
-# Needs only Rust (cargo), CPython >= 3.9 and pip; everything else goes into .venv.
+# Needs only Rust (cargo), CPython >= 3.9 and pip; everything else goes into .venv, except
+# nginx for the tests (a Debian package).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -34,7 +36,7 @@ SOURCES := Cargo.toml Cargo.lock pyproject.toml \
 
 PYTEST_ARGS ?= -q -rfE -p no:cacheprovider
 
-.PHONY: all install run test test-rust test-python lint fuzz fuzz-server bench-h1
+.PHONY: all install run test test-rust test-python test-system-deps lint fuzz fuzz-server bench-h1
 
 all: install
 
@@ -70,8 +72,20 @@ test-rust: | $(VPY)
 	LD_LIBRARY_PATH="$$($(VPY) -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}" \
 		cargo test --workspace --no-fail-fast
 
-test-python: install $(TEST_DEPS_STAMP)
+test-python: install $(TEST_DEPS_STAMP) test-system-deps
 	$(VPY) -m pytest $(PYTEST_ARGS) tests
+
+# Programs the integration suite runs besides the server: nginx (tests/test_deploy_nginx.py
+# puts it in front of the server), from the distribution's packages when it is missing.
+# Debian installs it in /usr/sbin, which may not be on PATH; the tests look there too.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+test-system-deps:
+	@if command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; then :; else \
+		echo "installing nginx (Debian package) for the deploy tests"; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx; \
+	fi
 
 lint: | $(VPY)
 	cargo fmt --all --check
