@@ -58,6 +58,32 @@ def test_reload_and_stop_are_reported(serve, notify_socket):
     assert server.wait_exit(15) == 0
 
 
+@pytest.mark.ferrocorn_only
+def test_reload_ends_when_the_new_workers_serve(serve, notify_socket, tmp_path):
+    # READY=1 after a HUP must mean the new code serves: it comes only after every new
+    # worker finished booting (its post_worker_init hook, slowed down here, has returned).
+    path, sock = notify_socket
+    booted = tmp_path / "booted"
+    booted.mkdir()
+    conf = tmp_path / "slow_boot.conf.py"
+    conf.write_text(
+        "import os, time\n"
+        "def post_worker_init(worker):\n"
+        "    if os.path.exists(%r):\n"
+        "        time.sleep(1)\n"
+        "        open(os.path.join(%r, str(os.getpid())), 'w').close()\n"
+        % (str(tmp_path / "slow"), str(booted))
+    )
+    server = serve("-c", conf, "-w", "2", "hello:app", env={"NOTIFY_SOCKET": path})
+    _messages(sock, lambda m: any("READY=1" in x for x in m))
+    (tmp_path / "slow").write_text("")
+    server.send_signal(signal.SIGHUP)
+    _messages(sock, lambda m: any(x == "READY=1" for x in m))
+    # Both replacements had booted when systemd was told the reload was over.
+    assert len(os.listdir(booted)) == 2
+    assert requests.get(server.url, timeout=10).status_code == 200
+
+
 def test_socket_activation(tmp_path):
     # What systemd does: a bound, listening socket at fd 3, LISTEN_FDS=1 and LISTEN_PID set
     # to the server's own pid (the shell's pid survives `exec`). No -b is given: the

@@ -59,6 +59,8 @@ pub struct Arbiter<'py> {
     pidfile: Option<Pidfile>,
     /// The listeners came from systemd: never unlink their socket files.
     systemd: bool,
+    /// A HUP started new workers: systemd hears READY=1 once the old ones are released.
+    reload_ready_pending: bool,
     /// The new master forked by USR2, while it lives.
     reexec_pid: i32,
     /// The old master, while this one is the new half of a USR2 upgrade.
@@ -134,6 +136,7 @@ impl<'py> Arbiter<'py> {
             pid: process::getpid(),
             pidfile: None,
             systemd: false,
+            reload_ready_pending: false,
             reexec_pid: 0,
             master_pid: 0,
             master_name: "Master".into(),
@@ -298,6 +301,7 @@ impl<'py> Arbiter<'py> {
         self.murder_workers();
         self.manage_workers()?;
         self.release_replaced();
+        self.notify_reloaded();
         self.report_gauges();
         self.serve_metrics();
         crate::tls::master_tick();
@@ -404,14 +408,26 @@ impl<'py> Arbiter<'py> {
     fn reload(&mut self) -> Result<()> {
         error_log::info(&format!("Hang up: {}", self.master_name));
         // systemd (Type=notify-reload) wants the monotonic time with RELOADING=1, and READY=1
-        // once done, whether or not the new configuration could be used.
+        // once done: when the new workers serve and the old ones are released
+        // (`notify_reloaded`), or at once when the new configuration could not be used.
         crate::net::systemd::notify(&format!(
             "RELOADING=1\nMONOTONIC_USEC={}",
             crate::sys::heartbeat::monotonic_ms() * 1000
         ));
+        self.reload_ready_pending = false;
         let result = self.reload_config();
-        crate::net::systemd::notify("READY=1");
+        if !self.reload_ready_pending {
+            crate::net::systemd::notify("READY=1");
+        }
         result
+    }
+
+    /// READY=1 for a HUP whose old workers have all been released to their replacements.
+    fn notify_reloaded(&mut self) {
+        if self.reload_ready_pending && !self.workers.values().any(|w| w.replaced && !w.retiring) {
+            self.reload_ready_pending = false;
+            crate::net::systemd::notify("READY=1");
+        }
     }
 
     fn reload_config(&mut self) -> Result<()> {
@@ -479,9 +495,17 @@ impl<'py> Arbiter<'py> {
             }
         }
         self.set_num_workers(self.cfg.workers)?;
-        if self.cfg.address().ok() != old_address {
-            for l in &self.listeners {
-                l.unlink();
+        if self.cfg.address().ok() != old_address && self.systemd {
+            // The sockets belong to the socket unit: rebinding would drop them (and unlink a
+            // unix ListenStream's file), and systemd would hand the old ones to the next start.
+            error_log::warning(
+                "bind changed, but the listeners come from systemd socket activation; keeping them (change the socket unit instead)",
+            );
+        } else if self.cfg.address().ok() != old_address {
+            if self.sole_owner_of_listeners() {
+                for l in &self.listeners {
+                    l.unlink();
+                }
             }
             self.listeners = create_listeners(&self.cfg)?;
             self.server.setattr(
@@ -511,6 +535,7 @@ impl<'py> Arbiter<'py> {
         for w in self.workers.values_mut().filter(|w| !w.retiring) {
             w.replaced = true;
         }
+        self.reload_ready_pending = true;
         self.manage_workers()
     }
 
