@@ -1,5 +1,7 @@
 //! Building the WSGI environ exactly as Gunicorn 27's `wsgi.create` does (§10 of the
-//! reference): the same keys, the same values, the same order of precedence.
+//! reference): the same keys, the same values, the same order of precedence. A request a
+//! uWSGI gateway sent takes the client's and the server's side from the gateway's vars,
+//! and PATH_INFO as the gateway decoded it.
 //!
 //! Per-worker constants (the base environ) are computed once; per request only the request's
 //! own keys are added. It never reads from or writes to the socket.
@@ -11,6 +13,7 @@ use pyo3::types::{PyDict, PyString};
 use super::response::EarlyHints;
 use crate::config::{Config, WorkerKind};
 use crate::http::{Peer, Request, ServerAddr, SharedExchange};
+use ferrocorn_h1::GatewayVars;
 
 /// What every environ of this worker shares.
 pub struct BaseEnviron {
@@ -100,14 +103,26 @@ pub fn build<'py>(
     let set = |k: &Bound<'py, PyString>, v: Bound<'py, PyAny>| env.set_item(k, v);
     let s = |v: &str| PyString::new(py, v).into_any();
 
+    let gw = req.gateway.as_deref();
+    if let Some(gw) = gw {
+        // The gateway's other vars, as uWSGI passes them (a repeated one: the last). First,
+        // so that every key the server sets below wins over a var of the same name; the
+        // template's keys (SERVER_SOFTWARE, wsgi.*) are kept.
+        let template = base.template.bind(py);
+        for (k, v) in &gw.extra {
+            if !template.contains(k)? {
+                env.set_item(k, v)?;
+            }
+        }
+    }
     set(intern!(py, "wsgi.input"), input.into_bound(py))?;
     set(intern!(py, "REQUEST_METHOD"), s(&req.method))?;
     set(intern!(py, "QUERY_STRING"), s(&req.query))?;
     set(intern!(py, "RAW_URI"), s(&req.uri))?;
-    let protocol = match req.version {
-        (1, 1) => intern!(py, "HTTP/1.1").clone().into_any(),
-        (1, 0) => intern!(py, "HTTP/1.0").clone().into_any(),
-        (major, minor) => s(&format!("HTTP/{major}.{minor}")),
+    let protocol = match (req.version, gw) {
+        ((1, 1), None) => intern!(py, "HTTP/1.1").clone().into_any(),
+        ((1, 0), None) => intern!(py, "HTTP/1.0").clone().into_any(),
+        _ => s(&req.server_protocol()),
     };
     set(intern!(py, "SERVER_PROTOCOL"), protocol)?;
 
@@ -144,12 +159,19 @@ pub fn build<'py>(
 
     set(intern!(py, "wsgi.url_scheme"), s(req.scheme))?;
 
-    match &req.peer {
-        Peer::Ip(addr) => {
+    // A gateway names the client; its own address is only the proxy's.
+    match (gw.and_then(|g| g.remote_addr.as_deref()), &req.peer) {
+        (Some(addr), _) => {
+            set(intern!(py, "REMOTE_ADDR"), s(addr))?;
+            if let Some(port) = gw.and_then(|g| g.remote_port.as_deref()) {
+                set(intern!(py, "REMOTE_PORT"), s(port))?;
+            }
+        }
+        (None, Peer::Ip(addr)) => {
             set(intern!(py, "REMOTE_ADDR"), s(&addr.ip().to_string()))?;
             set(intern!(py, "REMOTE_PORT"), s(&addr.port().to_string()))?;
         }
-        Peer::Unix => set(intern!(py, "REMOTE_ADDR"), s(""))?,
+        (None, Peer::Unix) => set(intern!(py, "REMOTE_ADDR"), s(""))?,
     }
 
     if let Some(info) = &req.proxy {
@@ -167,22 +189,26 @@ pub fn build<'py>(
         set(intern!(py, "PROXY_PORT"), port(info.proxy_port))?;
     }
 
-    match &req.server {
-        ServerAddr::Tcp(addr) => {
+    let default_port = || if req.scheme == "https" { "443" } else { "80" };
+    match (gw.and_then(|g| g.server_name.as_deref()), &req.server) {
+        // The server the client addressed, as the gateway knows it.
+        (Some(name), _) => {
+            let port = gw.and_then(|g| g.server_port.as_deref());
+            set(intern!(py, "SERVER_NAME"), s(name))?;
+            set(
+                intern!(py, "SERVER_PORT"),
+                s(port.unwrap_or_else(default_port)),
+            )?;
+        }
+        (None, ServerAddr::Tcp(addr)) => {
             set(intern!(py, "SERVER_NAME"), s(&addr.ip().to_string()))?;
             set(intern!(py, "SERVER_PORT"), s(&addr.port().to_string()))?;
         }
-        ServerAddr::Unix(path) => match host {
+        (None, ServerAddr::Unix(path)) => match host {
             Some(h) => {
-                let (name, port) = match h.split_once(':') {
-                    Some((n, p)) => (n.to_string(), p.to_string()),
-                    None => (
-                        h.to_string(),
-                        if req.scheme == "https" { "443" } else { "80" }.to_string(),
-                    ),
-                };
-                set(intern!(py, "SERVER_NAME"), s(&name))?;
-                set(intern!(py, "SERVER_PORT"), s(&port))?;
+                let (name, port) = h.split_once(':').unwrap_or((h, default_port()));
+                set(intern!(py, "SERVER_NAME"), s(name))?;
+                set(intern!(py, "SERVER_PORT"), s(port))?;
             }
             None => {
                 set(intern!(py, "SERVER_NAME"), s(path))?;
@@ -191,22 +217,56 @@ pub fn build<'py>(
         },
     }
 
-    let mut path = req.path.as_str();
-    if !script_name.is_empty() {
-        match path.strip_prefix(script_name.as_str()) {
-            Some(rest) => path = rest,
-            None => {
-                return Err(EnvironError::Problem(format!(
-                    "Configuration problem: Request path {} does not start with SCRIPT_NAME {}",
-                    ferrocorn_h1::repr_str(&req.path),
-                    ferrocorn_h1::repr_str(&script_name)
-                )))
-            }
+    let (script_name, path_info) = match gw {
+        Some(gw) => gateway_path(gw, &req.path, script_name)?,
+        None => {
+            let path = unquote_latin1(strip_script_name(&req.path, &script_name)?);
+            (script_name, path)
         }
-    }
-    set(intern!(py, "PATH_INFO"), s(&unquote_latin1(path)))?;
+    };
+    set(intern!(py, "PATH_INFO"), s(&path_info))?;
     set(intern!(py, "SCRIPT_NAME"), s(&script_name))?;
     Ok(env)
+}
+
+/// SCRIPT_NAME and PATH_INFO of a request from a uWSGI gateway, whose PATH_INFO is already
+/// decoded (decoding it again would turn `%25` into `%` twice). A SCRIPT_NAME var is the
+/// mount point the gateway states: taken off the front of PATH_INFO when it is there
+/// (nginx sends the whole path), otherwise PATH_INFO is already the rest (CGI's split).
+/// Without one, the server's own SCRIPT_NAME applies as it does over HTTP.
+fn gateway_path(
+    gw: &GatewayVars,
+    path: &str,
+    configured: String,
+) -> Result<(String, String), EnvironError> {
+    match &gw.script_name {
+        Some(mount) => {
+            let rest = path
+                .strip_prefix(mount.as_str())
+                .filter(|rest| rest.is_empty() || rest.starts_with('/'))
+                .unwrap_or(path);
+            Ok((mount.clone(), rest.to_string()))
+        }
+        None => {
+            let rest = strip_script_name(path, &configured)?.to_string();
+            Ok((configured, rest))
+        }
+    }
+}
+
+/// `path` without the leading `script_name` the server was configured with; a path outside
+/// it is a configuration problem (Gunicorn's 500 page).
+fn strip_script_name<'p>(path: &'p str, script_name: &str) -> Result<&'p str, EnvironError> {
+    if script_name.is_empty() {
+        return Ok(path);
+    }
+    path.strip_prefix(script_name).ok_or_else(|| {
+        EnvironError::Problem(format!(
+            "Configuration problem: Request path {} does not start with SCRIPT_NAME {}",
+            ferrocorn_h1::repr_str(path),
+            ferrocorn_h1::repr_str(script_name)
+        ))
+    })
 }
 
 /// `wsgi.early_hints`, after the connection's keys (Gunicorn's order).
