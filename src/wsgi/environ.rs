@@ -6,6 +6,8 @@
 //! Per-worker constants (the base environ) are computed once; per request only the request's
 //! own keys are added. It never reads from or writes to the socket.
 
+use std::borrow::Cow;
+
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
@@ -189,33 +191,21 @@ pub fn build<'py>(
         set(intern!(py, "PROXY_PORT"), port(info.proxy_port))?;
     }
 
-    let default_port = || if req.scheme == "https" { "443" } else { "80" };
-    match (gw.and_then(|g| g.server_name.as_deref()), &req.server) {
-        // The server the client addressed, as the gateway knows it.
-        (Some(name), _) => {
-            let port = gw.and_then(|g| g.server_port.as_deref());
-            set(intern!(py, "SERVER_NAME"), s(name))?;
-            set(
-                intern!(py, "SERVER_PORT"),
-                s(port.unwrap_or_else(default_port)),
-            )?;
+    let default_port = if req.scheme == "https" { "443" } else { "80" };
+    let (name, port): (Cow<'_, str>, Cow<'_, str>) = match (gw, &req.server, host) {
+        (Some(gw), _, _) => gateway_server(gw, host, &req.server, default_port),
+        (None, ServerAddr::Tcp(addr), _) => {
+            (addr.ip().to_string().into(), addr.port().to_string().into())
         }
-        (None, ServerAddr::Tcp(addr)) => {
-            set(intern!(py, "SERVER_NAME"), s(&addr.ip().to_string()))?;
-            set(intern!(py, "SERVER_PORT"), s(&addr.port().to_string()))?;
+        // Over a unix socket the Host header names the server.
+        (None, ServerAddr::Unix(_), Some(h)) => {
+            let (name, port) = h.split_once(':').unwrap_or((h, default_port));
+            (name.into(), port.into())
         }
-        (None, ServerAddr::Unix(path)) => match host {
-            Some(h) => {
-                let (name, port) = h.split_once(':').unwrap_or((h, default_port()));
-                set(intern!(py, "SERVER_NAME"), s(name))?;
-                set(intern!(py, "SERVER_PORT"), s(port))?;
-            }
-            None => {
-                set(intern!(py, "SERVER_NAME"), s(path))?;
-                set(intern!(py, "SERVER_PORT"), s(""))?;
-            }
-        },
-    }
+        (None, ServerAddr::Unix(path), None) => ((**path).into(), "".into()),
+    };
+    set(intern!(py, "SERVER_NAME"), s(&name))?;
+    set(intern!(py, "SERVER_PORT"), s(&port))?;
 
     let (script_name, path_info) = match gw {
         Some(gw) => gateway_path(gw, &req.path, script_name)?,
@@ -227,6 +217,47 @@ pub fn build<'py>(
     set(intern!(py, "PATH_INFO"), s(&path_info))?;
     set(intern!(py, "SCRIPT_NAME"), s(&script_name))?;
     Ok(env)
+}
+
+/// SERVER_NAME and SERVER_PORT of a request from a uWSGI gateway: its vars, else the Host
+/// the client sent (nginx sends SERVER_NAME empty without a `server_name`, and PEP 3333
+/// wants neither empty), else the listener, whose address is only the proxy's side.
+fn gateway_server<'a>(
+    gw: &'a GatewayVars,
+    host: Option<&'a str>,
+    listener: &'a ServerAddr,
+    default_port: &'static str,
+) -> (Cow<'a, str>, Cow<'a, str>) {
+    let (host_name, host_port) = match host.map(split_host) {
+        Some((name, port)) => (Some(name), port),
+        None => (None, None),
+    };
+    let (listen_name, listen_port): (Cow<'a, str>, Cow<'a, str>) = match listener {
+        ServerAddr::Tcp(addr) => (addr.ip().to_string().into(), addr.port().to_string().into()),
+        ServerAddr::Unix(path) => ((**path).into(), "".into()),
+    };
+    let named = gw.server_name.as_deref().or(host_name);
+    let port = gw.server_port.as_deref().or(host_port);
+    match (named, port) {
+        (Some(name), Some(port)) => (name.into(), port.into()),
+        (Some(name), None) => (name.into(), default_port.into()),
+        (None, Some(port)) => (listen_name, port.into()),
+        (None, None) => (listen_name, listen_port),
+    }
+}
+
+/// `host[:port]`, `[v6]:port` or a bare name or address.
+fn split_host(host: &str) -> (&str, Option<&str>) {
+    match host.rsplit_once(':') {
+        Some((name, port))
+            if !port.is_empty()
+                && port.bytes().all(|b| b.is_ascii_digit())
+                && (!name.contains(':') || name.ends_with(']')) =>
+        {
+            (name, Some(port))
+        }
+        _ => (host, None),
+    }
 }
 
 /// SCRIPT_NAME and PATH_INFO of a request from a uWSGI gateway, whose PATH_INFO is already
@@ -281,7 +312,16 @@ pub fn add_early_hints(
 
 #[cfg(test)]
 mod tests {
-    use super::unquote_latin1;
+    use super::{split_host, unquote_latin1};
+
+    #[test]
+    fn host_and_port() {
+        assert_eq!(split_host("a.example"), ("a.example", None));
+        assert_eq!(split_host("a.example:8443"), ("a.example", Some("8443")));
+        assert_eq!(split_host("[::1]:8080"), ("[::1]", Some("8080")));
+        assert_eq!(split_host("::1"), ("::1", None));
+        assert_eq!(split_host("a.example:"), ("a.example:", None));
+    }
 
     #[test]
     fn unquote_decodes_to_latin1_and_keeps_bad_escapes() {

@@ -83,6 +83,7 @@ impl From<UwsgiError> for crate::error::ParseError {
 /// (as a trusted PROXY header's addresses are).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct GatewayVars {
+    /// None when the var is missing or empty, like the server and protocol vars below.
     pub remote_addr: Option<String>,
     pub remote_port: Option<String>,
     pub server_name: Option<String>,
@@ -180,6 +181,10 @@ fn https_on(value: &str) -> bool {
         .any(|v| value.eq_ignore_ascii_case(v))
 }
 
+fn non_empty(value: String) -> Option<String> {
+    (!value.is_empty()).then_some(value)
+}
+
 fn invalid(key: &str, reason: &'static str) -> UwsgiError {
     UwsgiError::InvalidVar {
         key: key.to_string(),
@@ -262,16 +267,17 @@ pub fn head_from_vars(vars: Vec<Var>, cfg: &ParserConfig) -> Result<RequestHead,
             // CGI carries these two as CONTENT_*; a second copy could only contradict them.
             "HTTP_CONTENT_LENGTH" | "HTTP_CONTENT_TYPE" => {}
             k if k.starts_with("HTTP_") => headers.push(header_of(k, &value)?),
-            "REMOTE_ADDR" => gw.remote_addr = Some(value),
-            "REMOTE_PORT" => gw.remote_port = Some(value),
-            "SERVER_NAME" => gw.server_name = Some(value),
-            "SERVER_PORT" => gw.server_port = Some(value),
+            // Empty says nothing (nginx's `$server_name` without a `server_name`).
+            "REMOTE_ADDR" => gw.remote_addr = non_empty(value),
+            "REMOTE_PORT" => gw.remote_port = non_empty(value),
+            "SERVER_NAME" => gw.server_name = non_empty(value),
+            "SERVER_PORT" => gw.server_port = non_empty(value),
             "SCRIPT_NAME" => gw.script_name = Some(value),
             "SERVER_PROTOCOL" => {
-                if value.is_empty() || !value.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+                if !value.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
                     return Err(invalid(&key, "not a protocol name"));
                 }
-                gw.protocol = Some(value);
+                gw.protocol = non_empty(value);
             }
             // The scheme vars, most specific first: wsgi.url_scheme (Gunicorn), UWSGI_SCHEME
             // (uWSGI), REQUEST_SCHEME (nginx's uwsgi_params, also shown to the app).

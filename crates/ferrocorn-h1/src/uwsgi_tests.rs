@@ -208,6 +208,18 @@ fn values_are_latin1_and_checked_where_they_have_rules() {
             "{k:?}={v:?}: {err:?}"
         );
     }
+    // An empty address, server or protocol var says nothing.
+    let (head, _) = parse_all(&packet(
+        &[
+            (b"SERVER_NAME", b""),
+            (b"REMOTE_ADDR", b""),
+            (b"SERVER_PROTOCOL", b""),
+        ],
+        b"",
+    ))
+    .unwrap()
+    .unwrap();
+    assert_eq!(*head.gateway.unwrap(), GatewayVars::default());
     // Obs-text and tabs are fine in a header value, as in an HTTP head.
     let (head, _) = parse_all(&packet(&[(b"HTTP_X_A", b"a\tb\xe9")], b""))
         .unwrap()
