@@ -192,7 +192,7 @@ def test_environ_takes_the_client_and_server_from_the_proxy(serve, worker_args):
         remote=("203.0.113.9", "40123"), server=("example.org", "443"),
         protocol="HTTP/2.0", https=True,
         extra=[("SCRIPT_NAME", "/app"), ("X_DEPLOY", "blue"), ("SERVER_SOFTWARE", "nginx")],
-    ))
+    ), wait_close=True)
     env = environ_of(resp)
     # PATH_INFO as nginx decoded it once: `%2520` arrived as `%20` and stays so.
     assert env["PATH_INFO"] == "/a%20b?"
@@ -249,7 +249,7 @@ def test_refusals_get_their_status_and_a_warning(serve, worker_args):
          "Invalid uWSGI var 'wsgi.url_scheme': the scheme must be http or https"),
     ]
     for data, status, message in cases:
-        resp = exchange(server.address, data, timeout=10)
+        resp = exchange(server.address, data, timeout=10, wait_close=True)
         assert resp.status == status, (message, resp.raw[:200])
         assert resp.closed
         server.wait_for_log(r"\[WARNING\] Invalid request from ip=127\.0\.0\.1: "
@@ -263,7 +263,8 @@ def test_refusals_get_their_status_and_a_warning(serve, worker_args):
 def test_a_forbidden_peer_gets_403_and_a_warning(serve, worker_args):
     server = start(serve, "environ_dump:app", "--uwsgi-allow-from", "10.0.0.0/8",
                    "-b", "127.0.0.1:0", *worker_args, bind="unix")
-    resp = exchange(tcp_address(server), request_packet("GET", "/"), timeout=10)
+    resp = exchange(tcp_address(server), request_packet("GET", "/"), timeout=10,
+                    wait_close=True)
     assert resp.status == 403
     assert b"Request forbidden" in resp.body
     assert resp.closed

@@ -90,11 +90,13 @@ def _complete(data: bytes):
     return None
 
 
-def exchange(address, data, timeout: float = 15.0, pause: float = 0.0) -> RawResponse:
+def exchange(address, data, timeout: float = 15.0, pause: float = 0.0,
+             wait_close: bool = False) -> RawResponse:
     """Send `data` (bytes, or pieces `pause` seconds apart), keep our side open, and read
     the response: until its Content-Length is complete, else until the server closes. The
-    result's `closed` says whether the server closed the connection right after it (within
-    2 s), `elapsed` how long the answer took."""
+    result's `closed` says whether the server closed the connection after it (a response
+    with a Content-Length: only looked for, for up to 2 s, with `wait_close`; else False),
+    `elapsed` how long the answer took."""
     pieces = data if isinstance(data, list) else [data]
     started = time.monotonic()
     with connect(address, timeout) as sock:
@@ -117,7 +119,7 @@ def exchange(address, data, timeout: float = 15.0, pause: float = 0.0) -> RawRes
                 break
             received += chunk
         elapsed = time.monotonic() - started
-        if not closed:
+        if not closed and wait_close:
             sock.settimeout(2.0)
             try:
                 closed = sock.recv(1) == b""
@@ -129,5 +131,7 @@ def exchange(address, data, timeout: float = 15.0, pause: float = 0.0) -> RawRes
     return response
 
 
-def get(address, uri: str = "/", timeout: float = 15.0, **kw) -> RawResponse:
-    return exchange(address, request_packet("GET", uri, **kw), timeout=timeout)
+def get(address, uri: str = "/", timeout: float = 15.0, wait_close: bool = False,
+        **kw) -> RawResponse:
+    return exchange(address, request_packet("GET", uri, **kw), timeout=timeout,
+                    wait_close=wait_close)
