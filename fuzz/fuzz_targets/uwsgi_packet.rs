@@ -25,15 +25,25 @@ fn check(input: &FuzzInput<'_>) {
     let wire = input.wire;
     let whole = parse_uwsgi(wire, &input.cfg);
     if let Ok(Some((head, used))) = &whole {
-        assert!(*used >= 4 && *used <= wire.len(), "used {used} of {}", wire.len());
-        assert_eq!(*used, 4 + usize::from(u16::from_le_bytes([wire[1], wire[2]])));
+        assert!(
+            *used >= 4 && *used <= wire.len(),
+            "used {used} of {}",
+            wire.len()
+        );
+        assert_eq!(
+            *used,
+            4 + usize::from(u16::from_le_bytes([wire[1], wire[2]]))
+        );
         assert!(head.must_close && head.gateway.is_some());
         assert_eq!(head.version, (1, 1));
         assert!(matches!(head.body, BodyKind::Length(_)));
         assert!(!head.method.is_empty() && head.method.bytes().all(|b| b.is_ascii_graphic()));
         for (name, value) in &head.headers {
             assert!(!name.is_empty(), "empty header name");
-            assert!(!name.bytes().any(|b| b.is_ascii_lowercase() || b == b'_'), "{name:?}");
+            assert!(
+                !name.bytes().any(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{name:?}"
+            );
             assert!(
                 !value.chars().any(|c| c == '\r' || c == '\n' || c == '\0'),
                 "{value:?}"
