@@ -99,7 +99,7 @@ lint: | $(VPY)
 FUZZ_SECONDS ?= 600
 FUZZ_SANITIZER ?= none
 FUZZ_MAX_LEN ?= 4096
-FUZZ_TARGETS ?= request_head chunked ws_frames
+FUZZ_TARGETS ?= request_head chunked ws_frames uwsgi_packet
 FERROCORN_CONFORMANCE_DIR ?= $(abspath ../shared/conformance/gunicorn-requests)
 
 fuzz:

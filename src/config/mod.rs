@@ -40,7 +40,9 @@ pub use addr::{AddrList, BindAddr};
 pub use handle::{application_config, is_setting, parse_args, settings_table, ConfigHandle};
 pub use logging::LoggerMode;
 pub use render::settings_markdown;
-pub use resolved::{AsgiLoop, AsgiSettings, Lifespan, ReloadEngine, Resolved, Serving, WorkerKind};
+pub use resolved::{
+    AsgiLoop, AsgiSettings, Lifespan, Protocol, ReloadEngine, Resolved, Serving, WorkerKind,
+};
 pub use settings::{setting, Action, ArgType, Config, Setting, TABLE};
 pub(crate) use validate::legacy_unix_port;
 pub use validate::Kind;
@@ -200,6 +202,22 @@ impl Config {
                 self.worker_class
             ));
         }
+        if self.serving().protocol == Protocol::Uwsgi {
+            if self.worker_kind() == Some(WorkerKind::Asgi) {
+                problems.push(
+                    "protocol = uwsgi is not supported with the asgi worker (the uwsgi protocol \
+                     runs on the sync and gthread workers)"
+                        .to_string(),
+                );
+            }
+            if self.serving().proxy_protocol != ProxyMode::Off {
+                problems.push(
+                    "proxy_protocol cannot be combined with protocol = uwsgi (the uWSGI proxy's \
+                     vars name the client)"
+                        .to_string(),
+                );
+            }
+        }
         Python::attach(|py| -> Result<(), ConfigError> {
             let defaults = Config::from_defaults(&self.env_orig)?;
             for row in TABLE.iter().filter(|r| !r.supported) {
@@ -271,6 +289,11 @@ fn resolve(cfg: &Config) -> Result<Resolved, ConfigError> {
         "auto" => ProxyMode::Auto,
         other => return Err(unexpected("proxy_protocol", other)),
     };
+    let protocol = match cfg.protocol.as_str() {
+        "http" => Protocol::Http,
+        "uwsgi" => Protocol::Uwsgi,
+        other => return Err(unexpected("protocol", other)),
+    };
     let reload_engine = match cfg.reload_engine.as_str() {
         "auto" => ReloadEngine::Auto,
         "poll" => ReloadEngine::Poll,
@@ -311,6 +334,8 @@ fn resolve(cfg: &Config) -> Result<Resolved, ConfigError> {
             proxy_protocol,
             forwarded_allow_ips: cfg.forwarded_allow_ips.clone(),
             proxy_allow_ips: cfg.proxy_allow_ips.clone(),
+            protocol,
+            uwsgi_allow_ips: cfg.uwsgi_allow_ips.clone(),
             timeout: seconds(cfg.timeout),
             keepalive: seconds(cfg.keepalive),
             graceful_timeout: seconds(cfg.graceful_timeout).unwrap_or_default(),

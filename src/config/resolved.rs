@@ -71,6 +71,15 @@ pub enum ReloadEngine {
     Inotify,
 }
 
+/// `protocol`: what the listeners speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    #[default]
+    Http,
+    /// uWSGI packets from a proxy on `uwsgi_allow_ips` (sync and gthread workers).
+    Uwsgi,
+}
+
 /// What the serving loops and the connection layer need, typed.
 #[derive(Debug, Clone, Default)]
 pub struct Serving {
@@ -81,6 +90,9 @@ pub struct Serving {
     pub forwarded_allow_ips: AddrList,
     /// Peers allowed to send a PROXY header.
     pub proxy_allow_ips: AddrList,
+    pub protocol: Protocol,
+    /// Peers allowed to send uWSGI packets.
+    pub uwsgi_allow_ips: AddrList,
     /// `timeout`: the worker timeout, and how long a client may take to send a request
     /// head or accept bytes. None when `timeout` is 0.
     pub timeout: Option<Duration>,

@@ -256,15 +256,15 @@ macro_rules! with_core_settings {
             }
             protocol: String = s("http") => {
                 section: "Server Mechanics", cli: ["--protocol"], meta: "STRING",
-                action: Store(Str), kind: Text, supported: false,
+                action: Store(Str), kind: Protocol, supported: true,
                 default_doc: "http",
-                doc: "Protocol spoken on the listeners: `http`, or `uwsgi` for nginx's `uwsgi_pass`.",
+                doc: "Protocol spoken on the listeners: `http`, or `uwsgi` for a proxy's uWSGI binary protocol (nginx's `uwsgi_pass`). Any other value is an error. The uwsgi protocol runs on the `sync` and `gthread` workers, one request per connection; the proxy's vars (REMOTE_ADDR, SERVER_NAME, HTTPS, ...) describe the client, and it cannot be combined with `proxy_protocol`.",
             }
             uwsgi_allow_ips: AddrList = FromEnv(local_peers) => {
                 section: "Server Mechanics", cli: ["--uwsgi-allow-from"], meta: "",
-                action: Store(Str), kind: Addrs, supported: false,
+                action: Store(Str), kind: Addrs, supported: true,
                 default_doc: "127.0.0.1,::1",
-                doc: "Comma-separated addresses, or `*`, allowed to send uWSGI protocol requests. Unix-socket peers are always allowed.",
+                doc: "Comma-separated IP addresses or CIDR networks, or `*`, allowed to send uWSGI requests (with `protocol = uwsgi`); other peers get 403. Unix-socket peers are always allowed.",
             }
             raw_paste_global_conf: Vec<String> = Vec::new() => {
                 section: "Server Mechanics", cli: ["--paste-global"], meta: "CONF",

@@ -70,6 +70,9 @@ pub enum Kind {
     Http2Cleartext,
     /// `validate_proxy_protocol`: off, v1, v2, auto (with bool and legacy spellings).
     ProxyProtocol,
+    /// `protocol`: http or uwsgi. Gunicorn takes any string and serves HTTP for anything
+    /// but `uwsgi`; a typo here would serve the wrong protocol, so it is refused.
+    Protocol,
     /// `validate_http_protocols`: comma-separated h1/h2 preference list.
     HttpProtocols,
     /// `validate_ssl_version`: anything, with a deprecation warning when changed.
@@ -543,6 +546,19 @@ impl Kind {
                     _ => return Err("proxy_protocol must be: off, v1, v2, or auto".to_string()),
                 };
                 Ok(Value::Text(Some(mapped.to_string())))
+            }
+            Kind::Protocol => {
+                if obj.is_none() {
+                    return Ok(Value::Text(Some("http".to_string())));
+                }
+                let v = choice_text(obj, "Not a string: {}")?;
+                match v.as_str() {
+                    "http" | "uwsgi" => Ok(Value::Text(Some(v))),
+                    _ => Err(format!(
+                        "protocol must be http or uwsgi, not {}",
+                        repr_of(obj)
+                    )),
+                }
             }
             Kind::HttpProtocols => http_protocols(obj).map(Value::List),
             Kind::SslVersion => {

@@ -1,19 +1,20 @@
 //! The head reader, used by every worker: the bytes a connection received so far, an
-//! optional PROXY header (first request only, as Gunicorn), the request head, and, when
-//! asked, a small Content-Length body gathered before the request is ready. Parsing is
-//! sans-IO (`advance` works on what `fill_nonblocking` or `read_head_blocking` received),
-//! so the gthread table and the sync worker share every rule.
+//! optional PROXY header (first request only, as Gunicorn), the request head (an HTTP/1 head,
+//! or a uWSGI packet with `protocol = uwsgi`), and, when asked, a small Content-Length body
+//! gathered before the request is ready. Parsing is sans-IO (`advance` works on what
+//! `fill_nonblocking` or `read_head_blocking` received), so the gthread table and the sync
+//! worker share every rule.
 
 use std::time::Instant;
 
 use ferrocorn_h1::{
-    parse_proxy_header, BodyKind, HeadParser, ParseError, ParserConfig, ProxyInfo, ProxyMode,
-    ProxyParse, RequestHead,
+    parse_proxy_header, parse_uwsgi, BodyKind, HeadParser, ParseError, ParserConfig, ProxyInfo,
+    ProxyMode, ProxyParse, RequestHead, UwsgiError,
 };
 
 use super::transport::Transport;
 use super::Liveness;
-use crate::config::Serving;
+use crate::config::{Protocol, Serving};
 use crate::http::{Peer, Request, ServerAddr};
 use crate::telemetry::error_log;
 
@@ -37,21 +38,43 @@ pub struct PeerPolicy {
     pub proxy: ProxyMode,
     /// Set when the peer is not in `proxy_allow_ips`: a PROXY header from it gets a 403.
     pub forbidden_peer: Option<String>,
+    pub speaks: Speaks,
+}
+
+/// What the connection's requests arrive as (`protocol`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Speaks {
+    Http,
+    /// uWSGI packets. `forbidden`: the peer is not on `uwsgi_allow_ips` (its address), so
+    /// its first bytes get a 403.
+    Uwsgi {
+        forbidden: Option<String>,
+    },
 }
 
 impl PeerPolicy {
     pub fn new(serving: &Serving, peer: &Peer) -> Self {
+        let speaks = match (serving.protocol, peer) {
+            (Protocol::Http, _) => Speaks::Http,
+            // A unix socket is reachable only by who may open its path.
+            (Protocol::Uwsgi, Peer::Unix) => Speaks::Uwsgi { forbidden: None },
+            (Protocol::Uwsgi, Peer::Ip(a)) => Speaks::Uwsgi {
+                forbidden: (!serving.uwsgi_allow_ips.contains(a.ip())).then(|| a.ip().to_string()),
+            },
+        };
         match peer {
             Peer::Unix => PeerPolicy {
                 trusted: true,
                 proxy: serving.proxy_protocol,
                 forbidden_peer: None,
+                speaks,
             },
             Peer::Ip(a) => PeerPolicy {
                 trusted: serving.forwarded_allow_ips.contains(a.ip()),
                 proxy: serving.proxy_protocol,
                 forbidden_peer: (!serving.proxy_allow_ips.contains(a.ip()))
                     .then(|| a.ip().to_string()),
+                speaks,
             },
         }
     }
@@ -196,28 +219,39 @@ impl HeadReader {
         if self.buf.is_empty() {
             return Progress::NeedMore;
         }
-        match self.parser.parse(&self.buf, pcfg, self.policy.trusted) {
+        let parsed = match &self.policy.speaks {
+            Speaks::Http => self.parser.parse(&self.buf, pcfg, self.policy.trusted),
+            Speaks::Uwsgi {
+                forbidden: Some(ip),
+            } => Err(UwsgiError::Forbidden(ip.clone()).into()),
+            Speaks::Uwsgi { forbidden: None } => parse_uwsgi(&self.buf, pcfg).map_err(Into::into),
+        };
+        match parsed {
             Ok(None) => Progress::NeedMore,
             Err(e) => Progress::Invalid(e),
-            Ok(Some((head, used))) => {
-                let rest = self.buf.split_off(used);
-                self.buf.clear();
-                match head.body {
-                    // A client waiting for `100 Continue` sends nothing until the app
-                    // reads, so its body cannot be gathered here.
-                    BodyKind::Length(n)
-                        if n > 0
-                            && n <= self.gather
-                            && !head.expect_continue
-                            && (rest.len() as u64) < n =>
-                    {
-                        self.buf = rest;
-                        self.waiting = Some((Box::new(head), n as usize));
-                        Progress::NeedMore
-                    }
-                    _ => Progress::Ready(Box::new(head), rest),
-                }
+            Ok(Some((head, used))) => self.parsed(head, used),
+        }
+    }
+
+    /// A head took the first `used` bytes: the request is ready, or its body is gathered
+    /// first.
+    fn parsed(&mut self, head: RequestHead, used: usize) -> Progress {
+        let rest = self.buf.split_off(used);
+        self.buf.clear();
+        match head.body {
+            // A client waiting for `100 Continue` sends nothing until the app reads, so its
+            // body cannot be gathered here.
+            BodyKind::Length(n)
+                if n > 0
+                    && n <= self.gather
+                    && !head.expect_continue
+                    && (rest.len() as u64) < n =>
+            {
+                self.buf = rest;
+                self.waiting = Some((Box::new(head), n as usize));
+                Progress::NeedMore
             }
+            _ => Progress::Ready(Box::new(head), rest),
         }
     }
 }
@@ -285,6 +319,10 @@ pub struct Framing {
     pub body: BodyKind,
     /// `Expect: 100-continue`: send `100 Continue` on the app's first read.
     pub expect_continue: bool,
+    /// The response goes back to a uWSGI gateway: never chunked (the gateway takes the body
+    /// as opaque bytes, so chunk markers would reach the client), no interim responses, and
+    /// the connection closes after it.
+    pub to_gateway: bool,
 }
 
 /// Split a parsed head into the protocol-neutral request and its HTTP/1 framing.
@@ -299,6 +337,7 @@ pub fn into_request(
     let framing = Framing {
         body: head.body,
         expect_continue: head.expect_continue,
+        to_gateway: head.gateway.is_some(),
     };
     let request = Request {
         method: head.method,
@@ -315,6 +354,7 @@ pub fn into_request(
         number,
         close_requested,
         tls: None,
+        gateway: head.gateway,
     };
     (request, framing)
 }

@@ -14,7 +14,7 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use ferrocorn_h1::{ParseError, ProxyInfo};
+use ferrocorn_h1::{GatewayVars, ParseError, ProxyInfo};
 use pyo3::prelude::*;
 
 pub use addr::{Peer, ServerAddr};
@@ -48,9 +48,34 @@ pub struct Request {
     /// The connection's TLS version, cipher and client certificate, for bridges that tell
     /// the app (the ASGI TLS extension); None in plain text.
     pub tls: Option<Arc<crate::tls::ConnInfo>>,
+    /// What a uWSGI gateway (a proxy on `uwsgi_allow_ips`) said about the client and the
+    /// server; None for HTTP. `path` is then PATH_INFO as the gateway sent it, already
+    /// decoded.
+    pub gateway: Option<Box<GatewayVars>>,
 }
 
 impl Request {
+    /// SERVER_PROTOCOL: what the client spoke, as the gateway saw it or as the head said.
+    pub fn server_protocol(&self) -> std::borrow::Cow<'_, str> {
+        match self.gateway.as_ref().and_then(|g| g.protocol.as_deref()) {
+            Some(p) => p.into(),
+            None => match self.version {
+                (1, 1) => "HTTP/1.1".into(),
+                (1, 0) => "HTTP/1.0".into(),
+                (major, minor) => format!("HTTP/{major}.{minor}").into(),
+            },
+        }
+    }
+
+    /// REMOTE_ADDR before any PROXY header: the client a gateway names, else the peer ('' for
+    /// a unix socket).
+    pub fn remote_addr(&self) -> String {
+        match self.gateway.as_ref().and_then(|g| g.remote_addr.as_ref()) {
+            Some(a) => a.clone(),
+            None => self.peer.ip_string(),
+        }
+    }
+
     /// The values of every field named `upper` (an UPPER-cased name), in arrival order.
     pub fn header_values<'r>(&'r self, upper: &'r str) -> impl Iterator<Item = &'r str> {
         self.headers

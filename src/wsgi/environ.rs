@@ -1,8 +1,12 @@
 //! Building the WSGI environ exactly as Gunicorn 27's `wsgi.create` does (§10 of the
-//! reference): the same keys, the same values, the same order of precedence.
+//! reference): the same keys, the same values, the same order of precedence. A request a
+//! uWSGI gateway sent takes the client's and the server's side from the gateway's vars,
+//! and PATH_INFO as the gateway decoded it.
 //!
 //! Per-worker constants (the base environ) are computed once; per request only the request's
 //! own keys are added. It never reads from or writes to the socket.
+
+use std::borrow::Cow;
 
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -11,6 +15,7 @@ use pyo3::types::{PyDict, PyString};
 use super::response::EarlyHints;
 use crate::config::{Config, WorkerKind};
 use crate::http::{Peer, Request, ServerAddr, SharedExchange};
+use ferrocorn_h1::GatewayVars;
 
 /// What every environ of this worker shares.
 pub struct BaseEnviron {
@@ -100,14 +105,26 @@ pub fn build<'py>(
     let set = |k: &Bound<'py, PyString>, v: Bound<'py, PyAny>| env.set_item(k, v);
     let s = |v: &str| PyString::new(py, v).into_any();
 
+    let gw = req.gateway.as_deref();
+    if let Some(gw) = gw {
+        // The gateway's other vars, as uWSGI passes them (a repeated one: the last). First,
+        // so that every key the server sets below wins over a var of the same name; the
+        // template's keys (SERVER_SOFTWARE, wsgi.*) are kept.
+        let template = base.template.bind(py);
+        for (k, v) in &gw.extra {
+            if !template.contains(k)? {
+                env.set_item(k, v)?;
+            }
+        }
+    }
     set(intern!(py, "wsgi.input"), input.into_bound(py))?;
     set(intern!(py, "REQUEST_METHOD"), s(&req.method))?;
     set(intern!(py, "QUERY_STRING"), s(&req.query))?;
     set(intern!(py, "RAW_URI"), s(&req.uri))?;
-    let protocol = match req.version {
-        (1, 1) => intern!(py, "HTTP/1.1").clone().into_any(),
-        (1, 0) => intern!(py, "HTTP/1.0").clone().into_any(),
-        (major, minor) => s(&format!("HTTP/{major}.{minor}")),
+    let protocol = match (req.version, gw) {
+        ((1, 1), None) => intern!(py, "HTTP/1.1").clone().into_any(),
+        ((1, 0), None) => intern!(py, "HTTP/1.0").clone().into_any(),
+        _ => s(&req.server_protocol()),
     };
     set(intern!(py, "SERVER_PROTOCOL"), protocol)?;
 
@@ -144,12 +161,19 @@ pub fn build<'py>(
 
     set(intern!(py, "wsgi.url_scheme"), s(req.scheme))?;
 
-    match &req.peer {
-        Peer::Ip(addr) => {
+    // A gateway names the client; its own address is only the proxy's.
+    match (gw.and_then(|g| g.remote_addr.as_deref()), &req.peer) {
+        (Some(addr), _) => {
+            set(intern!(py, "REMOTE_ADDR"), s(addr))?;
+            if let Some(port) = gw.and_then(|g| g.remote_port.as_deref()) {
+                set(intern!(py, "REMOTE_PORT"), s(port))?;
+            }
+        }
+        (None, Peer::Ip(addr)) => {
             set(intern!(py, "REMOTE_ADDR"), s(&addr.ip().to_string()))?;
             set(intern!(py, "REMOTE_PORT"), s(&addr.port().to_string()))?;
         }
-        Peer::Unix => set(intern!(py, "REMOTE_ADDR"), s(""))?,
+        (None, Peer::Unix) => set(intern!(py, "REMOTE_ADDR"), s(""))?,
     }
 
     if let Some(info) = &req.proxy {
@@ -167,46 +191,113 @@ pub fn build<'py>(
         set(intern!(py, "PROXY_PORT"), port(info.proxy_port))?;
     }
 
-    match &req.server {
-        ServerAddr::Tcp(addr) => {
-            set(intern!(py, "SERVER_NAME"), s(&addr.ip().to_string()))?;
-            set(intern!(py, "SERVER_PORT"), s(&addr.port().to_string()))?;
+    let default_port = if req.scheme == "https" { "443" } else { "80" };
+    let (name, port): (Cow<'_, str>, Cow<'_, str>) = match (gw, &req.server, host) {
+        (Some(gw), _, _) => gateway_server(gw, host, &req.server, default_port),
+        (None, ServerAddr::Tcp(addr), _) => {
+            (addr.ip().to_string().into(), addr.port().to_string().into())
         }
-        ServerAddr::Unix(path) => match host {
-            Some(h) => {
-                let (name, port) = match h.split_once(':') {
-                    Some((n, p)) => (n.to_string(), p.to_string()),
-                    None => (
-                        h.to_string(),
-                        if req.scheme == "https" { "443" } else { "80" }.to_string(),
-                    ),
-                };
-                set(intern!(py, "SERVER_NAME"), s(&name))?;
-                set(intern!(py, "SERVER_PORT"), s(&port))?;
-            }
-            None => {
-                set(intern!(py, "SERVER_NAME"), s(path))?;
-                set(intern!(py, "SERVER_PORT"), s(""))?;
-            }
-        },
-    }
+        // Over a unix socket the Host header names the server.
+        (None, ServerAddr::Unix(_), Some(h)) => {
+            let (name, port) = h.split_once(':').unwrap_or((h, default_port));
+            (name.into(), port.into())
+        }
+        (None, ServerAddr::Unix(path), None) => ((**path).into(), "".into()),
+    };
+    set(intern!(py, "SERVER_NAME"), s(&name))?;
+    set(intern!(py, "SERVER_PORT"), s(&port))?;
 
-    let mut path = req.path.as_str();
-    if !script_name.is_empty() {
-        match path.strip_prefix(script_name.as_str()) {
-            Some(rest) => path = rest,
-            None => {
-                return Err(EnvironError::Problem(format!(
-                    "Configuration problem: Request path {} does not start with SCRIPT_NAME {}",
-                    ferrocorn_h1::repr_str(&req.path),
-                    ferrocorn_h1::repr_str(&script_name)
-                )))
-            }
+    let (script_name, path_info) = match gw {
+        Some(gw) => gateway_path(gw, &req.path, script_name)?,
+        None => {
+            let path = unquote_latin1(strip_script_name(&req.path, &script_name)?);
+            (script_name, path)
         }
-    }
-    set(intern!(py, "PATH_INFO"), s(&unquote_latin1(path)))?;
+    };
+    set(intern!(py, "PATH_INFO"), s(&path_info))?;
     set(intern!(py, "SCRIPT_NAME"), s(&script_name))?;
     Ok(env)
+}
+
+/// SERVER_NAME and SERVER_PORT of a request from a uWSGI gateway: its vars, else the Host
+/// the client sent (nginx sends SERVER_NAME empty without a `server_name`, and PEP 3333
+/// wants neither empty), else the listener, whose address is only the proxy's side.
+fn gateway_server<'a>(
+    gw: &'a GatewayVars,
+    host: Option<&'a str>,
+    listener: &'a ServerAddr,
+    default_port: &'static str,
+) -> (Cow<'a, str>, Cow<'a, str>) {
+    let (host_name, host_port) = match host.map(split_host) {
+        Some((name, port)) => (Some(name), port),
+        None => (None, None),
+    };
+    let (listen_name, listen_port): (Cow<'a, str>, Cow<'a, str>) = match listener {
+        ServerAddr::Tcp(addr) => (addr.ip().to_string().into(), addr.port().to_string().into()),
+        ServerAddr::Unix(path) => ((**path).into(), "".into()),
+    };
+    let named = gw.server_name.as_deref().or(host_name);
+    let port = gw.server_port.as_deref().or(host_port);
+    match (named, port) {
+        (Some(name), Some(port)) => (name.into(), port.into()),
+        (Some(name), None) => (name.into(), default_port.into()),
+        (None, Some(port)) => (listen_name, port.into()),
+        (None, None) => (listen_name, listen_port),
+    }
+}
+
+/// `host[:port]`, `[v6]:port` or a bare name or address.
+fn split_host(host: &str) -> (&str, Option<&str>) {
+    match host.rsplit_once(':') {
+        Some((name, port))
+            if !port.is_empty()
+                && port.bytes().all(|b| b.is_ascii_digit())
+                && (!name.contains(':') || name.ends_with(']')) =>
+        {
+            (name, Some(port))
+        }
+        _ => (host, None),
+    }
+}
+
+/// SCRIPT_NAME and PATH_INFO of a request from a uWSGI gateway, whose PATH_INFO is already
+/// decoded (decoding it again would turn `%25` into `%` twice). A SCRIPT_NAME var is the
+/// mount point the gateway states: taken off the front of PATH_INFO when it is there
+/// (nginx sends the whole path), otherwise PATH_INFO is already the rest (CGI's split).
+/// Without one, the server's own SCRIPT_NAME applies as it does over HTTP.
+fn gateway_path(
+    gw: &GatewayVars,
+    path: &str,
+    configured: String,
+) -> Result<(String, String), EnvironError> {
+    match &gw.script_name {
+        Some(mount) => {
+            let rest = path
+                .strip_prefix(mount.as_str())
+                .filter(|rest| rest.is_empty() || rest.starts_with('/'))
+                .unwrap_or(path);
+            Ok((mount.clone(), rest.to_string()))
+        }
+        None => {
+            let rest = strip_script_name(path, &configured)?.to_string();
+            Ok((configured, rest))
+        }
+    }
+}
+
+/// `path` without the leading `script_name` the server was configured with; a path outside
+/// it is a configuration problem (Gunicorn's 500 page).
+fn strip_script_name<'p>(path: &'p str, script_name: &str) -> Result<&'p str, EnvironError> {
+    if script_name.is_empty() {
+        return Ok(path);
+    }
+    path.strip_prefix(script_name).ok_or_else(|| {
+        EnvironError::Problem(format!(
+            "Configuration problem: Request path {} does not start with SCRIPT_NAME {}",
+            ferrocorn_h1::repr_str(path),
+            ferrocorn_h1::repr_str(script_name)
+        ))
+    })
 }
 
 /// `wsgi.early_hints`, after the connection's keys (Gunicorn's order).
@@ -221,7 +312,16 @@ pub fn add_early_hints(
 
 #[cfg(test)]
 mod tests {
-    use super::unquote_latin1;
+    use super::{split_host, unquote_latin1};
+
+    #[test]
+    fn host_and_port() {
+        assert_eq!(split_host("a.example"), ("a.example", None));
+        assert_eq!(split_host("a.example:8443"), ("a.example", Some("8443")));
+        assert_eq!(split_host("[::1]:8080"), ("[::1]", Some("8080")));
+        assert_eq!(split_host("::1"), ("::1", None));
+        assert_eq!(split_host("a.example:"), ("a.example:", None));
+    }
 
     #[test]
     fn unquote_decodes_to_latin1_and_keeps_bad_escapes() {

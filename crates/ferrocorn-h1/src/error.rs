@@ -81,6 +81,9 @@ pub enum ParseError {
     ConfigurationProblem(String),
     #[error("Expected HTTP/2 connection preface, got {}", repr_bytes(.0))]
     InvalidH2CPreface(Vec<u8>),
+    /// A uWSGI packet that cannot be served, or a peer not allowed to send one.
+    #[error("{0}")]
+    Uwsgi(crate::uwsgi::UwsgiError),
 }
 
 impl ParseError {
@@ -108,6 +111,7 @@ impl ParseError {
             ParseError::ForbiddenProxyRequest(_) => "ForbiddenProxyRequest",
             ParseError::ConfigurationProblem(_) => "ConfigurationProblem",
             ParseError::InvalidH2CPreface(_) => "InvalidH2CPreface",
+            ParseError::Uwsgi(e) => e.class_name(),
         }
     }
 
@@ -131,6 +135,7 @@ impl ParseError {
             ParseError::UnsupportedTransferCoding(_) => 501,
             ParseError::ExpectationFailed(_) => 417,
             ParseError::ForbiddenProxyRequest(_) => 403,
+            ParseError::Uwsgi(e) => e.status(),
             _ => 400,
         }
     }
@@ -146,6 +151,7 @@ impl ParseError {
             ParseError::LimitRequestHeaders(_) => "Request Header Fields Too Large",
             ParseError::ExpectationFailed(_) => "Expectation Failed",
             ParseError::ForbiddenProxyRequest(_) => "Forbidden",
+            ParseError::Uwsgi(e) => e.reason(),
             _ => "Bad Request",
         }
     }
@@ -166,7 +172,10 @@ impl ParseError {
             ParseError::InvalidHTTPVersion(_) => format!("Invalid HTTP Version '{text}'"),
             ParseError::LimitRequestHeaders(_) => format!("Error parsing headers: '{text}'"),
             ParseError::InvalidProxyLine(_) => format!("'{text}'"),
-            ParseError::ForbiddenProxyRequest(_) => "Request forbidden".to_string(),
+            ParseError::ForbiddenProxyRequest(_)
+            | ParseError::Uwsgi(crate::uwsgi::UwsgiError::Forbidden(_)) => {
+                "Request forbidden".to_string()
+            }
             _ => text,
         }
     }

@@ -2,9 +2,9 @@
 //! encoding, error for error and byte for byte.
 //!
 //! Owns: request heads (`parse_head`), body decoding (`ChunkedDecoder`, `BodyDecoder`), the PROXY
-//! protocol header, Gunicorn's error responses, and the response head and chunk encoding. It must
-//! not touch sockets, Python, configuration files or logging: the server feeds it bytes and writes
-//! what it returns.
+//! protocol header, uWSGI request packets (`parse_uwsgi`), Gunicorn's error responses, and the
+//! response head and chunk encoding. It must not touch sockets, Python, configuration files or
+//! logging: the server feeds it bytes and writes what it returns.
 #![forbid(unsafe_code)]
 
 mod body;
@@ -21,6 +21,7 @@ mod pyrepr;
 mod request;
 mod response;
 mod uri;
+mod uwsgi;
 
 pub use body::{BodyDecoder, ChunkedDecoder};
 pub use config::{
@@ -39,3 +40,6 @@ pub use response::{
     validate_status, ConnectionHeader, ResponseHeaders, LAST_CHUNK,
 };
 pub use uri::{percent_decode, split_request_uri, InvalidUri, UriParts};
+pub use uwsgi::{
+    head_from_vars, parse_packet, parse_uwsgi, GatewayVars, UwsgiError, MAX_VARS as UWSGI_MAX_VARS,
+};

@@ -13,6 +13,7 @@ use crate::headers::{
 };
 use crate::pyrepr::latin1;
 use crate::uri::split_request_uri;
+use crate::uwsgi::GatewayVars;
 
 /// A parsed request head.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,8 +33,11 @@ pub struct RequestHead {
     /// `Expect: 100-continue` on HTTP/1.1+: send `HTTP/1.1 100 Continue` before the app runs.
     pub expect_continue: bool,
     pub body: BodyKind,
-    /// A gzip/deflate/compress transfer coding was used: close after this request.
+    /// A gzip/deflate/compress transfer coding was used, or a uWSGI packet carried the
+    /// request: close after this request.
     pub must_close: bool,
+    /// What a uWSGI gateway said beyond the request (None for an HTTP head).
+    pub gateway: Option<Box<GatewayVars>>,
 }
 
 impl RequestHead {
@@ -454,6 +458,7 @@ fn finish(
         expect_continue: walk.state.expect_continue,
         body: framing.body,
         must_close: framing.must_close,
+        gateway: None,
     };
     Ok(Some((head, consumed)))
 }

@@ -394,6 +394,60 @@ fn resolved_serving_values() {
 }
 
 #[test]
+fn the_uwsgi_protocol_and_its_allow_list() {
+    use crate::config::Protocol;
+    use std::net::IpAddr;
+    let _g = lock();
+    let cfg = load_ok(&["app:app"], &[]);
+    assert_eq!(cfg.serving().protocol, Protocol::Http);
+    let cfg = load_ok(
+        &[
+            "--protocol",
+            "uwsgi",
+            "--uwsgi-allow-from",
+            "10.0.0.0/8, 192.0.2.1",
+            "app:app",
+        ],
+        &[],
+    );
+    assert!(cfg.check_supported().is_ok());
+    let s = cfg.serving();
+    assert_eq!(s.protocol, Protocol::Uwsgi);
+    let ip = |t: &str| t.parse::<IpAddr>().unwrap();
+    assert!(s.uwsgi_allow_ips.contains(ip("10.20.30.40")));
+    assert!(s.uwsgi_allow_ips.contains(ip("192.0.2.1")));
+    assert!(!s.uwsgi_allow_ips.contains(ip("127.0.0.1")));
+    for args in [
+        &["--protocol", "uwsgi", "--threads", "4", "app:app"][..],
+        &["--protocol", "uwsgi", "-k", "gthread", "app:app"][..],
+    ] {
+        assert!(load_ok(args, &[]).check_supported().is_ok(), "{args:?}");
+    }
+
+    let err = load_err(&["--protocol", "uwsg", "app:app"], &[]);
+    assert_eq!(
+        err.message,
+        "Invalid value for protocol: uwsg\n\n\nError: protocol must be http or uwsgi, not 'uwsg'"
+    );
+    assert_eq!(err.exit_code, 1);
+    let err = load_ok(&["--protocol", "uwsgi", "-k", "asgi", "app:app"], &[])
+        .check_supported()
+        .unwrap_err();
+    assert!(
+        err.message.contains("runs on the sync and gthread workers"),
+        "{}",
+        err.message
+    );
+    let err = load_ok(
+        &["--protocol", "uwsgi", "--proxy-protocol", "v1", "app:app"],
+        &[],
+    )
+    .check_supported()
+    .unwrap_err();
+    assert!(err.message.contains("proxy_protocol"), "{}", err.message);
+}
+
+#[test]
 fn python_cfg_object_for_hooks() {
     let _g = lock();
     let cfg = load_ok(

@@ -303,6 +303,19 @@ fn choices() {
     );
     assert!(check(Kind::ProxyProtocol, "proxy_protocol", "'v3'").is_err());
     assert_eq!(
+        text(check(Kind::Protocol, "protocol", "' UWSGI '")),
+        Some("uwsgi".into())
+    );
+    assert_eq!(
+        text(check(Kind::Protocol, "protocol", "None")),
+        Some("http".into())
+    );
+    assert_eq!(
+        check(Kind::Protocol, "protocol", "'uwsgii'").unwrap_err(),
+        "protocol must be http or uwsgi, not 'uwsgii'"
+    );
+    assert!(check(Kind::Protocol, "protocol", "1").is_err());
+    assert_eq!(
         text(check(Kind::HttpParser, "http_parser", "None")),
         Some("auto".into())
     );

@@ -63,6 +63,8 @@ pub struct H1Exchange {
     close_announced: bool,
     /// The worker sends a response held in memory itself (see `body_in_memory`).
     may_hold: bool,
+    /// A uWSGI gateway takes the response (`Framing::to_gateway`).
+    to_gateway: bool,
     /// Response bytes held back for the worker, while they fit.
     held: Option<Vec<u8>>,
     body_wait: Option<BodyWait>,
@@ -100,9 +102,15 @@ impl H1Exchange {
             is_head: setup.method == "HEAD",
             upgrade: false,
             warned_body: false,
-            keep_alive: KeepAlive::Allowed,
+            // A gateway gets one request per connection.
+            keep_alive: if setup.framing.to_gateway {
+                KeepAlive::Disabled
+            } else {
+                KeepAlive::Allowed
+            },
             close_announced: false,
             may_hold: setup.may_hold,
+            to_gateway: setup.framing.to_gateway,
             held: None,
             body_wait: setup.body_wait,
         }

@@ -1,7 +1,8 @@
 //! The response of an HTTP/1 exchange, framed as Gunicorn's `Response` does: the app's
 //! status and headers are validated (an invalid one is an app error, so a 500), hop-by-hop
 //! headers and the app's Server/Date are replaced, Content-Length is honoured and enforced,
-//! HTTP/1.1 without a length is chunked, and HEAD/1xx/204/304 carry no body.
+//! HTTP/1.1 without a length is chunked (never toward a uWSGI gateway, where the close ends
+//! the body), and HEAD/1xx/204/304 carry no body.
 //!
 //! Bytes go out with a non-blocking send while the GIL is held (most responses fit the
 //! socket buffer, and each GIL release is a hand-off to another thread); only the rest of a
@@ -211,11 +212,12 @@ impl ResponseSink for H1Exchange {
         self.response.response_length = processed.content_length.map(|n| n.max(0) as u64);
         self.upgrade = processed.upgrade;
         self.response.headers = processed.headers;
-        self.response.chunked = ferrocorn_h1::response_is_chunked(
-            processed.content_length,
-            self.version,
-            self.no_body(),
-        );
+        self.response.chunked = !self.to_gateway
+            && ferrocorn_h1::response_is_chunked(
+                processed.content_length,
+                self.version,
+                self.no_body(),
+            );
         Ok(())
     }
 
@@ -309,8 +311,9 @@ impl ResponseSink for H1Exchange {
             out.extend_from_slice(b"\r\n");
         }
         out.extend_from_slice(b"\r\n");
-        // HTTP/1.0 has no 1xx responses; after the head it is too late.
-        if self.writing != Writing::Init || self.version < (1, 1) {
+        // HTTP/1.0 has no 1xx responses; after the head it is too late. A uWSGI gateway
+        // would take an interim response for the final one.
+        if self.writing != Writing::Init || self.version < (1, 1) || self.to_gateway {
             return Ok(());
         }
         self.send(py, &out)

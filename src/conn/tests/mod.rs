@@ -7,6 +7,7 @@ mod close;
 mod exchange;
 mod reader;
 mod transport;
+mod uwsgi;
 
 use std::io::{self, Read};
 use std::net::{TcpListener, TcpStream};

@@ -12,7 +12,7 @@ use ferrocorn_h1::{BodyKind, ParseError, ParserConfig, ProxyMode, RequestHead};
 
 use super::{tcp_pair, unix_pair, PATIENCE};
 use crate::conn::reader::{
-    into_request, read_head_blocking, Filled, HeadRead, HeadReader, PeerPolicy, Progress,
+    into_request, read_head_blocking, Filled, HeadRead, HeadReader, PeerPolicy, Progress, Speaks,
 };
 use crate::conn::transport::Transport;
 use crate::conn::Liveness;
@@ -23,6 +23,7 @@ fn policy(proxy: ProxyMode, forbidden_peer: Option<&str>) -> PeerPolicy {
         trusted: true,
         proxy,
         forbidden_peer: forbidden_peer.map(str::to_string),
+        speaks: Speaks::Http,
     }
 }
 

@@ -246,15 +246,16 @@ fn log_access(
     // Copied out: the environ lookups below run Python (`str()`), which must not find the
     // exchange locked.
     let r = http::lock(py, exchange).response().clone();
-    let protocol = format!("HTTP/{}.{}", req.version.0, req.version.1);
+    let protocol = req.server_protocol();
     let env_get = |key: &str| -> Option<String> {
         let env = environ?;
         let v = env.get_item(key).ok()??;
         Some(v.str().ok()?.to_string())
     };
     let path_info: Option<String> = environ.and_then(|_| env_get("PATH_INFO"));
-    // `h` is environ['REMOTE_ADDR'] as Gunicorn logs it: the PROXY client when there is one.
-    let remote = env_get("REMOTE_ADDR").unwrap_or_else(|| req.peer.ip_string());
+    // `h` is environ['REMOTE_ADDR'] as Gunicorn logs it: the PROXY client when there is one,
+    // the client a uWSGI gateway names.
+    let remote = env_get("REMOTE_ADDR").unwrap_or_else(|| req.remote_addr());
     let status = r.status.clone().unwrap_or_default();
     let record = access::AccessRecord {
         remote_addr: &remote,

@@ -247,7 +247,7 @@ fn a_request_from_the_head_reader_is_served_and_the_next_one_follows() {
     use ferrocorn_h1::{ParserConfig, ProxyMode};
 
     use crate::conn::exchange::{H1Exchange, Setup};
-    use crate::conn::reader::{into_request, HeadReader, PeerPolicy, Progress};
+    use crate::conn::reader::{into_request, HeadReader, PeerPolicy, Progress, Speaks};
     use crate::http::{Peer, ServerAddr};
 
     let (mut ours, mut peer) = super::super::unix_pair();
@@ -256,6 +256,7 @@ fn a_request_from_the_head_reader_is_served_and_the_next_one_follows() {
         trusted: true,
         proxy: ProxyMode::Off,
         forbidden_peer: None,
+        speaks: Speaks::Http,
     };
     let mut reader = HeadReader::new(policy, 1024);
     peer.write_all(b"POST /one HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhel")

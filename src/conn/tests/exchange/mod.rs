@@ -15,13 +15,14 @@ use crate::conn::reader::Framing;
 use crate::http::Peer;
 
 /// What an exchange is built from, with the defaults of a plain HTTP/1.1 GET.
-struct Spec {
-    body: BodyKind,
-    expect_continue: bool,
-    version: (u8, u8),
-    method: &'static str,
-    leftover: &'static [u8],
-    may_hold: bool,
+pub(super) struct Spec {
+    pub(super) body: BodyKind,
+    pub(super) expect_continue: bool,
+    pub(super) version: (u8, u8),
+    pub(super) method: &'static str,
+    pub(super) leftover: &'static [u8],
+    pub(super) may_hold: bool,
+    pub(super) to_gateway: bool,
 }
 
 impl Default for Spec {
@@ -33,6 +34,7 @@ impl Default for Spec {
             method: "GET",
             leftover: b"",
             may_hold: false,
+            to_gateway: false,
         }
     }
 }
@@ -58,7 +60,7 @@ impl Spec {
 
     /// The exchange over a fresh unix pair (our read timeout bounds every wait) and the
     /// client's end.
-    fn build(self) -> (H1Exchange, UnixStream) {
+    pub(super) fn build(self) -> (H1Exchange, UnixStream) {
         let (mut ours, peer) = unix_pair();
         ours.set_read_timeout(Some(PATIENCE)).unwrap();
         ours.set_write_timeout(Some(PATIENCE)).unwrap();
@@ -68,6 +70,7 @@ impl Spec {
             framing: Framing {
                 body: self.body,
                 expect_continue: self.expect_continue,
+                to_gateway: self.to_gateway,
             },
             version: self.version,
             method: self.method,
@@ -80,7 +83,7 @@ impl Spec {
 }
 
 /// Headers as the app gives them.
-fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+pub(super) fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
         .iter()
         .map(|(n, v)| (n.to_string(), v.to_string()))
@@ -88,7 +91,7 @@ fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 /// Take the connection back (nothing held), close it, and return all the client got.
-fn wire(ex: &mut H1Exchange, peer: &mut UnixStream) -> Vec<u8> {
+pub(super) fn wire(ex: &mut H1Exchange, peer: &mut UnixStream) -> Vec<u8> {
     let (transport, held) = ex.take_back().expect("the connection is still there");
     assert!(held.is_empty(), "response bytes were held back");
     drop(transport);
@@ -97,7 +100,7 @@ fn wire(ex: &mut H1Exchange, peer: &mut UnixStream) -> Vec<u8> {
 
 /// Check a response head: the status line, Server, a Date, then exactly `rest` (the
 /// Connection header, framing and the app's headers). Returns the body.
-fn expect_head<'a>(wire: &'a [u8], status_line: &str, rest: &[&str]) -> &'a [u8] {
+pub(super) fn expect_head<'a>(wire: &'a [u8], status_line: &str, rest: &[&str]) -> &'a [u8] {
     let text = String::from_utf8_lossy(wire);
     let end = wire
         .windows(4)
