@@ -10,7 +10,9 @@ import time
 import pytest
 import requests
 
-from conftest import APPS_DIR, base_env, is_gunicorn, listening_socket, server_command
+from conftest import (
+    APPS_DIR, base_env, http_get, is_gunicorn, listening_socket, server_command, wait_until,
+)
 
 
 def _messages(sock, until, timeout=15.0):
@@ -127,3 +129,58 @@ def test_socket_activation(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)
         stderr.close()
+
+
+@pytest.mark.ferrocorn_only
+def test_socket_activation_keeps_systemds_socket_when_bind_changes(tmp_path):
+    # The socket unit owns the address: a HUP whose config names another bind must not
+    # drop (or unlink) the socket systemd handed over. Gunicorn rebinds.
+    path = tmp_path / "activated.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(64)
+    fd = listener.fileno()
+    other = tmp_path / "other.sock"
+    conf = tmp_path / "conf.py"
+    conf.write_text("bind = ['unix:%s']\n" % (tmp_path / "first.sock"))
+
+    def move_to_fd3():
+        os.dup2(fd, 3)
+        os.set_inheritable(3, True)
+
+    env = base_env(tmp_path, {"LISTEN_FDS": "1"})
+    cmd = " ".join("'%s'" % c for c in server_command()) + " -c '%s' hello:app" % conf
+    stderr_path = tmp_path / "stderr"
+    stderr = open(stderr_path, "wb")
+    proc = subprocess.Popen(
+        ["/bin/sh", "-c", 'LISTEN_PID=$$ exec %s' % cmd],
+        cwd=str(APPS_DIR), env=env, stderr=stderr, stdout=subprocess.DEVNULL,
+        preexec_fn=move_to_fd3, pass_fds=(fd, 3), start_new_session=True,
+    )
+    listener.close()
+
+    def served():
+        try:
+            return http_get(str(path), headers={"Connection": "close"}, timeout=5).status
+        except OSError:
+            return None
+
+    try:
+        wait_until(lambda: served() == 200, what="an answer on the activated socket")
+        conf.write_text("bind = ['unix:%s']\n" % other)
+        os.kill(proc.pid, signal.SIGHUP)
+        wait_until(lambda: "socket activation; keeping them" in stderr_path.read_text(),
+                   what="the warning about the changed bind")
+        assert served() == 200
+        assert path.exists()
+        assert not other.exists()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+        stderr.close()
+    # Stopping does not remove systemd's socket file either.
+    assert path.exists()

@@ -9,7 +9,7 @@ chdir = "/srv/myproject"
 
 # Where nginx connects (nginx-tcp.conf); `-b unix:PATH` on the command line replaces it.
 # Under systemd socket activation (ferrocorn.socket) the socket systemd hands over is used
-# instead; leave this line alone then: a HUP that finds it changed binds what it says.
+# instead, and a HUP that finds this line changed keeps systemd's socket (with a warning).
 bind = ["127.0.0.1:8000"]
 
 # gthread keeps nginx's upstream connections open between requests; the sync worker closes

@@ -37,7 +37,8 @@ class Setting:
         self.meta = row["meta"]
         self.desc = row["doc"]
         self.short = row["doc"].split(". ")[0].rstrip(".") + "."
-        self.default = row["default_doc"]
+        self.default = row["default"]
+        self.default_doc = row["default_doc"]
         self.supported = row["supported"]
         self._row = row
 
@@ -59,7 +60,7 @@ class Setting:
         kwargs = {
             "dest": self.name,
             "default": None,
-            "help": ("%s [%s]" % (self.short, self.default)).replace("%", "%%"),
+            "help": ("%s [%s]" % (self.short, self.default_doc)).replace("%", "%%"),
         }
         if self.meta:
             kwargs["metavar"] = self.meta

@@ -1,56 +1,59 @@
 """``--spew``: a trace function printing every Python line the server runs, to stdout.
 
 ferrocorn's master and request handling are Rust, so what shows up is the Python that does
-run: the config file, hooks, logging glue and, in workers, the application. As with
-Gunicorn, ``sys.settrace`` is per thread: the thread that installs it (the master's main
-thread, and with it every worker's main thread after fork) is traced, thread pools are not.
+run: hooks, the config file when HUP reads it again, logging glue and, in workers, the
+application. ``sys.settrace`` is per thread, as in Gunicorn: the thread that installs it
+(the master's main thread, and with it every worker's main thread after fork) is traced;
+thread pools are not.
+
+Each line is printed as ``module:lineno: source`` (Gunicorn's format); with
+``show_values`` the globals and locals the line names follow on a tab-indented line.
 """
 
-import inspect
 import linecache
 import re
 import sys
 
 __all__ = ["spew", "unspew"]
 
-_TOKENS = re.compile(r"\W+")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _source(frame):
+    """The module name and source text of the line a frame is on."""
+    module = frame.f_globals.get("__name__", "[unknown]")
+    filename = frame.f_code.co_filename
+    text = linecache.getline(filename, frame.f_lineno)
+    if not text:
+        text = "<no source: %s in %s>" % (frame.f_code.co_name, filename)
+    return module, text.rstrip()
 
 
 class Spew:
+    """The trace function; ``trace_names`` limits it to those module names."""
+
     def __init__(self, trace_names=None, show_values=True):
-        self.trace_names = trace_names
+        self.trace_names = None if trace_names is None else set(trace_names)
         self.show_values = show_values
 
-    def _where(self, frame):
-        lineno = frame.f_lineno
-        filename = frame.f_globals.get("__file__")
-        if filename:
-            if filename.endswith((".pyc", ".pyo")):
-                filename = filename[:-1]
-            return frame.f_globals.get("__name__", "[unknown]"), linecache.getline(filename, lineno)
-        try:
-            lines, start = inspect.getsourcelines(frame)
-            return "[unknown]", lines[lineno - start]
-        except (OSError, TypeError, IndexError):
-            return "[unknown]", "Unknown code named [%s].  VM instruction #%d" % (
-                frame.f_code.co_name, frame.f_lasti)
-
     def __call__(self, frame, event, arg):
-        if event != "line":
-            return self
-        name, line = self._where(frame)
-        if self.trace_names is not None and name not in self.trace_names:
-            return self
-        print("%s:%s: %s" % (name, frame.f_lineno, line.rstrip()))
-        if self.show_values:
-            values = []
-            for token in _TOKENS.split(line):
-                for scope in (frame.f_globals, frame.f_locals):
-                    if token in scope:
-                        values.append("%s=%r" % (token, scope[token]))
-            if values:
-                print("\t%s" % " ".join(values))
+        if event == "line":
+            module, text = _source(frame)
+            if self.trace_names is None or module in self.trace_names:
+                print("%s:%s: %s" % (module, frame.f_lineno, text))
+                if self.show_values:
+                    self._values(frame, text)
         return self
+
+    @staticmethod
+    def _values(frame, text):
+        shown = []
+        for name in dict.fromkeys(_NAME.findall(text)):
+            for scope in (frame.f_globals, frame.f_locals):
+                if name in scope:
+                    shown.append("%s=%r" % (name, scope[name]))
+        if shown:
+            print("\t" + " ".join(shown))
 
 
 def spew(trace_names=None, show_values=False):

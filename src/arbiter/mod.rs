@@ -430,38 +430,37 @@ impl<'py> Arbiter<'py> {
         }
     }
 
+    /// The new configuration HUP asks for, or why the running one stays. With the
+    /// embedding API the application's own state (its `cfg`, `app_uri`, ...) is put back
+    /// as it was whenever the new configuration is not used.
+    fn next_config(&self) -> std::result::Result<Option<Config>, String> {
+        let py = self.py;
+        let Some(application) = &self.cfg.application else {
+            return next_checked(py, Config::load(py, &self.argv));
+        };
+        let application = application.bind(py);
+        let saved = application_state(application).map_err(|e| e.to_string())?;
+        let next = next_checked(py, reload_application(py, application));
+        if !matches!(next, Ok(Some(_))) {
+            if let Err(e) = restore_application_state(application, &saved) {
+                error_log::error(&format!("Could not restore the application's state: {e}"));
+            }
+        }
+        next
+    }
+
     fn reload_config(&mut self) -> Result<()> {
         let py = self.py;
-        let loaded = match &self.cfg.application {
-            Some(application) => reload_application(py, application.bind(py)),
-            None => Config::load(py, &self.argv),
-        };
-        let cfg = match loaded {
-            Ok(crate::config::Loaded::Run(cfg)) => *cfg,
-            Ok(crate::config::Loaded::Exit(_)) => return Ok(()),
-            Err(e) => {
+        let cfg = match self.next_config() {
+            Ok(Some(cfg)) => cfg,
+            Ok(None) => return Ok(()),
+            Err(message) => {
                 error_log::error(&format!(
-                    "Reload failed, keeping the current configuration: {}",
-                    e.message
+                    "Reload failed, keeping the current configuration: {message}"
                 ));
                 return Ok(());
             }
         };
-        if let Err(e) = cfg.check_supported() {
-            error_log::error(&format!(
-                "Reload failed, keeping the current configuration: {}",
-                e.message
-            ));
-            return Ok(());
-        }
-        // New workers serve renewed certificate files; if they cannot be used, everything
-        // stays as it was, the current certificate included.
-        if let Err(e) = crate::tls::prepare(py, &cfg) {
-            error_log::error(&format!(
-                "Reload failed, keeping the current configuration: {e}"
-            ));
-            return Ok(());
-        }
         let cfg_obj = cfg.to_python(py)?;
         let logged =
             crate::telemetry::setup::reload(py, &cfg, cfg_obj.bind(py), self.cfg_obj.bind(py));
@@ -482,6 +481,8 @@ impl<'py> Arbiter<'py> {
             error_log::error(&format!("Error: could not change the spew trace: {e}"));
         }
         let old_address = self.cfg.address().ok();
+        // Who owns the current sockets depends on how they were bound, not on the new bind.
+        let owned = self.sole_owner_of_listeners();
         self.cfg = cfg;
         self.cfg_obj = cfg_obj;
         self.server.setattr(py, "cfg", self.cfg_obj.clone_ref(py))?;
@@ -502,7 +503,7 @@ impl<'py> Arbiter<'py> {
                 "bind changed, but the listeners come from systemd socket activation; keeping them (change the socket unit instead)",
             );
         } else if self.cfg.address().ok() != old_address {
-            if self.sole_owner_of_listeners() {
+            if owned {
                 for l in &self.listeners {
                     l.unlink();
                 }
@@ -676,4 +677,38 @@ fn reload_application(
     let mut cfg = crate::config::application_config(application).map_err(failed)?;
     cfg.resolve()?;
     Ok(crate::config::Loaded::Run(Box::new(cfg)))
+}
+
+/// A loaded configuration that passes the checks start-up makes (supported settings,
+/// usable TLS files); `None` when loading only printed something (`--help`).
+fn next_checked(
+    py: Python<'_>,
+    loaded: std::result::Result<crate::config::Loaded, crate::config::ConfigError>,
+) -> std::result::Result<Option<Config>, String> {
+    let cfg = match loaded.map_err(|e| e.message)? {
+        crate::config::Loaded::Run(cfg) => *cfg,
+        crate::config::Loaded::Exit(_) => return Ok(None),
+    };
+    cfg.check_supported().map_err(|e| e.message)?;
+    // New workers serve renewed certificate files; if they cannot be used, everything
+    // stays as it was, the current certificate included.
+    crate::tls::prepare(py, &cfg).map_err(|e| e.to_string())?;
+    Ok(Some(cfg))
+}
+
+/// A shallow copy of an application object's attributes.
+fn application_state<'py>(application: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+    Ok(application
+        .getattr("__dict__")?
+        .cast_into::<PyDict>()?
+        .copy()?)
+}
+
+fn restore_application_state(
+    application: &Bound<'_, PyAny>,
+    saved: &Bound<'_, PyDict>,
+) -> PyResult<()> {
+    let attrs = application.getattr("__dict__")?.cast_into::<PyDict>()?;
+    attrs.clear();
+    attrs.update(saved.as_mapping())
 }

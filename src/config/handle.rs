@@ -68,10 +68,10 @@ impl ConfigHandle {
         render::print_config(&self.cfg, py)
     }
 
-    /// Execute or import a config file and apply its settings; a failure is printed and
-    /// exits, as in Gunicorn.
-    fn load_file<'py>(&mut self, py: Python<'py>, location: &str) -> PyResult<Bound<'py, PyDict>> {
-        load::load_config_file(py, &mut self.cfg, location).map_err(exit_with)
+    /// Apply the setting names of a config file's namespace, with the command's rules: an
+    /// invalid value prints `Invalid value for ...` and exits, as in Gunicorn.
+    fn apply_namespace(&mut self, namespace: &Bound<'_, PyDict>) -> PyResult<()> {
+        load::apply_namespace(&mut self.cfg, namespace).map_err(exit_with)
     }
 
     /// Gunicorn's `cfg.validate()`: the checks the `ferrocorn` command makes once the
@@ -135,10 +135,12 @@ pub fn parse_args<'py>(
 /// The settings table, a dict per row, for `Config.settings` and `Config.parser()`.
 #[pyfunction]
 pub fn settings_table(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
+    let defaults = Config::from_defaults(&Env::from_process()).map_err(exit_with)?;
     let rows = PyList::empty(py);
     for row in TABLE {
         let d = PyDict::new(py);
         d.set_item("name", row.name)?;
+        d.set_item("default", render::setting_value(&defaults, py, row)?)?;
         d.set_item("section", row.section)?;
         d.set_item("cli", row.cli.to_vec())?;
         d.set_item("meta", row.meta)?;

@@ -146,6 +146,15 @@ pub(crate) fn load_config_file<'py>(
             }
         }
     };
+    apply_namespace(cfg, &namespace)?;
+    Ok(namespace)
+}
+
+/// Apply every module-level name of a config file's namespace that is a setting name.
+pub(crate) fn apply_namespace(
+    cfg: &mut Config,
+    namespace: &Bound<'_, pyo3::types::PyDict>,
+) -> Result<(), ConfigError> {
     for (key, value) in namespace.iter() {
         let Ok(name) = key.cast::<PyString>() else {
             continue;
@@ -155,7 +164,7 @@ pub(crate) fn load_config_file<'py>(
             set(cfg, &name, &value)?;
         }
     }
-    Ok(namespace)
+    Ok(())
 }
 
 /// Gunicorn's `WSGIApplication.init()` for `--paste PATH[#section]`.

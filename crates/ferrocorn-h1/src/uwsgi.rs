@@ -226,6 +226,39 @@ fn header_of(key: &str, value: &str) -> Result<(String, String), UwsgiError> {
     ))
 }
 
+/// Vars that name the request or its peers: they reach the environ and the access log as
+/// they are, where a control character could only forge or split a line.
+const IDENTITY_VARS: &[&str] = &[
+    "REQUEST_URI",
+    "QUERY_STRING",
+    "REMOTE_ADDR",
+    "REMOTE_PORT",
+    "SERVER_NAME",
+    "SERVER_PORT",
+    "SCRIPT_NAME",
+];
+
+fn no_controls(key: &str, value: &str) -> Result<(), UwsgiError> {
+    if value.chars().any(|c| c < ' ' || c == '\u{7f}') {
+        return Err(invalid(key, "control characters are not allowed"));
+    }
+    Ok(())
+}
+
+/// PATH_INFO arrives decoded, so a client's `%0A` is a real newline there; the
+/// request-target rebuilt from it (when the gateway sends no REQUEST_URI) encodes it again.
+fn escape_controls(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if c < ' ' || c == '\u{7f}' {
+            out.push_str(&format!("%{:02X}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Turn a packet's vars into a request head. Unlike an HTTP head, PATH_INFO arrives already
 /// percent-decoded (the gateway decoded the URL), so `path` is kept as sent; `uri` is the
 /// `REQUEST_URI` var, the request-target as the client sent it.
@@ -240,6 +273,9 @@ pub fn head_from_vars(vars: Vec<Var>, cfg: &ParserConfig) -> Result<RequestHead,
     let mut length = 0;
     let mut headers = Vec::new();
     for (key, value) in vars {
+        if IDENTITY_VARS.contains(&key.as_str()) {
+            no_controls(&key, &value)?;
+        }
         // A repeated var replaces the earlier one (a dict, as in uWSGI and Gunicorn);
         // repeated HTTP_* vars are repeated headers.
         match key.as_str() {
@@ -327,8 +363,8 @@ pub fn head_from_vars(vars: Vec<Var>, cfg: &ParserConfig) -> Result<RequestHead,
     let query = query.unwrap_or_else(|| target.map(|t| t.query).unwrap_or_default());
     let uri = match request_uri.filter(|u| !u.is_empty()) {
         Some(u) => u,
-        None if query.is_empty() => path.clone(),
-        None => format!("{path}?{query}"),
+        None if query.is_empty() => escape_controls(&path),
+        None => format!("{}?{query}", escape_controls(&path)),
     };
     Ok(RequestHead {
         method: method.unwrap_or_else(|| "GET".to_string()),

@@ -350,3 +350,29 @@ fn a_forbidden_peer_gets_403() {
     assert_eq!(e.page_message(), "Request forbidden");
     assert_eq!(e.class_name(), "ForbiddenUWSGIRequest");
 }
+
+#[test]
+fn control_characters_in_the_request_s_identity_are_refused() {
+    for key in [
+        &b"REQUEST_URI"[..],
+        b"QUERY_STRING",
+        b"REMOTE_ADDR",
+        b"SERVER_NAME",
+        b"SCRIPT_NAME",
+    ] {
+        let bytes = packet(&[(key, b"/a\r\nforged 200")], b"");
+        assert!(
+            parse_all(&bytes).is_err(),
+            "{}",
+            String::from_utf8_lossy(key)
+        );
+    }
+}
+
+#[test]
+fn a_decoded_newline_in_path_info_is_encoded_in_the_rebuilt_target() {
+    let bytes = packet(&[(b"PATH_INFO", b"/a\nb"), (b"QUERY_STRING", b"x=1")], b"");
+    let (head, _) = parse_all(&bytes).unwrap().unwrap();
+    assert_eq!(head.path, "/a\nb");
+    assert_eq!(head.uri, "/a%0Ab?x=1");
+}

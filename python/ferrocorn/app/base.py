@@ -57,12 +57,14 @@ class BaseApplication:
         raise NotImplementedError
 
     def reload(self):
-        # A reload that fails leaves the settings the master still serves with in place.
-        previous = self.cfg
+        # A reload that fails leaves the application as the master still serves it: its
+        # settings and whatever load_config() or init() changed (app_uri, ...).
+        saved = dict(self.__dict__)
         try:
             self.do_load_config()
         except BaseException:
-            self.cfg = previous
+            self.__dict__.clear()
+            self.__dict__.update(saved)
             raise
 
     def wsgi(self):
@@ -115,8 +117,14 @@ class Application(BaseApplication):
         """Load ``python:MODULE``, ``file:PATH`` or ``PATH`` and apply every setting name
         in it (with the ``ferrocorn`` command's rules and messages); returns its
         namespace."""
+        if location.startswith("python:"):
+            namespace = self.get_config_from_module_name(location[len("python:"):])
+        else:
+            filename = location[len("file:"):] if location.startswith("file:") else location
+            namespace = self.get_config_from_filename(filename)
         self._drop_cache()
-        return self.cfg._handle.load_file(location)
+        self.cfg._handle.apply_namespace(namespace)
+        return namespace
 
     def load_config_from_file(self, filename):
         return self.load_config_from_module_name_or_filename(location=filename)
