@@ -698,10 +698,10 @@ fn next_checked(
 
 /// A shallow copy of an application object's attributes.
 fn application_state<'py>(application: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
-    Ok(application
+    application
         .getattr("__dict__")?
         .cast_into::<PyDict>()?
-        .copy()?)
+        .copy()
 }
 
 fn restore_application_state(
