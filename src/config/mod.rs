@@ -22,6 +22,7 @@ mod pytext;
 mod render;
 mod resolved;
 mod settings;
+mod statics;
 mod support;
 mod validate;
 mod value;
@@ -38,7 +39,10 @@ pub(crate) use addr::parse_address;
 pub use addr::{AddrList, BindAddr};
 pub use logging::LoggerMode;
 pub use render::settings_markdown;
-pub use resolved::{AsgiLoop, AsgiSettings, Lifespan, ReloadEngine, Resolved, Serving, WorkerKind};
+pub use resolved::{
+    AsgiLoop, AsgiSettings, Lifespan, ReloadEngine, Resolved, Serving, StaticMount, StaticSettings,
+    WorkerKind,
+};
 pub use settings::{setting, Action, ArgType, Config, Setting, TABLE};
 pub(crate) use validate::legacy_unix_port;
 pub use validate::Kind;
@@ -151,6 +155,11 @@ impl Config {
     /// The serving settings, typed.
     pub fn serving(&self) -> &Serving {
         &self.resolved.serving
+    }
+
+    /// The static-file mounts and their cache lifetime.
+    pub fn statics(&self) -> &StaticSettings {
+        &self.resolved.statics
     }
 
     /// `raw_env` as `(KEY, VALUE)` pairs, split at the first `=`.
@@ -313,6 +322,10 @@ fn resolve(cfg: &Config) -> Result<Resolved, ConfigError> {
             keepalive: seconds(cfg.keepalive),
             graceful_timeout: seconds(cfg.graceful_timeout).unwrap_or_default(),
             asgi: resolve_asgi(cfg)?,
+        },
+        statics: StaticSettings {
+            mounts: statics::resolve(&cfg.static_mount)?,
+            max_age: cfg.static_max_age.max(0) as u64,
         },
     })
 }

@@ -74,11 +74,13 @@ pub enum Kind {
     HttpProtocols,
     /// `validate_ssl_version`: anything, with a deprecation warning when changed.
     SslVersion,
+    /// ferrocorn's `static_mount`: `PREFIX=DIR` items (or a dict), see `config::statics`.
+    StaticMounts,
 }
 
 type Reason = String;
 
-fn text_of(obj: &Bound<'_, PyAny>) -> String {
+pub(super) fn text_of(obj: &Bound<'_, PyAny>) -> String {
     obj.str()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|_| "<unprintable>".to_string())
@@ -149,7 +151,7 @@ fn pos_int(obj: &Bound<'_, PyAny>) -> Result<i64, Reason> {
 }
 
 /// `validate_list_string`.
-fn string_list(obj: &Bound<'_, PyAny>) -> Result<Vec<String>, Reason> {
+pub(super) fn string_list(obj: &Bound<'_, PyAny>) -> Result<Vec<String>, Reason> {
     if !obj.is_truthy().map_err(|e| py_err_text(obj.py(), e))? {
         return Ok(Vec::new());
     }
@@ -545,6 +547,7 @@ impl Kind {
                 Ok(Value::Text(Some(mapped.to_string())))
             }
             Kind::HttpProtocols => http_protocols(obj).map(Value::List),
+            Kind::StaticMounts => super::statics::validate(obj).map(Value::List),
             Kind::SslVersion => {
                 let is_default = obj.eq(2).unwrap_or(false);
                 if !is_default {
