@@ -12,26 +12,32 @@ use pyo3::types::{PyDict, PyString};
 
 use super::pytext::{abspath_from, py_repr};
 use super::resolved::StaticMount;
-use super::validate::{gunicorn_getcwd, string_list, text_of};
 use super::ConfigError;
 
 /// `validate` for `static_mount`: a str (one item), an iterable of `"PREFIX=DIR"` strings,
 /// or a dict `{PREFIX: DIR}`. Returns the items as `PREFIX=REALDIR`, the prefix without a
 /// trailing slash, so validating the result again gives the same list.
 pub(super) fn validate(obj: &Bound<'_, PyAny>) -> Result<Vec<String>, String> {
+    let py_err = |e: PyErr| e.to_string();
     let pairs: Vec<(String, String)> = if let Ok(dict) = obj.cast::<PyDict>() {
         let mut pairs = Vec::with_capacity(dict.len());
         for (k, v) in dict.iter() {
-            let text = |o: &Bound<'_, PyAny>| {
-                o.cast::<PyString>()
-                    .map(|s| s.to_string_lossy().trim().to_string())
-                    .map_err(|_| format!("Not a string: {}", text_of(o)))
-            };
             pairs.push((text(&k)?, text(&v)?));
         }
         pairs
+    } else if obj.is_none() {
+        Vec::new()
     } else {
-        string_list(obj)?
+        let items: Vec<String> = if obj.is_instance_of::<PyString>() {
+            vec![text(obj)?]
+        } else {
+            let mut items = Vec::new();
+            for item in obj.try_iter().map_err(py_err)? {
+                items.push(text(&item.map_err(py_err)?)?);
+            }
+            items
+        };
+        items
             .into_iter()
             .map(|item| match item.split_once('=') {
                 Some((prefix, dir)) => Ok((prefix.trim().to_string(), dir.trim().to_string())),
@@ -55,6 +61,18 @@ pub(super) fn validate(obj: &Bound<'_, PyAny>) -> Result<Vec<String>, String> {
         out.push(format!("{prefix}={}", root.display()));
     }
     Ok(out)
+}
+
+/// A str item, stripped (Gunicorn's `validate_string`).
+fn text(o: &Bound<'_, PyAny>) -> Result<String, String> {
+    match o.cast::<PyString>() {
+        Ok(s) => Ok(s.to_string_lossy().trim().to_string()),
+        Err(_) => Err(format!(
+            "Not a string: {}",
+            o.str()
+                .map_or_else(|_| "<unprintable>".to_string(), |s| s.to_string())
+        )),
+    }
 }
 
 /// A prefix as requests are matched against it: `/` followed by segments, no trailing
@@ -96,7 +114,8 @@ fn real_dir(raw: &str) -> Result<PathBuf, String> {
     if raw.is_empty() {
         return Err("the DIRECTORY of a static mount is empty".to_string());
     }
-    let path = abspath_from(&gunicorn_getcwd(), raw);
+    let cwd = std::env::current_dir().map_err(|e| format!("the current directory: {e}"))?;
+    let path = abspath_from(&cwd.to_string_lossy(), raw);
     let real = std::fs::canonicalize(&path)
         .map_err(|e| format!("static directory {}: {e}", py_repr(raw)))?;
     if !real.is_dir() {
@@ -127,6 +146,6 @@ pub(super) fn resolve(items: &[String]) -> Result<Vec<StaticMount>, ConfigError>
             )),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    mounts.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+    mounts.sort_by_key(|m| std::cmp::Reverse(m.prefix.len()));
     Ok(mounts)
 }

@@ -80,7 +80,7 @@ pub enum Kind {
 
 type Reason = String;
 
-pub(super) fn text_of(obj: &Bound<'_, PyAny>) -> String {
+fn text_of(obj: &Bound<'_, PyAny>) -> String {
     obj.str()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|_| "<unprintable>".to_string())
@@ -151,7 +151,7 @@ fn pos_int(obj: &Bound<'_, PyAny>) -> Result<i64, Reason> {
 }
 
 /// `validate_list_string`.
-pub(super) fn string_list(obj: &Bound<'_, PyAny>) -> Result<Vec<String>, Reason> {
+fn string_list(obj: &Bound<'_, PyAny>) -> Result<Vec<String>, Reason> {
     if !obj.is_truthy().map_err(|e| py_err_text(obj.py(), e))? {
         return Ok(Vec::new());
     }

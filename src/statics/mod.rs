@@ -22,7 +22,7 @@ use std::fs::File;
 use std::io;
 use std::path::PathBuf;
 
-use ferrocorn_h1::{encode_head, ConnectionHeader, DateCache};
+use ferrocorn_h1::DateCache;
 
 use crate::config::StaticSettings;
 pub use fs::Refusal;
@@ -173,26 +173,31 @@ impl Answer {
     }
 
     /// The response head: status line, `Server`, `Date`, `Connection` (`close`, or
-    /// `keep-alive`), then the reply's headers.
+    /// `keep-alive`), then the reply's headers, in the order the other responses use.
+    /// Every value here is ASCII (made by this module), so it is copied as it is.
     pub fn head(&self, version: (u8, u8), close: bool) -> Vec<u8> {
-        let mut out = Vec::with_capacity(320);
-        let connection = if close {
-            ConnectionHeader::Close
-        } else {
-            ConnectionHeader::KeepAlive
-        };
-        DATE.with(|d| {
-            encode_head(
-                &mut out,
-                version,
-                &self.status_line(),
-                "ferrocorn",
-                d.borrow_mut().get(),
-                connection,
-                false,
-                &self.reply.headers,
-            )
+        let mut out = Vec::with_capacity(384);
+        out.extend_from_slice(match version {
+            (1, 0) => b"HTTP/1.0 ",
+            _ => b"HTTP/1.1 ",
         });
+        out.extend_from_slice(self.reply.status.to_string().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(reason(self.reply.status).as_bytes());
+        out.extend_from_slice(b"\r\nServer: ferrocorn\r\nDate: ");
+        DATE.with(|d| out.extend_from_slice(d.borrow_mut().get().as_bytes()));
+        out.extend_from_slice(if close {
+            b"\r\nConnection: close\r\n"
+        } else {
+            b"\r\nConnection: keep-alive\r\n"
+        });
+        for (name, value) in &self.reply.headers {
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
         out
     }
 }
