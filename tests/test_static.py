@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import os
 import socket
 import time
@@ -366,6 +367,31 @@ def test_hooks_do_not_run_for_static_requests(site):
                what="the pre_request hook for the app path")
     seen = site.hook_log.read_text().splitlines()
     assert not [p for p in seen if p == "/static" or p.startswith("/static/")], seen
+
+
+@pytest.mark.parametrize("worker", list(WORKERS))
+def test_a_python_logger_gets_the_access_call(tree, tmp_path, worker):
+    record = tmp_path / "record.jsonl"
+    server = start(tree, tmp_path, worker, "--logger-class",
+                   "logcfg_custom_logger.RecordingLogger", "--access-logfile", "-",
+                   env={"LOGCFG_RECORD": str(record)})
+    try:
+        get(server, "/static/a.txt")
+
+        def access_calls():
+            if not record.exists():
+                return []
+            lines = [json.loads(line) for line in record.read_text().splitlines()]
+            return [e for e in lines if e["call"] == "access" and e["path"] == "/static/a.txt"]
+
+        wait_until(access_calls, what="the logger's access() call")
+        call = access_calls()[0]
+        assert call["status"].startswith("200")
+        assert call["method"] == "GET"
+        assert call["path_info"] == "/static/a.txt"
+        assert call["is_timedelta"]
+    finally:
+        server.stop()
 
 
 # ---------------------------------------------------------------------------

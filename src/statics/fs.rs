@@ -11,18 +11,20 @@ use std::os::fd::OwnedFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use nix::errno::Errno;
 use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::Mode;
 
+use super::cache::OpenCache;
 use super::reply::{mtime_ns, Facts};
 
 /// Set once openat2 answered ENOSYS: every later open takes the real-path route.
 static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
 
 /// Why a file is not served.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     /// Missing, not a regular file, or outside the directory (404: nothing is revealed).
     NotFound,
@@ -30,17 +32,19 @@ pub enum Refusal {
     Forbidden,
 }
 
-/// A mount's directory, open for the worker's life.
+/// A mount's directory, open for the worker's life, and the files recently opened under
+/// it.
 #[derive(Debug)]
 pub struct Root {
     path: PathBuf,
     dir: OwnedFd,
+    cache: OpenCache,
 }
 
 /// An open regular file and what the reply needs of it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Opened {
-    pub file: File,
+    pub file: Arc<File>,
     pub facts: Facts,
 }
 
@@ -54,7 +58,13 @@ impl Root {
         Ok(Root {
             path: path.to_path_buf(),
             dir: dir.into(),
+            cache: OpenCache::default(),
         })
+    }
+
+    /// `open_file`, reusing an outcome less than `cache::TTL` old.
+    pub fn open_cached(&self, rel: &Path) -> Result<Opened, Refusal> {
+        self.cache.get_or_open(rel, || self.open_file(rel))
     }
 
     /// Open `rel` (plain segments, checked by `path::resolve`) under the directory; only
@@ -82,7 +92,7 @@ impl Root {
             return Err(Refusal::NotFound);
         }
         Ok(Opened {
-            file,
+            file: Arc::new(file),
             facts: facts(&meta),
         })
     }
@@ -175,7 +185,7 @@ mod tests {
         let read = |rel: &str| {
             r.open_file(Path::new(rel)).map(|o| {
                 let mut s = String::new();
-                std::io::Read::read_to_string(&mut { o.file }, &mut s).unwrap();
+                std::io::Read::read_to_string(&mut &*o.file, &mut s).unwrap();
                 s
             })
         };

@@ -11,16 +11,19 @@
 //! through its own transport, sendfile included), call Python, or log: the worker writes
 //! the access line and counts the request.
 
+mod cache;
 mod fs;
 mod negotiate;
 mod path;
 mod ranges;
 mod reply;
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fs::File;
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use ferrocorn_h1::DateCache;
 
@@ -58,7 +61,7 @@ pub struct Target<'s> {
 #[derive(Debug)]
 pub struct Answer {
     pub reply: Reply,
-    pub file: Option<File>,
+    pub file: Option<Arc<File>>,
 }
 
 impl Statics {
@@ -114,7 +117,7 @@ impl Statics {
             }
         };
         let root = &target.mount.root;
-        let opened = match root.open_file(&rel) {
+        let opened = match root.open_cached(&rel) {
             Ok(opened) => opened,
             Err(Refusal::NotFound) => return Answer::text(Reply::text(404, head_only, vec![])),
             Err(Refusal::Forbidden) => return Answer::text(Reply::text(403, head_only, vec![])),
@@ -132,7 +135,7 @@ impl Statics {
             }
             let mut name = rel.clone().into_os_string();
             name.push(coding.suffix());
-            root.open_file(&PathBuf::from(name)).ok()
+            root.open_cached(&PathBuf::from(name)).ok()
         };
         let (br, gz) = if accepted.wants_compressed() {
             (
@@ -165,6 +168,15 @@ impl Statics {
 impl Answer {
     fn text(reply: Reply) -> Answer {
         Answer { reply, file: None }
+    }
+
+    /// The reply's headers as the access log takes them.
+    pub fn log_headers(&self) -> Vec<(String, String)> {
+        self.reply
+            .headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.clone()))
+            .collect()
     }
 
     /// The status line's text, `200 OK`.
@@ -204,21 +216,26 @@ impl Answer {
 
 /// The media type of a file from its name; text gets `charset=utf-8`, which is what text
 /// files on a web server are today, and unknown names are `application/octet-stream`.
-fn content_type(rel: &std::path::Path) -> String {
-    let mime = mime_guess::from_path(rel).first_raw();
-    let Some(mime) = mime else {
-        return "application/octet-stream".to_string();
+fn content_type(rel: &std::path::Path) -> Cow<'static, str> {
+    let Some(mime) = mime_guess::from_path(rel).first_raw() else {
+        return Cow::Borrowed("application/octet-stream");
     };
-    let textual = mime.starts_with("text/")
-        || matches!(
-            mime,
-            "application/javascript" | "application/json" | "application/xml" | "image/svg+xml"
-        );
-    if textual {
-        format!("{mime}; charset=utf-8")
-    } else {
-        mime.to_string()
-    }
+    // The common textual types without an allocation per request.
+    let known = match mime {
+        "text/plain" => "text/plain; charset=utf-8",
+        "text/html" => "text/html; charset=utf-8",
+        "text/css" => "text/css; charset=utf-8",
+        "text/javascript" => "text/javascript; charset=utf-8",
+        "application/javascript" => "application/javascript; charset=utf-8",
+        "application/json" => "application/json; charset=utf-8",
+        "application/xml" => "application/xml; charset=utf-8",
+        "image/svg+xml" => "image/svg+xml; charset=utf-8",
+        other if other.starts_with("text/") => {
+            return Cow::Owned(format!("{other}; charset=utf-8"))
+        }
+        other => other,
+    };
+    Cow::Borrowed(known)
 }
 
 #[cfg(test)]

@@ -64,13 +64,13 @@ pub struct Reply {
     pub status: u16,
     /// In the order they are written; `Server`, `Date` and `Connection` come from the
     /// writer.
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<(&'static str, String)>,
     pub body: Body,
 }
 
 impl Reply {
     /// A status with a short text body (GET) or its headers only (HEAD).
-    pub fn text(status: u16, head_only: bool, extra: Vec<(String, String)>) -> Reply {
+    pub fn text(status: u16, head_only: bool, extra: Vec<(&'static str, String)>) -> Reply {
         let text = match status {
             400 => "Bad Request\n",
             403 => "Forbidden\n",
@@ -111,8 +111,25 @@ impl Reply {
     }
 }
 
-fn h(name: &str, value: &str) -> (String, String) {
-    (name.to_string(), value.to_string())
+fn h(name: &'static str, value: &str) -> (&'static str, String) {
+    (name, value.to_string())
+}
+
+thread_local! {
+    /// The last `Last-Modified` formatted on this thread: the same few files are asked
+    /// for again and again.
+    static LAST_MODIFIED: std::cell::RefCell<(i64, String)> =
+        const { std::cell::RefCell::new((i64::MIN, String::new())) };
+}
+
+fn last_modified(secs: i64) -> String {
+    LAST_MODIFIED.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != secs {
+            *c = (secs, ferrocorn_h1::http_date(secs.max(0)));
+        }
+        c.1.clone()
+    })
 }
 
 /// The reason phrase written after a status code.
@@ -181,7 +198,7 @@ pub fn decide(
     let etag = facts.etag(chosen.coding);
     let modified = facts.modified_secs();
     let validators = || {
-        let mut v = vec![h("ETag", &etag), h("Cache-Control", cache_control)];
+        let mut v = vec![("ETag", etag.clone()), h("Cache-Control", cache_control)];
         if chosen.varies {
             v.push(h("Vary", "Accept-Encoding"));
         }
@@ -235,15 +252,12 @@ pub fn decide(
     };
     let mut headers = Vec::with_capacity(10);
     headers.push(h("Content-Type", chosen.content_type));
-    headers.push(h("Content-Length", &len.to_string()));
+    headers.push(("Content-Length", len.to_string()));
     if status == 206 {
         let range = format!("bytes {}-{}/{}", start, start + len - 1, facts.len);
         headers.push(h("Content-Range", &range));
     }
-    headers.push(h(
-        "Last-Modified",
-        &ferrocorn_h1::http_date(modified.max(0)),
-    ));
+    headers.push(("Last-Modified", last_modified(modified)));
     headers.extend(validators());
     headers.push(h("Accept-Ranges", "bytes"));
     if let Some(encoding) = chosen.coding.content_encoding() {

@@ -104,7 +104,7 @@ pub fn serve(
     metrics::request_done(&req.method, answer.reply.status, elapsed);
     if access::enabled() || pyroute::active() {
         let status = answer.status_line();
-        access_log::log(req, &status, sent, &answer.reply.headers, elapsed);
+        access_log::log(req, &status, sent, &answer.log_headers(), elapsed);
     }
     after
 }

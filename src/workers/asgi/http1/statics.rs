@@ -66,7 +66,7 @@ pub async fn serve(
     };
     let close = close || request.close_requested || !body_skipped;
     let head = answer.head(request.version, close);
-    let file = answer.file.take().map(Arc::new);
+    let file = answer.file.take();
     let written = write(stream, &answer.reply.body, file, &head, inline).await;
     let expected = answer.reply.body_len();
     let (sent, outcome) = match written {
@@ -88,7 +88,7 @@ pub async fn serve(
     metrics::request_done(&request.method, answer.reply.status, elapsed);
     if access::enabled() || pyroute::active() {
         let status = answer.status_line();
-        access_log::log(&request, &status, sent, &answer.reply.headers, elapsed);
+        access_log::log(&request, &status, sent, &answer.log_headers(), elapsed);
     }
     outcome
 }
