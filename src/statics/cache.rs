@@ -12,23 +12,28 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::fs::{Opened, Refusal};
-
 /// How long an open (or a refusal) is reused.
 pub const TTL: Duration = Duration::from_secs(1);
 /// Entries kept at most per mount; past it, expired ones go, then everything.
 const CAPACITY: usize = 1024;
 
-type Outcome = Result<Opened, Refusal>;
-
-#[derive(Debug, Default)]
-pub struct OpenCache {
-    map: Mutex<HashMap<PathBuf, (Outcome, Instant)>>,
+/// What opening a path gave (`T`: the open file or why there is none), by path.
+#[derive(Debug)]
+pub struct OpenCache<T> {
+    map: Mutex<HashMap<PathBuf, (T, Instant)>>,
 }
 
-impl OpenCache {
+impl<T> Default for OpenCache<T> {
+    fn default() -> Self {
+        OpenCache {
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<T: Clone> OpenCache<T> {
     /// The outcome of opening `rel`: a fresh cached one, else `open`'s, kept for `TTL`.
-    pub fn get_or_open(&self, rel: &Path, open: impl FnOnce() -> Outcome) -> Outcome {
+    pub fn get_or_open(&self, rel: &Path, open: impl FnOnce() -> T) -> T {
         let now = Instant::now();
         {
             let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
@@ -59,18 +64,18 @@ mod tests {
 
     #[test]
     fn reuses_within_the_ttl_and_bounds_its_size() {
-        let cache = OpenCache::default();
+        let cache: OpenCache<Result<u32, ()>> = OpenCache::default();
         let mut opens = 0;
         for _ in 0..3 {
             let r = cache.get_or_open(Path::new("x"), || {
                 opens += 1;
-                Err(Refusal::NotFound)
+                Err(())
             });
-            assert_eq!(r.err(), Some(Refusal::NotFound));
+            assert_eq!(r, Err(()));
         }
         assert_eq!(opens, 1);
         for i in 0..(CAPACITY + 10) {
-            let _ = cache.get_or_open(Path::new(&format!("f{i}")), || Err(Refusal::NotFound));
+            let _ = cache.get_or_open(Path::new(&format!("f{i}")), || Ok(1));
         }
         assert!(cache.map.lock().unwrap().len() <= CAPACITY);
     }

@@ -38,7 +38,7 @@ pub enum Refusal {
 pub struct Root {
     path: PathBuf,
     dir: OwnedFd,
-    cache: OpenCache,
+    cache: OpenCache<Result<Opened, Refusal>>,
 }
 
 /// An open regular file and what the reply needs of it.
