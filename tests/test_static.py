@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FROM_LOG, RawResponse, Server, base_env, http_get, wait_until
+from metrics_support import metrics_url, wait_scrape
 from tls_support import make_pki, tls_connect, wait_tls_ready
 
 pytestmark = [pytest.mark.ferrocorn_only, pytest.mark.timeout(120)]
@@ -390,6 +391,25 @@ def test_a_python_logger_gets_the_access_call(tree, tmp_path, worker):
         assert call["method"] == "GET"
         assert call["path_info"] == "/static/a.txt"
         assert call["is_timedelta"]
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("worker", list(WORKERS))
+def test_static_requests_are_counted_in_the_metrics(tree, tmp_path, worker):
+    server = start(tree, tmp_path, worker, "--prometheus-bind", "127.0.0.1:0")
+    try:
+        url = metrics_url(server)
+        # The readiness probe went to the app; what it counted is the starting point.
+        before = wait_scrape(url, lambda s: True, what="a first scrape").requests()
+        get(server, "/static/a.txt")
+        get(server, "/static/a.txt", method="HEAD")
+        get(server, "/static/nope")
+        want = dict(before)
+        want[("GET", "2xx")] = want.get(("GET", "2xx"), 0) + 1
+        want[("HEAD", "2xx")] = want.get(("HEAD", "2xx"), 0) + 1
+        want[("GET", "4xx")] = want.get(("GET", "4xx"), 0) + 1
+        wait_scrape(url, lambda s: s.requests() == want, what="the static requests counted")
     finally:
         server.stop()
 
