@@ -15,6 +15,7 @@ pub mod hooks;
 pub mod http;
 pub mod net;
 pub mod reload;
+pub mod statics;
 pub mod sys;
 pub mod telemetry;
 pub mod tls;

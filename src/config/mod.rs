@@ -23,6 +23,7 @@ mod pytext;
 mod render;
 mod resolved;
 mod settings;
+mod statics;
 mod support;
 mod validate;
 mod value;
@@ -41,7 +42,8 @@ pub use handle::{application_config, is_setting, parse_args, settings_table, Con
 pub use logging::LoggerMode;
 pub use render::settings_markdown;
 pub use resolved::{
-    AsgiLoop, AsgiSettings, Lifespan, Protocol, ReloadEngine, Resolved, Serving, WorkerKind,
+    AsgiLoop, AsgiSettings, Lifespan, Protocol, ReloadEngine, Resolved, Serving, StaticMount,
+    StaticSettings, WorkerKind,
 };
 pub use settings::{setting, Action, ArgType, Config, Setting, TABLE};
 pub(crate) use validate::legacy_unix_port;
@@ -155,6 +157,11 @@ impl Config {
     /// The serving settings, typed.
     pub fn serving(&self) -> &Serving {
         &self.resolved.serving
+    }
+
+    /// The static-file mounts and their cache lifetime.
+    pub fn statics(&self) -> &StaticSettings {
+        &self.resolved.statics
     }
 
     /// `raw_env` as `(KEY, VALUE)` pairs, split at the first `=`.
@@ -340,6 +347,10 @@ fn resolve(cfg: &Config) -> Result<Resolved, ConfigError> {
             keepalive: seconds(cfg.keepalive),
             graceful_timeout: seconds(cfg.graceful_timeout).unwrap_or_default(),
             asgi: resolve_asgi(cfg)?,
+        },
+        statics: StaticSettings {
+            mounts: statics::resolve(&cfg.static_mount)?,
+            max_age: cfg.static_max_age.max(0) as u64,
         },
     })
 }

@@ -111,6 +111,25 @@ impl Serving {
     }
 }
 
+/// One `static_mount`: requests whose decoded path is `prefix` or under `prefix/` are
+/// answered from the files under `root`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticMount {
+    /// `/` and segments, no trailing slash (`/static`).
+    pub prefix: String,
+    /// The directory's real path, resolved at load.
+    pub root: std::path::PathBuf,
+}
+
+/// `static_mount` and `static_max_age`.
+#[derive(Debug, Clone, Default)]
+pub struct StaticSettings {
+    /// Longest prefix first; empty when nothing is mounted.
+    pub mounts: Vec<StaticMount>,
+    /// `static_max_age` in seconds (0: `Cache-Control: no-cache`).
+    pub max_age: u64,
+}
+
 /// Everything resolved from one `Config`.
 #[derive(Debug, Clone, Default)]
 pub struct Resolved {
@@ -118,6 +137,7 @@ pub struct Resolved {
     pub worker_kind: Option<WorkerKind>,
     pub reload_engine: ReloadEngine,
     pub serving: Serving,
+    pub statics: StaticSettings,
 }
 
 /// The spellings of the threaded worker.

@@ -404,6 +404,18 @@ macro_rules! with_more_settings {
                 default_doc: "False",
                 doc: "Send syslog records in RFC 5424 form (version, timestamp, host name, app name `gunicorn.PREFIX.error|access`, pid; octet-counted over TCP) instead of Gunicorn's `<PRI>gunicorn.PREFIX.error: [pid] message` with a trailing NUL. Not a Gunicorn setting; Gunicorn ignores this name in a config file.",
             }
+            static_mount: Vec<String> = Vec::new() => {
+                section: "Ferrocorn Extensions", cli: ["--static-mount"], meta: "URL_PREFIX=DIRECTORY",
+                action: Append, kind: StaticMounts, supported: true,
+                default_doc: "[]",
+                doc: "Serve the files under DIRECTORY at URL_PREFIX from Rust, before any Python runs (no app call, no `pre_request`/`post_request` hooks, the GIL never taken), on every worker type; repeatable. In a config file a list of `\"PREFIX=DIR\"` strings or a dict `{PREFIX: DIR}`. The directory must exist and is resolved to its real path once, at load (relative to the directory ferrocorn starts in); the prefix starts with `/` and is not `/` itself. GET and HEAD only (others get 405), with sendfile, `ETag` and `Last-Modified` (304 on `If-None-Match`/`If-Modified-Since`), single `Range` requests (206, 416), precompressed `.br`/`.gz` siblings chosen by `Accept-Encoding`, a `Content-Type` from the extension, and `Cache-Control` from `static_max_age`. Paths with `..`, `.`, an encoded `/`, a backslash or a NUL get 400; a missing file, a directory, a hidden name (a segment starting with `.`, except `.well-known`) and a symlink leading out of DIRECTORY get 404, a file the worker may not read 403. Every request under the prefix is answered here; the app never sees them. A worker reuses an open file and its metadata for up to a second, so a changed file is seen that much later. Each response is written to the access log and counted in the metrics. Not a Gunicorn setting; Gunicorn ignores this name in a config file.",
+            }
+            static_max_age: i64 = 3600 => {
+                section: "Ferrocorn Extensions", cli: ["--static-max-age"], meta: "SECONDS",
+                action: Store(Int), kind: PosInt, supported: true,
+                default_doc: "3600",
+                doc: "`Cache-Control` of `static_mount` files: `public, max-age=SECONDS`, or `no-cache` (always revalidate with the ETag) when 0. One hour by default: long enough to spare repeated fetches, short enough that files changed in place without a new name reach clients the same day. Not a Gunicorn setting; Gunicorn ignores this name in a config file.",
+            }
             permit_missing_host: bool = false => {
                 section: "Ferrocorn Extensions", cli: ["--permit-missing-host"], meta: "",
                 action: StoreTrue, kind: Boolean, supported: true,

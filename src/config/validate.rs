@@ -77,6 +77,8 @@ pub enum Kind {
     HttpProtocols,
     /// `validate_ssl_version`: anything, with a deprecation warning when changed.
     SslVersion,
+    /// ferrocorn's `static_mount`: `PREFIX=DIR` items (or a dict), see `config::statics`.
+    StaticMounts,
 }
 
 type Reason = String;
@@ -561,6 +563,7 @@ impl Kind {
                 }
             }
             Kind::HttpProtocols => http_protocols(obj).map(Value::List),
+            Kind::StaticMounts => super::statics::validate(obj).map(Value::List),
             Kind::SslVersion => {
                 let is_default = obj.eq(2).unwrap_or(false);
                 if !is_default {

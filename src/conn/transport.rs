@@ -107,6 +107,25 @@ impl Transport {
         }
     }
 
+    /// `write_all` for bytes that more will follow at once (a response head before its
+    /// file): in plain text sent with MSG_MORE, so the kernel holds a short last segment
+    /// for the file's first bytes instead of sending the head alone.
+    pub fn write_all_more(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        if self.tls.is_some() {
+            return self.write_all(bytes);
+        }
+        while !bytes.is_empty() {
+            let slices = [io::IoSlice::new(bytes)];
+            // nix has no name for MSG_MORE.
+            let more = nix::sys::socket::MsgFlags::from_bits_retain(libc::MSG_MORE);
+            match self.sock.send_vectored(&slices, more)? {
+                0 => return Err(io::ErrorKind::WriteZero.into()),
+                n => bytes = &bytes[n..],
+            }
+        }
+        Ok(())
+    }
+
     /// Read what has arrived without blocking. Ok(None): nothing yet; Ok(Some(0)): the peer
     /// closed its side.
     pub fn try_read(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {

@@ -226,7 +226,19 @@ fn init_process(py: Python<'_>, ctx: WorkerContext<'_>) -> Result<(), i32> {
         .and_then(|m| m.getattr(class))
         .map_err(|e| fail(py, e, true))?
         .unbind();
-    let state = WorkerState::new(py, ctx, alive, app, base, socket_class, tls);
+    // Each worker opens the mounts' directories itself: a descriptor is all a request
+    // needs to resolve a path under one.
+    let statics = crate::statics::Statics::open(cfg.statics())
+        .map_err(|e| {
+            fail(
+                py,
+                pyo3::exceptions::PyRuntimeError::new_err(e.to_string()),
+                true,
+            )
+        })?
+        .map(Arc::new);
+    let state =
+        WorkerState::new(py, ctx, alive, app, base, socket_class, tls).with_statics(statics);
     run(py, &state, &signals).map_err(|e| fail(py, e, true))
 }
 

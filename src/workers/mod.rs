@@ -6,12 +6,14 @@
 //! {`wsgi`, `asgi` bridge, `hooks`}; `state` and `signals` are shared below `base`. Workers never touch the
 //! master's state: what they need arrives in `WorkerContext`.
 
+mod access_log;
 mod asgi;
 mod base;
 mod gthread;
 mod request;
 mod signals;
 mod state;
+mod statics;
 mod sync;
 
 pub use base::{export_env, run_worker};

@@ -41,6 +41,8 @@ pub struct WorkerState<'a> {
     pub socket_class: Py<PyAny>,
     /// TLS sessions for new connections, when TLS is on.
     pub tls: Option<Arc<crate::tls::Acceptor>>,
+    /// The static-file mounts, their directories open; None when nothing is mounted.
+    pub statics: Option<Arc<crate::statics::Statics>>,
 }
 
 impl<'a> WorkerState<'a> {
@@ -68,7 +70,14 @@ impl<'a> WorkerState<'a> {
             base,
             socket_class,
             tls,
+            statics: None,
         }
+    }
+
+    /// Serve `static_mount` from these mounts.
+    pub fn with_statics(mut self, statics: Option<Arc<crate::statics::Statics>>) -> Self {
+        self.statics = statics;
+        self
     }
 
     pub fn alive(&self) -> bool {

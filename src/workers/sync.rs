@@ -178,6 +178,27 @@ fn handle(
             let proxy = reader.proxy_info().cloned();
             let (req, framing) =
                 reader::into_request(*head, peer.clone(), listener.server_addr(), proxy, 1);
+            if let Some(statics) = st.statics.as_deref() {
+                if let Some(target) = statics.lookup(&req.path) {
+                    // Without a write timeout a client that reads nothing would hold the
+                    // worker until the master kills it.
+                    let _ = transport.set_write_timeout(serving.timeout);
+                    let conn = super::statics::Conn {
+                        transport: &mut transport,
+                        leftover,
+                        close: true,
+                        liveness: liveness.as_ref(),
+                    };
+                    let after =
+                        py.detach(|| super::statics::serve(statics, target, &req, framing, conn));
+                    if after == http::After::Gone {
+                        conn::close_now(transport);
+                    } else {
+                        py.detach(|| conn::close_graceful(transport, liveness.as_ref()));
+                    }
+                    return Ok(());
+                }
+            }
             let setup = Setup {
                 pcfg: &serving.parser,
                 framing,

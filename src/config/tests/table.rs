@@ -23,8 +23,9 @@ fn table_has_all_120_settings_with_unique_names_and_flags() {
     assert_eq!(gunicorn, 120);
     assert_eq!(
         TABLE.len(),
-        124,
-        "ferrocorn's extensions: boot_timeout, prometheus_bind, syslog_rfc5424, permit_missing_host"
+        126,
+        "ferrocorn's extensions: boot_timeout, prometheus_bind, syslog_rfc5424, \
+         permit_missing_host, static_mount, static_max_age"
     );
     let names: HashSet<&str> = TABLE.iter().map(|r| r.name).collect();
     assert_eq!(names.len(), TABLE.len());

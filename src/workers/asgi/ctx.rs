@@ -26,6 +26,8 @@ pub struct ConnCtx {
     pub next_call: AtomicU64,
     /// TLS sessions for new connections, when TLS is on.
     pub tls: Option<Arc<crate::tls::Acceptor>>,
+    /// The static-file mounts, answered in the connection tasks.
+    pub statics: Option<Arc<crate::statics::Statics>>,
 }
 
 /// A request in flight, for the abort log and the heartbeat, until dropped.

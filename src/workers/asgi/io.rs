@@ -27,6 +27,9 @@ enum Control {
     CloseAll,
 }
 
+/// Threads that may wait for the disk for static files at once (idle ones end after 10 s).
+const BLOCKING_THREADS: usize = 8;
+
 /// A listener, duplicated so the runtime can own it while the worker keeps the original.
 enum StdListener {
     Tcp(std::net::TcpListener),
@@ -56,6 +59,7 @@ impl Io {
         alive: Arc<AtomicBool>,
         beat: crate::sys::heartbeat::Beat,
         tls: Option<Arc<crate::tls::Acceptor>>,
+        statics: Option<Arc<crate::statics::Statics>>,
     ) -> std::io::Result<Io> {
         let mut dups = Vec::new();
         for l in listeners {
@@ -77,10 +81,15 @@ impl Io {
             beat,
             next_call: std::sync::atomic::AtomicU64::new(0),
             tls,
+            statics,
         });
         let (tx, rx) = mpsc::unbounded_channel();
+        // The blocking threads only open and read static files; a few are enough to keep
+        // the disk busy, and a burst of requests queues for them instead of starting a
+        // thread each.
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
+            .max_blocking_threads(BLOCKING_THREADS)
             .build()?;
         let c = ctx.clone();
         let thread = std::thread::Builder::new()

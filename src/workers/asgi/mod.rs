@@ -7,7 +7,6 @@
 //! This module wires the parts together; the loop, lifespan and the graceful stop are in
 //! `ferrocorn._asgi`.
 
-mod access_log;
 mod core;
 mod ctx;
 mod http1;
@@ -39,6 +38,7 @@ pub fn run(py: Python<'_>, st: &WorkerState<'_>, _signals: &WorkerSignals) -> Py
         st.alive.clone(),
         st.ctx.beat,
         st.tls.clone(),
+        st.statics.clone(),
     )?;
     let io = Arc::new(Mutex::new(io));
     let asgi = &serving.asgi;

@@ -4,6 +4,7 @@
 
 use std::io;
 use std::os::fd::AsFd;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncWriteExt, Interest};
@@ -13,6 +14,9 @@ use super::tls;
 
 /// Bytes one read takes at most.
 const READ_SIZE: usize = 64 * 1024;
+/// What one read of a file on a blocking thread takes at most (`send_file_off_thread`
+/// under TLS).
+const OFF_THREAD_PIECE: u64 = 256 * 1024;
 
 thread_local! {
     /// Where every connection of the I/O thread reads into: a connection waiting for bytes
@@ -175,6 +179,86 @@ impl Stream {
         Ok(len - left)
     }
 
+    /// Send `len` bytes of `file` from `offset`, the disk reads done on the runtime's
+    /// blocking threads so that this thread never waits for the disk: in plain text
+    /// sendfile(2) there from a duplicate of the socket (non-blocking like it, so one call
+    /// sends what the socket takes now, and this thread waits for room), under TLS a piece
+    /// read there and encrypted here. Returns the bytes sent: fewer when the file ended.
+    pub async fn send_file_off_thread(
+        &mut self,
+        file: Arc<std::fs::File>,
+        mut offset: u64,
+        len: u64,
+    ) -> io::Result<u64> {
+        let mut left = len;
+        if let Some(s) = &mut self.tls {
+            while left > 0 {
+                let want = left.min(OFF_THREAD_PIECE) as usize;
+                let f = file.clone();
+                let piece = off_thread(move || {
+                    let mut buf = vec![0u8; want];
+                    let n = std::os::unix::fs::FileExt::read_at(&*f, &mut buf, offset)?;
+                    buf.truncate(n);
+                    Ok(buf)
+                })
+                .await?;
+                if piece.is_empty() {
+                    break;
+                }
+                tls::write_parts(&self.sock, s, &[&piece], self.write_timeout).await?;
+                offset += piece.len() as u64;
+                left -= piece.len() as u64;
+            }
+            return Ok(len - left);
+        }
+        let sock = Arc::new(match &self.sock {
+            Socket::Tcp(s) => s.as_fd().try_clone_to_owned()?,
+            Socket::Unix(s) => s.as_fd().try_clone_to_owned()?,
+        });
+        while left > 0 {
+            let writable = async {
+                match &self.sock {
+                    Socket::Tcp(s) => s.writable().await,
+                    Socket::Unix(s) => s.writable().await,
+                }
+            };
+            match tokio::time::timeout(self.write_timeout, writable).await {
+                Err(_) => return Err(timed_out()),
+                Ok(r) => r?,
+            }
+            let (f, out) = (file.clone(), sock.clone());
+            let chunk = left.min(1 << 30) as usize;
+            let sent = off_thread(move || {
+                let mut off = offset as i64;
+                loop {
+                    match nix::sys::sendfile::sendfile(&*out, &*f, Some(&mut off), chunk) {
+                        Err(nix::errno::Errno::EINTR) => continue,
+                        r => return r.map_err(io::Error::from),
+                    }
+                }
+            })
+            .await;
+            match sent {
+                Ok(0) => break,
+                Ok(n) => {
+                    offset += n as u64;
+                    left -= n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // The send happened outside tokio: tell it the socket is full, or the
+                    // next wait for room would return at once.
+                    let full = || Err::<(), _>(io::Error::from(io::ErrorKind::WouldBlock));
+                    let _ = match &self.sock {
+                        Socket::Tcp(s) => s.try_io(Interest::WRITABLE, full),
+                        Socket::Unix(s) => s.try_io(Interest::WRITABLE, full),
+                    };
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(len - left)
+    }
+
     /// Close our side, then read and drop what the client still sends (up to a limit and a
     /// second), so unread request bytes do not turn the close into a reset that could
     /// destroy the response in flight.
@@ -208,4 +292,13 @@ fn sendfile<S: AsFd>(
 ) -> io::Result<usize> {
     nix::sys::sendfile::sendfile(s.as_fd(), file.as_fd(), Some(offset), count)
         .map_err(io::Error::from)
+}
+
+/// Run `f` on the runtime's blocking threads (bounded: see `io.rs`).
+pub async fn off_thread<T: Send + 'static>(
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(io::Error::other(format!("blocking task failed: {e}"))))
 }

@@ -442,6 +442,21 @@ fn serve(py: Python<'_>, sh: &Shared<'_, '_>, job: Job) -> Option<(Box<TConn>, A
         proxy,
         conn.served + 1,
     );
+    if let Some(statics) = sh.st.statics.as_deref() {
+        if let Some(target) = statics.lookup(&req.path) {
+            // Marked in the app like any request: a client slow to take the file gets this
+            // thread replaced as leader by the spare.
+            let c = crate::workers::statics::Conn {
+                transport: &mut conn.transport,
+                leftover,
+                close,
+                liveness: None,
+            };
+            let after =
+                py.detach(|| crate::workers::statics::serve(statics, target, &req, framing, c));
+            return Some((conn, after, Vec::new()));
+        }
+    }
     let setup = Setup {
         pcfg: sh.pcfg,
         framing,

@@ -16,6 +16,7 @@ use ferrocorn_ws::handshake;
 use tokio::time::sleep_until;
 
 mod respond;
+mod statics;
 
 use super::ctx::ConnCtx;
 use super::stream::Stream;
@@ -95,6 +96,21 @@ pub async fn serve(mut stream: Stream, peer: Peer, server: ServerAddr, ctx: Arc<
         let (mut request, framing) =
             into_request(*head, peer.clone(), server.clone(), proxy, number);
         request.tls = stream.tls_info();
+        if let Some(statics) = ctx.statics.as_ref() {
+            if statics.lookup(&request.path).is_some() {
+                let close = !ctx.alive();
+                let statics = statics.clone();
+                match statics::serve(&mut stream, statics, request, framing, rest, close).await {
+                    Outcome::KeepAlive(leftover) => {
+                        reader.resume(leftover);
+                        continue;
+                    }
+                    Outcome::Close => stream.close_graceful().await,
+                    Outcome::Drop => {}
+                }
+                return;
+            }
+        }
         if let Some(subprotocols) = websocket_upgrade(&request) {
             super::ws::serve(stream, request, rest, subprotocols, ctx).await;
             return;
@@ -397,9 +413,10 @@ impl<'a> Call<'a> {
         let elapsed = self.started_at.elapsed();
         metrics::request_done(&self.method, self.resp.status, elapsed);
         if let Some(req) = &self.logged {
-            super::access_log::log(
+            let status = format!("{} {}", self.resp.status, wire::reason(self.resp.status));
+            crate::workers::access_log::log(
                 req,
-                self.resp.status,
+                &status,
                 self.resp.sent,
                 &self.resp.headers_for_log,
                 elapsed,

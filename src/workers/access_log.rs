@@ -1,20 +1,28 @@
-//! The access log line of an ASGI request, from Rust: the atoms Gunicorn's ASGI worker fills
-//! (its environ for `%({key}e)s` is the minimal one it builds for logging).
+//! The access log line of a request answered without a WSGI environ (an ASGI request, a
+//! static file), from Rust: the atoms Gunicorn's ASGI worker fills (its environ for
+//! `%({key}e)s` is the minimal one it builds for logging). Never takes the GIL: a Python
+//! logger gets the call on its own thread.
 
 use std::time::Duration;
 
-use super::wire;
 use crate::http::Request;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::telemetry::{access, pyroute};
 
-pub fn log(req: &Request, status: u16, sent: u64, headers: &[(String, String)], elapsed: Duration) {
+/// One line for `req`, answered with `status` (the status line's text, `200 OK`) and
+/// `sent` body bytes.
+pub fn log(
+    req: &Request,
+    status: &str,
+    sent: u64,
+    headers: &[(String, String)],
+    elapsed: Duration,
+) {
     let protocol = format!("HTTP/{}.{}", req.version.0, req.version.1);
-    let status = format!("{} {}", status, wire::reason(status));
     if pyroute::active() {
-        py_access(req, &status, sent, headers, &protocol, elapsed);
+        py_access(req, status, sent, headers, &protocol, elapsed);
         return;
     }
     let remote = match (&req.proxy, &req.peer) {
@@ -41,7 +49,7 @@ pub fn log(req: &Request, status: u16, sent: u64, headers: &[(String, String)], 
         method: &req.method,
         raw_uri: &req.uri,
         protocol: &protocol,
-        status: &status,
+        status,
         path_info: Some(&req.path),
         query: &req.query,
         sent: Some(sent),
