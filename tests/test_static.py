@@ -15,6 +15,7 @@ import gzip
 import hashlib
 import json
 import os
+import signal
 import socket
 import time
 from email.utils import formatdate
@@ -237,6 +238,11 @@ def test_precompressed_siblings(site, tree):
         r = get(site, "/static/a.txt", headers={"Accept-Encoding": refused})
         assert r.header("Content-Encoding") is None, refused
         assert r.body == TEXT
+        # Still a representation chosen by Accept-Encoding: a shared cache must not give
+        # it to a client that asks for gzip.
+        assert r.header("Vary") == "Accept-Encoding", refused
+    assert get(site, "/static/a.txt").header("Vary") == "Accept-Encoding"
+    assert get(site, "/static/style.css").header("Vary") is None
     # The .gz sibling itself, asked for by name, is just a file.
     r = get(site, "/static/a.txt.gz")
     assert r.header("Content-Encoding") is None
@@ -314,6 +320,8 @@ def test_missing_file_and_directory_get_404(site):
     assert get(site, "/static/sub").status == 404
     assert get(site, "/static/sub/").status == 404
     assert get(site, "/static").status == 404
+    # A file's name with a trailing slash names a directory that is not there.
+    assert get(site, "/static/a.txt/").status == 404
 
 
 def test_other_paths_reach_the_app(site):
@@ -465,3 +473,51 @@ def test_config_file_dict_form(run, tree, tmp_path):
     result = run("-c", conf, "--print-config", "static_app:app")
     assert result.returncode == 0, result.stderr
     assert "static_mount" in result.stdout and "/assets=" in result.stdout
+
+
+def test_a_relative_directory_follows_chdir_across_hup(tree, tmp_path):
+    # The directory of `--static-mount /static=files` is taken from `--chdir`, at start-up
+    # and on HUP alike (the master's working directory is chdir by then).
+    server = start(tree, tmp_path, "sync", "--chdir", str(tree), "--static-mount",
+                   "/rel=files", "--log-level", "debug")
+    try:
+        assert get(server, "/rel/a.txt").body == TEXT
+        server.send_signal(signal.SIGHUP)
+        wait_until(lambda: "Hang up" in server.stderr_text(), what="the HUP to be handled")
+        wait_until(lambda: server.stderr_text().count("Booting worker") >= 2,
+                   what="a worker with the reloaded configuration")
+        assert "Reload failed" not in server.stderr_text()
+        assert get(server, "/rel/a.txt").body == TEXT
+    finally:
+        server.stop()
+
+
+def test_static_files_behind_uwsgi_pass(tree, tmp_path):
+    # A uWSGI gateway sends PATH_INFO decoded: it is not decoded again, and the access log
+    # names the client the gateway reports.
+    from uwsgi_support import exchange, packet
+
+    files = tree / "files"
+    (files / "100%41.txt").write_bytes(b"percent")
+    access_log = tmp_path / "access.log"
+    args = ["-b", "127.0.0.1:0", "-k", "sync", "--protocol", "uwsgi",
+            "--static-mount", "/static=%s" % files, "--access-logfile", str(access_log),
+            APPS["sync"]]
+    runtime = tmp_path / "run-uwsgi"
+    runtime.mkdir()
+    server = Server(args, tmp_path, env=base_env(runtime), address=FROM_LOG)
+    server.wait_ready(mode="port")
+    try:
+        vars_ = [("REQUEST_METHOD", "GET"), ("PATH_INFO", "/static/100%41.txt"),
+                 ("REQUEST_URI", "/static/100%2541.txt"), ("QUERY_STRING", ""),
+                 ("SERVER_PROTOCOL", "HTTP/1.1"), ("REMOTE_ADDR", "203.0.113.7"),
+                 ("REMOTE_PORT", "4242"), ("SERVER_NAME", "example.org"),
+                 ("SERVER_PORT", "80"), ("HTTP_HOST", "example.org")]
+        resp = exchange(server.address, packet(vars_), timeout=10)
+        assert resp.status == 200
+        assert resp.body == b"percent"
+        wait_until(lambda: "100%2541.txt" in access_log.read_text(), what="the access line")
+        assert access_log.read_text().startswith("203.0.113.7 ")
+    finally:
+        server.stop()
+        (files / "100%41.txt").unlink()

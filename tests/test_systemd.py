@@ -1,5 +1,6 @@
 """systemd integration: sd_notify messages and socket activation (LISTEN_FDS/LISTEN_PID)."""
 
+import contextlib
 import os
 import signal
 import socket
@@ -86,11 +87,11 @@ def test_reload_ends_when_the_new_workers_serve(serve, notify_socket, tmp_path):
     assert requests.get(server.url, timeout=10).status_code == 200
 
 
-def test_socket_activation(tmp_path):
-    # What systemd does: a bound, listening socket at fd 3, LISTEN_FDS=1 and LISTEN_PID set
-    # to the server's own pid (the shell's pid survives `exec`). No -b is given: the
-    # server must serve on the socket it was handed, not on the default 127.0.0.1:8000.
-    listener, port = listening_socket()
+@contextlib.contextmanager
+def activated(tmp_path, listener, args):
+    """The server started as systemd starts it: the bound, listening socket at fd 3,
+    LISTEN_FDS=1 and LISTEN_PID set to the server's own pid (the shell's pid survives
+    `exec`). Yields (process, stderr path); TERMs the process group at the end."""
     fd = listener.fileno()
 
     def move_to_fd3():
@@ -98,8 +99,9 @@ def test_socket_activation(tmp_path):
         os.set_inheritable(3, True)
 
     env = base_env(tmp_path, {"LISTEN_FDS": "1"})
-    cmd = " ".join("'%s'" % c for c in server_command()) + " hello:app"
-    stderr = open(tmp_path / "stderr", "wb")
+    cmd = " ".join("'%s'" % c for c in server_command() + list(args))
+    stderr_path = tmp_path / "stderr"
+    stderr = open(stderr_path, "wb")
     proc = subprocess.Popen(
         ["/bin/sh", "-c", 'LISTEN_PID=$$ exec %s' % cmd],
         cwd=str(APPS_DIR), env=env, stderr=stderr, stdout=subprocess.DEVNULL,
@@ -107,20 +109,7 @@ def test_socket_activation(tmp_path):
     )
     listener.close()
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                resp = requests.get("http://127.0.0.1:%d/" % port, timeout=2)
-                break
-            except requests.ConnectionError:
-                assert proc.poll() is None, (tmp_path / "stderr").read_text()
-                assert time.monotonic() < deadline, (tmp_path / "stderr").read_text()
-                time.sleep(0.1)  # poll interval
-        assert resp.status_code == 200
-        log = (tmp_path / "stderr").read_text()
-        assert "Listening at: http://127.0.0.1:%d" % port in log
-        with pytest.raises(OSError):
-            socket.create_connection(("127.0.0.1", 8000), timeout=0.5).close()
+        yield proc, stderr_path
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -129,6 +118,26 @@ def test_socket_activation(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)
         stderr.close()
+
+
+def test_socket_activation(tmp_path):
+    # No -b is given: the server must serve on the socket it was handed, not on the
+    # default 127.0.0.1:8000.
+    listener, port = listening_socket()
+    with activated(tmp_path, listener, ["hello:app"]) as (proc, stderr_path):
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                resp = requests.get("http://127.0.0.1:%d/" % port, timeout=2)
+                break
+            except requests.ConnectionError:
+                assert proc.poll() is None, stderr_path.read_text()
+                assert time.monotonic() < deadline, stderr_path.read_text()
+                time.sleep(0.1)  # poll interval
+        assert resp.status_code == 200
+        assert "Listening at: http://127.0.0.1:%d" % port in stderr_path.read_text()
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", 8000), timeout=0.5).close()
 
 
 @pytest.mark.ferrocorn_only
@@ -139,25 +148,9 @@ def test_socket_activation_keeps_systemds_socket_when_bind_changes(tmp_path):
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(str(path))
     listener.listen(64)
-    fd = listener.fileno()
     other = tmp_path / "other.sock"
     conf = tmp_path / "conf.py"
     conf.write_text("bind = ['unix:%s']\n" % (tmp_path / "first.sock"))
-
-    def move_to_fd3():
-        os.dup2(fd, 3)
-        os.set_inheritable(3, True)
-
-    env = base_env(tmp_path, {"LISTEN_FDS": "1"})
-    cmd = " ".join("'%s'" % c for c in server_command()) + " -c '%s' hello:app" % conf
-    stderr_path = tmp_path / "stderr"
-    stderr = open(stderr_path, "wb")
-    proc = subprocess.Popen(
-        ["/bin/sh", "-c", 'LISTEN_PID=$$ exec %s' % cmd],
-        cwd=str(APPS_DIR), env=env, stderr=stderr, stdout=subprocess.DEVNULL,
-        preexec_fn=move_to_fd3, pass_fds=(fd, 3), start_new_session=True,
-    )
-    listener.close()
 
     def served():
         try:
@@ -165,7 +158,7 @@ def test_socket_activation_keeps_systemds_socket_when_bind_changes(tmp_path):
         except OSError:
             return None
 
-    try:
+    with activated(tmp_path, listener, ["-c", conf, "hello:app"]) as (proc, stderr_path):
         wait_until(lambda: served() == 200, what="an answer on the activated socket")
         conf.write_text("bind = ['unix:%s']\n" % other)
         os.kill(proc.pid, signal.SIGHUP)
@@ -174,13 +167,5 @@ def test_socket_activation_keeps_systemds_socket_when_bind_changes(tmp_path):
         assert served() == 200
         assert path.exists()
         assert not other.exists()
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-        stderr.close()
     # Stopping does not remove systemd's socket file either.
     assert path.exists()

@@ -15,8 +15,9 @@ use super::resolved::StaticMount;
 use super::ConfigError;
 
 /// `validate` for `static_mount`: a str (one item), an iterable of `"PREFIX=DIR"` strings,
-/// or a dict `{PREFIX: DIR}`. Returns the items as `PREFIX=REALDIR`, the prefix without a
-/// trailing slash, so validating the result again gives the same list.
+/// or a dict `{PREFIX: DIR}`. Returns the items as `PREFIX=DIR`, the prefix without a
+/// trailing slash, so validating the result again gives the same list. The directory is
+/// resolved by `resolve`, once loading is over and the working directory is `chdir`.
 pub(super) fn validate(obj: &Bound<'_, PyAny>) -> Result<Vec<String>, String> {
     let py_err = |e: PyErr| e.to_string();
     let pairs: Vec<(String, String)> = if let Ok(dict) = obj.cast::<PyDict>() {
@@ -51,14 +52,16 @@ pub(super) fn validate(obj: &Bound<'_, PyAny>) -> Result<Vec<String>, String> {
     let mut out: Vec<String> = Vec::with_capacity(pairs.len());
     for (prefix, dir) in pairs {
         let prefix = check_prefix(&prefix)?;
-        let root = real_dir(&dir)?;
+        if dir.is_empty() {
+            return Err("the DIRECTORY of a static mount is empty".to_string());
+        }
         if out
             .iter()
             .any(|o| o.split_once('=').map(|(p, _)| p) == Some(&prefix))
         {
             return Err(format!("the prefix {prefix} is mounted twice"));
         }
-        out.push(format!("{prefix}={}", root.display()));
+        out.push(format!("{prefix}={dir}"));
     }
     Ok(out)
 }
@@ -108,12 +111,9 @@ fn check_prefix(raw: &str) -> Result<String, String> {
     Ok(trimmed.to_string())
 }
 
-/// The directory's real path (symlinks resolved), relative paths taken from the directory
-/// ferrocorn started in.
+/// The directory's real path (symlinks resolved), a relative one taken from the working
+/// directory once loading is over: `chdir`, at start-up and on HUP alike.
 fn real_dir(raw: &str) -> Result<PathBuf, String> {
-    if raw.is_empty() {
-        return Err("the DIRECTORY of a static mount is empty".to_string());
-    }
     let cwd = std::env::current_dir().map_err(|e| format!("the current directory: {e}"))?;
     let path = abspath_from(&cwd.to_string_lossy(), raw);
     let real = std::fs::canonicalize(&path)
@@ -136,7 +136,8 @@ pub(super) fn resolve(items: &[String]) -> Result<Vec<StaticMount>, ConfigError>
             Some((prefix, root)) if prefix.starts_with('/') && !root.is_empty() => {
                 Ok(StaticMount {
                     prefix: prefix.to_string(),
-                    root: PathBuf::from(root),
+                    root: real_dir(root)
+                        .map_err(|e| ConfigError::invalid("static_mount", item, &e))?,
                 })
             }
             _ => Err(ConfigError::invalid(

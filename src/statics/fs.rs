@@ -30,6 +30,9 @@ pub enum Refusal {
     NotFound,
     /// The worker may not read it (403).
     Forbidden,
+    /// The system could not open it now (out of descriptors or memory, an I/O error):
+    /// 503, logged, and never kept in the cache.
+    Unavailable(Errno),
 }
 
 /// A mount's directory, open for the worker's life, and the files recently opened under
@@ -64,7 +67,11 @@ impl Root {
 
     /// `open_file`, reusing an outcome less than `cache::TTL` old.
     pub fn open_cached(&self, rel: &Path) -> Result<Opened, Refusal> {
-        self.cache.get_or_open(rel, || self.open_file(rel))
+        self.cache.get_or_open(
+            rel,
+            || self.open_file(rel),
+            |outcome| !matches!(outcome, Err(Refusal::Unavailable(_))),
+        )
     }
 
     /// Open `rel` (plain segments, checked by `path::resolve`) under the directory; only
@@ -80,8 +87,14 @@ impl Root {
                 Ok(file) => file,
                 // Leaving the directory, or a symlink with an absolute target.
                 Err(Errno::EXDEV) => self.open_real(rel)?,
-                Err(Errno::ENOSYS) => {
-                    NO_OPENAT2.store(true, Ordering::Relaxed);
+                // ENOSYS: a kernel before 5.6; EPERM: a seccomp profile that blocks it
+                // (Docker before 20.10). Never silently: the route is weaker.
+                Err(e @ (Errno::ENOSYS | Errno::EPERM)) => {
+                    if !NO_OPENAT2.swap(true, Ordering::Relaxed) {
+                        crate::telemetry::error_log::warning(&format!(
+                            "static files: openat2 is not available ({e}); files are opened by their real path, which a symlink swapped in by someone who can write inside the directory can race"
+                        ));
+                    }
                     self.open_real(rel)?
                 }
                 Err(e) => return Err(refusal(e)),
@@ -132,14 +145,17 @@ impl Root {
 fn refusal(e: Errno) -> Refusal {
     match e {
         Errno::EACCES | Errno::EPERM => Refusal::Forbidden,
+        Errno::EMFILE | Errno::ENFILE | Errno::ENOMEM | Errno::EIO | Errno::EAGAIN => {
+            Refusal::Unavailable(e)
+        }
         _ => Refusal::NotFound,
     }
 }
 
 fn io_refusal(e: io::Error) -> Refusal {
-    match e.kind() {
-        io::ErrorKind::PermissionDenied => Refusal::Forbidden,
-        _ => Refusal::NotFound,
+    match e.raw_os_error() {
+        Some(code) => refusal(Errno::from_raw(code)),
+        None => Refusal::NotFound,
     }
 }
 

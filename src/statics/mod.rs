@@ -92,13 +92,13 @@ impl Statics {
 
     /// The mount `raw_path` (as received) falls under, longest prefix first; None sends
     /// the request to the app.
-    pub fn lookup(&self, raw_path: &str) -> Option<Target<'_>> {
-        self.mounts
-            .iter()
-            .find_map(|mount| match path::resolve(&mount.prefix, raw_path) {
+    pub fn lookup(&self, raw_path: &str, decoded: bool) -> Option<Target<'_>> {
+        self.mounts.iter().find_map(
+            |mount| match path::resolve(&mount.prefix, raw_path, decoded) {
                 Resolution::Elsewhere => None,
                 resolution => Some(Target { mount, resolution }),
-            })
+            },
+        )
     }
 
     /// Decide the response to `method` with request `headers` (UPPER-case names) for
@@ -121,6 +121,13 @@ impl Statics {
             Ok(opened) => opened,
             Err(Refusal::NotFound) => return Answer::text(Reply::text(404, head_only, vec![])),
             Err(Refusal::Forbidden) => return Answer::text(Reply::text(403, head_only, vec![])),
+            Err(Refusal::Unavailable(e)) => {
+                crate::telemetry::error_log::error(&format!(
+                    "static files: cannot open {}: {e}",
+                    rel.display()
+                ));
+                return Answer::text(Reply::text(503, head_only, vec![]));
+            }
         };
         let accepted = Accepted::parse(
             headers
@@ -129,24 +136,16 @@ impl Statics {
                 .map(|(_, v)| v.as_str()),
         )
         .unwrap_or(Accepted::IDENTITY_ONLY);
-        let sibling = |coding: Coding, q: u16| {
-            if q == 0 {
-                return None;
-            }
+        let sibling = |coding: Coding| {
             let mut name = rel.clone().into_os_string();
             name.push(coding.suffix());
             root.open_cached(&PathBuf::from(name)).ok()
         };
-        let (br, gz) = if accepted.wants_compressed() {
-            (
-                sibling(Coding::Br, accepted.br),
-                sibling(Coding::Gzip, accepted.gzip),
-            )
-        } else {
-            (None, None)
-        };
-        let coding = accepted.choose(br.is_some(), gz.is_some());
+        // Siblings are looked for whatever the client accepts: a response that has
+        // compressed siblings varies by Accept-Encoding even when it is the plain one.
+        let (br, gz) = (sibling(Coding::Br), sibling(Coding::Gzip));
         let varies = br.is_some() || gz.is_some();
+        let coding = accepted.choose(br.is_some(), gz.is_some());
         let chosen_file = match coding {
             Coding::Br => br.expect("chosen only when present"),
             Coding::Gzip => gz.expect("chosen only when present"),

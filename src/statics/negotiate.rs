@@ -97,11 +97,6 @@ impl Accepted {
         })
     }
 
-    /// Whether a compressed sibling is worth looking for at all.
-    pub fn wants_compressed(&self) -> bool {
-        self.br > 0 || self.gzip > 0
-    }
-
     /// The best of the representations `available` has (br, gzip), by q-value; on equal
     /// q-values br before gzip before the file itself, the smaller first. The file itself
     /// when nothing is acceptable (RFC 9110 allows ignoring the header rather than 406).
@@ -188,7 +183,7 @@ mod tests {
         );
         assert_eq!(parse("br;q=bogus, gzip").choose(true, true), Coding::Gzip);
         assert!(Accepted::parse(std::iter::empty()).is_none());
-        assert!(!parse("identity").wants_compressed());
+        assert_eq!(parse("identity").choose(true, true), Coding::Identity);
         assert_eq!(parse("").choose(true, true), Coding::Identity);
     }
 }

@@ -17,7 +17,7 @@ pub enum Resolution {
     /// Under the prefix and never served: a `..` or `.` segment, an encoded `/`, a
     /// backslash or a NUL (400).
     Malformed,
-    /// Under the prefix, a hidden name (404).
+    /// Under the prefix, a hidden name, or a path ending in `/` (a directory) (404).
     Hidden,
 }
 
@@ -49,21 +49,36 @@ fn decode(raw: &str) -> Cow<'_, [u8]> {
 /// `prefix` (`/` and decoded segments, no trailing slash). Empty segments (`a//b`) are
 /// skipped. A name starting with `.` is hidden, except `.well-known` (RFC 8615), so a
 /// mounted checkout does not serve its `.git` or `.env`.
-pub fn resolve(prefix: &str, raw_path: &str) -> Resolution {
+///
+/// `decoded`: the path was already percent-decoded by a gateway (uWSGI's PATH_INFO, held
+/// as latin-1 text), so it is taken byte for byte and not decoded again. A path that ends
+/// in `/` names a directory, which is never served.
+pub fn resolve(prefix: &str, raw_path: &str, decoded: bool) -> Resolution {
     let Some(rest) = raw_path.strip_prefix('/') else {
         return Resolution::Elsewhere;
+    };
+    let bytes = |seg: &'_ str| -> Vec<u8> {
+        if decoded {
+            seg.chars()
+                .map(|c| u8::try_from(c).unwrap_or(b'?'))
+                .collect()
+        } else {
+            decode(seg).into_owned()
+        }
     };
     let mut segments = rest.split('/');
     for want in prefix[1..].split('/') {
         match segments.next() {
-            Some(seg) if *decode(seg) == *want.as_bytes() => {}
+            Some(seg) if bytes(seg) == want.as_bytes() => {}
             _ => return Resolution::Elsewhere,
         }
     }
     let mut rel = PathBuf::new();
     let mut hidden = false;
+    let mut trailing_slash = false;
     for seg in segments {
-        let name = decode(seg);
+        let name = bytes(seg);
+        trailing_slash = name.is_empty();
         if name.is_empty() {
             continue;
         }
@@ -74,7 +89,7 @@ pub fn resolve(prefix: &str, raw_path: &str) -> Resolution {
         hidden |= name[0] == b'.' && *name != *b".well-known";
         rel.push(OsStr::from_bytes(&name));
     }
-    if hidden {
+    if hidden || (trailing_slash && !rel.as_os_str().is_empty()) {
         Resolution::Hidden
     } else {
         Resolution::File(rel)
@@ -84,6 +99,31 @@ pub fn resolve(prefix: &str, raw_path: &str) -> Resolution {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn resolve(prefix: &str, raw_path: &str) -> Resolution {
+        super::resolve(prefix, raw_path, false)
+    }
+
+    #[test]
+    fn a_gateway_s_decoded_path_is_not_decoded_again() {
+        assert_eq!(
+            super::resolve("/static", "/static/100%41.txt", true),
+            Resolution::File(PathBuf::from("100%41.txt"))
+        );
+        assert_eq!(
+            super::resolve("/static", "/static/caf\u{e9}.txt", true),
+            Resolution::File(PathBuf::from(OsStr::from_bytes(b"caf\xe9.txt")))
+        );
+        assert_eq!(
+            super::resolve("/static", "/static/../x", true),
+            Resolution::Malformed
+        );
+    }
+
+    #[test]
+    fn a_file_path_ending_in_a_slash_is_not_served() {
+        assert_eq!(resolve("/static", "/static/a.txt/"), Resolution::Hidden);
+    }
 
     fn file(s: &str) -> Resolution {
         Resolution::File(PathBuf::from(s))

@@ -20,15 +20,18 @@ pub fn log(
     headers: &[(String, String)],
     elapsed: Duration,
 ) {
-    let protocol = format!("HTTP/{}.{}", req.version.0, req.version.1);
+    // The client as the app's environ names it: the uWSGI gateway's REMOTE_ADDR, a PROXY
+    // header's source, else the peer.
+    let protocol = req.server_protocol().into_owned();
+    let remote = match (&req.proxy, &req.gateway) {
+        (_, Some(_)) => req.remote_addr(),
+        (Some(p), None) if p.client_addr.is_some() => p.client_addr.clone().unwrap_or_default(),
+        _ => req.peer.ip_string(),
+    };
     if pyroute::active() {
-        py_access(req, status, sent, headers, &protocol, elapsed);
+        py_access(req, status, sent, headers, &protocol, &remote, elapsed);
         return;
     }
-    let remote = match (&req.proxy, &req.peer) {
-        (Some(p), _) if p.client_addr.is_some() => p.client_addr.clone().unwrap_or_default(),
-        (_, peer) => peer.ip_string(),
-    };
     let env = |key: &str| -> Option<String> {
         match key {
             "REQUEST_METHOD" => Some(req.method.clone()),
@@ -70,10 +73,12 @@ fn py_access(
     sent: u64,
     headers: &[(String, String)],
     protocol: &str,
+    remote: &str,
     elapsed: Duration,
 ) {
     let req = req.clone();
     let (status, headers, protocol) = (status.to_owned(), headers.to_vec(), protocol.to_owned());
+    let remote = remote.to_owned();
     pyroute::defer(Box::new(move |py| {
         let ns = py.import("types")?.getattr("SimpleNamespace")?;
         let kw = PyDict::new(py);
@@ -100,7 +105,7 @@ fn py_access(
         environ.set_item("PATH_INFO", &req.path)?;
         environ.set_item("QUERY_STRING", &req.query)?;
         environ.set_item("SERVER_PROTOCOL", &protocol)?;
-        environ.set_item("REMOTE_ADDR", req.peer.ip_string())?;
+        environ.set_item("REMOTE_ADDR", &remote)?;
         for (name, value) in &req.headers {
             environ.set_item(format!("HTTP_{}", name.replace('-', "_")), value)?;
         }

@@ -179,7 +179,7 @@ fn handle(
             let (req, framing) =
                 reader::into_request(*head, peer.clone(), listener.server_addr(), proxy, 1);
             if let Some(statics) = st.statics.as_deref() {
-                if let Some(target) = statics.lookup(&req.path) {
+                if let Some(target) = statics.lookup(&req.path, req.gateway.is_some()) {
                     // Without a write timeout a client that reads nothing would hold the
                     // worker until the master kills it.
                     let _ = transport.set_write_timeout(serving.timeout);

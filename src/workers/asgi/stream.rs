@@ -151,16 +151,7 @@ impl Stream {
         let mut left = len;
         while left > 0 {
             let chunk = left.min(1 << 30) as usize;
-            let writable = async {
-                match &self.sock {
-                    Socket::Tcp(s) => s.writable().await,
-                    Socket::Unix(s) => s.writable().await,
-                }
-            };
-            match tokio::time::timeout(self.write_timeout, writable).await {
-                Err(_) => return Err(timed_out()),
-                Ok(r) => r?,
-            }
+            self.wait_writable().await?;
             let res = match &self.sock {
                 Socket::Tcp(s) => {
                     s.try_io(Interest::WRITABLE, || sendfile(s, file, &mut offset, chunk))
@@ -177,6 +168,20 @@ impl Stream {
             }
         }
         Ok(len - left)
+    }
+
+    /// Wait until the socket takes more bytes, for at most the write timeout.
+    async fn wait_writable(&self) -> io::Result<()> {
+        let writable = async {
+            match &self.sock {
+                Socket::Tcp(s) => s.writable().await,
+                Socket::Unix(s) => s.writable().await,
+            }
+        };
+        match tokio::time::timeout(self.write_timeout, writable).await {
+            Err(_) => Err(timed_out()),
+            Ok(r) => r,
+        }
     }
 
     /// Send `len` bytes of `file` from `offset`, the disk reads done on the runtime's
@@ -216,16 +221,7 @@ impl Stream {
             Socket::Unix(s) => s.as_fd().try_clone_to_owned()?,
         });
         while left > 0 {
-            let writable = async {
-                match &self.sock {
-                    Socket::Tcp(s) => s.writable().await,
-                    Socket::Unix(s) => s.writable().await,
-                }
-            };
-            match tokio::time::timeout(self.write_timeout, writable).await {
-                Err(_) => return Err(timed_out()),
-                Ok(r) => r?,
-            }
+            self.wait_writable().await?;
             let (f, out) = (file.clone(), sock.clone());
             let chunk = left.min(1 << 30) as usize;
             let sent = off_thread(move || {

@@ -443,7 +443,7 @@ fn serve(py: Python<'_>, sh: &Shared<'_, '_>, job: Job) -> Option<(Box<TConn>, A
         conn.served + 1,
     );
     if let Some(statics) = sh.st.statics.as_deref() {
-        if let Some(target) = statics.lookup(&req.path) {
+        if let Some(target) = statics.lookup(&req.path, req.gateway.is_some()) {
             // Marked in the app like any request: a client slow to take the file gets this
             // thread replaced as leader by the spare.
             let c = crate::workers::statics::Conn {

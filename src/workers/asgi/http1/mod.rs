@@ -97,7 +97,7 @@ pub async fn serve(mut stream: Stream, peer: Peer, server: ServerAddr, ctx: Arc<
             into_request(*head, peer.clone(), server.clone(), proxy, number);
         request.tls = stream.tls_info();
         if let Some(statics) = ctx.statics.as_ref() {
-            if statics.lookup(&request.path).is_some() {
+            if statics.lookup(&request.path, false).is_some() {
                 let close = !ctx.alive();
                 let statics = statics.clone();
                 match statics::serve(&mut stream, statics, request, framing, rest, close).await {

@@ -35,7 +35,7 @@ pub async fn serve(
     let _in_flight = metrics::InFlight::enter();
     let decided = off_thread(move || {
         let target = statics
-            .lookup(&request.path)
+            .lookup(&request.path, false)
             .ok_or_else(|| std::io::Error::other("the path left the mount"))?;
         let answer = statics.answer(target, &request.method, &request.headers);
         let inline = match (&answer.reply.body, &answer.file) {
