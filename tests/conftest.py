@@ -638,7 +638,12 @@ def serve(request, tmp_path):
         return server
 
     yield start
+    stop_servers(request, servers)
 
+
+def stop_servers(request, servers):
+    """A fixture's teardown: stop every server it started; when the test failed, print the
+    tail of each one's stderr."""
     failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
     for server in servers:
         server.stop()

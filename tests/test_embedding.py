@@ -33,6 +33,7 @@ from conftest import (
     http_get,
     is_gunicorn,
     server_command,
+    stop_servers,
     wait_until,
 )
 from loadgen import LoadGen
@@ -104,13 +105,7 @@ def embed(request, tmp_path):
         return server
 
     yield start
-
-    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
-    for server in servers:
-        server.stop()
-        if failed:
-            print("---- %r stderr (tail) ----" % (server.argv,))
-            print(server.stderr_text()[-8000:])
+    stop_servers(request, servers)
 
 
 def run_script(tmp_path: Path, script, *args, env=None, cwd=None, timeout=20.0):

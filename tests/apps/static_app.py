@@ -2,6 +2,8 @@
 (WSGI `app`, ASGI `asgi`) answers ``app:<path>``, so a test can tell a path the mount
 served from one that went to the app."""
 
+from asgi_worker import lifespan
+
 
 def app(environ, start_response):
     body = ("app:" + environ["PATH_INFO"]).encode("latin-1")
@@ -13,13 +15,7 @@ def app(environ, start_response):
 
 async def asgi(scope, receive, send):
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        return await lifespan(receive, send)
     body = ("app:" + scope["path"]).encode("utf-8")
     await send({
         "type": "http.response.start",
