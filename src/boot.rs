@@ -19,7 +19,6 @@ const WORKER_MODULES: &[&str] = &[
     "ferrocorn._stacks",
     "ferrocorn._loader",
     "ferrocorn._reloader",
-    "ferrocorn._tls",
 ];
 
 fn eprint_flush(text: &str) {
@@ -140,8 +139,11 @@ fn start(py: Python<'_>, cfg: Config, argv: Vec<String>, start_cwd: std::path::P
     // Everything a worker imports for itself, imported once here: workers then pay nothing
     // for it, and a worker that drops privileges (--user) no longer needs read access to
     // the interpreter's library directories.
-    for module in WORKER_MODULES {
-        if let Err(e) = py.import(*module) {
+    // `ferrocorn._tls` only with TLS on: it subclasses `ssl`'s classes, which the gevent
+    // worker's monkey-patching warns about when they exist before it runs.
+    let tls_module = cfg.is_ssl().then_some("ferrocorn._tls");
+    for module in WORKER_MODULES.iter().copied().chain(tls_module) {
+        if let Err(e) = py.import(module) {
             eprint_flush(&format!("\nError: cannot import {module}: {e}\n"));
             return exit::CONFIG;
         }

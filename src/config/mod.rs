@@ -210,12 +210,16 @@ impl Config {
             ));
         }
         if self.serving().protocol == Protocol::Uwsgi {
-            if self.worker_kind() == Some(WorkerKind::Asgi) {
-                problems.push(
-                    "protocol = uwsgi is not supported with the asgi worker (the uwsgi protocol \
+            if let Some(kind @ (WorkerKind::Asgi | WorkerKind::Gevent)) = self.worker_kind() {
+                let name = if kind == WorkerKind::Asgi {
+                    "asgi"
+                } else {
+                    "gevent"
+                };
+                problems.push(format!(
+                    "protocol = uwsgi is not supported with the {name} worker (the uwsgi protocol \
                      runs on the sync and gthread workers)"
-                        .to_string(),
-                );
+                ));
             }
             if self.serving().proxy_protocol != ProxyMode::Off {
                 problems.push(
@@ -226,6 +230,11 @@ impl Config {
             }
         }
         Python::attach(|py| -> Result<(), ConfigError> {
+            if self.worker_kind() == Some(WorkerKind::Gevent) {
+                if let Err(problem) = check_gevent(py) {
+                    problems.push(problem);
+                }
+            }
             let defaults = Config::from_defaults(&self.env_orig)?;
             for row in TABLE.iter().filter(|r| !r.supported) {
                 let (Some(now), Some(default)) = (
@@ -315,6 +324,8 @@ fn resolve(cfg: &Config) -> Result<Resolved, ConfigError> {
         Some(WorkerKind::Sync)
     } else if resolved::is_asgi_worker(&cfg.worker_class) {
         Some(WorkerKind::Asgi)
+    } else if resolved::is_gevent_worker(&cfg.worker_class) {
+        Some(WorkerKind::Gevent)
     } else {
         None
     };
@@ -379,4 +390,23 @@ fn resolve_asgi(cfg: &Config) -> Result<AsgiSettings, ConfigError> {
         worker_connections: cfg.worker_connections.max(1) as usize,
         h11_only: resolved::is_h11_worker(&cfg.worker_class),
     })
+}
+
+/// The gevent release Gunicorn 27's gevent worker requires, checked in the master at
+/// start-up (importing gevent does not patch anything).
+fn check_gevent(py: Python<'_>) -> Result<(), String> {
+    const REQUIRED: &str = "gevent worker requires gevent 24.10.1 or higher";
+    let version: String = py
+        .import("gevent")
+        .and_then(|m| m.getattr("__version__")?.extract())
+        .map_err(|_| REQUIRED.to_string())?;
+    let mut parts = version
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let mut next = || parts.next().unwrap_or(0);
+    let found = (next(), next(), next());
+    if found < (24, 10, 1) {
+        return Err(format!("{REQUIRED} (found {version})"));
+    }
+    Ok(())
 }

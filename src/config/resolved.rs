@@ -23,6 +23,9 @@ pub enum WorkerKind {
     /// ASGI 3 on an asyncio (or uvloop) event loop, I/O in Rust (`asgi`, and Uvicorn's
     /// worker class names).
     Asgi,
+    /// WSGI on a gevent hub, one greenlet per request, I/O in Rust (`gevent` and Gunicorn
+    /// 27's other gevent class names).
+    Gevent,
 }
 
 /// `asgi_loop`.
@@ -164,6 +167,23 @@ pub(crate) fn is_asgi_worker(name: &str) -> bool {
             | "uvicorn.workers.UvicornH11Worker"
             | "uvicorn_worker.UvicornWorker"
             | "uvicorn_worker.UvicornH11Worker"
+    )
+}
+
+/// The spellings of the gevent worker. `gevent_wsgi` and `gevent_pywsgi` are Gunicorn's
+/// worker on gevent's own pywsgi server; here they run the same worker as `gevent`.
+pub(crate) fn is_gevent_worker(name: &str) -> bool {
+    matches!(
+        name,
+        "gevent"
+            | "gevent_wsgi"
+            | "gevent_pywsgi"
+            | "egg:gunicorn#gevent"
+            | "egg:gunicorn#gevent_wsgi"
+            | "egg:gunicorn#gevent_pywsgi"
+            | "gunicorn.workers.ggevent.GeventWorker"
+            | "gunicorn.workers.ggevent.GeventPyWSGIWorker"
+            | "ferrocorn.workers.ggevent.GeventWorker"
     )
 }
 

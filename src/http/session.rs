@@ -1,4 +1,5 @@
-//! One call of an event-loop app (an ASGI HTTP request or WebSocket session) as two threads
+//! One call of an event-loop app (an ASGI HTTP request or WebSocket session, or a WSGI
+//! request in a gevent greenlet) as two threads
 //! share it: the connection task on the I/O thread, which owns the socket, and the bridge on
 //! the event-loop thread, which owns the Python objects. Neither waits for the other: the
 //! connection puts what arrived in `inbound` and wakes the loop through the `Hub`; the
@@ -86,6 +87,13 @@ pub enum Outgoing {
         code: u16,
         reason: String,
     },
+    /// Response bytes the bridge framed itself (a WSGI response on the gevent worker):
+    /// written as they are; `last` ends the response, and with `close` the connection.
+    Raw {
+        data: Vec<u8>,
+        last: bool,
+        close: bool,
+    },
     /// The app asked for the body: answer a pending `Expect: 100-continue`.
     Continue,
     /// The app's call returned (`failed`: it raised; the bridge logged it).
@@ -99,6 +107,7 @@ impl Outgoing {
         match self {
             Outgoing::Body { data, .. }
             | Outgoing::Response { data, .. }
+            | Outgoing::Raw { data, .. }
             | Outgoing::WsBytes(data) => data.len(),
             Outgoing::WsText(t) => t.len(),
             _ => 0,

@@ -122,6 +122,11 @@ fn init_process(py: Python<'_>, ctx: WorkerContext<'_>) -> Result<(), i32> {
         error_log::error("Exception in post_fork hook");
         fail(py, e, false)
     })?;
+    // Gunicorn's gevent worker patches right after post_fork, before anything else it
+    // imports (the app included) can take the unpatched modules.
+    if cfg.worker_kind() == Some(WorkerKind::Gevent) {
+        super::gevent::patch(py).map_err(|e| fail(py, e, false))?;
+    }
     export_env(py, cfg).map_err(|e| fail(py, e, false))?;
     process::set_owner(cfg.user, cfg.group, cfg.initgroups).map_err(|e| {
         fail(
@@ -248,6 +253,7 @@ fn run(py: Python<'_>, st: &WorkerState<'_>, signals: &WorkerSignals) -> PyResul
         Some(WorkerKind::Sync) => super::sync::run(py, st, signals),
         Some(WorkerKind::Gthread) => super::gthread::run(py, st, signals),
         Some(WorkerKind::Asgi) => super::asgi::run(py, st, signals),
+        Some(WorkerKind::Gevent) => super::gevent::run(py, st, signals),
         None => Err(pyo3::exceptions::PyRuntimeError::new_err(format!(
             "worker_class {:?} is not supported",
             st.ctx.cfg.worker_class

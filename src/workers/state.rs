@@ -31,7 +31,22 @@ pub struct WorkerContext<'a> {
 pub struct WorkerState<'a> {
     pub ctx: WorkerContext<'a>,
     pub alive: Arc<AtomicBool>,
+    /// What serving one WSGI request needs (`workers::request::handle_request`).
+    pub scope: Arc<RequestScope>,
+    /// Requests served by this worker (all threads), towards `max_requests`.
+    pub counter: Arc<RequestCounter>,
+    /// TLS sessions for new connections, when TLS is on.
+    pub tls: Option<Arc<crate::tls::Acceptor>>,
+    /// The static-file mounts, their directories open; None when nothing is mounted.
+    pub statics: Option<Arc<crate::statics::Statics>>,
+}
+
+/// What serving one WSGI request needs, owned rather than borrowed from the worker's
+/// context: a greenlet's call (the gevent worker) holds it as well as a thread does.
+pub struct RequestScope {
     pub app: Py<PyAny>,
+    pub worker: Py<PyAny>,
+    pub alive: Arc<AtomicBool>,
     /// Requests served by this worker (all threads), towards `max_requests`.
     pub counter: Arc<RequestCounter>,
     /// Environ keys every request of this worker shares, built once after boot.
@@ -39,10 +54,20 @@ pub struct WorkerState<'a> {
     /// `socket.socket` (`ferrocorn._tls.TLSAppSocket` under TLS), to hand the app
     /// `gunicorn.socket`.
     pub socket_class: Py<PyAny>,
-    /// TLS sessions for new connections, when TLS is on.
-    pub tls: Option<Arc<crate::tls::Acceptor>>,
-    /// The static-file mounts, their directories open; None when nothing is mounted.
-    pub statics: Option<Arc<crate::statics::Statics>>,
+    pub serving: crate::config::Serving,
+    pub pre_request: Option<Py<PyAny>>,
+    pub post_request: Option<Py<PyAny>>,
+    pub sendfile: bool,
+    /// The request path keeps the worker's in-flight record itself (one request per
+    /// thread); false where the connection side keeps it per call (the gevent worker's
+    /// greenlets share one thread).
+    pub track_in_flight: bool,
+}
+
+impl RequestScope {
+    pub fn alive(&self) -> bool {
+        self.alive.load(Ordering::SeqCst)
+    }
 }
 
 impl<'a> WorkerState<'a> {
@@ -62,13 +87,25 @@ impl<'a> WorkerState<'a> {
             ppid: ctx.ppid,
             worker: ctx.worker.clone_ref(py),
         });
+        let cfg = ctx.cfg;
+        let scope = Arc::new(RequestScope {
+            app,
+            worker: ctx.worker.clone_ref(py),
+            alive: alive.clone(),
+            counter: counter.clone(),
+            base,
+            socket_class,
+            serving: cfg.serving().clone(),
+            pre_request: cfg.pre_request.as_ref().map(|h| h.clone_ref(py)),
+            post_request: cfg.post_request.as_ref().map(|h| h.clone_ref(py)),
+            sendfile: cfg.sendfile_enabled(),
+            track_in_flight: cfg.worker_kind() != Some(crate::config::WorkerKind::Gevent),
+        });
         WorkerState {
             ctx,
             alive,
+            scope,
             counter,
-            app,
-            base,
-            socket_class,
             tls,
             statics: None,
         }
@@ -82,11 +119,6 @@ impl<'a> WorkerState<'a> {
 
     pub fn alive(&self) -> bool {
         self.alive.load(Ordering::SeqCst)
-    }
-
-    /// Count a request (see `RequestCounter::count`).
-    pub fn count_request(&self, py: Python<'_>) {
-        self.counter.count(py);
     }
 }
 

@@ -219,7 +219,8 @@ fn handle(
             let shared: SharedExchange = exchange.clone();
             let mut app_socket = None;
             st.ctx.beat.request_started();
-            result = request::handle_request(py, st, &shared, req, &mut app_socket, true).map(drop);
+            result = request::handle_request(py, &st.scope, &shared, req, &mut app_socket, true)
+                .map(drop);
             st.ctx.beat.request_finished();
             if let Some(sock) = app_socket {
                 close_app_socket(py, sock);

@@ -35,9 +35,9 @@ pub use proxy::{format_ipv6, parse_proxy_header, ProxyInfo, ProxyMode, ProxyPars
 pub use pyrepr::{html_escape, latin1, push_latin1, repr_bytes, repr_str};
 pub use request::{head_eof_error, parse_head, HeadParser, RequestHead};
 pub use response::{
-    encode_chunk, encode_head, is_hop_by_hop, process_headers, response_forbids_content_length,
-    response_is_chunked, response_omits_body, valid_header_name, valid_header_value,
-    validate_status, ConnectionHeader, ResponseHeaders, LAST_CHUNK,
+    encode_chunk, encode_early_hints, encode_head, is_hop_by_hop, process_headers,
+    response_forbids_content_length, response_is_chunked, response_omits_body, valid_header_name,
+    valid_header_value, validate_status, ConnectionHeader, ResponseHeaders, LAST_CHUNK,
 };
 pub use uri::{percent_decode, split_request_uri, InvalidUri, UriParts};
 pub use uwsgi::{

@@ -205,6 +205,26 @@ pub fn encode_chunk(out: &mut Vec<u8>, data: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// An informational `103 Early Hints` head with these headers (names and values checked as
+/// a response's are); `Err` names the offending header.
+pub fn encode_early_hints(headers: &[(String, String)]) -> Result<Vec<u8>, String> {
+    let mut out = b"HTTP/1.1 103 Early Hints\r\n".to_vec();
+    for (name, value) in headers {
+        if !valid_header_name(name) {
+            return Err(format!("Invalid response header name {name:?}"));
+        }
+        if !valid_header_value(value) {
+            return Err(format!("Invalid response header value for {name:?}"));
+        }
+        push_latin1(&mut out, name);
+        out.extend_from_slice(b": ");
+        push_latin1(&mut out, value.trim_matches([' ', '\t']));
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -282,7 +282,7 @@ fn unsupported_settings_fail_only_when_changed() {
     .is_ok());
     let cases: &[(&[&str], &str)] = &[
         (&["--dirty-workers", "2", "app:app"], "dirty_workers"),
-        (&["-k", "gevent", "app:app"], "worker_class \"gevent\""),
+        (&["-k", "tornado", "app:app"], "worker_class \"tornado\""),
         (&["--http-protocols", "h2", "app:app"], "http_protocols"),
     ];
     // The threaded worker is built: `--threads 2` (sync becomes gthread) and `-k gthread`.
@@ -388,7 +388,15 @@ fn resolved_serving_values() {
     assert_eq!(s.parser.header_map, HeaderMapPolicy::Refuse);
     assert_eq!(s.parser.limit_request_line, 100);
 
-    let cfg = load_ok(&["-k", "gevent", "app:app"], &[]);
+    for name in [
+        "gevent",
+        "gevent_pywsgi",
+        "gunicorn.workers.ggevent.GeventWorker",
+    ] {
+        let cfg = load_ok(&["-k", name, "app:app"], &[]);
+        assert_eq!(cfg.worker_kind(), Some(WorkerKind::Gevent), "{name}");
+    }
+    let cfg = load_ok(&["-k", "tornado", "app:app"], &[]);
     assert_eq!(cfg.worker_kind(), None);
     assert!(cfg.check_supported().is_err());
 }

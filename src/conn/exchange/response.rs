@@ -291,26 +291,8 @@ impl ResponseSink for H1Exchange {
     }
 
     fn early_hints(&mut self, py: Python<'_>, headers: &[(String, String)]) -> io::Result<()> {
-        let mut out = b"HTTP/1.1 103 Early Hints\r\n".to_vec();
-        for (name, value) in headers {
-            let invalid = |what: &str| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("Invalid response header {what} {name:?}"),
-                )
-            };
-            if !ferrocorn_h1::valid_header_name(name) {
-                return Err(invalid("name"));
-            }
-            if !ferrocorn_h1::valid_header_value(value) {
-                return Err(invalid("value for"));
-            }
-            ferrocorn_h1::push_latin1(&mut out, name);
-            out.extend_from_slice(b": ");
-            ferrocorn_h1::push_latin1(&mut out, value.trim_matches([' ', '\t']));
-            out.extend_from_slice(b"\r\n");
-        }
-        out.extend_from_slice(b"\r\n");
+        let out = ferrocorn_h1::encode_early_hints(headers)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         // HTTP/1.0 has no 1xx responses; after the head it is too late. A uWSGI gateway
         // would take an interim response for the final one.
         if self.writing != Writing::Init || self.version < (1, 1) || self.to_gateway {

@@ -1,4 +1,5 @@
-//! What every connection task of the ASGI worker's I/O thread shares.
+//! What every connection task of the event-loop workers' I/O thread shares (the ASGI
+//! worker's, which the gevent worker runs too).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -28,6 +29,10 @@ pub struct ConnCtx {
     pub tls: Option<Arc<crate::tls::Acceptor>>,
     /// The static-file mounts, answered in the connection tasks.
     pub statics: Option<Arc<crate::statics::Statics>>,
+    /// The calls are WSGI requests (the gevent worker): the bridge frames each response
+    /// (`Outgoing::Raw`), writes the access log and counts the request itself, and an
+    /// Upgrade request is an ordinary one for the app.
+    pub wsgi: bool,
 }
 
 /// A request in flight, for the abort log and the heartbeat, until dropped.

@@ -7,16 +7,16 @@
 //! Owns: the runtime, the listeners' duplicates, the connection count. Must not: call
 //! Python.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
+use super::super::state::WorkerState;
 use super::ctx::ConnCtx;
 use super::stream::{Socket, Stream};
-use crate::config::Serving;
 use crate::http::{Hub, Peer, ServerAddr};
 use crate::net::Listener;
 use crate::telemetry::error_log;
@@ -52,15 +52,13 @@ impl Drop for Open {
 }
 
 impl Io {
-    pub fn start(
-        listeners: &[Listener],
-        hub: Arc<Hub>,
-        serving: Serving,
-        alive: Arc<AtomicBool>,
-        beat: crate::sys::heartbeat::Beat,
-        tls: Option<Arc<crate::tls::Acceptor>>,
-        statics: Option<Arc<crate::statics::Statics>>,
-    ) -> std::io::Result<Io> {
+    /// Start the I/O thread for this worker. `wsgi`: the calls are the gevent worker's WSGI
+    /// requests (see `ConnCtx::wsgi`).
+    pub fn start(st: &WorkerState<'_>, hub: Arc<Hub>, wsgi: bool) -> std::io::Result<Io> {
+        let listeners = st.ctx.listeners;
+        let serving = st.ctx.cfg.serving().clone();
+        let (alive, beat) = (st.alive.clone(), st.ctx.beat);
+        let (tls, statics) = (st.tls.clone(), st.statics.clone());
         let mut dups = Vec::new();
         for l in listeners {
             let server = l.server_addr();
@@ -82,6 +80,7 @@ impl Io {
             next_call: std::sync::atomic::AtomicU64::new(0),
             tls,
             statics,
+            wsgi,
         });
         let (tx, rx) = mpsc::unbounded_channel();
         // The blocking threads only open and read static files; a few are enough to keep

@@ -7,10 +7,10 @@
 //! This module wires the parts together; the loop, lifespan and the graceful stop are in
 //! `ferrocorn._asgi`.
 
-mod core;
+pub(super) mod core;
 mod ctx;
 mod http1;
-mod io;
+pub(super) mod io;
 mod socket;
 mod stream;
 mod tls;
@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
 
-use self::core::AsgiCore;
+use self::core::{AsgiCore, LoopCore};
 use super::signals::WorkerSignals;
 use super::state::WorkerState;
 use crate::config::{AsgiLoop, Lifespan};
@@ -31,15 +31,7 @@ pub fn run(py: Python<'_>, st: &WorkerState<'_>, _signals: &WorkerSignals) -> Py
     let cfg = st.ctx.cfg;
     let serving = cfg.serving().clone();
     let hub = Arc::new(Hub::new()?);
-    let io = io::Io::start(
-        st.ctx.listeners,
-        hub.clone(),
-        serving.clone(),
-        st.alive.clone(),
-        st.ctx.beat,
-        st.tls.clone(),
-        st.statics.clone(),
-    )?;
+    let io = io::Io::start(st, hub.clone(), false)?;
     let io = Arc::new(Mutex::new(io));
     let asgi = &serving.asgi;
     let loop_kind = match (asgi.event_loop, asgi.h11_only) {
@@ -52,28 +44,30 @@ pub fn run(py: Python<'_>, st: &WorkerState<'_>, _signals: &WorkerSignals) -> Py
         Lifespan::On => "on",
         Lifespan::Off => "off",
     };
+    let base = LoopCore {
+        hub,
+        io: io.clone(),
+        alive: st.alive.clone(),
+        beat: st.ctx.beat,
+        ppid: st.ctx.ppid,
+    };
     let core = Py::new(
         py,
-        AsgiCore {
-            hub,
-            io: io.clone(),
+        PyClassInitializer::from(base).add_subclass(AsgiCore {
             bridge: None,
-            alive: st.alive.clone(),
-            beat: st.ctx.beat,
-            ppid: st.ctx.ppid,
             serving: serving.clone(),
             worker: st.ctx.worker.clone_ref(py),
             pre_request: cfg.pre_request.as_ref().map(|h| h.clone_ref(py)),
             post_request: cfg.post_request.as_ref().map(|h| h.clone_ref(py)),
             counter: st.counter.clone(),
-        },
+        }),
     )?;
     let result = py.import("ferrocorn._asgi").and_then(|m| {
         m.call_method1(
             "serve",
             (
                 core.clone_ref(py),
-                st.app.clone_ref(py),
+                st.scope.app.clone_ref(py),
                 loop_kind,
                 lifespan,
                 serving.graceful_timeout.as_secs_f64(),

@@ -476,7 +476,7 @@ fn serve(py: Python<'_>, sh: &Shared<'_, '_>, job: Job) -> Option<(Box<TConn>, A
     let mut app_socket = conn.app_socket.0.take();
     // A bug on the request path must cost one connection, never the worker.
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        request::handle_request(py, sh.st, &shared, req, &mut app_socket, close)
+        request::handle_request(py, &sh.st.scope, &shared, req, &mut app_socket, close)
     }));
     conn.app_socket.0 = app_socket;
     let panicked = outcome.is_err();

@@ -16,7 +16,7 @@ pub use app_socket::close_app_socket;
 pub use errors::log_request_panic;
 pub use in_flight::{enter_call, in_flight, leave_call};
 
-use super::state::WorkerState;
+use super::state::RequestScope;
 use crate::hooks::{self, objects};
 use crate::http::{self, After, Request, SharedExchange};
 use crate::telemetry::{access, error_log, metrics, pyroute};
@@ -31,32 +31,29 @@ use crate::wsgi::input::Input;
 /// hook, or a failing `pre_request` hook (or `req` object): the worker exits with it.
 pub fn handle_request(
     py: Python<'_>,
-    st: &WorkerState<'_>,
+    st: &RequestScope,
     exchange: &SharedExchange,
     req: Request,
     app_socket: &mut Option<Py<PyAny>>,
     close: bool,
 ) -> PyResult<After> {
-    let cfg = st.ctx.cfg;
     let input = Py::new(py, Input::new(exchange.clone()))?.into_any();
     // A Python logger's `access(resp, req, environ, request_time)` needs the req object too.
     let py_logger = pyroute::active();
-    let req_obj = if cfg.pre_request.is_some() || cfg.post_request.is_some() || py_logger {
+    let req_obj = if st.pre_request.is_some() || st.post_request.is_some() || py_logger {
         Some(objects::request_object(
             py,
-            cfg.serving(),
+            &st.serving,
             &req,
             input.clone_ref(py),
         )?)
     } else {
         None
     };
-    match (&cfg.pre_request, &req_obj) {
-        (Some(hook), Some(obj)) => hooks::call_hook(
-            py,
-            Some(hook),
-            (st.ctx.worker.clone_ref(py), obj.clone_ref(py)),
-        )?,
+    match (&st.pre_request, &req_obj) {
+        (Some(hook), Some(obj)) => {
+            hooks::call_hook(py, Some(hook), (st.worker.clone_ref(py), obj.clone_ref(py)))?
+        }
         _ => error_log::debug(&format!("{} {}", req.method, req.path)),
     }
     // A pre_request hook may have called req.force_close().
@@ -68,9 +65,11 @@ pub fn handle_request(
         http::lock(py, exchange).close_after();
     }
     let started = Instant::now();
-    in_flight::enter(&req.method, &req.uri, started);
-    let in_flight_metric = metrics::InFlight::enter();
-    st.count_request(py);
+    let in_flight_metric = st.track_in_flight.then(|| {
+        in_flight::enter(&req.method, &req.uri, started);
+        metrics::InFlight::enter()
+    });
+    st.counter.count(py);
 
     let (environ, sock, error) = call_app(py, st, exchange, &req, input, app_socket.take());
     let exit_request = error.as_ref().and_then(|e| system_exit_code(py, e));
@@ -94,7 +93,7 @@ pub fn handle_request(
         .map_or(0, metrics::status_code);
     metrics::request_done(&req.method, code, elapsed);
     drop(in_flight_metric);
-    if let (Some(hook), Some(obj)) = (&cfg.post_request, &req_obj) {
+    if let (Some(hook), Some(obj)) = (&st.post_request, &req_obj) {
         post_request(py, st, hook, obj, environ.as_ref(), exchange);
     }
     let after = http::lock(py, exchange).conclude(py, exit_request.is_none());
@@ -104,7 +103,9 @@ pub fn handle_request(
             _ => close_app_socket(py, sock),
         }
     }
-    in_flight::leave();
+    if st.track_in_flight {
+        in_flight::leave();
+    }
     match (exit_request, error) {
         (Some(_), Some(err)) => Err(err),
         _ => Ok(after),
@@ -115,7 +116,7 @@ pub fn handle_request(
 /// connection's `gunicorn.socket` object, and the app's exception.
 fn call_app<'py>(
     py: Python<'py>,
-    st: &WorkerState<'_>,
+    st: &RequestScope,
     exchange: &SharedExchange,
     req: &Request,
     input: Py<PyAny>,
@@ -147,16 +148,15 @@ fn call_app<'py>(
     if let Err(e) = environ::add_early_hints(py, &env, exchange) {
         return (Some(env), sock, Some(e));
     }
-    let cfg = st.ctx.cfg;
     // Under TLS a file still goes out without Python: read and encrypted in Rust.
-    let wrapper = cfg.sendfile_enabled().then_some(&st.base.file_wrapper);
+    let wrapper = st.sendfile.then_some(&st.base.file_wrapper);
     let error = crate::wsgi::call::run_app(py, &st.app, &env, exchange, wrapper);
     (Some(env), sock, error)
 }
 
 fn post_request(
     py: Python<'_>,
-    st: &WorkerState<'_>,
+    st: &RequestScope,
     hook: &Py<PyAny>,
     req_obj: &Py<PyAny>,
     environ: Option<&Bound<'_, PyDict>>,
@@ -167,7 +167,7 @@ fn post_request(
         .unwrap_or_else(|| py.None());
     let resp_obj = response_object(py, exchange, req_obj).unwrap_or_else(|_| py.None());
     let args = (
-        st.ctx.worker.clone_ref(py),
+        st.worker.clone_ref(py),
         req_obj.clone_ref(py),
         env_obj,
         resp_obj,

@@ -111,7 +111,7 @@ pub async fn serve(mut stream: Stream, peer: Peer, server: ServerAddr, ctx: Arc<
                 return;
             }
         }
-        if let Some(subprotocols) = websocket_upgrade(&request) {
+        if let Some(subprotocols) = websocket_upgrade(&request).filter(|_| !ctx.wsgi) {
             super::ws::serve(stream, request, rest, subprotocols, ctx).await;
             return;
         }
@@ -410,6 +410,10 @@ impl<'a> Call<'a> {
     }
 
     fn log_access(&self) {
+        if self.ctx.wsgi {
+            // The WSGI bridge logged the request, with its environ.
+            return;
+        }
         let elapsed = self.started_at.elapsed();
         metrics::request_done(&self.method, self.resp.status, elapsed);
         if let Some(req) = &self.logged {

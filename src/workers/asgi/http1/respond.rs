@@ -55,6 +55,16 @@ impl Call<'_> {
                 self.write_body(stream, session, &data, more).await?;
             }
             Outgoing::Body { data, more } => self.write_body(stream, session, &data, more).await?,
+            Outgoing::Raw { data, last, close } => {
+                self.resp.head_written = true;
+                let res = stream.write_all(&data).await;
+                session.written(data.len());
+                res.map_err(drop)?;
+                if last {
+                    self.resp.complete = true;
+                    self.resp.close |= close;
+                }
+            }
             Outgoing::PathSend { path } => {
                 self.send_path(stream, &path).await?;
                 self.resp.complete = true;

@@ -1,0 +1,473 @@
+//! One WSGI request of the gevent worker as an `http::Exchange`, so the same request path
+//! as the sync and gthread workers' (`workers::request`, the `wsgi` bridge) serves it. The
+//! I/O thread owns the socket: the body arrives as `Inbound` pieces through the call's
+//! `Session`, and the response goes back as bytes this exchange framed, Gunicorn's way
+//! (`Outgoing::Raw`).
+//!
+//! Waiting never blocks the thread: a read with nothing to read, or a write past the
+//! session's high-water mark, parks the request's greenlet on a gevent Event that the hub's
+//! dispatch sets when the I/O thread wakes the session. So the exchange holds the GIL
+//! while it waits (a greenlet switch needs it), and no Rust lock is held across the switch
+//! except this exchange's own, which only this request's greenlet takes.
+//!
+//! Owns: framing the response (status and header checks, chunking, Content-Length, the
+//! Connection header), taking the body from the session. Must not: touch a socket.
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+
+use ferrocorn_h1::{encode_chunk, encode_head, ConnectionHeader, DateCache, ParseError};
+use pyo3::prelude::*;
+
+use crate::http::{
+    After, BodySource, ErrorPage, Exchange, Inbound, Outgoing, Request, ResponseInfo, ResponseSink,
+    Session,
+};
+use crate::telemetry::error_log;
+
+thread_local! {
+    static DATE: std::cell::RefCell<DateCache> = std::cell::RefCell::new(DateCache::new());
+}
+
+/// A response held in memory is sent at once past this size.
+const HOLD_LIMIT: usize = 128 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Writing {
+    Init,
+    Body,
+    Done,
+    ErrorPage { head_reported: bool },
+}
+
+pub struct GeventExchange {
+    session: Arc<Session>,
+    /// The gevent Event this request's greenlet waits on (created by `_gevent`).
+    event: Py<PyAny>,
+    version: (u8, u8),
+    is_head: bool,
+    /// The request asked to close, or keep-alive is off.
+    close_wanted: bool,
+    tls: Option<Arc<crate::tls::ConnInfo>>,
+    // The body.
+    body: Vec<u8>,
+    body_pos: usize,
+    body_done: bool,
+    // The response.
+    response: ResponseInfo,
+    writing: Writing,
+    upgrade: bool,
+    forced_close: bool,
+    close_announced: bool,
+    warned_body: bool,
+    /// Bytes framed but not yet handed to the I/O thread (the whole body is in memory).
+    held: Option<Vec<u8>>,
+}
+
+/// Why a wait ended without what it waited for.
+fn gone() -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionReset, "the client went away")
+}
+
+impl GeventExchange {
+    pub fn new(session: Arc<Session>, event: Py<PyAny>, req: &Request, keepalive: bool) -> Self {
+        GeventExchange {
+            session,
+            event,
+            version: req.version,
+            is_head: req.method == "HEAD",
+            close_wanted: req.close_requested || !keepalive,
+            tls: req.tls.clone(),
+            body: Vec::new(),
+            body_pos: 0,
+            body_done: false,
+            response: ResponseInfo::default(),
+            writing: Writing::Init,
+            upgrade: false,
+            forced_close: false,
+            close_announced: false,
+            warned_body: false,
+            held: None,
+        }
+    }
+
+    /// Park this greenlet until the session is woken (the I/O thread delivered body bytes,
+    /// wrote past the high-water mark, or the client left). `ready` is checked under the
+    /// session's lock before the waiter is registered, so no wake-up is missed.
+    fn wait(
+        &self,
+        recv: bool,
+        ready: impl Fn(&crate::http::SessionState) -> bool,
+    ) -> io::Result<()> {
+        Python::attach(|py| {
+            let event = self.event.bind(py);
+            event.call_method0("clear")?;
+            {
+                let mut st = self.session.state();
+                if ready(&st) {
+                    return Ok(());
+                }
+                let slot = if recv {
+                    &mut st.recv_waiter
+                } else {
+                    &mut st.send_waiter
+                };
+                *slot = Some(self.event.clone_ref(py));
+            }
+            event.call_method0("wait").map(drop)
+        })
+        // The Python exception itself (a gevent.Timeout the app set around its read, say)
+        // reaches the app again through `wsgi.input`.
+        .map_err(io::Error::from)
+    }
+
+    /// Move what arrived into `body`, waiting for at least one piece unless the body is done.
+    fn fill(&mut self) -> io::Result<()> {
+        loop {
+            let mut st = self.session.state();
+            if st.continue_pending {
+                st.continue_pending = false;
+                self.session.send(Outgoing::Continue);
+            }
+            let mut took = false;
+            while let Some(item) = st.inbound.pop_front() {
+                if let Inbound::Body { data, more } = item {
+                    st.inbound_bytes -= data.len().min(st.inbound_bytes);
+                    if self.body_pos == self.body.len() {
+                        self.body.clear();
+                        self.body_pos = 0;
+                    }
+                    self.body.extend_from_slice(&data);
+                    self.body_done |= !more;
+                    took = true;
+                }
+            }
+            let disconnected = st.disconnected;
+            let client_gone = st.client_gone;
+            drop(st);
+            if took {
+                self.session.space.notify_one();
+                return Ok(());
+            }
+            if self.body_done {
+                return Ok(());
+            }
+            if disconnected {
+                // The body stopped short: the client left, or went silent past `timeout`.
+                return Err(if client_gone {
+                    gone()
+                } else {
+                    io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "timed out reading the request body",
+                    )
+                });
+            }
+            self.wait(true, |st| !st.inbound.is_empty() || st.disconnected)?;
+        }
+    }
+
+    fn no_body(&self) -> bool {
+        ferrocorn_h1::response_omits_body(
+            if self.is_head { "HEAD" } else { "" },
+            self.response.status_code,
+        )
+    }
+
+    fn head_bytes(&mut self, out: &mut Vec<u8>) {
+        let connection = if self.upgrade {
+            ConnectionHeader::Upgrade
+        } else if self.will_close() {
+            self.close_announced = true;
+            ConnectionHeader::Close
+        } else {
+            ConnectionHeader::KeepAlive
+        };
+        let status = self.response.status.as_deref().unwrap_or_default();
+        DATE.with(|d| {
+            encode_head(
+                out,
+                self.version,
+                status,
+                "ferrocorn",
+                d.borrow_mut().get(),
+                connection,
+                self.response.chunked,
+                &self.response.headers,
+            )
+        });
+        self.writing = Writing::Body;
+    }
+
+    fn frame(&mut self, data: &[u8], out: &mut Vec<u8>) {
+        if self.writing == Writing::Init {
+            self.head_bytes(out);
+        }
+        if self.no_body() {
+            if !data.is_empty() && !self.warned_body {
+                self.warned_body = true;
+                error_log::warning(&format!(
+                    "WSGI app sent body bytes on a no-body response ({}); they were dropped",
+                    self.response.status.as_deref().unwrap_or("")
+                ));
+            }
+            return;
+        }
+        let mut data = data;
+        if let Some(len) = self.response.response_length {
+            let left = len.saturating_sub(self.response.sent) as usize;
+            data = &data[..data.len().min(left)];
+        }
+        if self.response.chunked {
+            encode_chunk(out, data);
+        } else {
+            out.extend_from_slice(data);
+        }
+        self.response.sent += data.len() as u64;
+    }
+
+    /// Hand framed bytes to the I/O thread (or hold them), then wait while too much of
+    /// what was handed is still unwritten.
+    fn send(&mut self, bytes: Vec<u8>, last: bool) -> io::Result<()> {
+        let bytes = match self.held.take() {
+            Some(mut held) if !last && held.len() + bytes.len() <= HOLD_LIMIT => {
+                held.extend_from_slice(&bytes);
+                self.held = Some(held);
+                return Ok(());
+            }
+            Some(mut held) => {
+                held.extend_from_slice(&bytes);
+                held
+            }
+            None => bytes,
+        };
+        if bytes.is_empty() && !last {
+            return Ok(());
+        }
+        let close = last && self.will_close();
+        if !self.session.send(Outgoing::Raw {
+            data: bytes,
+            last,
+            close,
+        }) {
+            return Err(gone());
+        }
+        while self.session.over_high_water() {
+            if self.session.state().client_gone {
+                return Err(gone());
+            }
+            let session = self.session.clone();
+            self.wait(false, move |st| {
+                !session.over_high_water() || st.client_gone
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl BodySource for GeventExchange {
+    /// Reading never blocks the thread (the greenlet waits), so it goes ahead with the GIL.
+    fn body_buffered(&self) -> bool {
+        true
+    }
+
+    fn read_body(&mut self, size: Option<usize>) -> io::Result<Vec<u8>> {
+        loop {
+            let have = self.body.len() - self.body_pos;
+            let enough = match size {
+                Some(n) => have >= n,
+                None => false,
+            };
+            if enough || self.body_done || size == Some(0) {
+                let n = size.unwrap_or(have).min(have);
+                let out = self.body[self.body_pos..self.body_pos + n].to_vec();
+                self.body_pos += n;
+                return Ok(out);
+            }
+            self.fill()?;
+        }
+    }
+
+    fn read_body_line(&mut self, size: Option<usize>) -> io::Result<Vec<u8>> {
+        loop {
+            let rest = &self.body[self.body_pos..];
+            let limit = size.unwrap_or(usize::MAX).min(rest.len());
+            let end = match rest[..limit].iter().position(|&b| b == b'\n') {
+                Some(i) => Some(i + 1),
+                None if limit == rest.len() && !self.body_done && size != Some(limit) => None,
+                None => Some(limit),
+            };
+            if let Some(end) = end {
+                let out = rest[..end].to_vec();
+                self.body_pos += end;
+                return Ok(out);
+            }
+            self.fill()?;
+        }
+    }
+
+    fn read_body_in_place(&mut self, _size: Option<usize>, _f: &mut dyn FnMut(&[u8])) -> bool {
+        false
+    }
+
+    fn take_body_error(&mut self) -> Option<ParseError> {
+        // The I/O thread answers a bad body itself (Gunicorn's 4xx) and ends the session.
+        None
+    }
+}
+
+impl ResponseSink for GeventExchange {
+    fn start_response(&mut self, status: &str, headers: &[(String, String)]) -> Result<(), String> {
+        let code = ferrocorn_h1::validate_status(status).map_err(|e| e.to_string())?;
+        let mut processed = ferrocorn_h1::process_headers(headers).map_err(|e| e.to_string())?;
+        if ferrocorn_h1::response_forbids_content_length(code) {
+            processed.drop_content_length();
+        }
+        self.response.status_code = code;
+        self.response.status = Some(status.to_string());
+        self.response.response_length = processed.content_length.map(|n| n.max(0) as u64);
+        self.upgrade = processed.upgrade;
+        self.response.headers = processed.headers;
+        self.response.chunked = ferrocorn_h1::response_is_chunked(
+            processed.content_length,
+            self.version,
+            self.no_body(),
+        );
+        Ok(())
+    }
+
+    fn headers_sent(&self) -> bool {
+        match self.writing {
+            Writing::Init => false,
+            Writing::Body | Writing::Done => true,
+            Writing::ErrorPage { head_reported } => head_reported,
+        }
+    }
+
+    fn write_body(&mut self, _py: Python<'_>, data: &[u8]) -> io::Result<()> {
+        if self.response.status.is_none() {
+            return Err(io::Error::other("write() before start_response()"));
+        }
+        let mut out = Vec::with_capacity(
+            data.len()
+                + if self.writing == Writing::Init {
+                    512
+                } else {
+                    16
+                },
+        );
+        self.frame(data, &mut out);
+        self.send(out, false)
+    }
+
+    fn body_in_memory(&mut self) {
+        if self.held.is_none() {
+            self.held = Some(Vec::new());
+        }
+    }
+
+    fn send_file(&mut self, _py: Python<'_>, _fileno: i32) -> io::Result<bool> {
+        // The I/O thread owns the socket: the bridge reads the file and sends its bytes.
+        Ok(false)
+    }
+
+    fn finish_response(&mut self, _py: Python<'_>) -> io::Result<()> {
+        let mut out = Vec::new();
+        if self.writing == Writing::Init {
+            self.head_bytes(&mut out);
+        }
+        if self.response.chunked {
+            out.extend_from_slice(ferrocorn_h1::LAST_CHUNK);
+        }
+        if let Some(len) = self.response.response_length {
+            if self.response.sent < len && !self.no_body() {
+                self.forced_close = true;
+                error_log::warning(&format!(
+                    "WSGI app sent {} bytes of a {}-byte Content-Length; closing the connection",
+                    self.response.sent, len
+                ));
+            }
+        }
+        self.writing = Writing::Done;
+        self.send(out, true)
+    }
+
+    fn early_hints(&mut self, _py: Python<'_>, headers: &[(String, String)]) -> io::Result<()> {
+        if self.writing != Writing::Init || self.version < (1, 1) {
+            return Ok(());
+        }
+        let out = ferrocorn_h1::encode_early_hints(headers)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        self.send(out, false)
+    }
+
+    fn send_error_page(&mut self, _py: Python<'_>, page: ErrorPage<'_>) {
+        self.forced_close = true;
+        self.held = None;
+        let bytes = match page {
+            ErrorPage::Internal => {
+                self.response.status = Some("500 Internal Server Error".into());
+                self.response.headers.clear();
+                self.response.sent = 0;
+                ferrocorn_h1::error_page(500, "Internal Server Error", "")
+            }
+            ErrorPage::BadEnviron(reason) => {
+                self.response.status = Some("500 Bad Request".into());
+                ferrocorn_h1::error_page(500, "Bad Request", reason)
+            }
+            ErrorPage::BadBody(err) => {
+                self.response.status = Some(format!("{} {}", err.status(), err.reason()));
+                err.error_response()
+            }
+        };
+        self.writing = Writing::ErrorPage {
+            head_reported: false,
+        };
+        if self.send(bytes, true).is_err() {
+            error_log::debug("Failed to send error message.");
+        }
+    }
+
+    fn close_after(&mut self) {
+        self.forced_close = true;
+    }
+
+    fn close_forced(&self) -> bool {
+        self.forced_close
+    }
+
+    fn will_close(&self) -> bool {
+        if self.forced_close || self.close_announced || self.close_wanted || self.upgrade {
+            return true;
+        }
+        let r = &self.response;
+        !(r.response_length.is_some() || r.chunked || self.no_body())
+    }
+
+    fn response(&self) -> &ResponseInfo {
+        &self.response
+    }
+}
+
+impl Exchange for GeventExchange {
+    fn conclude(&mut self, _py: Python<'_>, _reuse: bool) -> After {
+        if matches!(self.writing, Writing::Init | Writing::Body) {
+            // The app failed after its head went out (or never answered): end the response
+            // where it stands, and the connection with it.
+            self.forced_close = true;
+            self.writing = Writing::Done;
+            let _ = self.send(Vec::new(), true);
+        }
+        self.session.send(Outgoing::Done { failed: false });
+        After::Close
+    }
+
+    fn dup_socket(&self) -> Option<io::Result<OwnedFd>> {
+        None
+    }
+
+    fn tls_info(&mut self) -> Option<Arc<crate::tls::ConnInfo>> {
+        self.tls.clone()
+    }
+}
