@@ -379,7 +379,6 @@ def test_invalid_option_in_cmd_args_env_exits(run):
     [
         (["--http-protocols", "h2"], ("http_protocols",)),
         (["--dirty-workers", "2"], ("dirty_workers",)),
-        (["-k", "gevent"], ("gevent", "worker_class")),
     ],
 )
 def test_unsupported_setting_fails_at_start(run, args, names):
