@@ -38,7 +38,11 @@ impl BaseEnviron {
         let base = BaseEnviron {
             server_software: format!("ferrocorn/{}", crate::VERSION),
             multiprocess: cfg.workers > 1,
-            multithread: cfg.worker_kind() == Some(WorkerKind::Gthread),
+            // Gunicorn's gevent worker says True as well: its greenlets interleave calls.
+            multithread: matches!(
+                cfg.worker_kind(),
+                Some(WorkerKind::Gthread | WorkerKind::Gevent)
+            ),
             script_name: std::env::var("SCRIPT_NAME").unwrap_or_default(),
             errors: Py::new(py, crate::telemetry::pylogging::ErrorsStream::new())?.into_any(),
             file_wrapper: objects.getattr("FileWrapper")?.unbind(),
