@@ -43,8 +43,10 @@ enum Writing {
 
 pub struct GeventExchange {
     session: Arc<Session>,
-    /// The gevent Event this request's greenlet waits on (created by `_gevent`).
-    event: Py<PyAny>,
+    /// `gevent.event.Event`, and the one this request's greenlet waits on, made at its
+    /// first wait (most requests never wait).
+    event_class: Py<PyAny>,
+    event: Option<Py<PyAny>>,
     version: (u8, u8),
     is_head: bool,
     /// The request asked to close, or keep-alive is off.
@@ -71,10 +73,16 @@ fn gone() -> io::Error {
 }
 
 impl GeventExchange {
-    pub fn new(session: Arc<Session>, event: Py<PyAny>, req: &Request, keepalive: bool) -> Self {
+    pub fn new(
+        session: Arc<Session>,
+        event_class: Py<PyAny>,
+        req: &Request,
+        keepalive: bool,
+    ) -> Self {
         GeventExchange {
             session,
-            event,
+            event_class,
+            event: None,
             version: req.version,
             is_head: req.method == "HEAD",
             close_wanted: req.close_requested || !keepalive,
@@ -96,12 +104,19 @@ impl GeventExchange {
     /// wrote past the high-water mark, or the client left). `ready` is checked under the
     /// session's lock before the waiter is registered, so no wake-up is missed.
     fn wait(
-        &self,
+        &mut self,
         recv: bool,
         ready: impl Fn(&crate::http::SessionState) -> bool,
     ) -> io::Result<()> {
         Python::attach(|py| {
-            let event = self.event.bind(py);
+            let event = match &self.event {
+                Some(e) => e.bind(py).clone(),
+                None => {
+                    let e = self.event_class.call0(py)?.into_bound(py);
+                    self.event = Some(e.clone().unbind());
+                    e
+                }
+            };
             event.call_method0("clear")?;
             {
                 let mut st = self.session.state();
@@ -113,7 +128,7 @@ impl GeventExchange {
                 } else {
                     &mut st.send_waiter
                 };
-                *slot = Some(self.event.clone_ref(py));
+                *slot = Some(event.clone().unbind());
             }
             event.call_method0("wait").map(drop)
         })
@@ -450,7 +465,20 @@ impl ResponseSink for GeventExchange {
     }
 }
 
+impl GeventExchange {
+    /// The request ended without `handle_request` concluding it (a failing `pre_request`
+    /// hook, a panic): the client gets a 500 if nothing was sent, and the connection closes.
+    pub fn abandon(&mut self, py: Python<'_>) {
+        if self.writing == Writing::Init {
+            self.send_error_page(py, ErrorPage::Internal);
+        }
+        self.conclude(py, false);
+    }
+}
+
 impl Exchange for GeventExchange {
+    /// The last `Outgoing::Raw` completes the response on the I/O thread, so no `Done`
+    /// follows it: each message sent wakes that thread, and one is enough.
     fn conclude(&mut self, _py: Python<'_>, _reuse: bool) -> After {
         if matches!(self.writing, Writing::Init | Writing::Body) {
             // The app failed after its head went out (or never answered): end the response
@@ -459,7 +487,6 @@ impl Exchange for GeventExchange {
             self.writing = Writing::Done;
             let _ = self.send(Vec::new(), true);
         }
-        self.session.send(Outgoing::Done { failed: false });
         After::Close
     }
 

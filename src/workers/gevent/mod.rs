@@ -141,26 +141,26 @@ impl GeventCore {
             Some(class) => class.call0(py)?,
             None => return Ok(()),
         };
-        let exchange: SharedExchange = Arc::new(Mutex::new(GeventExchange::new(
+        let exchange = Arc::new(Mutex::new(GeventExchange::new(
             session.clone(),
             event,
             &request,
             self.keepalive,
         )));
+        let shared: SharedExchange = exchange.clone();
         let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            request::handle_request(py, &self.scope, &exchange, request, &mut None, false)
+            request::handle_request(py, &self.scope, &shared, request, &mut None, false)
         }));
         {
             let mut st = session.state();
             st.recv_waiter = None;
             st.send_waiter = None;
         }
-        match served {
-            Ok(Ok(_)) => Ok(()),
+        let result = match served {
+            Ok(Ok(_)) => return Ok(()),
             Ok(Err(e)) if system_exit_code(py, &e).is_some() => Err(e),
             Ok(Err(e)) => {
-                // A failing pre_request hook: this request is lost (its connection gets a
-                // 500 from the I/O thread), the worker goes on.
+                // A failing pre_request hook: this request gets a 500, the worker goes on.
                 error_log::exception_py(py, "Error handling request", &e);
                 Ok(())
             }
@@ -168,7 +168,9 @@ impl GeventCore {
                 log_request_panic(panic);
                 Ok(())
             }
-        }
+        };
+        crate::http::lock(py, &*exchange).abandon(py);
+        result
     }
 
     /// Requests whose greenlet is still running.
