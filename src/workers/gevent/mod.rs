@@ -137,13 +137,12 @@ impl GeventCore {
         let NewCall {
             request, session, ..
         } = *call;
-        let event = match &self.event_class {
-            Some(class) => class.call0(py)?,
-            None => return Ok(()),
+        let Some(event_class) = &self.event_class else {
+            return Ok(());
         };
         let exchange = Arc::new(Mutex::new(GeventExchange::new(
             session.clone(),
-            event,
+            event_class.clone_ref(py),
             &request,
             self.keepalive,
         )));
