@@ -13,20 +13,19 @@ use pyo3::prelude::*;
 use super::pytext::py_repr;
 use super::{support, ConfigError};
 
-/// The worker names Gunicorn 27 ships (`gunicorn.workers.SUPPORTED_WORKERS`) and the class
-/// each stands for.
-const GUNICORN_WORKERS: &[(&str, &str)] = &[
-    ("sync", "gunicorn.workers.sync.SyncWorker"),
-    ("gthread", "gunicorn.workers.gthread.ThreadWorker"),
-    ("gevent", "gunicorn.workers.ggevent.GeventWorker"),
-    ("gevent_wsgi", "gunicorn.workers.ggevent.GeventPyWSGIWorker"),
-    (
-        "gevent_pywsgi",
-        "gunicorn.workers.ggevent.GeventPyWSGIWorker",
-    ),
-    ("tornado", "gunicorn.workers.gtornado.TornadoWorker"),
-    ("asgi", "gunicorn.workers.gasgi.ASGIWorker"),
+/// The worker names Gunicorn 27 ships (`gunicorn.workers.SUPPORTED_WORKERS`). All but
+/// `tornado` resolve to a built-in worker before anything here is asked.
+pub(crate) const GUNICORN_WORKERS: &[&str] = &[
+    "sync",
+    "gthread",
+    "gevent",
+    "gevent_wsgi",
+    "gevent_pywsgi",
+    "tornado",
+    "asgi",
 ];
+
+const TORNADO_CLASS: &str = "gunicorn.workers.gtornado.TornadoWorker";
 
 /// The eventlet worker's class in Gunicorn 25 and earlier.
 const EVENTLET_CLASS: &str = "gunicorn.workers.geventlet.EventletWorker";
@@ -42,8 +41,8 @@ pub(crate) enum Named<'a> {
     Eventlet,
     /// Gunicorn's tornado worker.
     Tornado,
-    /// One of Gunicorn 27's own workers that this build does not run.
-    NotBuilt,
+    /// One of Gunicorn's worker names after a `#`, which Gunicorn strips; the bare name.
+    Hashed(&'a str),
     /// A short name (or `egg:gunicorn#name`) that no worker has; the name without `#`.
     Unknown(&'a str),
     /// A dotted path or another distribution's entry point: what it is takes an import.
@@ -60,11 +59,10 @@ pub(crate) fn classify(name: &str) -> Named<'_> {
     match short {
         Some("eventlet") => Named::Eventlet,
         Some("tornado") => Named::Tornado,
-        Some(s) if GUNICORN_WORKERS.iter().any(|(n, _)| *n == s) => Named::NotBuilt,
+        Some(s) if name.starts_with('#') && GUNICORN_WORKERS.contains(&s) => Named::Hashed(s),
         Some(s) => Named::Unknown(s),
         None if name == EVENTLET_CLASS => Named::Eventlet,
-        None if name == "gunicorn.workers.gtornado.TornadoWorker" => Named::Tornado,
-        None if GUNICORN_WORKERS.iter().any(|(_, c)| *c == name) => Named::NotBuilt,
+        None if name == TORNADO_CLASS => Named::Tornado,
         None => Named::Import,
     }
 }
@@ -74,8 +72,10 @@ pub(crate) fn refusal(py: Python<'_>, name: &str) -> ConfigError {
     match classify(name) {
         Named::Eventlet => not_found(name, EVENTLET_REMOVED),
         Named::Tornado => ConfigError::error(tornado_refusal(name)),
-        Named::NotBuilt => ConfigError::error(format!(
-            "worker_class {name:?} is not supported yet (the sync, gthread and asgi workers are)"
+        Named::Hashed(bare) => ConfigError::error(format!(
+            "worker_class {} is not supported: ferrocorn takes Gunicorn's worker names without \
+             the leading '#' (-k {bare}).",
+            py_repr(name)
         )),
         Named::Unknown(short) => not_found(
             name,

@@ -4,7 +4,9 @@
 
 use pyo3::prelude::*;
 
-use super::super::worker_class::{classify, closest_for, custom_refusal, Closest, Found, Named};
+use super::super::worker_class::{
+    classify, closest_for, custom_refusal, Closest, Found, Named, GUNICORN_WORKERS,
+};
 use super::{config_file, load_ok, lock, scratch};
 use crate::config::ConfigError;
 
@@ -52,16 +54,9 @@ fn names_are_sorted_without_importing() {
     ] {
         assert_eq!(classify(name), Named::Tornado, "{name}");
     }
-    // Gunicorn's own workers are never mistaken for custom classes or unknown names.
-    for name in [
-        "gevent",
-        "gevent_pywsgi",
-        "egg:gunicorn#gevent_wsgi",
-        "gunicorn.workers.ggevent.GeventWorker",
-        "gunicorn.workers.ggevent.GeventPyWSGIWorker",
-    ] {
-        assert_eq!(classify(name), Named::NotBuilt, "{name}");
-    }
+    assert_eq!(classify("#sync"), Named::Hashed("sync"));
+    assert_eq!(classify("##gevent"), Named::Hashed("gevent"));
+    assert_eq!(classify("egg:gunicorn#gevent"), Named::Unknown("gevent"));
     assert_eq!(classify("foo"), Named::Unknown("foo"));
     assert_eq!(classify("#foo"), Named::Unknown("foo"));
     assert_eq!(classify("egg:gunicorn#foo"), Named::Unknown("foo"));
@@ -73,6 +68,39 @@ fn names_are_sorted_without_importing() {
     ] {
         assert_eq!(classify(name), Named::Import, "{name}");
     }
+}
+
+/// Only `tornado` of Gunicorn's own names reaches the refusals: every other one, in each
+/// spelling Gunicorn takes, runs a built-in worker.
+#[test]
+fn gunicorns_other_worker_names_all_run_a_built_in_worker() {
+    let _g = lock();
+    for short in GUNICORN_WORKERS.iter().filter(|n| **n != "tornado") {
+        for name in [short.to_string(), format!("egg:gunicorn#{short}")] {
+            let cfg = load_ok(&["-k", &name, "app:app"], &[]);
+            assert!(cfg.worker_kind().is_some(), "{name}");
+        }
+    }
+    for class in [
+        "gunicorn.workers.sync.SyncWorker",
+        "gunicorn.workers.gthread.ThreadWorker",
+        "gunicorn.workers.ggevent.GeventWorker",
+        "gunicorn.workers.ggevent.GeventPyWSGIWorker",
+        "gunicorn.workers.gasgi.ASGIWorker",
+    ] {
+        assert!(
+            load_ok(&["-k", class, "app:app"], &[])
+                .worker_kind()
+                .is_some(),
+            "{class}"
+        );
+    }
+    let err = refused(&["-k", "#sync", "app:app"]);
+    assert_eq!(
+        err.message,
+        "Error: worker_class '#sync' is not supported: ferrocorn takes Gunicorn's worker names \
+         without the leading '#' (-k sync)."
+    );
 }
 
 #[test]
