@@ -79,6 +79,12 @@ pub fn run_application(py: Python<'_>, application: &Bound<'_, PyAny>) -> PyResu
 
 /// From a loaded configuration to a running master, whatever loaded it.
 fn start(py: Python<'_>, cfg: Config, argv: Vec<String>, start_cwd: std::path::PathBuf) -> i32 {
+    // Before the checks: a custom worker class is imported from these paths to word its
+    // refusal, as Gunicorn imports it from them.
+    if let Err(e) = insert_pythonpath(py, &cfg) {
+        eprint_flush(&format!("\nError: {e}\n"));
+        return exit::CONFIG;
+    }
     if let Err(e) = cfg.check_supported() {
         eprint_flush(&e.report());
         return e.exit_code;
@@ -98,10 +104,6 @@ fn start(py: Python<'_>, cfg: Config, argv: Vec<String>, start_cwd: std::path::P
     telemetry::access::chown(cfg.user, cfg.group);
     if cfg.application.is_none() && cfg.app_uri().is_none() {
         eprint_flush("\nError: No application module specified.\n");
-        return exit::CONFIG;
-    }
-    if let Err(e) = insert_pythonpath(py, &cfg) {
-        eprint_flush(&format!("\nError: {e}\n"));
         return exit::CONFIG;
     }
 

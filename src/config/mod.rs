@@ -27,6 +27,7 @@ mod statics;
 mod support;
 mod validate;
 mod value;
+mod worker_class;
 
 #[cfg(test)]
 mod tests;
@@ -200,15 +201,17 @@ impl Config {
     }
 
     /// Fail for any setting this release does not implement whose value differs from its
-    /// default: `Error: <setting> is not supported yet`, exit 1.
+    /// default: `Error: <setting> is not supported yet`, exit 1. A worker class no built-in
+    /// worker runs is refused first, on its own, with a message of its own (Gunicorn's
+    /// `class uri ... invalid or not found` where Gunicorn has no such class either); for
+    /// a dotted path that means importing the class's module, as Gunicorn does at start-up.
     pub fn check_supported(&self) -> Result<(), ConfigError> {
-        let mut problems = Vec::new();
         if self.worker_kind().is_none() {
-            problems.push(format!(
-                "worker_class {:?} is not supported yet (the sync, gthread and asgi workers are)",
-                self.worker_class
-            ));
+            return Err(Python::attach(|py| {
+                worker_class::refusal(py, &self.worker_class)
+            }));
         }
+        let mut problems = Vec::new();
         if self.serving().protocol == Protocol::Uwsgi {
             if let Some(kind @ (WorkerKind::Asgi | WorkerKind::Gevent)) = self.worker_kind() {
                 let name = if kind == WorkerKind::Asgi {

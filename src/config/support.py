@@ -3,14 +3,17 @@
 Holds what must be Python objects: the default server hooks (their ``__qualname__`` is what
 ``--print-config`` shows, as in Gunicorn), the arity probe used by hook validation, the
 adapter for short ``post_request`` hooks, config-file execution and the read-only object
-hooks see as ``server.cfg`` / ``worker.cfg``.
+hooks see as ``server.cfg`` / ``worker.cfg``, and what a ``worker_class`` that no built-in
+worker runs refers to.
 """
 
+import ast
 import importlib
 import importlib.machinery
 import importlib.util
 import inspect
 import sys
+import traceback
 
 
 def arity(func):
@@ -163,14 +166,128 @@ def import_hook(dotted):
         raise TypeError("Can not load '%s' from '%s'" % (obj_name, mod_name)) from None
 
 
+def describe_worker_class(uri):
+    """Find the class a worker_class names, as Gunicorn's ``util.load_class`` finds it.
+
+    Gunicorn imports the module in the master at start-up (and on HUP) too. Called only for
+    a class the caller refuses whatever is found, so nothing found here ever runs.
+    Returns one of:
+
+    - ``("missing", text)``: nothing usable at that name; ``text`` says why (with the
+      traceback when the module's own code failed).
+    - ``("class", names)``: a class; ``names`` is its MRO as ``module.qualname``, most
+      derived first, without ``object``.
+    - ``("needs", package, names)``: its module imports ``package`` (gunicorn or uvicorn,
+      whose workers it presumably extends), which is not installed; ``names`` are the direct
+      bases its ``class`` statement names, read from the source.
+    """
+    if uri.startswith("egg:"):
+        found = _worker_entry_point(uri[len("egg:"):])
+        if not isinstance(found, str):
+            return found
+        module_name, _, attr_path = found.partition(":")
+    elif uri.startswith("__config__."):
+        # A class object from the config file, stored as its module and qualified name.
+        module_name, attr_path = "__config__", uri[len("__config__."):]
+    else:
+        module_name, _, attr_path = uri.rpartition(".")
+    try:
+        # __import__, unlike importlib.import_module, leaves importlib's frames out of a
+        # traceback, which then shows only the module's own code.
+        __import__(module_name)
+        obj = sys.modules[module_name]
+    except ModuleNotFoundError as e:
+        missing = e.name or ""
+        if module_name == missing or module_name.startswith(missing + "."):
+            return ("missing", "%s: %s" % (type(e).__name__, e))
+        package = missing.split(".")[0]
+        if package in ("gunicorn", "uvicorn", "uvicorn_worker"):
+            return ("needs", package, _bases_in_source(module_name, attr_path))
+        return ("missing", _format_failure(e))
+    except (Exception, SystemExit) as e:
+        return ("missing", _format_failure(e))
+    owner, path = "module %r" % module_name, module_name
+    for part in attr_path.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            return ("missing", "%s has no attribute %r" % (owner, part))
+        path = "%s.%s" % (path, part)
+        owner = repr(path)
+    if not inspect.isclass(obj):
+        return ("missing", "%s is not a class (its type is %s)" % (uri, type(obj).__name__))
+    return ("class", ["%s.%s" % (k.__module__, k.__qualname__) for k in obj.__mro__[:-1]])
+
+
+def _format_failure(e):
+    # The first frame is describe_worker_class's own import call.
+    tb = e.__traceback__.tb_next if e.__traceback__ is not None else None
+    return "".join(traceback.format_exception(type(e), e, tb)).rstrip("\n")
+
+
+def _worker_entry_point(spec):
+    """``egg:DIST#NAME``: DIST's ``gunicorn.workers`` entry point NAME as ``module:attr``,
+    or ``("missing", why)``."""
+    from importlib import metadata
+
+    dist_name, sep, name = spec.rpartition("#")
+    if not sep:
+        dist_name, name = spec, "gunicorn.workers.sync.SyncWorker"
+    try:
+        dist = metadata.distribution(dist_name)
+    except metadata.PackageNotFoundError:
+        return ("missing", "no installed distribution is named %r" % dist_name)
+    for ep in dist.entry_points:
+        if ep.group == "gunicorn.workers" and ep.name == name:
+            return "%s:%s" % (ep.module, ep.attr)
+    why = "%s has no entry point %r in the group 'gunicorn.workers'" % (dist_name, name)
+    return ("missing", why)
+
+
+def _bases_in_source(module_name, qualname):
+    """The dotted names of a class's direct bases, from its module's source, resolved
+    through the module's absolute imports; empty when the source or class is not found."""
+    try:
+        spec = importlib.util.find_spec(module_name)
+        tree = ast.parse(spec.loader.get_source(module_name))
+    except Exception:
+        return []
+    imported = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname:
+                    imported[alias.asname] = alias.name
+                else:
+                    head = alias.name.split(".")[0]
+                    imported[head] = head
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for alias in node.names:
+                imported[alias.asname or alias.name] = "%s.%s" % (node.module, alias.name)
+    body, cls = tree.body, None
+    for part in qualname.split("."):
+        cls = next((n for n in body if isinstance(n, ast.ClassDef) and n.name == part), None)
+        if cls is None:
+            return []
+        body = cls.body
+    names = []
+    for base in cls.bases:
+        parts = []
+        while isinstance(base, ast.Attribute):
+            parts.append(base.attr)
+            base = base.value
+        if isinstance(base, ast.Name):
+            parts.append(imported.get(base.id, base.id))
+            names.append(".".join(reversed(parts)))
+    return names
+
+
 class ConfigFileError(Exception):
     """Raised with the formatted traceback when the config file itself fails."""
 
 
 def exec_config_file(filename):
     """Execute a config file as module ``__config__`` and return its namespace."""
-    import traceback
-
     name = "__config__"
     try:
         if filename.endswith((".py", ".pyc")):

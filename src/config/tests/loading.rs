@@ -282,7 +282,6 @@ fn unsupported_settings_fail_only_when_changed() {
     .is_ok());
     let cases: &[(&[&str], &str)] = &[
         (&["--dirty-workers", "2", "app:app"], "dirty_workers"),
-        (&["-k", "tornado", "app:app"], "worker_class \"tornado\""),
         (&["--http-protocols", "h2", "app:app"], "http_protocols"),
     ];
     // The threaded worker is built: `--threads 2` (sync becomes gthread) and `-k gthread`.

@@ -6,6 +6,7 @@ mod cli_forms;
 mod loading;
 mod table;
 mod validators;
+mod worker_classes;
 
 use std::sync::{Mutex, MutexGuard};
 
