@@ -19,7 +19,7 @@ use pyo3::prelude::*;
 
 pub use addr::{Peer, ServerAddr};
 pub use session::{
-    ByteHeaders, CallKind, Hub, HubEvent, Inbound, NewCall, Outgoing, Session, SessionState,
+    ByteHeaders, CallKind, Hub, HubEvent, Inbound, NewCall, Outgoing, Relay, Session, SessionState,
     RECEIVE_HIGH_WATER, SEND_HIGH_WATER, WS_QUEUE_LIMIT,
 };
 

@@ -178,6 +178,41 @@ impl Hub {
     }
 }
 
+/// The loop thread's messages to the connection tasks, handed to the I/O thread in batches.
+/// A message sent straight down a task's channel from another thread wakes the I/O thread
+/// (a syscall) every time; through the relay, only the first message after the I/O thread
+/// last took the queue does, and whatever the loop sends meanwhile rides along.
+#[derive(Default)]
+pub struct Relay {
+    queue: Mutex<Vec<(mpsc::UnboundedSender<Outgoing>, Outgoing)>>,
+    /// A wake-up is pending that the I/O thread has not acted on yet.
+    armed: AtomicBool,
+    notify: Notify,
+}
+
+impl Relay {
+    fn push(&self, to: &mpsc::UnboundedSender<Outgoing>, msg: Outgoing) {
+        lock(&self.queue).push((to.clone(), msg));
+        if !self.armed.swap(true, Ordering::SeqCst) {
+            self.notify.notify_one();
+        }
+    }
+
+    /// The I/O thread's side: hand every queued message to its connection task, for good.
+    pub async fn run(&self) {
+        loop {
+            self.notify.notified().await;
+            // Disarm before taking: a push after this wakes again, one before it is taken
+            // below (as in `Hub::drain`).
+            self.armed.store(false, Ordering::SeqCst);
+            let batch = std::mem::take(&mut *lock(&self.queue));
+            for (to, msg) in batch {
+                let _ = to.send(msg);
+            }
+        }
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -215,10 +250,16 @@ pub struct Session {
     pub space: Notify,
     unwritten: AtomicUsize,
     hub: Arc<Hub>,
+    /// Messages go through this relay instead of straight down the channel.
+    relay: Option<Arc<Relay>>,
 }
 
 impl Session {
-    pub fn new(hub: Arc<Hub>, ws: bool) -> (Arc<Session>, mpsc::UnboundedReceiver<Outgoing>) {
+    pub fn new(
+        hub: Arc<Hub>,
+        ws: bool,
+        relay: Option<Arc<Relay>>,
+    ) -> (Arc<Session>, mpsc::UnboundedReceiver<Outgoing>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let s = Session {
             ws,
@@ -227,6 +268,7 @@ impl Session {
             space: Notify::new(),
             unwritten: AtomicUsize::new(0),
             hub,
+            relay,
         };
         (Arc::new(s), rx)
     }
@@ -283,7 +325,14 @@ impl Session {
         if w > 0 {
             self.unwritten.fetch_add(w, Ordering::SeqCst);
         }
-        self.out.send(msg).is_ok()
+        match &self.relay {
+            Some(relay) if !self.out.is_closed() => {
+                relay.push(&self.out, msg);
+                true
+            }
+            Some(_) => false,
+            None => self.out.send(msg).is_ok(),
+        }
     }
 
     /// Bridge side: whether the app must wait before sending more.
@@ -333,7 +382,7 @@ mod tests {
     fn no_event_is_left_without_a_wake_up() {
         let hub = Arc::new(Hub::new().unwrap());
         const N: usize = 20_000;
-        let (session, _rx) = Session::new(hub.clone(), false);
+        let (session, _rx) = Session::new(hub.clone(), false, None);
         let producer = {
             let hub = hub.clone();
             std::thread::spawn(move || {

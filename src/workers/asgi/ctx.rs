@@ -8,7 +8,7 @@ use tokio::sync::watch;
 
 use super::super::request::{enter_call, leave_call};
 use crate::config::{AsgiSettings, Serving};
-use crate::http::{Hub, Session};
+use crate::http::{Hub, Relay, Session};
 use crate::sys::heartbeat::Beat;
 
 /// What every connection task shares.
@@ -33,6 +33,8 @@ pub struct ConnCtx {
     /// (`Outgoing::Raw`), writes the access log and counts the request itself, and an
     /// Upgrade request is an ordinary one for the app.
     pub wsgi: bool,
+    /// The gevent worker's calls send through a relay (see `http::Relay`).
+    pub relay: Option<Arc<Relay>>,
 }
 
 /// A request in flight, for the abort log and the heartbeat, until dropped.

@@ -81,6 +81,7 @@ impl Io {
             tls,
             statics,
             wsgi,
+            relay: wsgi.then(Arc::default),
         });
         let (tx, rx) = mpsc::unbounded_channel();
         // The blocking threads only open and read static files; a few are enough to keep
@@ -139,6 +140,9 @@ async fn run(
     stop_tx: watch::Sender<bool>,
 ) {
     let mut accepts = Vec::new();
+    if let Some(relay) = ctx.relay.clone() {
+        tokio::spawn(async move { relay.run().await });
+    }
     while let Some(c) = control.recv().await {
         match c {
             Control::Start if accepts.is_empty() => {

@@ -54,7 +54,7 @@ pub async fn serve(
     };
     let offers: Vec<&str> = request.header_values("SEC-WEBSOCKET-EXTENSIONS").collect();
     let deflate = handshake::negotiate_deflate(&offers);
-    let (session, mut rx) = Session::new(ctx.hub.clone(), true);
+    let (session, mut rx) = Session::new(ctx.hub.clone(), true, None);
     ctx.hub.push(HubEvent::Call(Box::new(NewCall {
         request,
         kind: CallKind::WebSocket { subprotocols },

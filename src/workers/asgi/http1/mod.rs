@@ -213,7 +213,7 @@ impl<'a> Call<'a> {
     }
 
     async fn run(&mut self, stream: &mut Stream, request: Request, mut raw: Vec<u8>) -> Outcome {
-        let (session, mut rx) = Session::new(self.ctx.hub.clone(), false);
+        let (session, mut rx) = Session::new(self.ctx.hub.clone(), false, self.ctx.relay.clone());
         // What already arrived of the body goes with the request.
         let mut body = Vec::new();
         match self.decoder.decode(&raw, &mut body) {
