@@ -13,10 +13,13 @@ import time
 #: How often the worker beats the heartbeat and checks that it should go on. A hub blocked
 #: by a call that does not cooperate stops the beats, and `timeout` then aborts the worker.
 BEAT_INTERVAL = 0.25
-#: Greenlets kept waiting for the next request once theirs is answered. Starting a greenlet
-#: costs more than serving a small request (its frame stack is allocated afresh), so a
-#: finished one takes the next request instead; past this many idle ones, it ends.
-IDLE_RUNNERS = 128
+#: Greenlets kept waiting for the next request once theirs is answered: starting a greenlet
+#: costs more than serving a small request (its frame stack is allocated afresh, and freed
+#: again when it ends), so a finished one takes the next request instead. Up to
+#: `worker_connections` wait; every TRIM_INTERVAL seconds, those that were never needed in
+#: that time end, down to IDLE_FLOOR, so a burst does not keep its memory for good.
+IDLE_FLOOR = 16
+TRIM_INTERVAL = 5.0
 
 
 def patch():
@@ -30,20 +33,25 @@ def patch():
     gevent.reinit()
 
 
-def serve(core, graceful_timeout):
+def serve(core, graceful_timeout, worker_connections):
     """Run the worker until it is told to stop."""
     import gevent
     import gevent.event
 
-    core.bind(_runners(core.run_call), gevent.event.Event)
+    runners = Runners(core.run_call, worker_connections)
+    core.bind(runners.submit, gevent.event.Event)
     watcher = gevent.get_hub().loop.io(core.fileno(), 1)
     watcher.start(core.dispatch)
     core.start_serving()
     try:
+        next_trim = time.monotonic() + TRIM_INTERVAL
         while core.alive():
             core.beat()
             if core.parent_changed():
                 break
+            if time.monotonic() >= next_trim:
+                runners.trim()
+                next_trim = time.monotonic() + TRIM_INTERVAL
             gevent.sleep(BEAT_INTERVAL)
         core.stop_serving()
         deadline = time.monotonic() + graceful_timeout
@@ -57,31 +65,50 @@ def serve(core, graceful_timeout):
         watcher.stop()
 
 
-def _runners(run_call):
-    """``submit(call)``: serve the request in an idle greenlet, or in a new one."""
-    from gevent import get_hub, spawn_raw
-    from gevent.hub import Waiter
+class Runners:
+    """The greenlets that serve requests: ``submit(call)`` hands a request to an idle one, or
+    starts one."""
 
-    idle = []
-    run_callback = get_hub().loop.run_callback
+    def __init__(self, run_call, limit):
+        from gevent import get_hub, spawn_raw
 
-    def runner(call):
+        self.run_call = run_call
+        self.limit = max(limit, IDLE_FLOOR)
+        self.idle = []
+        #: The fewest idle runners since the last trim: that many were not needed.
+        self.spare = 0
+        self.run_callback = get_hub().loop.run_callback
+        self.spawn_raw = spawn_raw
+
+    def submit(self, call):
+        idle = self.idle
+        if idle:
+            # Handed over from a loop callback, which runs in the hub as a Waiter wants.
+            self.run_callback(idle.pop().switch, call)
+            if len(idle) < self.spare:
+                self.spare = len(idle)
+        else:
+            self.spare = 0
+            self.spawn_raw(self._runner, call)
+
+    def trim(self):
+        surplus = min(self.spare, len(self.idle) - IDLE_FLOOR)
+        for _ in range(max(surplus, 0)):
+            # The oldest first; None ends a runner.
+            self.run_callback(self.idle.pop(0).switch, None)
+        self.spare = len(self.idle)
+
+    def _runner(self, call):
+        from gevent.hub import Waiter
+
         waiter = Waiter()
-        while True:
+        idle = self.idle
+        while call is not None:
             try:
-                run_call(call)
+                self.run_call(call)
             finally:
                 call = None
-            if len(idle) >= IDLE_RUNNERS:
+            if len(idle) >= self.limit:
                 return
             idle.append(waiter)
             call = waiter.get()
-
-    def submit(call):
-        if idle:
-            # Handed over from a loop callback, which runs in the hub as a Waiter wants.
-            run_callback(idle.pop().switch, call)
-        else:
-            spawn_raw(runner, call)
-
-    return submit

@@ -60,7 +60,11 @@ pub fn run(py: Python<'_>, st: &WorkerState<'_>, _signals: &WorkerSignals) -> Py
     let result = py.import("ferrocorn._gevent").and_then(|m| {
         m.call_method1(
             "serve",
-            (core.clone_ref(py), serving.graceful_timeout.as_secs_f64()),
+            (
+                core.clone_ref(py),
+                serving.graceful_timeout.as_secs_f64(),
+                serving.asgi.worker_connections,
+            ),
         )
     });
     py.detach(|| super::asgi::core::lock(&io).shutdown());
