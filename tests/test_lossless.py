@@ -32,11 +32,12 @@ pytestmark = pytest.mark.timeout(60)
 # the gevent one (which serves the same WSGI apps: their time.sleep is patched to yield).
 SYNC = pytest.param(("-k", "sync"), id="sync")
 ASGI = pytest.param(("-k", "asgi"), id="asgi")
+GEVENT = pytest.param(("-k", "gevent"), id="gevent")
 WORKERS = pytest.mark.parametrize("kind", [
     SYNC,
     pytest.param(("-k", "gthread", "--threads", "4"), id="gthread"),
     ASGI,
-    pytest.param(("-k", "gevent"), id="gevent"),
+    GEVENT,
 ])
 
 
@@ -196,7 +197,7 @@ def daemons(request):
         print(tracked.logged()[-8000:])
 
 
-@pytest.mark.parametrize("kind", [SYNC, ASGI])
+@pytest.mark.parametrize("kind", [SYNC, ASGI, GEVENT])
 def test_usr2_winch_then_term_the_old_master(run, tmp_path, daemons, kind):
     pidfile = tmp_path / "app.pid"
     log = tmp_path / "error.log"
