@@ -7,6 +7,7 @@ greenlet per request. What is here runs once per worker, or once per request to 
 greenlet, never per byte.
 """
 
+import contextvars
 import os
 import time
 
@@ -39,7 +40,7 @@ def serve(core, graceful_timeout, worker_connections):
     import gevent.event
 
     runners = Runners(core.run_call, worker_connections)
-    core.bind(runners.submit, gevent.event.Event)
+    core.bind(runners.submit, gevent.event.Event, _yield_briefly)
     watcher = gevent.get_hub().loop.io(core.fileno(), 1)
     watcher.start(core.dispatch)
     core.start_serving()
@@ -105,10 +106,29 @@ class Runners:
         idle = self.idle
         while call is not None:
             try:
-                self.run_call(call)
+                # A fresh context per request, as a fresh greenlet would give: context
+                # variables an app sets (a user id bound for logging, say) do not reach the
+                # next client this greenlet serves.
+                contextvars.Context().run(self.run_call, call)
             finally:
                 call = None
             if len(idle) >= self.limit:
                 return
             idle.append(waiter)
-            call = waiter.get()
+            try:
+                call = waiter.get()
+            except BaseException as e:
+                # Thrown in while idle (a gevent.Timeout an app started and never
+                # cancelled): this runner ends, and must not be handed a request.
+                if waiter in idle:
+                    idle.remove(waiter)
+                if isinstance(e, (SystemExit, KeyboardInterrupt)):
+                    raise
+                return
+
+
+def _yield_briefly():
+    """Let other greenlets run for a moment (see ``http::set_cooperative_yield``)."""
+    import gevent
+
+    gevent.sleep(0.001)

@@ -192,17 +192,38 @@ pub trait Exchange: BodySource + ResponseSink + Send {
 
 pub type SharedExchange = Arc<Mutex<dyn Exchange>>;
 
+/// Set by the gevent worker: a callable that lets the hub run other greenlets for a moment.
+static YIELD: std::sync::OnceLock<Py<PyAny>> = std::sync::OnceLock::new();
+
+/// Under gevent, a mutex held here may belong to a greenlet parked on this same thread (an
+/// exchange locked by a `wsgi.input` read waiting for the body, while another greenlet of the
+/// app writes the response): `lock` then yields to the hub until it is free, instead of
+/// blocking the thread that greenlet needs to run on.
+pub fn set_cooperative_yield(yield_now: Py<PyAny>) {
+    let _ = YIELD.set(yield_now);
+}
+
 /// Lock a mutex that another thread may hold while it waits for the GIL (an exchange, held
 /// by an app thread blocked reading the body), from a thread holding the GIL: at once when
-/// it is free, otherwise waiting without the GIL, so the two never wait for each other.
+/// it is free, otherwise waiting without the GIL, so the two never wait for each other (or,
+/// under gevent, letting other greenlets run, see `set_cooperative_yield`).
 pub fn lock<'a, T: ?Sized + Send>(py: Python<'_>, ex: &'a Mutex<T>) -> MutexGuard<'a, T> {
     loop {
         match ex.try_lock() {
             Ok(g) => return g,
             Err(std::sync::TryLockError::Poisoned(p)) => return p.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => py.detach(|| {
-                drop(ex.lock());
-            }),
+            Err(std::sync::TryLockError::WouldBlock) => match YIELD.get() {
+                Some(yield_now) => {
+                    // An exception thrown into this greenlet meanwhile (a kill, a
+                    // gevent.Timeout) cannot be raised from here, and taking the lock
+                    // without waiting for its holder would stop the thread: it is dropped,
+                    // and the wait goes on.
+                    let _ = yield_now.call0(py);
+                }
+                None => py.detach(|| {
+                    drop(ex.lock());
+                }),
+            },
         }
     }
 }

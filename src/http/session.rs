@@ -237,6 +237,8 @@ pub struct SessionState {
     pub ws_close: Option<(u16, String)>,
     /// `Expect: 100-continue` is still unanswered: the first `receive()` answers it.
     pub continue_pending: bool,
+    /// Why the request body could not be read (a WSGI call's `wsgi.input` reports it).
+    pub body_error: Option<ferrocorn_h1::ParseError>,
     /// A Wake for this session is queued and not yet handled.
     wake_queued: bool,
 }

@@ -14,6 +14,17 @@ fn connection_error(e: &std::io::Error) {
     error_log::debug(&format!("Ignoring connection error while writing: {e}"));
 }
 
+/// A Python exception a write carried rather than a connection error: one thrown into a
+/// greenlet while its write waited (the gevent worker), such as a `gevent.Timeout` the app
+/// set, which must reach the app as itself.
+pub(super) fn carried_exception(e: std::io::Error) -> Result<PyErr, std::io::Error> {
+    if e.get_ref().is_some_and(|inner| inner.is::<PyErr>()) {
+        Ok(PyErr::from(e))
+    } else {
+        Err(e)
+    }
+}
+
 /// Send a `wsgi.file_wrapper` result as a file. False when the result is not a wrapper
 /// over a real file, so the caller iterates it instead (BytesIO, sockets, anything without
 /// `fileno`).
@@ -84,10 +95,10 @@ pub fn run_app(
             })?;
             let mut ex = http::lock(py, exchange);
             if let Err(e) = ex.write_body(py, bytes.as_bytes()) {
-                // The client went away: stop producing, but still close the result below.
-                connection_error(&e);
+                let e = carried_exception(e).map_or_else(Ok, Err);
                 ex.close_after();
-                return Ok(());
+                // The client went away: stop producing, but still close the result below.
+                return e.map(|e| connection_error(&e));
             }
         }
         let mut ex = http::lock(py, exchange);

@@ -99,7 +99,10 @@ impl WriteFn {
             .map_err(|_| PyTypeError::new_err(format!("{data:?} is not a byte")))?;
         http::lock(py, &self.exchange)
             .write_body(py, bytes.as_bytes())
-            .map_err(|e| PyIOError::new_err(e.to_string()))
+            .map_err(|e| {
+                super::call::carried_exception(e)
+                    .unwrap_or_else(|e| PyIOError::new_err(e.to_string()))
+            })
     }
 }
 

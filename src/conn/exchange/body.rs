@@ -120,6 +120,12 @@ impl H1Exchange {
                 return Ok(false);
             };
             if !pending.is_empty() {
+                // What the app already took goes first: appended to, a buffer read in pieces
+                // that never line up with the decoded ones would keep the whole body.
+                if self.out_pos > 0 {
+                    self.out.drain(..self.out_pos);
+                    self.out_pos = 0;
+                }
                 let before = self.out.len();
                 match dec.decode(pending, &mut self.out) {
                     Ok(used) => self.raw_pos += used,

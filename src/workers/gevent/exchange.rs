@@ -8,7 +8,9 @@
 //! session's high-water mark, parks the request's greenlet on a gevent Event that the hub's
 //! dispatch sets when the I/O thread wakes the session. So the exchange holds the GIL
 //! while it waits (a greenlet switch needs it), and no Rust lock is held across the switch
-//! except this exchange's own, which only this request's greenlet takes.
+//! except this exchange's own: another greenlet of the same request that wants it (an app
+//! writing from one greenlet while another reads `wsgi.input`) yields to the hub until it is
+//! free (`http::lock`), rather than blocking the thread.
 //!
 //! Owns: framing the response (status and header checks, chunking, Content-Length, the
 //! Connection header), taking the body from the session. Must not: touch a socket.
@@ -149,10 +151,9 @@ impl GeventExchange {
             while let Some(item) = st.inbound.pop_front() {
                 if let Inbound::Body { data, more } = item {
                     st.inbound_bytes -= data.len().min(st.inbound_bytes);
-                    if self.body_pos == self.body.len() {
-                        self.body.clear();
-                        self.body_pos = 0;
-                    }
+                    // What the app already read goes first (see `H1Exchange`'s body).
+                    self.body.drain(..self.body_pos);
+                    self.body_pos = 0;
                     self.body.extend_from_slice(&data);
                     self.body_done |= !more;
                     took = true;
@@ -169,7 +170,11 @@ impl GeventExchange {
                 return Ok(());
             }
             if disconnected {
-                // The body stopped short: the client left, or went silent past `timeout`.
+                // The body stopped short: it was malformed (the I/O thread answered the
+                // client), the client left, or it went silent past `timeout`.
+                if let Some(err) = self.session.state().body_error.as_ref() {
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, err.message()));
+                }
                 return Err(if client_gone {
                     gone()
                 } else {
@@ -327,8 +332,9 @@ impl BodySource for GeventExchange {
     }
 
     fn take_body_error(&mut self) -> Option<ParseError> {
-        // The I/O thread answers a bad body itself (Gunicorn's 4xx) and ends the session.
-        None
+        // The I/O thread already answered the client (Gunicorn's 4xx page) and closed; the
+        // error page this leads to goes nowhere, but the access log gets the status.
+        self.session.state().body_error.take()
     }
 }
 
@@ -412,9 +418,23 @@ impl ResponseSink for GeventExchange {
         if self.writing != Writing::Init || self.version < (1, 1) {
             return Ok(());
         }
-        let out = ferrocorn_h1::encode_early_hints(headers)
+        // Checked as a response's headers are; the I/O thread frames the interim response,
+        // which leaves a later `100 Continue` possible.
+        ferrocorn_h1::encode_early_hints(headers)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        self.send(out, false)
+        let headers = headers
+            .iter()
+            .map(|(n, v)| {
+                let mut value = Vec::new();
+                ferrocorn_h1::push_latin1(&mut value, v.trim_matches([' ', '\t']));
+                (n.as_bytes().to_vec(), value)
+            })
+            .collect();
+        self.session.send(Outgoing::Informational {
+            status: 103,
+            headers,
+        });
+        Ok(())
     }
 
     fn send_error_page(&mut self, _py: Python<'_>, page: ErrorPage<'_>) {
@@ -455,6 +475,14 @@ impl ResponseSink for GeventExchange {
     fn will_close(&self) -> bool {
         if self.forced_close || self.close_announced || self.close_wanted || self.upgrade {
             return true;
+        }
+        // A client still waiting for `100 Continue` has sent none of the body: what it sends
+        // next could be taken for it, so the connection ends with this response.
+        if !self.body_done {
+            let st = self.session.state();
+            if st.continue_pending && st.inbound.is_empty() {
+                return true;
+            }
         }
         let r = &self.response;
         !(r.response_length.is_some() || r.chunked || self.no_body())

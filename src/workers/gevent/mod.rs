@@ -8,7 +8,8 @@
 //! connections and slow clients cost no greenlet.
 //!
 //! This module wires the parts and holds what the hub side calls; the hub loop, the
-//! monkey-patching and the graceful stop are in `ferrocorn._gevent`.
+//! monkey-patching and the graceful stop are in `ferrocorn._gevent`. Must not: touch a
+//! socket (the I/O thread owns them), or block the thread (a wait parks the greenlet).
 
 mod exchange;
 
@@ -23,7 +24,7 @@ use super::asgi::io::Io;
 use super::request::{self, log_request_panic};
 use super::signals::WorkerSignals;
 use super::state::{RequestScope, WorkerState};
-use crate::http::{Hub, HubEvent, NewCall, Session, SharedExchange};
+use crate::http::{Hub, HubEvent, NewCall, Outgoing, Session, SharedExchange};
 use crate::telemetry::error_log;
 use crate::wsgi::app::system_exit_code;
 
@@ -71,10 +72,29 @@ pub fn run(py: Python<'_>, st: &WorkerState<'_>, _signals: &WorkerSignals) -> Py
     result.map(drop)
 }
 
-/// A request on its way to its greenlet.
+/// A request on its way to its greenlet, counted among the worker's calls until it is served
+/// or dropped. Dropped unserved (its runner died before taking it), the client gets a 500.
 #[pyclass(module = "ferrocorn._ferrocorn", name = "GeventCall")]
 pub struct GeventCall {
-    call: Mutex<Option<Box<NewCall>>>,
+    call: Mutex<Option<(Box<NewCall>, Running)>>,
+}
+
+impl Drop for GeventCall {
+    fn drop(&mut self) {
+        let taken = self
+            .call
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some((call, _running)) = taken {
+            error_log::error("A request was lost before its greenlet ran it; answering 500");
+            call.session.send(Outgoing::Raw {
+                data: ferrocorn_h1::error_page(500, "Internal Server Error", ""),
+                last: true,
+                close: true,
+            });
+        }
+    }
 }
 
 #[pyclass(module = "ferrocorn._ferrocorn", name = "GeventCore", extends = LoopCore)]
@@ -100,9 +120,10 @@ impl Drop for Running {
 
 #[pymethods]
 impl GeventCore {
-    fn bind(&mut self, spawn: Py<PyAny>, event_class: Py<PyAny>) {
+    fn bind(&mut self, spawn: Py<PyAny>, event_class: Py<PyAny>, yield_now: Py<PyAny>) {
         self.spawn = Some(spawn);
         self.event_class = Some(event_class);
+        crate::http::set_cooperative_yield(yield_now);
     }
 
     /// Called by the hub when the eventfd is readable: start a greenlet per new request and
@@ -115,10 +136,9 @@ impl GeventCore {
                     let Some(spawn) = &slf.spawn else { continue };
                     slf.calls.fetch_add(1, Ordering::SeqCst);
                     let handle = GeventCall {
-                        call: Mutex::new(Some(call)),
+                        call: Mutex::new(Some((call, Running(slf.calls.clone())))),
                     };
                     if let Err(e) = spawn.call1(py, (handle,)) {
-                        slf.calls.fetch_sub(1, Ordering::SeqCst);
                         error_log::exception_py(py, "Could not start a greenlet", &e);
                     }
                 }
@@ -133,9 +153,8 @@ impl GeventCore {
     /// Serve one request in the calling greenlet. Only a SystemExit (from the app or a hook)
     /// escapes, to stop the worker as it stops the others.
     fn run_call(&self, py: Python<'_>, handle: PyRef<'_, GeventCall>) -> PyResult<()> {
-        let _running = Running(self.calls.clone());
         let taken = handle.call.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let Some(call) = taken else {
+        let Some((call, _running)) = taken else {
             return Ok(());
         };
         let NewCall {

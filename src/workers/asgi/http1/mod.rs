@@ -316,10 +316,15 @@ impl<'a> Call<'a> {
                                 // gets Gunicorn's 400 (if nothing was sent yet), the app a
                                 // disconnect, and its task is cancelled after the grace.
                                 log_parse_error(&self.peer, &e);
+                                let page = if self.ctx.wsgi {
+                                    e.error_response()
+                                } else {
+                                    wire::error_response(e.status(), &e.message(), &[])
+                                };
+                                session.state().body_error = Some(e);
                                 session.disconnect(true);
                                 session.abandon_output();
                                 if !self.resp.head_written {
-                                    let page = wire::error_response(e.status(), &e.message(), &[]);
                                     let _ = stream.write_all(&page).await;
                                 }
                                 self.ctx.cancel_after_grace(&session);
