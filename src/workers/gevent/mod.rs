@@ -182,7 +182,8 @@ impl GeventCore {
             Ok(Ok(_)) => return Ok(()),
             Ok(Err(e)) if system_exit_code(py, &e).is_some() => Err(e),
             Ok(Err(e)) => {
-                // A failing pre_request hook: this request gets a 500, the worker goes on.
+                // The `req` object could not be made (the sync worker would exit): this
+                // request gets a 500, the worker goes on.
                 error_log::exception_py(py, "Error handling request", &e);
                 Ok(())
             }

@@ -28,7 +28,7 @@ use crate::wsgi::input::Input;
 /// connection closed after it (sync worker, keep-alive off or full, stopping).
 /// `app_socket`: the connection's `gunicorn.socket` object, kept between its requests;
 /// left there only when the connection goes on. An `Err` is a SystemExit from the app or a
-/// hook, or a failing `pre_request` hook (or `req` object): the worker exits with it.
+/// hook, or a failing `req` object: the worker exits with it.
 pub fn handle_request(
     py: Python<'_>,
     st: &RequestScope,
@@ -50,12 +50,21 @@ pub fn handle_request(
     } else {
         None
     };
-    match (&st.pre_request, &req_obj) {
+    // A failing pre_request hook is answered as an app exception is (Gunicorn's handle()
+    // catches both): a 500, its traceback, the access line; a SystemExit stops the worker.
+    let hook_error = match (&st.pre_request, &req_obj) {
         (Some(hook), Some(obj)) => {
-            hooks::call_hook(py, Some(hook), (st.worker.clone_ref(py), obj.clone_ref(py)))?
+            match hooks::call_hook(py, Some(hook), (st.worker.clone_ref(py), obj.clone_ref(py))) {
+                Ok(()) => None,
+                Err(e) if system_exit_code(py, &e).is_some() => return Err(e),
+                Err(e) => Some(e),
+            }
         }
-        _ => error_log::debug(&format!("{} {}", req.method, req.path)),
-    }
+        _ => {
+            error_log::debug(&format!("{} {}", req.method, req.path));
+            None
+        }
+    };
     // A pre_request hook may have called req.force_close().
     let forced = match &req_obj {
         Some(obj) => obj.getattr(py, "must_close")?.is_truthy(py)?,
@@ -71,7 +80,10 @@ pub fn handle_request(
     });
     st.counter.count(py);
 
-    let (environ, sock, error) = call_app(py, st, exchange, &req, input, app_socket.take());
+    let (environ, sock, error) = match hook_error {
+        Some(e) => (None, app_socket.take(), Some(e)),
+        None => call_app(py, st, exchange, &req, input, app_socket.take()),
+    };
     let exit_request = error.as_ref().and_then(|e| system_exit_code(py, e));
     if let Some(err) = &error {
         errors::handle_error(py, exchange, &req, err);
