@@ -6,23 +6,12 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use super::app::format_traceback;
-use super::response::StartResponse;
+use super::response::{carried_exception, StartResponse};
 use crate::http::{self, SharedExchange};
 use crate::telemetry::error_log;
 
 fn connection_error(e: &std::io::Error) {
     error_log::debug(&format!("Ignoring connection error while writing: {e}"));
-}
-
-/// A Python exception a write carried rather than a connection error: one thrown into a
-/// greenlet while its write waited (the gevent worker), such as a `gevent.Timeout` the app
-/// set, which must reach the app as itself.
-pub(super) fn carried_exception(e: std::io::Error) -> Result<PyErr, std::io::Error> {
-    if e.get_ref().is_some_and(|inner| inner.is::<PyErr>()) {
-        Ok(PyErr::from(e))
-    } else {
-        Err(e)
-    }
 }
 
 /// Send a `wsgi.file_wrapper` result as a file. False when the result is not a wrapper

@@ -99,10 +99,7 @@ impl WriteFn {
             .map_err(|_| PyTypeError::new_err(format!("{data:?} is not a byte")))?;
         http::lock(py, &self.exchange)
             .write_body(py, bytes.as_bytes())
-            .map_err(|e| {
-                super::call::carried_exception(e)
-                    .unwrap_or_else(|e| PyIOError::new_err(e.to_string()))
-            })
+            .map_err(|e| carried_exception(e).unwrap_or_else(|e| PyIOError::new_err(e.to_string())))
     }
 }
 
@@ -148,5 +145,16 @@ impl EarlyHints {
                 std::io::ErrorKind::InvalidInput => PyValueError::new_err(e.to_string()),
                 _ => PyIOError::new_err(e.to_string()),
             })
+    }
+}
+
+/// A Python exception a write carried rather than a connection error: one thrown into a
+/// greenlet while its write waited (the gevent worker), such as a `gevent.Timeout` the app
+/// set, which must reach the app as itself.
+pub(super) fn carried_exception(e: std::io::Error) -> Result<PyErr, std::io::Error> {
+    if e.get_ref().is_some_and(|inner| inner.is::<PyErr>()) {
+        Ok(PyErr::from(e))
+    } else {
+        Err(e)
     }
 }
