@@ -63,3 +63,30 @@ def test_idle_runners_are_capped_and_trimmed_to_what_was_needed():
     r.trim()
     gevent.sleep(0.05)
     assert len(r.idle) == floor
+
+
+def test_a_runner_thrown_an_exception_after_it_was_handed_a_request_still_serves_it():
+    r, served, _ = runners(10)
+    r.submit(1)
+    gevent.sleep(0.05)
+    (runner,) = {g for _, g in served}
+    assert len(r.idle) == 1
+    # In one loop pass: something the app left behind throws into the idle runner, then a
+    # request is handed to it (the throw runs first, as a stale timer's would).
+    r.run_callback(runner.throw, ValueError("stale"))
+    r.submit(2)
+    gevent.sleep(0.05)
+    assert [c for c, _ in served] == [1, 2], "the request handed over was lost"
+
+
+def test_a_runner_thrown_an_exception_while_idle_leaves_the_pool():
+    r, served, _ = runners(10)
+    r.submit(1)
+    gevent.sleep(0.05)
+    (runner,) = {g for _, g in served}
+    r.run_callback(runner.throw, ValueError("stale"))
+    gevent.sleep(0.01)
+    assert r.idle == [] and runner.dead
+    r.submit(2)
+    gevent.sleep(0.05)
+    assert [c for c, _ in served] == [1, 2]

@@ -115,16 +115,25 @@ class Runners:
             if len(idle) >= self.limit:
                 return
             idle.append(waiter)
+            call = self._wait(waiter)
+
+    def _wait(self, waiter):
+        """The next request for this idle runner; None ends it."""
+        idle = self.idle
+        while True:
             try:
-                call = waiter.get()
-            except BaseException as e:
-                # Thrown in while idle (a gevent.Timeout an app started and never
-                # cancelled): this runner ends, and must not be handed a request.
+                return waiter.get()
+            except (SystemExit, KeyboardInterrupt):
                 if waiter in idle:
                     idle.remove(waiter)
-                if isinstance(e, (SystemExit, KeyboardInterrupt)):
-                    raise
-                return
+                raise
+            except BaseException:
+                # Thrown in while idle (a gevent.Timeout an app started and never
+                # cancelled). Still in the pool: leave it, and end. Taken from the pool
+                # already: a request is on its way to this waiter, so wait for it.
+                if waiter in idle:
+                    idle.remove(waiter)
+                    return None
 
 
 def _yield_briefly():

@@ -206,19 +206,29 @@ pub fn set_cooperative_yield(yield_now: Py<PyAny>) {
 /// Lock a mutex that another thread may hold while it waits for the GIL (an exchange, held
 /// by an app thread blocked reading the body), from a thread holding the GIL: at once when
 /// it is free, otherwise waiting without the GIL, so the two never wait for each other (or,
-/// under gevent, letting other greenlets run, see `set_cooperative_yield`).
+/// under gevent, letting other greenlets run, see `set_cooperative_yield`; an exception
+/// thrown into this greenlet meanwhile is dropped: use `lock_py` where the app called).
 pub fn lock<'a, T: ?Sized + Send>(py: Python<'_>, ex: &'a Mutex<T>) -> MutexGuard<'a, T> {
     loop {
+        if let Ok(guard) = lock_py(py, ex) {
+            return guard;
+        }
+    }
+}
+
+/// `lock` for a call the app made: an exception thrown into the greenlet while it waits
+/// (a `gevent.Timeout` the app set, a kill) ends the wait and is raised to the app.
+pub fn lock_py<'a, T: ?Sized + Send>(
+    py: Python<'_>,
+    ex: &'a Mutex<T>,
+) -> PyResult<MutexGuard<'a, T>> {
+    loop {
         match ex.try_lock() {
-            Ok(g) => return g,
-            Err(std::sync::TryLockError::Poisoned(p)) => return p.into_inner(),
+            Ok(g) => return Ok(g),
+            Err(std::sync::TryLockError::Poisoned(p)) => return Ok(p.into_inner()),
             Err(std::sync::TryLockError::WouldBlock) => match YIELD.get() {
                 Some(yield_now) => {
-                    // An exception thrown into this greenlet meanwhile (a kill, a
-                    // gevent.Timeout) cannot be raised from here, and taking the lock
-                    // without waiting for its holder would stop the thread: it is dropped,
-                    // and the wait goes on.
-                    let _ = yield_now.call0(py);
+                    yield_now.call0(py)?;
                 }
                 None => py.detach(|| {
                     drop(ex.lock());

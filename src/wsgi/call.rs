@@ -36,7 +36,7 @@ fn try_send_file(
     let Ok(fileno) = fileno else {
         return Ok(false);
     };
-    let mut ex = http::lock(py, exchange);
+    let mut ex = http::lock_py(py, exchange)?;
     match ex.send_file(py, fileno) {
         Ok(sent) => Ok(sent),
         Err(e) => {
@@ -82,7 +82,7 @@ pub fn run_app(
             let bytes = item.cast::<PyBytes>().map_err(|_| {
                 pyo3::exceptions::PyTypeError::new_err(format!("{item:?} is not a byte"))
             })?;
-            let mut ex = http::lock(py, exchange);
+            let mut ex = http::lock_py(py, exchange)?;
             if let Err(e) = ex.write_body(py, bytes.as_bytes()) {
                 let e = carried_exception(e).map_or_else(Ok, Err);
                 ex.close_after();
@@ -90,7 +90,7 @@ pub fn run_app(
                 return e.map(|e| connection_error(&e));
             }
         }
-        let mut ex = http::lock(py, exchange);
+        let mut ex = http::lock_py(py, exchange)?;
         if ex.response().status.is_none() {
             return Err(pyo3::exceptions::PyAssertionError::new_err(
                 "The application did not call start_response()",

@@ -25,7 +25,7 @@ impl Input {
         py: Python<'_>,
         f: impl FnOnce(&mut dyn Exchange) -> std::io::Result<T> + Send,
     ) -> PyResult<T> {
-        let mut ex = http::lock(py, &self.exchange);
+        let mut ex = http::lock_py(py, &self.exchange)?;
         let result = if ex.body_buffered() {
             f(&mut *ex)
         } else {

@@ -58,7 +58,7 @@ impl StartResponse {
     ) -> PyResult<WriteFn> {
         let exc_info = exc_info.filter(|e| !e.is_none());
         let (headers_sent, started) = {
-            let ex = http::lock(py, &self.exchange);
+            let ex = http::lock_py(py, &self.exchange)?;
             (ex.headers_sent(), ex.response().status.is_some())
         };
         if let Some(info) = exc_info {
@@ -76,7 +76,7 @@ impl StartResponse {
             .to_str()?
             .to_string();
         let headers = header_list(headers)?;
-        http::lock(py, &self.exchange)
+        http::lock_py(py, &self.exchange)?
             .start_response(&status, &headers)
             .map_err(PyValueError::new_err)?;
         Ok(WriteFn {
@@ -97,7 +97,7 @@ impl WriteFn {
         let bytes = data
             .cast::<PyBytes>()
             .map_err(|_| PyTypeError::new_err(format!("{data:?} is not a byte")))?;
-        http::lock(py, &self.exchange)
+        http::lock_py(py, &self.exchange)?
             .write_body(py, bytes.as_bytes())
             .map_err(|e| carried_exception(e).unwrap_or_else(|e| PyIOError::new_err(e.to_string())))
     }
@@ -139,7 +139,7 @@ impl EarlyHints {
             })?;
             list.push((text_or_latin1(&name)?, text_or_latin1(&value)?));
         }
-        http::lock(py, &self.exchange)
+        http::lock_py(py, &self.exchange)?
             .early_hints(py, &list)
             .map_err(|e| match e.kind() {
                 std::io::ErrorKind::InvalidInput => PyValueError::new_err(e.to_string()),

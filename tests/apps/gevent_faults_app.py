@@ -94,6 +94,47 @@ def count(environ, size):
     return dict(_mem(), bytes=total)
 
 
+def stream_until_gone(start_response, marker):
+    """An event stream with no end: only the client leaving ends it, and its `finally`
+    writes `marker`."""
+    import gevent
+
+    start_response("200 OK", [("Content-Type", "text/event-stream")])
+
+    def events():
+        i = 0
+        try:
+            while True:
+                yield b"data: %d\n\n" % i
+                i += 1
+                gevent.sleep(0.1)
+        finally:
+            with open(marker, "w") as f:
+                f.write(str(i))
+
+    return events()
+
+
+def timeout_while_locked(environ, start_response):
+    """A spawned greenlet parks in a body read that never ends, holding the request; this
+    greenlet then calls start_response inside a gevent.Timeout, which must fire."""
+    import gevent
+
+    reader = gevent.spawn(environ["wsgi.input"].read)
+    gevent.sleep(0.05)
+    outcome = "no timeout"
+    try:
+        with gevent.Timeout(1):
+            start_response("200 OK", [("Content-Type", "text/plain")])
+    except gevent.Timeout:
+        outcome = "timeout raised"
+    reader.kill(block=False)
+    if outcome == "timeout raised":
+        # The first call never got to set anything.
+        start_response("200 OK", _headers())
+    return [outcome.encode()]
+
+
 def app(environ, start_response):
     path = environ["PATH_INFO"]
     query = parse_qs(environ.get("QUERY_STRING", ""))
@@ -120,4 +161,8 @@ def app(environ, start_response):
         return _answer(start_response, environ["wsgi.input"].read())
     if path == "/noread":
         return _answer(start_response, "not read\n")
+    if path == "/stream":
+        return stream_until_gone(start_response, query["marker"][0])
+    if path == "/timeout-while-locked":
+        return timeout_while_locked(environ, start_response)
     return _answer(start_response, "ok pid %d\n" % os.getpid())

@@ -250,6 +250,12 @@ impl GeventExchange {
     /// Hand framed bytes to the I/O thread (or hold them), then wait while too much of
     /// what was handed is still unwritten.
     fn send(&mut self, bytes: Vec<u8>, last: bool) -> io::Result<()> {
+        // A client that left is not written to (its writes are dropped without filling the
+        // high-water mark, so this is where a streaming app learns of it).
+        if self.session.state().client_gone {
+            self.held = None;
+            return Err(gone());
+        }
         let bytes = match self.held.take() {
             Some(mut held) if !last && held.len() + bytes.len() <= HOLD_LIMIT => {
                 held.extend_from_slice(&bytes);
@@ -477,10 +483,11 @@ impl ResponseSink for GeventExchange {
             return true;
         }
         // A client still waiting for `100 Continue` has sent none of the body: what it sends
-        // next could be taken for it, so the connection ends with this response.
+        // next could be taken for it, so the connection ends with this response. So does one
+        // whose body stopped arriving (the I/O thread closes after the response).
         if !self.body_done {
             let st = self.session.state();
-            if st.continue_pending && st.inbound.is_empty() {
+            if (st.continue_pending && st.inbound.is_empty()) || st.disconnected {
                 return true;
             }
         }

@@ -78,7 +78,11 @@ pub fn handle_request(
         in_flight::enter(&req.method, &req.uri, started);
         metrics::InFlight::enter()
     });
-    st.counter.count(py);
+    // Gunicorn counts a request once its pre_request hook has passed.
+    let hook_failed = hook_error.is_some();
+    if !hook_failed {
+        st.counter.count(py);
+    }
 
     let (environ, sock, error) = match hook_error {
         Some(e) => (None, app_socket.take(), Some(e)),
@@ -106,7 +110,7 @@ pub fn handle_request(
     metrics::request_done(&req.method, code, elapsed);
     drop(in_flight_metric);
     if let (Some(hook), Some(obj)) = (&st.post_request, &req_obj) {
-        post_request(py, st, hook, obj, environ.as_ref(), exchange);
+        post_request(py, st, hook, obj, environ.as_ref(), exchange, hook_failed);
     }
     let after = http::lock(py, exchange).conclude(py, exit_request.is_none());
     if let Some(sock) = sock {
@@ -173,11 +177,20 @@ fn post_request(
     req_obj: &Py<PyAny>,
     environ: Option<&Bound<'_, PyDict>>,
     exchange: &SharedExchange,
+    pre_request_failed: bool,
 ) {
-    let env_obj = environ
-        .map(|e| e.clone().into_any().unbind())
-        .unwrap_or_else(|| py.None());
-    let resp_obj = response_object(py, exchange, req_obj).unwrap_or_else(|_| py.None());
+    // After a failing pre_request hook, Gunicorn's post_request gets the empty environ and
+    // no response object, what it started with.
+    let (env_obj, resp_obj) = if pre_request_failed {
+        (PyDict::new(py).into_any().unbind(), py.None())
+    } else {
+        (
+            environ
+                .map(|e| e.clone().into_any().unbind())
+                .unwrap_or_else(|| py.None()),
+            response_object(py, exchange, req_obj).unwrap_or_else(|_| py.None()),
+        )
+    };
     let args = (
         st.worker.clone_ref(py),
         req_obj.clone_ref(py),

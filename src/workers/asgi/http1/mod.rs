@@ -284,7 +284,7 @@ impl<'a> Call<'a> {
                         if let Err(()) = self.handle(stream, &session, m).await {
                             session.disconnect(true);
                             session.abandon_output();
-                            cancel_at = Some(tokio::time::Instant::now() + grace);
+                            cancel_at.get_or_insert_with(|| tokio::time::Instant::now() + grace);
                         }
                     }
                     None => app_done = true,
@@ -297,7 +297,7 @@ impl<'a> Call<'a> {
                         }
                         session.disconnect(true);
                         session.abandon_output();
-                        cancel_at = Some(tokio::time::Instant::now() + grace);
+                        cancel_at.get_or_insert_with(|| tokio::time::Instant::now() + grace);
                     }
                     Ok(_) if body_open => {
                         body_deadline = tokio::time::Instant::now() + io_deadline;
