@@ -206,7 +206,7 @@ def naps_each_see_their_own_request(server, path):
 def test_flask(serve):
     server = serve(*GEVENT, "-w", "1", "gevent_flask:app")
     url = server.url
-    assert requests.get(url + "/", timeout=10).text == "flask on gevent"
+    assert requests.get(url + "/", timeout=10).text == "flask index"
     assert requests.get(url + "/hello/ada", timeout=10).text == "hello ada"
     form = requests.post(url + "/form", data={"name": "Ada", "colour": "green"}, timeout=10)
     assert form.text == "name=Ada;colour=green"

@@ -25,7 +25,7 @@ use ferrocorn_h1::ParseError;
 use pyo3::prelude::*;
 
 pub use close::{close_graceful, close_now, Linger};
-pub use exchange::{BodyWait, H1Exchange, Setup};
+pub use exchange::{BodyWait, Framer, H1Exchange, Setup};
 pub use reader::{HeadReader, PeerPolicy, Progress};
 pub use transport::Transport;
 

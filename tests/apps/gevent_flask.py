@@ -1,34 +1,13 @@
-"""A small Flask app for the gevent worker tests: routes, a form and a JSON POST, a view
-that raises, and a view that sleeps (patched by gevent) before echoing its own query, to
-show each greenlet sees its own request context."""
+"""flask_app's Flask app for the gevent worker tests, with two more views: one that raises,
+and one that sleeps (patched by gevent) before echoing its own query, to show each greenlet
+sees its own request context."""
 
 import os
 import time
 
-from flask import Flask, jsonify, request
+from flask import jsonify, request
 
-app = Flask(__name__)
-
-
-@app.get("/")
-def index():
-    return "flask on gevent"
-
-
-@app.get("/hello/<name>")
-def hello(name):
-    return "hello %s" % name
-
-
-@app.post("/form")
-def form():
-    return "name=%s;colour=%s" % (request.form.get("name"), request.form.get("colour"))
-
-
-@app.post("/json")
-def echo_json():
-    payload = request.get_json()
-    return jsonify({"received": payload, "count": len(payload)})
+from flask_app import app
 
 
 @app.get("/nap")

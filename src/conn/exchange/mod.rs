@@ -10,9 +10,11 @@
 //! `Connection: close` connection open nor touch the next request.
 
 mod body;
+mod framer;
 mod response;
 
 pub use body::BodyWait;
+pub use framer::Framer;
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -24,7 +26,7 @@ use self::body::Reading;
 use self::response::{KeepAlive, Writing};
 use super::reader::Framing;
 use super::transport::Transport;
-use crate::http::{After, Exchange, Peer, ResponseInfo};
+use crate::http::{After, Exchange, Peer};
 use crate::telemetry::error_log;
 
 /// How much unread request body is discarded to keep a connection alive; a longer one
@@ -53,18 +55,12 @@ pub struct H1Exchange {
     out_pos: usize,
     // The response.
     writing: Writing,
-    response: ResponseInfo,
-    version: (u8, u8),
-    is_head: bool,
-    upgrade: bool,
-    warned_body: bool,
+    framer: Framer,
     keep_alive: KeepAlive,
     /// The response head said `Connection: close`.
     close_announced: bool,
     /// The worker sends a response held in memory itself (see `body_in_memory`).
     may_hold: bool,
-    /// A uWSGI gateway takes the response (`Framing::to_gateway`).
-    to_gateway: bool,
     /// Response bytes held back for the worker, while they fit.
     held: Option<Vec<u8>>,
     body_wait: Option<BodyWait>,
@@ -97,11 +93,11 @@ impl H1Exchange {
             out: Vec::new(),
             out_pos: 0,
             writing: Writing::Init,
-            response: ResponseInfo::default(),
-            version: setup.version,
-            is_head: setup.method == "HEAD",
-            upgrade: false,
-            warned_body: false,
+            framer: Framer::new(
+                setup.version,
+                setup.method == "HEAD",
+                setup.framing.to_gateway,
+            ),
             // A gateway gets one request per connection.
             keep_alive: if setup.framing.to_gateway {
                 KeepAlive::Disabled
@@ -110,7 +106,6 @@ impl H1Exchange {
             },
             close_announced: false,
             may_hold: setup.may_hold,
-            to_gateway: setup.framing.to_gateway,
             held: None,
             body_wait: setup.body_wait,
         }

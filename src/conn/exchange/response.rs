@@ -1,8 +1,4 @@
-//! The response of an HTTP/1 exchange, framed as Gunicorn's `Response` does: the app's
-//! status and headers are validated (an invalid one is an app error, so a 500), hop-by-hop
-//! headers and the app's Server/Date are replaced, Content-Length is honoured and enforced,
-//! HTTP/1.1 without a length is chunked (never toward a uWSGI gateway, where the close ends
-//! the body), and HEAD/1xx/204/304 carry no body.
+//! The response of an HTTP/1 exchange, framed by `Framer` as Gunicorn's `Response` frames it.
 //!
 //! Bytes go out with a non-blocking send while the GIL is held (most responses fit the
 //! socket buffer, and each GIL release is a hand-off to another thread); only the rest of a
@@ -12,18 +8,11 @@
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 
-use ferrocorn_h1::{encode_chunk, encode_head, ConnectionHeader, DateCache, LAST_CHUNK};
+use ferrocorn_h1::ConnectionHeader;
 use pyo3::prelude::*;
 
 use super::{finished, H1Exchange};
 use crate::http::{ErrorPage, ResponseInfo, ResponseSink};
-use crate::telemetry::error_log;
-
-thread_local! {
-    /// One Date header cache per serving thread: the text is formatted once a second, not
-    /// once a response.
-    static DATE: std::cell::RefCell<DateCache> = std::cell::RefCell::new(DateCache::new());
-}
 
 /// A held-back response larger than this is written at once instead.
 const HOLD_LIMIT: usize = 128 * 1024;
@@ -53,16 +42,13 @@ pub(super) enum KeepAlive {
 
 impl H1Exchange {
     fn no_body(&self) -> bool {
-        ferrocorn_h1::response_omits_body(
-            if self.is_head { "HEAD" } else { "" },
-            self.response.status_code,
-        )
+        self.framer.no_body()
     }
 
     fn head_bytes(&mut self, out: &mut Vec<u8>) {
         // A body sent without waiting for `100 Continue` keeps the connection open.
         self.look_for_unawaited_body();
-        let connection = if self.upgrade {
+        let connection = if self.framer.upgrade {
             ConnectionHeader::Upgrade
         } else if self.will_close() {
             // The client was told: whatever happens next, the connection ends.
@@ -71,19 +57,7 @@ impl H1Exchange {
         } else {
             ConnectionHeader::KeepAlive
         };
-        let status = self.response.status.as_deref().unwrap_or_default();
-        DATE.with(|d| {
-            encode_head(
-                out,
-                self.version,
-                status,
-                "ferrocorn",
-                d.borrow_mut().get(),
-                connection,
-                self.response.chunked,
-                &self.response.headers,
-            )
-        });
+        self.framer.head(out, connection);
         self.writing = Writing::Body;
     }
 
@@ -92,27 +66,7 @@ impl H1Exchange {
         if self.writing == Writing::Init {
             self.head_bytes(out);
         }
-        if self.no_body() {
-            if !data.is_empty() && !self.warned_body {
-                self.warned_body = true;
-                error_log::warning(&format!(
-                    "WSGI app sent body bytes on a no-body response ({}); they were dropped",
-                    self.response.status.as_deref().unwrap_or("")
-                ));
-            }
-            return;
-        }
-        let mut data = data;
-        if let Some(len) = self.response.response_length {
-            let left = len.saturating_sub(self.response.sent) as usize;
-            data = &data[..data.len().min(left)];
-        }
-        if self.response.chunked {
-            encode_chunk(out, data);
-        } else {
-            out.extend_from_slice(data);
-        }
-        self.response.sent += data.len() as u64;
+        self.framer.body(data, out);
     }
 
     /// Send, or hold back while holding is on and the response fits.
@@ -158,8 +112,8 @@ impl H1Exchange {
         count: u64,
     ) -> io::Result<()> {
         let mut count = count;
-        if let Some(len) = self.response.response_length {
-            count = count.min(len.saturating_sub(self.response.sent));
+        if let Some(len) = self.framer.response.response_length {
+            count = count.min(len.saturating_sub(self.framer.response.sent));
         }
         self.flush_held(py)?;
         let mut head = Vec::with_capacity(512);
@@ -169,14 +123,14 @@ impl H1Exchange {
         if self.no_body() || count == 0 {
             return self.send(py, &head);
         }
-        if self.response.chunked {
+        if self.framer.response.chunked {
             head.extend_from_slice(format!("{count:X}\r\n").as_bytes());
         }
         self.send(py, &head)?;
         let transport = self.transport.as_mut().ok_or_else(finished)?;
         let mut off = offset;
         let sent = py.detach(|| transport.send_file(file, &mut off, count))?;
-        self.response.sent += sent;
+        self.framer.response.sent += sent;
         if sent < count {
             // The file was shorter than promised: the framing is broken, never reuse.
             self.keep_alive = KeepAlive::Disabled;
@@ -185,7 +139,7 @@ impl H1Exchange {
                 "file shorter than the response length",
             ));
         }
-        if self.response.chunked {
+        if self.framer.response.chunked {
             self.send(py, b"\r\n")?;
         }
         Ok(())
@@ -201,24 +155,7 @@ impl H1Exchange {
 
 impl ResponseSink for H1Exchange {
     fn start_response(&mut self, status: &str, headers: &[(String, String)]) -> Result<(), String> {
-        let code = ferrocorn_h1::validate_status(status).map_err(|e| e.to_string())?;
-        let mut processed = ferrocorn_h1::process_headers(headers).map_err(|e| e.to_string())?;
-        if ferrocorn_h1::response_forbids_content_length(code) {
-            processed.drop_content_length();
-        }
-        self.response.status_code = code;
-        self.response.status = Some(status.to_string());
-        // A negative Content-Length is kept as Gunicorn keeps it: no body byte is sent.
-        self.response.response_length = processed.content_length.map(|n| n.max(0) as u64);
-        self.upgrade = processed.upgrade;
-        self.response.headers = processed.headers;
-        self.response.chunked = !self.to_gateway
-            && ferrocorn_h1::response_is_chunked(
-                processed.content_length,
-                self.version,
-                self.no_body(),
-            );
-        Ok(())
+        self.framer.start(status, headers)
     }
 
     fn headers_sent(&self) -> bool {
@@ -230,7 +167,7 @@ impl ResponseSink for H1Exchange {
     }
 
     fn write_body(&mut self, py: Python<'_>, data: &[u8]) -> io::Result<()> {
-        if self.response.status.is_none() {
+        if self.framer.response.status.is_none() {
             return Err(io::Error::other("write() before start_response()"));
         }
         let mut out = Vec::with_capacity(if self.writing == Writing::Init {
@@ -273,18 +210,9 @@ impl ResponseSink for H1Exchange {
         if self.writing == Writing::Init {
             self.head_bytes(&mut out);
         }
-        if self.response.chunked {
-            out.extend_from_slice(LAST_CHUNK);
-        }
-        if let Some(len) = self.response.response_length {
-            if self.response.sent < len && !self.no_body() {
-                // The client cannot tell where this response ends: never reuse the connection.
-                self.keep_alive = KeepAlive::Disabled;
-                error_log::warning(&format!(
-                    "WSGI app sent {} bytes of a {}-byte Content-Length; closing the connection",
-                    self.response.sent, len
-                ));
-            }
+        if self.framer.end(&mut out) {
+            // The client cannot tell where this response ends: never reuse the connection.
+            self.keep_alive = KeepAlive::Disabled;
         }
         self.writing = Writing::Done;
         self.send(py, &out)
@@ -295,7 +223,7 @@ impl ResponseSink for H1Exchange {
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         // HTTP/1.0 has no 1xx responses; after the head it is too late. A uWSGI gateway
         // would take an interim response for the final one.
-        if self.writing != Writing::Init || self.version < (1, 1) || self.to_gateway {
+        if self.writing != Writing::Init || self.framer.version < (1, 1) || self.framer.to_gateway {
             return Ok(());
         }
         self.send(py, &out)
@@ -309,16 +237,16 @@ impl ResponseSink for H1Exchange {
                     py,
                     &ferrocorn_h1::error_page(500, "Internal Server Error", ""),
                 );
-                self.response.status = Some("500 Internal Server Error".into());
-                self.response.headers.clear();
-                self.response.sent = 0;
+                self.framer.response.status = Some("500 Internal Server Error".into());
+                self.framer.response.headers.clear();
+                self.framer.response.sent = 0;
                 self.writing = Writing::ErrorPage {
                     head_reported: false,
                 };
             }
             ErrorPage::BadEnviron(reason) => {
                 self.write_raw(py, &ferrocorn_h1::error_page(500, "Bad Request", reason));
-                self.response.status = Some("500 Bad Request".into());
+                self.framer.response.status = Some("500 Bad Request".into());
                 self.writing = Writing::ErrorPage {
                     head_reported: false,
                 };
@@ -327,7 +255,7 @@ impl ResponseSink for H1Exchange {
                 if super::super::log_parse_error(&self.peer, err) {
                     self.write_raw(py, &err.error_response());
                 }
-                self.response.status = Some(format!("{} {}", err.status(), err.reason()));
+                self.framer.response.status = Some(format!("{} {}", err.status(), err.reason()));
                 self.writing = Writing::ErrorPage {
                     head_reported: true,
                 };
@@ -349,12 +277,11 @@ impl ResponseSink for H1Exchange {
         if self.close_forced() || self.close_announced || self.awaiting_continue() {
             return true;
         }
-        let r = &self.response;
-        !(r.response_length.is_some() || r.chunked || self.no_body())
+        !self.framer.delimited()
     }
 
     fn response(&self) -> &ResponseInfo {
-        &self.response
+        &self.framer.response
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use super::super::state::RequestCounter;
+use super::super::state::{RequestCounter, WorkerState};
 use super::io::Io;
 use crate::asgi::{self, Bridge, ScopeBase};
 use crate::config::Serving;
@@ -25,6 +25,21 @@ pub struct LoopCore {
     pub alive: Arc<AtomicBool>,
     pub beat: Beat,
     pub ppid: i32,
+}
+
+impl LoopCore {
+    /// The hub and the I/O thread of this worker (`wsgi`: see `ConnCtx::wsgi`).
+    pub fn start(st: &WorkerState<'_>, wsgi: bool) -> std::io::Result<LoopCore> {
+        let hub = Arc::new(Hub::new()?);
+        let io = Io::start(st, hub.clone(), wsgi)?;
+        Ok(LoopCore {
+            hub,
+            io: Arc::new(Mutex::new(io)),
+            alive: st.alive.clone(),
+            beat: st.ctx.beat,
+            ppid: st.ctx.ppid,
+        })
+    }
 }
 
 #[pymethods]

@@ -10,14 +10,12 @@
 pub(super) mod core;
 mod ctx;
 mod http1;
-pub(super) mod io;
+mod io;
 mod socket;
 mod stream;
 mod tls;
 mod wire;
 mod ws;
-
-use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
 
@@ -25,14 +23,12 @@ use self::core::{AsgiCore, LoopCore};
 use super::signals::WorkerSignals;
 use super::state::WorkerState;
 use crate::config::{AsgiLoop, Lifespan};
-use crate::http::Hub;
 
 pub fn run(py: Python<'_>, st: &WorkerState<'_>, _signals: &WorkerSignals) -> PyResult<()> {
     let cfg = st.ctx.cfg;
     let serving = cfg.serving().clone();
-    let hub = Arc::new(Hub::new()?);
-    let io = io::Io::start(st, hub.clone(), false)?;
-    let io = Arc::new(Mutex::new(io));
+    let base = LoopCore::start(st, false)?;
+    let io = base.io.clone();
     let asgi = &serving.asgi;
     let loop_kind = match (asgi.event_loop, asgi.h11_only) {
         (_, true) | (AsgiLoop::Asyncio, _) => "asyncio",
@@ -43,13 +39,6 @@ pub fn run(py: Python<'_>, st: &WorkerState<'_>, _signals: &WorkerSignals) -> Py
         Lifespan::Auto => "auto",
         Lifespan::On => "on",
         Lifespan::Off => "off",
-    };
-    let base = LoopCore {
-        hub,
-        io: io.clone(),
-        alive: st.alive.clone(),
-        beat: st.ctx.beat,
-        ppid: st.ctx.ppid,
     };
     let core = Py::new(
         py,

@@ -12,25 +12,22 @@
 //! writing from one greenlet while another reads `wsgi.input`) yields to the hub until it is
 //! free (`http::lock`), rather than blocking the thread.
 //!
-//! Owns: framing the response (status and header checks, chunking, Content-Length, the
-//! Connection header), taking the body from the session. Must not: touch a socket.
+//! Owns: the response's Connection header and its hand-over (the framing is `conn::Framer`,
+//! the HTTP/1 exchange's), taking the body from the session. Must not: touch a socket.
 
 use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
-use ferrocorn_h1::{encode_chunk, encode_head, ConnectionHeader, DateCache, ParseError};
+use ferrocorn_h1::{ConnectionHeader, ParseError};
 use pyo3::prelude::*;
 
+use crate::conn::Framer;
 use crate::http::{
     After, BodySource, ErrorPage, Exchange, Inbound, Outgoing, Request, ResponseInfo, ResponseSink,
     Session,
 };
 use crate::telemetry::error_log;
-
-thread_local! {
-    static DATE: std::cell::RefCell<DateCache> = std::cell::RefCell::new(DateCache::new());
-}
 
 /// A response held in memory is sent at once past this size.
 const HOLD_LIMIT: usize = 128 * 1024;
@@ -49,8 +46,6 @@ pub struct GeventExchange {
     /// first wait (most requests never wait).
     event_class: Py<PyAny>,
     event: Option<Py<PyAny>>,
-    version: (u8, u8),
-    is_head: bool,
     /// The request asked to close, or keep-alive is off.
     close_wanted: bool,
     tls: Option<Arc<crate::tls::ConnInfo>>,
@@ -59,12 +54,10 @@ pub struct GeventExchange {
     body_pos: usize,
     body_done: bool,
     // The response.
-    response: ResponseInfo,
+    framer: Framer,
     writing: Writing,
-    upgrade: bool,
     forced_close: bool,
     close_announced: bool,
-    warned_body: bool,
     /// Bytes framed but not yet handed to the I/O thread (the whole body is in memory).
     held: Option<Vec<u8>>,
 }
@@ -85,19 +78,15 @@ impl GeventExchange {
             session,
             event_class,
             event: None,
-            version: req.version,
-            is_head: req.method == "HEAD",
             close_wanted: req.close_requested || !keepalive,
             tls: req.tls.clone(),
             body: Vec::new(),
             body_pos: 0,
             body_done: false,
-            response: ResponseInfo::default(),
+            framer: Framer::new(req.version, req.method == "HEAD", false),
             writing: Writing::Init,
-            upgrade: false,
             forced_close: false,
             close_announced: false,
-            warned_body: false,
             held: None,
         }
     }
@@ -188,15 +177,8 @@ impl GeventExchange {
         }
     }
 
-    fn no_body(&self) -> bool {
-        ferrocorn_h1::response_omits_body(
-            if self.is_head { "HEAD" } else { "" },
-            self.response.status_code,
-        )
-    }
-
     fn head_bytes(&mut self, out: &mut Vec<u8>) {
-        let connection = if self.upgrade {
+        let connection = if self.framer.upgrade {
             ConnectionHeader::Upgrade
         } else if self.will_close() {
             self.close_announced = true;
@@ -204,19 +186,7 @@ impl GeventExchange {
         } else {
             ConnectionHeader::KeepAlive
         };
-        let status = self.response.status.as_deref().unwrap_or_default();
-        DATE.with(|d| {
-            encode_head(
-                out,
-                self.version,
-                status,
-                "ferrocorn",
-                d.borrow_mut().get(),
-                connection,
-                self.response.chunked,
-                &self.response.headers,
-            )
-        });
+        self.framer.head(out, connection);
         self.writing = Writing::Body;
     }
 
@@ -224,27 +194,7 @@ impl GeventExchange {
         if self.writing == Writing::Init {
             self.head_bytes(out);
         }
-        if self.no_body() {
-            if !data.is_empty() && !self.warned_body {
-                self.warned_body = true;
-                error_log::warning(&format!(
-                    "WSGI app sent body bytes on a no-body response ({}); they were dropped",
-                    self.response.status.as_deref().unwrap_or("")
-                ));
-            }
-            return;
-        }
-        let mut data = data;
-        if let Some(len) = self.response.response_length {
-            let left = len.saturating_sub(self.response.sent) as usize;
-            data = &data[..data.len().min(left)];
-        }
-        if self.response.chunked {
-            encode_chunk(out, data);
-        } else {
-            out.extend_from_slice(data);
-        }
-        self.response.sent += data.len() as u64;
+        self.framer.body(data, out);
     }
 
     /// Hand framed bytes to the I/O thread (or hold them), then wait while too much of
@@ -346,22 +296,7 @@ impl BodySource for GeventExchange {
 
 impl ResponseSink for GeventExchange {
     fn start_response(&mut self, status: &str, headers: &[(String, String)]) -> Result<(), String> {
-        let code = ferrocorn_h1::validate_status(status).map_err(|e| e.to_string())?;
-        let mut processed = ferrocorn_h1::process_headers(headers).map_err(|e| e.to_string())?;
-        if ferrocorn_h1::response_forbids_content_length(code) {
-            processed.drop_content_length();
-        }
-        self.response.status_code = code;
-        self.response.status = Some(status.to_string());
-        self.response.response_length = processed.content_length.map(|n| n.max(0) as u64);
-        self.upgrade = processed.upgrade;
-        self.response.headers = processed.headers;
-        self.response.chunked = ferrocorn_h1::response_is_chunked(
-            processed.content_length,
-            self.version,
-            self.no_body(),
-        );
-        Ok(())
+        self.framer.start(status, headers)
     }
 
     fn headers_sent(&self) -> bool {
@@ -373,7 +308,7 @@ impl ResponseSink for GeventExchange {
     }
 
     fn write_body(&mut self, _py: Python<'_>, data: &[u8]) -> io::Result<()> {
-        if self.response.status.is_none() {
+        if self.framer.response.status.is_none() {
             return Err(io::Error::other("write() before start_response()"));
         }
         let mut out = Vec::with_capacity(
@@ -404,24 +339,15 @@ impl ResponseSink for GeventExchange {
         if self.writing == Writing::Init {
             self.head_bytes(&mut out);
         }
-        if self.response.chunked {
-            out.extend_from_slice(ferrocorn_h1::LAST_CHUNK);
-        }
-        if let Some(len) = self.response.response_length {
-            if self.response.sent < len && !self.no_body() {
-                self.forced_close = true;
-                error_log::warning(&format!(
-                    "WSGI app sent {} bytes of a {}-byte Content-Length; closing the connection",
-                    self.response.sent, len
-                ));
-            }
+        if self.framer.end(&mut out) {
+            self.forced_close = true;
         }
         self.writing = Writing::Done;
         self.send(out, true)
     }
 
     fn early_hints(&mut self, _py: Python<'_>, headers: &[(String, String)]) -> io::Result<()> {
-        if self.writing != Writing::Init || self.version < (1, 1) {
+        if self.writing != Writing::Init || self.framer.version < (1, 1) {
             return Ok(());
         }
         // Checked as a response's headers are; the I/O thread frames the interim response,
@@ -448,17 +374,17 @@ impl ResponseSink for GeventExchange {
         self.held = None;
         let bytes = match page {
             ErrorPage::Internal => {
-                self.response.status = Some("500 Internal Server Error".into());
-                self.response.headers.clear();
-                self.response.sent = 0;
+                self.framer.response.status = Some("500 Internal Server Error".into());
+                self.framer.response.headers.clear();
+                self.framer.response.sent = 0;
                 ferrocorn_h1::error_page(500, "Internal Server Error", "")
             }
             ErrorPage::BadEnviron(reason) => {
-                self.response.status = Some("500 Bad Request".into());
+                self.framer.response.status = Some("500 Bad Request".into());
                 ferrocorn_h1::error_page(500, "Bad Request", reason)
             }
             ErrorPage::BadBody(err) => {
-                self.response.status = Some(format!("{} {}", err.status(), err.reason()));
+                self.framer.response.status = Some(format!("{} {}", err.status(), err.reason()));
                 err.error_response()
             }
         };
@@ -479,7 +405,7 @@ impl ResponseSink for GeventExchange {
     }
 
     fn will_close(&self) -> bool {
-        if self.forced_close || self.close_announced || self.close_wanted || self.upgrade {
+        if self.forced_close || self.close_announced || self.close_wanted || self.framer.upgrade {
             return true;
         }
         // A client still waiting for `100 Continue` has sent none of the body: what it sends
@@ -491,12 +417,11 @@ impl ResponseSink for GeventExchange {
                 return true;
             }
         }
-        let r = &self.response;
-        !(r.response_length.is_some() || r.chunked || self.no_body())
+        !self.framer.delimited()
     }
 
     fn response(&self) -> &ResponseInfo {
-        &self.response
+        &self.framer.response
     }
 }
 

@@ -20,11 +20,10 @@ use pyo3::prelude::*;
 
 use self::exchange::GeventExchange;
 use super::asgi::core::LoopCore;
-use super::asgi::io::Io;
 use super::request::{self, log_request_panic};
 use super::signals::WorkerSignals;
 use super::state::{RequestScope, WorkerState};
-use crate::http::{Hub, HubEvent, NewCall, Outgoing, Session, SharedExchange};
+use crate::http::{HubEvent, NewCall, Outgoing, Session, SharedExchange};
 use crate::telemetry::error_log;
 use crate::wsgi::app::system_exit_code;
 
@@ -38,16 +37,8 @@ pub fn patch(py: Python<'_>) -> PyResult<()> {
 
 pub fn run(py: Python<'_>, st: &WorkerState<'_>, _signals: &WorkerSignals) -> PyResult<()> {
     let serving = st.ctx.cfg.serving().clone();
-    let hub = Arc::new(Hub::new()?);
-    let io = Io::start(st, hub.clone(), true)?;
-    let io = Arc::new(Mutex::new(io));
-    let base = LoopCore {
-        hub,
-        io: io.clone(),
-        alive: st.alive.clone(),
-        beat: st.ctx.beat,
-        ppid: st.ctx.ppid,
-    };
+    let base = LoopCore::start(st, true)?;
+    let io = base.io.clone();
     let core = Py::new(
         py,
         PyClassInitializer::from(base).add_subclass(GeventCore {
