@@ -360,3 +360,22 @@ def test_after_a_failing_pre_request_post_request_gets_what_gunicorn_gives(serve
     assert (failed["environ_len"], failed["resp"]) == (0, True), failed
     assert ok["environ_len"] > 0 and ok["resp"] is False, ok
     assert ok["nr"] == failed["nr"] + 1, found
+
+
+@pytest.mark.ferrocorn_only  # Gunicorn's pool slot is the greenlet: it is held until the app
+# returns (listed in differences.md with worker_connections).
+def test_a_client_that_leaves_frees_its_connection_slot_at_once(serve, tmp_path):
+    # The gevent worker's I/O thread used to keep a connection whose client had left until
+    # the app's greenlet finished and the disconnect grace period ran out: with every slot
+    # of `worker_connections` held that way, new clients waited in the backlog.
+    server = serve(*GEVENT, "-w", "1", "--worker-connections", "2", APP)
+    serving(server)
+    for i in range(2):
+        marker = tmp_path / ("nap%d" % i)
+        with Client(server.address, timeout=5) as client:
+            client.send(request("/nap?s=4&marker=%s" % marker))
+            # The request is in the app before the client goes.
+            wait_until(marker.exists, timeout=5, what="the nap to start")
+    started = time.monotonic()
+    assert get(server.address, "/", timeout=10).status == 200
+    assert time.monotonic() - started < 3, "a new client waited for the naps to end"

@@ -161,6 +161,12 @@ def app(environ, start_response):
         return _answer(start_response, environ["wsgi.input"].read())
     if path == "/noread":
         return _answer(start_response, "not read\n")
+    if path == "/nap":
+        import gevent
+
+        open(query["marker"][0], "w").close()
+        gevent.sleep(float(query["s"][0]))
+        return _answer(start_response, "napped\n")
     if path == "/stream":
         return stream_until_gone(start_response, query["marker"][0])
     if path == "/timeout-while-locked":

@@ -284,6 +284,11 @@ impl<'a> Call<'a> {
                         if let Err(()) = self.handle(stream, &session, m).await {
                             session.disconnect(true);
                             session.abandon_output();
+                            if self.ctx.wsgi {
+                                // Nothing to cancel: the greenlet learns at its next write,
+                                // and the connection's slot is free at once.
+                                return Outcome::Drop;
+                            }
                             cancel_at.get_or_insert_with(|| tokio::time::Instant::now() + grace);
                         }
                     }
@@ -297,6 +302,9 @@ impl<'a> Call<'a> {
                         }
                         session.disconnect(true);
                         session.abandon_output();
+                        if self.ctx.wsgi {
+                            return Outcome::Drop;
+                        }
                         cancel_at.get_or_insert_with(|| tokio::time::Instant::now() + grace);
                     }
                     Ok(_) if body_open => {
