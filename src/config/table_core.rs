@@ -54,7 +54,7 @@ macro_rules! with_core_settings {
                 section: "Worker Processes", cli: ["--worker-connections"], meta: "INT",
                 action: Store(Int), kind: PosInt, supported: true,
                 default_doc: "1000",
-                doc: "Maximum simultaneous connections per worker for the threaded and event-loop workers. At the limit, ferrocorn's gthread worker closes the connection that has waited longest without a complete request to admit a new one; the asgi worker stops accepting until a connection closes, leaving new ones in the backlog for a worker with room.",
+                doc: "Maximum simultaneous connections per worker for the threaded and event-loop workers. At the limit, ferrocorn's gthread worker closes the connection that has waited longest without a complete request to admit a new one; the asgi and gevent workers stop accepting until a connection closes, leaving new ones in the backlog for a worker with room (on gevent, greenlets run per request, not per connection, so idle connections cost none).",
             }
             max_requests: i64 = 0 => {
                 section: "Worker Processes", cli: ["--max-requests"], meta: "INT",
