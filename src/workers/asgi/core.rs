@@ -53,8 +53,9 @@ impl LoopCore {
         lock(&self.io).start_serving();
     }
 
-    fn stop_serving(&self) {
-        lock(&self.io).stop_accepting();
+    fn stop_serving(&self, py: Python<'_>) {
+        let io = self.io.clone();
+        py.detach(|| lock(&io).stop_accepting());
     }
 
     fn connections(&self) -> usize {

@@ -23,7 +23,8 @@ use crate::telemetry::error_log;
 
 enum Control {
     Start,
-    StopAccepting,
+    /// Answered once no more connections will be accepted.
+    StopAccepting(std::sync::mpsc::SyncSender<()>),
     CloseAll,
 }
 
@@ -110,8 +111,14 @@ impl Io {
         let _ = self.control.send(Control::Start);
     }
 
+    /// Stop accepting, and return once the I/O thread has (call without the GIL): from then
+    /// on `connections()` counts every connection this worker will ever have, so a stop that
+    /// waits for it to reach 0 cannot close one accepted meanwhile.
     pub fn stop_accepting(&self) {
-        let _ = self.control.send(Control::StopAccepting);
+        let (done, wait) = std::sync::mpsc::sync_channel(1);
+        if self.control.send(Control::StopAccepting(done)).is_ok() {
+            let _ = wait.recv_timeout(Duration::from_secs(5));
+        }
     }
 
     pub fn connections(&self) -> usize {
@@ -155,7 +162,9 @@ async fn run(
                 }
             }
             Control::Start => {}
-            Control::StopAccepting => {
+            Control::StopAccepting(done) => {
+                // An aborted accept task is never polled again (this runtime has one thread),
+                // and one that accepted counted the connection before it yielded.
                 for a in accepts.drain(..) {
                     a.abort();
                 }
@@ -163,6 +172,7 @@ async fn run(
                     drain_backlog(&listeners, &ctx);
                 }
                 let _ = stop_tx.send(true);
+                let _ = done.send(());
             }
             Control::CloseAll => break,
         }
