@@ -69,8 +69,22 @@ impl Framer {
         Ok(())
     }
 
+    /// The head: `Connection: upgrade` when the app asked for it, else `close` when
+    /// `will_close` says so (true is returned then: the client was told the connection
+    /// ends), else `keep-alive`.
+    pub fn head_closing(&self, out: &mut Vec<u8>, will_close: impl FnOnce() -> bool) -> bool {
+        let closing = !self.upgrade && will_close();
+        let connection = match (self.upgrade, closing) {
+            (true, _) => ConnectionHeader::Upgrade,
+            (false, true) => ConnectionHeader::Close,
+            (false, false) => ConnectionHeader::KeepAlive,
+        };
+        self.head(out, connection);
+        closing
+    }
+
     /// The head, with the Connection header the caller decided.
-    pub fn head(&self, out: &mut Vec<u8>, connection: ConnectionHeader) {
+    fn head(&self, out: &mut Vec<u8>, connection: ConnectionHeader) {
         let status = self.response.status.as_deref().unwrap_or_default();
         DATE.with(|d| {
             encode_head(

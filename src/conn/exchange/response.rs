@@ -8,7 +8,6 @@
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 
-use ferrocorn_h1::ConnectionHeader;
 use pyo3::prelude::*;
 
 use super::{finished, H1Exchange};
@@ -48,16 +47,10 @@ impl H1Exchange {
     fn head_bytes(&mut self, out: &mut Vec<u8>) {
         // A body sent without waiting for `100 Continue` keeps the connection open.
         self.look_for_unawaited_body();
-        let connection = if self.framer.upgrade {
-            ConnectionHeader::Upgrade
-        } else if self.will_close() {
-            // The client was told: whatever happens next, the connection ends.
+        // Once the client was told, the connection ends whatever happens next.
+        if self.framer.head_closing(out, || self.will_close()) {
             self.close_announced = true;
-            ConnectionHeader::Close
-        } else {
-            ConnectionHeader::KeepAlive
-        };
-        self.framer.head(out, connection);
+        }
         self.writing = Writing::Body;
     }
 

@@ -19,7 +19,7 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
-use ferrocorn_h1::{ConnectionHeader, ParseError};
+use ferrocorn_h1::ParseError;
 use pyo3::prelude::*;
 
 use crate::conn::Framer;
@@ -178,15 +178,9 @@ impl GeventExchange {
     }
 
     fn head_bytes(&mut self, out: &mut Vec<u8>) {
-        let connection = if self.framer.upgrade {
-            ConnectionHeader::Upgrade
-        } else if self.will_close() {
+        if self.framer.head_closing(out, || self.will_close()) {
             self.close_announced = true;
-            ConnectionHeader::Close
-        } else {
-            ConnectionHeader::KeepAlive
-        };
-        self.framer.head(out, connection);
+        }
         self.writing = Writing::Body;
     }
 
