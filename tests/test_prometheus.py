@@ -50,7 +50,7 @@ FAMILIES = {
     "ferrocorn_worker_cpu_seconds": "counter",
     "ferrocorn_statsd_dropped": "counter",
 }
-REASONS = ("timeout", "max_requests", "crash", "reload")
+REASONS = ("timeout", "max_requests", "crash", "reload", "memory")
 
 
 def start(serve, *args, app=APP, **kw):

@@ -4,6 +4,7 @@
 //! It never serves requests and never runs the app (except to preload it); worker processes
 //! leave this module's call stack through `Error::Exit` right after fork.
 
+mod memory;
 mod metrics;
 pub mod metrics_server;
 pub mod pidfile;
@@ -42,6 +43,7 @@ pub(crate) struct WorkerRec {
     pub boot_reported_s: u64,
     /// Its boot time went into the metrics.
     pub boot_observed: bool,
+    pub memory: memory::WorkerMemory,
     pub obj: Py<PyAny>,
 }
 
@@ -77,6 +79,7 @@ pub struct Arbiter<'py> {
     /// When `report_gauges` last sent.
     gauges_sent: Option<Instant>,
     metrics: metrics::MasterMetrics,
+    memory: memory::MemoryWatch,
 }
 
 impl<'py> Arbiter<'py> {
@@ -148,6 +151,7 @@ impl<'py> Arbiter<'py> {
             workers_reported: false,
             gauges_sent: None,
             metrics: metrics::MasterMetrics::off(),
+            memory: memory::MemoryWatch::default(),
         })
     }
 
@@ -298,6 +302,7 @@ impl<'py> Arbiter<'py> {
             self.handle_signal(sig)?;
         }
         self.collect_retire_requests();
+        self.check_memory();
         self.murder_workers();
         self.manage_workers()?;
         self.release_replaced();

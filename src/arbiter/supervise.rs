@@ -177,6 +177,7 @@ impl Arbiter<'_> {
                         spawned: std::time::Instant::now(),
                         boot_reported_s: 0,
                         boot_observed: false,
+                        memory: Default::default(),
                         obj,
                     },
                 );
@@ -306,6 +307,8 @@ impl Arbiter<'_> {
     fn restart_reason(&self, w: &WorkerRec) -> Option<RestartReason> {
         if w.aborted {
             Some(RestartReason::Timeout)
+        } else if w.memory.over_limit {
+            Some(RestartReason::Memory)
         } else if w.replaced && self.hb.retire_requested(w.slot) {
             Some(RestartReason::MaxRequests)
         } else if w.replaced {

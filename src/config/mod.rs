@@ -232,6 +232,14 @@ impl Config {
                 );
             }
         }
+        if self.max_worker_memory > 0 {
+            if let Err(e) = crate::sys::procmem::available() {
+                problems.push(format!(
+                    "max_worker_memory needs /proc/PID/smaps_rollup (Linux 4.14 or later) to \
+                     read workers' memory, and /proc/self/smaps_rollup cannot be read: {e}"
+                ));
+            }
+        }
         Python::attach(|py| -> Result<(), ConfigError> {
             if self.worker_kind() == Some(WorkerKind::Gevent) {
                 if let Err(problem) = check_gevent(py) {

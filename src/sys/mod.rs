@@ -1,5 +1,6 @@
 //! Process-level primitives: fork, shared-memory heartbeats, process titles, descriptors
-//! handed over by number, the signal wakeup pipe and a listener's accept-queue length.
+//! handed over by number, the signal wakeup pipe, a listener's accept-queue length and a
+//! process's proportional memory use.
 //!
 //! This is the only module allowed to contain `unsafe` (the crate root denies it elsewhere).
 //! It knows nothing about HTTP, configuration or workers' logic; it offers small safe
@@ -12,6 +13,7 @@ pub mod gil;
 pub mod heartbeat;
 pub mod metrics;
 pub mod process;
+pub mod procmem;
 pub mod tcp;
 pub mod wakeup;
 

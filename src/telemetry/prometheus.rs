@@ -23,14 +23,17 @@ pub enum RestartReason {
     Crash,
     /// Replaced by a HUP or a reload.
     Reload,
+    /// Replaced for using more than `max_worker_memory`.
+    Memory,
 }
 
 impl RestartReason {
-    pub const ALL: [RestartReason; 4] = [
+    pub const ALL: [RestartReason; 5] = [
         RestartReason::Timeout,
         RestartReason::MaxRequests,
         RestartReason::Crash,
         RestartReason::Reload,
+        RestartReason::Memory,
     ];
 
     pub fn label(self) -> &'static str {
@@ -39,6 +42,7 @@ impl RestartReason {
             RestartReason::MaxRequests => "max_requests",
             RestartReason::Crash => "crash",
             RestartReason::Reload => "reload",
+            RestartReason::Memory => "memory",
         }
     }
 }
@@ -54,7 +58,7 @@ const BOOT_LE: [&str; 10] = [
 pub struct Totals {
     /// Every reaped worker's last slot, in-flight count left out.
     retired: SlotSnapshot,
-    restarts: [u64; 4],
+    restarts: [u64; 5],
     /// Non-cumulative, `BOOT_LE` order.
     boot_buckets: [u64; 10],
     boot_sum: Duration,
@@ -418,7 +422,7 @@ mod tests {
         assert!(l.contains(&r#"ferrocorn_workers{state="booting"} 1"#));
         assert!(l.contains(&r#"ferrocorn_workers{state="stopping"} 0"#));
         assert!(l.contains(&"ferrocorn_workers_target 3"));
-        for reason in ["timeout", "max_requests", "crash", "reload"] {
+        for reason in ["timeout", "max_requests", "crash", "reload", "memory"] {
             let line = format!(r#"ferrocorn_worker_restarts_total{{reason="{reason}"}} 0"#);
             assert!(l.contains(&line.as_str()), "{text}");
         }

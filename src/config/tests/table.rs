@@ -23,8 +23,8 @@ fn table_has_all_120_settings_with_unique_names_and_flags() {
     assert_eq!(gunicorn, 120);
     assert_eq!(
         TABLE.len(),
-        126,
-        "ferrocorn's extensions: boot_timeout, prometheus_bind, syslog_rfc5424, \
+        127,
+        "ferrocorn's extensions: boot_timeout, max_worker_memory, prometheus_bind, syslog_rfc5424, \
          permit_missing_host, static_mount, static_max_age"
     );
     let names: HashSet<&str> = TABLE.iter().map(|r| r.name).collect();
