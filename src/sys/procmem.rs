@@ -7,7 +7,7 @@
 use std::io;
 
 /// The PSS of process `pid` in bytes. The kernel walks the process's page tables to answer
-/// (about 7 ms per GiB resident, measured on a 2-core box), so callers ration the reads.
+/// (6 to 12 ms per resident GiB, measured on a 2-core box), so callers ration the reads.
 pub fn pss_bytes(pid: i32) -> io::Result<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))?;
     parse_pss_kib(&text)
