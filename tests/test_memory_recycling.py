@@ -11,13 +11,16 @@ import re
 import pytest
 
 from conftest import wait_until
-from loadgen import OK, LoadGen
+from loadgen import LoadGen
+from metrics_support import metrics_url, wait_scrape
 
 pytestmark = [pytest.mark.ferrocorn_only, pytest.mark.timeout(60)]
 
 APP = "memory_app:app"
-REPLACING = r"Worker \(pid:(\d+)\) uses ([\d.]+) MiB \(PSS\), over max_worker_memory (\d+) MiB: replacing it"
-TOO_BIG_AT_BOOT = r"Worker \(pid:(\d+)\) uses ([\d.]+) MiB \(PSS\) right after booting, over max_worker_memory"
+REPLACING = (r"Worker \(pid:(\d+)\) uses ([\d.]+) MiB \(PSS\), "
+             r"over max_worker_memory (\d+) MiB: replacing it")
+TOO_BIG_AT_BOOT = (r"Worker \(pid:(\d+)\) uses ([\d.]+) MiB \(PSS\) right after booting, "
+                   r"over max_worker_memory")
 READINGS = re.compile(r"Worker memory \(PSS, MiB\): (.*) \(read in")
 
 
@@ -55,7 +58,7 @@ def test_a_leaking_worker_is_replaced_under_load_without_a_failed_request(serve,
     limit = int(boot_size(probe)) + 30
     probe.stop()
     server = serve(*kind, "-w", "2", "--max-worker-memory", str(limit), "--log-level", "debug",
-                   APP)
+                   "--prometheus-bind", "127.0.0.1:0", APP)
     first_pids = set(server.worker_pids())
     # 4 clients, 20 ms a request: a worker grows by about 12 MiB a second and crosses the
     # limit after two or three seconds, well after its first check (within a second of boot).
@@ -80,7 +83,12 @@ def test_a_leaking_worker_is_replaced_under_load_without_a_failed_request(serve,
     answered = load.worker_pids()
     assert all(pid in answered for pid, _, _ in replaced), (replaced, answered)
     assert not re.search(TOO_BIG_AT_BOOT, log), log[-3000:]
-    assert load.count(OK) > 0
+    # The restarts are counted under their own reason.
+    wait_scrape(metrics_url(server),
+                lambda s: s.value("ferrocorn_worker_restarts_total", reason="memory") >= 3
+                and s.value("ferrocorn_worker_restarts_total", reason="max_requests") == 0
+                and s.value("ferrocorn_worker_restarts_total", reason="crash") == 0,
+                what="three restarts for memory, none for anything else")
 
 
 def test_a_worker_over_the_limit_at_boot_is_reported_once_and_kept(serve):

@@ -226,7 +226,8 @@ def test_counters_survive_a_crash_and_a_reload(serve):
     expected = {("GET", "2xx"): 12, ("POST", "4xx"): 3}
     scraped = wait_counts(url, expected, "the counters after a crash")
     scraped = wait_scrape(url, lambda s: restarts(s)["crash"] == 1, "a crash restart")
-    assert restarts(scraped) == {"timeout": 0, "max_requests": 0, "crash": 1, "reload": 0}
+    assert restarts(scraped) == {"timeout": 0, "max_requests": 0,
+                                 "crash": 1, "reload": 0, "memory": 0}
     assert scraped.histogram("ferrocorn_worker_boot_duration_seconds")[2] == 3
 
     # HUP: a new generation of two workers; the old one's counts stay.
@@ -239,7 +240,8 @@ def test_counters_survive_a_crash_and_a_reload(serve):
                 ("PUT", "4xx"): 2}
     wait_counts(url, expected, "the counters after a reload")
     scraped = wait_scrape(url, lambda s: restarts(s)["reload"] == 2, "two reload restarts")
-    assert restarts(scraped) == {"timeout": 0, "max_requests": 0, "crash": 1, "reload": 2}
+    assert restarts(scraped) == {"timeout": 0, "max_requests": 0,
+                                 "crash": 1, "reload": 2, "memory": 0}
     assert scraped.histogram("ferrocorn_worker_boot_duration_seconds")[2] == 5
     serving(url, 2)
     assert scrape(url).value("ferrocorn_workers_target") == 2
@@ -259,7 +261,8 @@ def test_max_requests_recycling_counts_as_max_requests(serve):
     send(server, [("GET", "/", 200)] * 2)
     scraped = wait_scrape(url, lambda s: restarts(s)["max_requests"] == 2,
                           "two max_requests restarts")
-    assert restarts(scraped) == {"timeout": 0, "max_requests": 2, "crash": 0, "reload": 0}
+    assert restarts(scraped) == {"timeout": 0, "max_requests": 2,
+                                 "crash": 0, "reload": 0, "memory": 0}
     wait_counts(url, {("GET", "2xx"): 12})
     assert len(server.worker_pids()) == 3
 
@@ -271,7 +274,8 @@ def test_a_timed_out_worker_counts_as_timeout(serve, tmp_path):
                 "the stuck request in flight")
     server.wait_for_log(r"WORKER TIMEOUT \(pid:%d\)" % stuck.pid, timeout=20)
     scraped = wait_scrape(url, lambda s: restarts(s)["timeout"] == 1, "a timeout restart")
-    assert restarts(scraped) == {"timeout": 1, "max_requests": 0, "crash": 0, "reload": 0}
+    assert restarts(scraped) == {"timeout": 1, "max_requests": 0,
+                                 "crash": 0, "reload": 0, "memory": 0}
     stuck.thread.join(30)
     # The killed worker's request is no longer in flight.
     wait_scrape(url, lambda s: s.value("ferrocorn_requests_in_flight") == 0,
