@@ -38,8 +38,8 @@ worker_class worker_connections worker_exit worker_int worker_tmp_dir workers ws
 """.split()
 
 # ferrocorn's own settings (section "Ferrocorn Extensions" in docs/settings.md).
-FERROCORN_SETTINGS = ["boot_timeout", "permit_missing_host", "prometheus_bind", "static_max_age",
-                      "static_mount", "syslog_rfc5424"]
+FERROCORN_SETTINGS = ["boot_timeout", "max_worker_memory", "permit_missing_host", "prometheus_bind",
+                      "static_max_age", "static_mount", "syslog_rfc5424"]
 
 PRINT_LINE_RE = re.compile(r"^(\w+)(\s+)= (.*)$")
 

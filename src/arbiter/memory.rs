@@ -47,8 +47,8 @@ pub(crate) struct MemoryWatch {
 impl Arbiter<'_> {
     /// Once per loop: a worker that has just booted is read at once (it wakes the master
     /// when ready, so its size at boot is known before a leak can blur it), the other
-    /// serving workers once per round. A worker
-    /// over the limit is handed over, one at a time, the biggest first.
+    /// serving workers once per round. Workers over the limit are handed over one at a
+    /// time, the biggest first.
     pub(super) fn check_memory(&mut self) {
         let Ok(limit_mib) = u64::try_from(self.cfg.max_worker_memory) else {
             return;
@@ -70,7 +70,7 @@ impl Arbiter<'_> {
         for pid in pids {
             match procmem::pss_bytes(pid) {
                 Ok(bytes) => readings.push((pid, bytes)),
-                // Exited: the reaper hears of it on this loop or the next.
+                // Exited (a zombie too): the reaper hears of it on this loop or the next.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) if !self.memory.read_error_reported => {
                     self.memory.read_error_reported = true;
