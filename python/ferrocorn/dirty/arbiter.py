@@ -1,0 +1,664 @@
+"""The dirty arbiter: the process between the master and the dirty workers.
+
+The Rust master forks it (listeners closed, signals reset, parent-death signal set, title
+set) and calls ``run(cfg, log, socket_path, master_pid)``. It binds ``socket_path`` (the
+same path for the master's whole life, so request workers reconnect to a respawned
+arbiter), forks the dirty workers (each linked by a socketpair) and routes calls: a call
+waits in one FIFO until a ready worker that loads its app has a free thread, then goes to
+the least busy such worker; replies and stream chunks come back under the caller's id.
+It also keeps the stash tables and answers STATUS / MANAGE for the control socket.
+
+It never imports an app module: workers report each app's ``workers`` attribute when
+ready, so HUP (a new generation of workers, then all old ones stopped) loads new code.
+Signals: TERM/INT/QUIT graceful stop, HUP reload, USR1 reopen logs, TTIN/TTOU resize;
+the master is checked every second.
+"""
+
+import asyncio
+import collections
+import errno
+import itertools
+import os
+import signal
+import socket
+import stat
+import time
+
+from . import protocol as P
+from .app import validate_specs
+from .errors import (
+    DirtyAppNotFoundError,
+    DirtyError,
+    DirtyNoWorkersAvailableError,
+    DirtyProtocolError,
+    DirtyTimeoutError,
+    DirtyWorkerError,
+)
+from .stash import handle_stash
+from .worker import BOOT_ERROR, DirtyWorker
+
+_HANDLED = (
+    signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGUSR1,
+    signal.SIGTTIN, signal.SIGTTOU, signal.SIGCHLD,
+)
+
+
+def run(cfg, log, socket_path, master_pid):
+    """Serve as the dirty arbiter until stopped; returns the process exit status."""
+    return DirtyArbiter(cfg, log, socket_path, master_pid).run()
+
+
+class _Client:
+    __slots__ = ("writer", "closed")
+
+    def __init__(self, writer):
+        self.writer = writer
+        self.closed = False
+
+    def send(self, data):
+        if not self.closed:
+            self.writer.write(data)
+
+
+class _Call:
+    __slots__ = ("client", "rid", "app_path", "body", "deadline")
+
+    def __init__(self, client, rid, app_path, body, deadline):
+        self.client, self.rid, self.app_path, self.body, self.deadline = client, rid, app_path, body, deadline
+
+
+class DirtyArbiter:
+    """The ``arbiter`` object dirty hooks receive, and the arbiter's loop."""
+
+    def __init__(self, cfg, log, socket_path, master_pid):
+        self.cfg = cfg
+        self.log = log
+        self.socket_path = socket_path
+        self.ppid = master_pid
+        self.pid = os.getpid()
+        self.alive = True
+        self.num_workers = int(cfg.dirty_workers)
+        self.timeout = float(cfg.dirty_timeout or 0)
+        self.threads = max(1, int(cfg.dirty_threads or 1))
+        self.graceful_timeout = float(cfg.dirty_graceful_timeout)
+        self.app_specs = {
+            path: {"import_path": path, "worker_count": count, "original_spec": spec}
+            for spec, (path, count) in zip(cfg.dirty_apps, validate_specs(cfg.dirty_apps))
+        }
+        self.workers = {}
+        self.worker_age = 0
+        self.generation = 0
+        self.learned = {}  # app path -> `workers` class attribute, from this generation's workers
+        self.stash_tables = {}
+        self._waiting = collections.deque()
+        self._ids = itertools.count(1)
+        self._rr = itertools.count()
+        self._listener = None
+        self._loop = None
+        self._stopped = None
+
+    # ---- life cycle ----------------------------------------------------------------------
+
+    def run(self):
+        self.log.info("Dirty arbiter starting (pid: %s)", self.pid)
+        self._call_hook("on_dirty_starting", self)
+        self._listener = self._bind()
+        try:
+            asyncio.run(self._main())
+        finally:
+            self._unlink_socket()
+            self.log.info("Dirty arbiter exiting (pid: %s)", self.pid)
+        return 0
+
+    def _bind(self):
+        path = self.socket_path
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            pass
+        else:
+            if not stat.S_ISSOCK(st.st_mode):
+                raise RuntimeError("%s exists and is not a socket; not replacing it" % path)
+            os.unlink(path)  # a previous arbiter's socket
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)
+        try:
+            sock.bind(path)
+        finally:
+            os.umask(old)
+        os.chmod(path, 0o600)
+        sock.listen(1024)
+        st = os.stat(path)
+        self._socket_id = (st.st_dev, st.st_ino)
+        return sock
+
+    def _unlink_socket(self):
+        try:
+            st = os.lstat(self.socket_path)
+            if (st.st_dev, st.st_ino) == self._socket_id:
+                os.unlink(self.socket_path)
+        except OSError:
+            pass
+
+    async def _main(self):
+        loop = self._loop = asyncio.get_running_loop()
+        self._stopped = loop.create_future()
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+            loop.add_signal_handler(sig, self._begin_stop, sig)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        loop.add_signal_handler(signal.SIGUSR1, self._reopen)
+        loop.add_signal_handler(signal.SIGTTIN, self._ttin)
+        loop.add_signal_handler(signal.SIGTTOU, self._ttou)
+        loop.add_signal_handler(signal.SIGCHLD, self._reap)
+        server = await asyncio.start_unix_server(self._serve_client, sock=self._listener)
+        self.log.info("Dirty arbiter listening on %s", self.socket_path)
+        self.manage_workers()
+        monitor = loop.create_task(self._monitor())
+        await self._stopped
+        server.close()
+        monitor.cancel()
+        await self._stop_workers()
+        for call in self._waiting:
+            call.client.send(_error(call.rid, DirtyWorkerError("Dirty arbiter is shutting down")))
+        self._waiting.clear()
+
+    def _begin_stop(self, sig=None):
+        if not self.alive:
+            return
+        self.alive = False
+        if sig is not None:
+            self.log.info("Dirty arbiter: %s received, stopping", signal.Signals(sig).name)
+        if not self._stopped.done():
+            self._stopped.set_result(None)
+
+    async def _stop_workers(self):
+        deadline = time.monotonic() + self.graceful_timeout
+        for w in list(self.workers.values()):
+            self._retire(w, signal.SIGTERM)
+        while self.workers and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            self._reap()
+        for pid in list(self.workers):
+            self._kill(pid, signal.SIGKILL)
+        for pid in list(self.workers):
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+            self._forget(pid, "Dirty worker (pid:%s) killed at shutdown" % pid)
+
+    async def _monitor(self):
+        while self.alive:
+            await asyncio.sleep(1.0)
+            if os.getppid() != self.ppid:
+                self.log.warning("Dirty arbiter: master (pid:%s) is gone, stopping", self.ppid)
+                self._begin_stop()
+                return
+            self._murder()
+            self._expire_waiting()
+            self.manage_workers()
+
+    def _reopen(self):
+        self.log.reopen_files()
+        for pid in list(self.workers):
+            self._kill(pid, signal.SIGUSR1)
+
+    # ---- pool size -----------------------------------------------------------------------
+
+    def _limit(self, path):
+        count = self.app_specs[path]["worker_count"]
+        return count if count is not None else self.learned.get(path)
+
+    def minimum_workers(self):
+        return max([1] + [n for n in (self._limit(p) for p in self.app_specs) if n])
+
+    def _current(self):
+        return [w for w in self.workers.values() if w.generation == self.generation and not w.retiring]
+
+    def _learning(self, current):
+        # An app whose limit only its class knows: let one worker load it and report
+        # before more workers are given apps.
+        return any(
+            self._limit(p) is None and self.app_specs[p]["worker_count"] is None
+            and any(not w.booted and p in w.app_paths for w in current)
+            for p in self.app_specs
+        )
+
+    def apps_for_new_worker(self, current=None):
+        current = self._current() if current is None else current
+        out = []
+        for path in self.app_specs:
+            limit = self._limit(path)
+            if limit is None or sum(path in w.app_paths for w in current) < limit:
+                out.append(path)
+        return out
+
+    def manage_workers(self):
+        if not self.alive:
+            return
+        current = self._current()
+        while len(current) < self.num_workers and not self._learning(current):
+            apps = self.apps_for_new_worker(current)
+            if not apps:
+                break
+            current.append(self.spawn_worker(apps))
+        while len(current) > self.num_workers:
+            victim = self._victim(current)
+            current.remove(victim)
+            self._retire(victim, signal.SIGTERM)
+        # Old generation (before a HUP): stopped once the new one serves every app.
+        old = [w for w in self.workers.values() if w.generation != self.generation and not w.retiring]
+        if old and current and all(w.booted for w in current) and not self._learning(current):
+            self.log.info("Dirty workers reloaded; stopping %d old worker(s)", len(old))
+            for w in old:
+                self._retire(w, signal.SIGTERM)
+        self._pump()
+
+    def _victim(self, current):
+        """The worker to stop when shrinking: the oldest whose apps all stay served."""
+        def spare(w):
+            return all(sum(p in o.app_paths for o in current) > 1 for p in w.app_paths)
+
+        return min(current, key=lambda w: (not spare(w), w.age))
+
+    def _ttin(self):
+        self.num_workers += 1
+        self.log.info("SIGTTIN: Increasing dirty workers to %s", self.num_workers)
+        self.manage_workers()
+
+    def _ttou(self):
+        floor = self.minimum_workers()
+        if self.num_workers <= floor:
+            self.log.warning("SIGTTOU: Cannot decrease below %s workers (required by app specs)", floor)
+            return
+        self.num_workers -= 1
+        self.log.info("SIGTTOU: Decreasing dirty workers to %s", self.num_workers)
+        self.manage_workers()
+
+    def reload(self):
+        self.log.info("Reloading dirty workers")
+        self.generation += 1
+        self.learned = {}
+        self.manage_workers()
+
+    # ---- workers -------------------------------------------------------------------------
+
+    def spawn_worker(self, app_paths):
+        self.worker_age += 1
+        worker = DirtyWorker(self.worker_age, self.pid, app_paths, self.cfg, self.log, self.generation)
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        pid = os.fork()
+        if pid == 0:
+            self._become_worker(worker, mine, theirs)
+        theirs.close()
+        worker.pid = pid
+        worker.conn = mine
+        self.workers[pid] = worker
+        self._loop.create_task(self._worker_link(worker))
+        self._call_hook("dirty_post_fork", self, worker)
+        self.log.info("Spawned dirty worker (pid: %s) with apps: %s", pid, app_paths)
+        return worker
+
+    def _become_worker(self, worker, mine, theirs):
+        """In the forked child: drop everything of the arbiter's, then serve as a worker."""
+        try:
+            from ferrocorn import _ferrocorn
+
+            # SIGKILL: an arbiter that dies abnormally cannot stop its workers, and a
+            # worker stuck in app code would ignore a TERM; the link's EOF covers the rest.
+            _ferrocorn.set_parent_death_signal(signal.SIGKILL)
+            if os.getppid() != self.pid:
+                os._exit(0)  # the arbiter died before the death signal was armed
+            signal.set_wakeup_fd(-1)
+            for sig in _HANDLED:
+                signal.signal(sig, signal.SIG_DFL)
+            _close_inherited(self._loop, [mine, self._listener] + [w.conn for w in self.workers.values()])
+            asyncio.events._set_running_loop(None)
+            set_title("dirty-worker [%s]" % self.cfg.proc_name)
+        except BaseException:
+            self.log.exception("Dirty worker setup failed")
+            os._exit(BOOT_ERROR)
+        worker.run(theirs)  # never returns
+
+    async def _worker_link(self, worker):
+        reader, worker.writer = await asyncio.open_unix_connection(sock=worker.conn)
+        try:
+            while True:
+                msg_type, aid, body = await P.read_frame(reader)
+                if msg_type == P.MSG_STATUS:
+                    self._worker_ready(worker, P.decode_payload(body))
+                else:
+                    self._from_worker(worker, msg_type, aid, body)
+        except (EOFError, ConnectionError, OSError, asyncio.CancelledError):
+            pass
+        except DirtyProtocolError as e:
+            self.log.error("Dirty worker (pid:%s) sent a bad frame: %s", worker.pid, e)
+            self._kill(worker.pid, signal.SIGKILL)
+        finally:
+            # The worker is exiting (or broke the link): route nothing more to it; its
+            # calls in flight are failed when it is reaped.
+            worker.retiring = True
+            worker.writer.close()
+
+    def _worker_ready(self, worker, info):
+        worker.booted = True
+        if worker.generation == self.generation:
+            for path, count in (info.get("apps") or {}).items():
+                if path in self.app_specs and count is not None:
+                    self.learned[path] = count
+        self.log.debug("Dirty worker (pid:%s) ready", worker.pid)
+        self.manage_workers()
+
+    def _from_worker(self, worker, msg_type, aid, body):
+        call = worker.inflight.get(aid)
+        if msg_type != P.MSG_CHUNK:
+            worker.inflight.pop(aid, None)
+        if call is not None:
+            call.client.send(P.raw_frame(msg_type, call.rid, body))
+        if msg_type == P.MSG_ERROR and _error_type(body) == "DirtyTimeoutError" and not worker.retiring:
+            # The call's thread may run on forever: replace the worker.
+            self.log.warning("Dirty worker (pid:%s) timed out a call; replacing it", worker.pid)
+            self._retire(worker, signal.SIGTERM)
+            self.manage_workers()
+        elif msg_type != P.MSG_CHUNK:
+            self._pump()
+
+    def _retire(self, worker, sig):
+        worker.retiring = True
+        if worker.stop_deadline is None:
+            worker.stop_deadline = time.monotonic() + self.graceful_timeout
+        self._kill(worker.pid, sig)
+
+    def _kill(self, pid, sig):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def _murder(self):
+        now = time.monotonic()
+        for pid, w in list(self.workers.items()):
+            if w.retiring and w.stop_deadline and now > w.stop_deadline:
+                self._kill(pid, signal.SIGKILL)
+            elif self.timeout > 0 and now - w.tmp.last_update() > self.timeout:
+                if not w.aborted:
+                    self.log.critical("DIRTY WORKER TIMEOUT (pid:%s)", pid)
+                    w.aborted = True
+                    w.retiring = True
+                    self._kill(pid, signal.SIGABRT)
+                else:
+                    self._kill(pid, signal.SIGKILL)
+
+    def _reap(self):
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            except OSError as e:
+                if e.errno == errno.EINTR:
+                    continue
+                raise
+            if not pid:
+                break
+            if pid not in self.workers:
+                continue
+            if os.WIFSIGNALED(status):
+                self.log.warning("Dirty worker (pid:%s) killed by signal %s", pid, os.WTERMSIG(status))
+            elif os.WEXITSTATUS(status) == BOOT_ERROR:
+                self.log.error("Dirty worker failed to boot (pid:%s)", pid)
+            self._forget(pid, "Dirty worker (pid:%s) exited before replying" % pid)
+            self.log.info("Dirty worker exited (pid:%s)", pid)
+        if self.alive:
+            self.manage_workers()
+
+    def _forget(self, pid, why):
+        worker = self.workers.pop(pid, None)
+        if worker is None:
+            return
+        for call in worker.inflight.values():
+            call.client.send(_error(call.rid, DirtyWorkerError(why, worker_id=pid)))
+        worker.inflight.clear()
+        try:
+            worker.conn.close()
+        except OSError:
+            pass
+        worker.tmp.close()
+        self._call_hook("dirty_worker_exit", self, worker)
+
+    # ---- clients -------------------------------------------------------------------------
+
+    async def _serve_client(self, reader, writer):
+        client = _Client(writer)
+        try:
+            while self.alive:
+                msg_type, rid, body = await P.read_frame(reader)
+                if msg_type == P.MSG_REQUEST:
+                    self._submit(client, rid, body)
+                elif msg_type == P.MSG_STASH:
+                    client.send(handle_stash(self.stash_tables, rid, P.decode_payload(body)))
+                elif msg_type == P.MSG_STATUS:
+                    client.send(P.frame(P.MSG_RESPONSE, rid, {"result": self.status()}))
+                elif msg_type == P.MSG_MANAGE:
+                    client.send(self._manage(rid, P.decode_payload(body)))
+                elif msg_type == P.MSG_END:
+                    self._cancel(client, rid)
+                else:
+                    client.send(_error(rid, DirtyProtocolError("Unexpected message type 0x%02x" % msg_type)))
+        except (EOFError, ConnectionError, asyncio.CancelledError):
+            pass  # cancelled: the arbiter is stopping
+        except DirtyProtocolError as e:
+            self.log.warning("Dirty client sent a bad frame: %s", e)
+            client.send(_error(0, e))
+        finally:
+            client.closed = True
+            self._cancel(client, None)
+            writer.close()
+
+    def _submit(self, client, rid, body):
+        try:
+            app_path = P.decode_payload(body).get("app_path")
+        except DirtyProtocolError as e:
+            client.send(_error(rid, e))
+            return
+        if app_path not in self.app_specs:
+            client.send(_error(rid, DirtyAppNotFoundError(app_path)))
+            return
+        if not any(app_path in w.app_paths for w in self.workers.values() if not w.aborted):
+            client.send(_error(rid, DirtyNoWorkersAvailableError(app_path)))
+            return
+        deadline = time.monotonic() + self.timeout if self.timeout > 0 else None
+        self._waiting.append(_Call(client, rid, app_path, body, deadline))
+        self._pump()
+
+    def _pump(self):
+        if not self._waiting:
+            return
+        keep = collections.deque()
+        while self._waiting:
+            call = self._waiting.popleft()
+            if call.client.closed:
+                continue
+            worker = self._pick(call.app_path)
+            if worker is None:
+                keep.append(call)
+                continue
+            aid = next(self._ids)
+            worker.inflight[aid] = call
+            worker.writer.write(P.raw_frame(P.MSG_REQUEST, aid, call.body))
+        self._waiting = keep
+
+    def _pick(self, app_path):
+        best = None
+        for w in self.workers.values():
+            if w.booted and not w.retiring and app_path in w.app_paths and len(w.inflight) < self.threads:
+                if best is None or len(w.inflight) < len(best[0].inflight):
+                    best = [w]
+                elif len(w.inflight) == len(best[0].inflight):
+                    best.append(w)
+        if best is None:
+            return None
+        return best[next(self._rr) % len(best)]
+
+    def _expire_waiting(self):
+        now = time.monotonic()
+        keep = collections.deque()
+        for call in self._waiting:
+            if call.deadline is not None and now > call.deadline:
+                call.client.send(_error(call.rid, DirtyTimeoutError(
+                    "Timed out waiting for a free dirty worker for %s" % call.app_path, self.timeout)))
+            elif not any(call.app_path in w.app_paths for w in self.workers.values() if not w.aborted):
+                call.client.send(_error(call.rid, DirtyNoWorkersAvailableError(call.app_path)))
+            else:
+                keep.append(call)
+        self._waiting = keep
+
+    def _cancel(self, client, rid):
+        """Forget the calls of a client that left (rid None) or dropped one stream."""
+        for w in self.workers.values():
+            for aid, call in list(w.inflight.items()):
+                if call.client is client and (rid is None or call.rid == rid):
+                    del w.inflight[aid]
+                    w.writer.write(P.frame(P.MSG_END, aid))
+        self._pump()
+
+    # ---- control -------------------------------------------------------------------------
+
+    def status(self):
+        now = time.monotonic()
+        workers = sorted(
+            (
+                {
+                    "pid": pid,
+                    "age": w.age,
+                    "apps": list(w.app_paths),
+                    "booted": w.booted,
+                    "last_heartbeat": round(now - w.tmp.last_update(), 2) if self.timeout > 0 else None,
+                    "busy": len(w.inflight),
+                    "generation": w.generation,
+                }
+                for pid, w in self.workers.items()
+            ),
+            key=lambda w: w["age"],
+        )
+        specs = []
+        for path, spec in self.app_specs.items():
+            pids = [w["pid"] for w in workers if path in w["apps"]]
+            specs.append({
+                "import_path": path,
+                "worker_count": self._limit(path),
+                "current_workers": len(pids),
+                "worker_pids": pids,
+            })
+        return {
+            "arbiter_pid": self.pid,
+            "workers": workers,
+            "worker_count": len(workers),
+            "apps": list(self.app_specs),
+            "app_specs": specs,
+            "target_workers": self.num_workers,
+            "waiting_calls": len(self._waiting),
+        }
+
+    def _manage(self, rid, msg):
+        op = msg.get("op")
+        try:
+            count = max(1, int(msg.get("count", 1)))
+        except (TypeError, ValueError):
+            return _error(rid, DirtyError("Bad worker count: %r" % (msg.get("count"),)))
+        if op == P.MANAGE_OP_ADD:
+            spawned = 0
+            for _ in range(count):
+                current = self._current()
+                apps = self.apps_for_new_worker(current)
+                if not apps or self._learning(current):
+                    break
+                self.num_workers += 1
+                self.spawn_worker(apps)
+                spawned += 1
+            result = {"success": True, "operation": "add", "requested": count, "spawned": spawned}
+            if not spawned:
+                result["reason"] = "All apps have reached their worker limits"
+        elif op == P.MANAGE_OP_REMOVE:
+            floor = self.minimum_workers()
+            removed = 0
+            for _ in range(count):
+                current = self._current()
+                if self.num_workers <= floor or len(current) <= 1:
+                    break
+                self.num_workers -= 1
+                self._retire(self._victim(current), signal.SIGTERM)
+                removed += 1
+            result = {"success": True, "operation": "remove", "requested": count, "removed": removed}
+        else:
+            return _error(rid, DirtyError("Unknown manage operation: %s" % (op,)))
+        result["total_workers"] = len(self._current())
+        result["target_workers"] = self.num_workers
+        self.log.info(
+            "Worker management: %s %d workers (spawned/removed: %d)",
+            result["operation"], count, result.get("spawned", result.get("removed", 0)),
+        )
+        return P.frame(P.MSG_RESPONSE, rid, {"result": result})
+
+    def _call_hook(self, name, *args):
+        hook = getattr(self.cfg, name, None)
+        if hook is None:
+            return
+        try:
+            hook(*args)
+        except Exception:
+            self.log.exception("Exception in %s hook", name)
+
+
+def _error(rid, err):
+    return P.frame(P.MSG_ERROR, rid, P.error_payload(err))
+
+
+def _error_type(body):
+    try:
+        return (P.decode_payload(body).get("error") or {}).get("error_type")
+    except DirtyProtocolError:
+        return None
+
+
+def _close_inherited(loop, socks):
+    """Close, in a just-forked child, the arbiter's sockets and its event loop's fds.
+
+    Raw ``os.close`` only: going through asyncio would edit the epoll set the child shares
+    with the arbiter. The objects stay referenced (the arbiter's frames never unwind in the
+    child, which leaves by ``os._exit``), so nothing closes these numbers a second time.
+    """
+    fds = set()
+    selector = getattr(loop, "_selector", None)
+    if selector is not None:
+        fds.add(selector.fileno())
+        fds.update(key.fd for key in selector.get_map().values())
+    for name in ("_ssock", "_csock"):
+        s = getattr(loop, name, None)
+        if s is not None:
+            fds.add(s.fileno())
+    for s in socks:
+        if s is not None:
+            s.close()
+    for fd in fds:
+        if fd >= 0:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def set_title(title):
+    """The process title, as the Rust side sets it: setproctitle when installed, else the
+    kernel's 15-byte comm name."""
+    full = "ferrocorn: %s" % title
+    try:
+        import setproctitle
+    except ImportError:
+        try:
+            with open("/proc/self/comm", "w") as f:
+                f.write(full[:15])
+        except OSError:
+            pass
+    else:
+        setproctitle.setproctitle(full)

@@ -1,0 +1,455 @@
+"""The client HTTP workers use to call dirty apps: ``get_dirty_client()`` (one per thread,
+blocking; fine under gevent's patched sockets) and ``await get_dirty_client_async()`` (one
+per asyncio context).
+
+Timeouts: the default follows the server's ``dirty_timeout`` (``FERROCORN_DIRTY_TIMEOUT``,
+exported by the master): a call may wait that long for a free dirty worker and run that
+long, so the client waits both plus a 5 s margin, and never gives up on its own with
+``dirty_timeout = 0``. Outside ferrocorn (no variable) it is Gunicorn's 30 s.
+
+Reconnection: the arbiter's socket path never changes, so a connection found closed
+before a call (the arbiter was respawned) is replaced, and the connect is retried for a
+while. A call is sent again only if it never reached the arbiter (the send itself failed);
+a connection lost after the call was sent raises DirtyConnectionError, as the call may
+have run.
+"""
+
+import asyncio
+import contextvars
+import itertools
+import os
+import select
+import socket
+import threading
+import time
+
+from . import protocol as P
+from .errors import DirtyConnectionError, DirtyError, DirtyProtocolError, DirtyTimeoutError
+
+_MARGIN = 5.0
+_CONNECT_WINDOW = 30.0
+_UNSET = object()
+
+
+def default_timeout():
+    """The client timeout that follows the server's dirty_timeout (None: no limit)."""
+    value = os.environ.get("FERROCORN_DIRTY_TIMEOUT")
+    if value is None:
+        return 30.0
+    seconds = float(value)
+    return None if seconds <= 0 else 2 * seconds + _MARGIN
+
+
+def _remaining(deadline):
+    if deadline is None:
+        return None
+    return max(0.0, deadline - time.monotonic())
+
+
+def _connect_deadline(deadline):
+    window = time.monotonic() + _CONNECT_WINDOW
+    return window if deadline is None else min(deadline, window)
+
+
+def _reply(msg_type, reply):
+    if msg_type == P.MSG_RESPONSE:
+        return reply.get("result")
+    if msg_type == P.MSG_ERROR:
+        raise DirtyError.from_dict(reply.get("error") or {})
+    raise DirtyProtocolError("Unexpected message type 0x%02x in reply" % msg_type)
+
+
+class DirtyClient:
+    """A connection to the dirty arbiter. Thread-safe for the blocking API (one call at a
+    time); the async API serializes calls per client as well."""
+
+    def __init__(self, socket_path, timeout=_UNSET):
+        self.socket_path = socket_path
+        self.timeout = default_timeout() if timeout is _UNSET else timeout
+        self._sock = None
+        self._reader = None
+        self._writer = None
+        self._lock = threading.Lock()
+        self._alock = None
+        self._ids = itertools.count(1)
+
+    def _deadline(self):
+        return None if self.timeout is None else time.monotonic() + self.timeout
+
+    def _request(self, app_path, action, args, kwargs):
+        rid = next(self._ids)
+        return rid, P.frame(P.MSG_REQUEST, rid, P.request_payload(app_path, action, args, kwargs))
+
+    # ---- blocking API --------------------------------------------------------------------
+
+    def connect(self):
+        if self._sock is None:
+            self._sock = self._open(self._deadline())
+
+    def _open(self, deadline):
+        until = _connect_deadline(deadline)
+        pause = 0.05
+        while True:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(_remaining(until) or 0.001)
+                sock.connect(self.socket_path)
+                return sock
+            except OSError as e:
+                sock.close()
+                # Missing or refusing: the arbiter may be restarting. Try again for a while.
+                if time.monotonic() + pause >= until:
+                    raise DirtyConnectionError(
+                        "Failed to connect to dirty arbiter: %s" % e, socket_path=self.socket_path
+                    ) from e
+                time.sleep(pause)
+                pause = min(pause * 2, 0.5)
+
+    def _usable(self, sock):
+        # Readable while idle means EOF (the arbiter went away) or stray bytes: unusable.
+        readable, _, _ = select.select([sock], [], [], 0)
+        return not readable
+
+    def _send(self, data, deadline):
+        for attempt in (1, 2):
+            if self._sock is not None and not self._usable(self._sock):
+                self._close_socket()
+            if self._sock is None:
+                self._sock = self._open(deadline)
+            try:
+                self._sock.settimeout(_remaining(deadline))
+                self._sock.sendall(data)
+                return
+            except OSError as e:
+                # The arbiter did not get a whole request: sending it again is safe.
+                self._close_socket()
+                if attempt == 2:
+                    raise DirtyConnectionError("Failed to send to dirty arbiter: %s" % e, self.socket_path) from e
+
+    def _recv(self, sock, rid, deadline):
+        try:
+            sock.settimeout(_remaining(deadline))
+            msg_type, got, reply = P.recv_message(sock)
+        except socket.timeout:
+            raise DirtyTimeoutError("Timeout waiting for dirty app response", timeout=self.timeout) from None
+        except (EOFError, OSError) as e:
+            raise DirtyConnectionError(
+                "Connection to dirty arbiter lost while waiting for the reply: %s" % (e or "closed"),
+                self.socket_path,
+            ) from e
+        if got != rid:
+            raise DirtyProtocolError("Reply for request %d while waiting for %d" % (got, rid))
+        return msg_type, reply
+
+    def execute(self, app_path, action, *args, **kwargs):
+        """Call ``action`` of the dirty app ``app_path`` and return its result."""
+        rid, data = self._request(app_path, action, args, kwargs)
+        deadline = self._deadline()
+        with self._lock:
+            self._send(data, deadline)
+            try:
+                msg_type, reply = self._recv(self._sock, rid, deadline)
+            except DirtyError:
+                self._close_socket()
+                raise
+        return _reply(msg_type, reply)
+
+    def stream(self, app_path, action, *args, **kwargs):
+        """Iterate over the chunks of an action that returns a generator."""
+        return DirtyStreamIterator(self, app_path, action, args, kwargs)
+
+    def _close_socket(self):
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            finally:
+                self._sock = None
+
+    def close(self):
+        with self._lock:
+            self._close_socket()
+
+    # ---- async API -----------------------------------------------------------------------
+
+    async def connect_async(self):
+        if self._writer is None:
+            self._reader, self._writer = await self._open_async(self._deadline())
+
+    async def _open_async(self, deadline):
+        until = _connect_deadline(deadline)
+        pause = 0.05
+        while True:
+            try:
+                return await asyncio.wait_for(asyncio.open_unix_connection(self.socket_path), _remaining(until))
+            except asyncio.TimeoutError:
+                raise DirtyTimeoutError("Timeout connecting to dirty arbiter", timeout=self.timeout) from None
+            except OSError as e:
+                if time.monotonic() + pause >= until:
+                    raise DirtyConnectionError(
+                        "Failed to connect to dirty arbiter: %s" % e, socket_path=self.socket_path
+                    ) from e
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 0.5)
+
+    def _lock_async(self):
+        if self._alock is None:
+            self._alock = asyncio.Lock()
+        return self._alock
+
+    async def _send_async(self, data, deadline):
+        for attempt in (1, 2):
+            if self._writer is not None and (self._reader.at_eof() or self._writer.is_closing()):
+                await self._close_async()
+            if self._writer is None:
+                self._reader, self._writer = await self._open_async(deadline)
+            try:
+                self._writer.write(data)
+                await asyncio.wait_for(self._writer.drain(), _remaining(deadline))
+                return
+            except (OSError, asyncio.TimeoutError) as e:
+                await self._close_async()
+                if attempt == 2 or isinstance(e, asyncio.TimeoutError):
+                    raise DirtyConnectionError("Failed to send to dirty arbiter: %s" % e, self.socket_path) from e
+
+    async def _recv_async(self, reader, rid, deadline):
+        try:
+            msg_type, got, reply = await asyncio.wait_for(P.read_message(reader), _remaining(deadline))
+        except asyncio.TimeoutError:
+            raise DirtyTimeoutError("Timeout waiting for dirty app response", timeout=self.timeout) from None
+        except (EOFError, OSError) as e:
+            raise DirtyConnectionError(
+                "Connection to dirty arbiter lost while waiting for the reply: %s" % (e or "closed"),
+                self.socket_path,
+            ) from e
+        if got != rid:
+            raise DirtyProtocolError("Reply for request %d while waiting for %d" % (got, rid))
+        return msg_type, reply
+
+    async def execute_async(self, app_path, action, *args, **kwargs):
+        """``execute`` for asyncio code."""
+        rid, data = self._request(app_path, action, args, kwargs)
+        deadline = self._deadline()
+        async with self._lock_async():
+            await self._send_async(data, deadline)
+            try:
+                msg_type, reply = await self._recv_async(self._reader, rid, deadline)
+            except (DirtyError, asyncio.CancelledError):
+                await self._close_async()
+                raise
+        return _reply(msg_type, reply)
+
+    def stream_async(self, app_path, action, *args, **kwargs):
+        """``stream`` for asyncio code: an async iterator."""
+        return DirtyAsyncStreamIterator(self, app_path, action, args, kwargs)
+
+    async def _close_async(self):
+        writer, self._reader, self._writer = self._writer, None, None
+        if writer is not None:
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except OSError:
+                pass
+
+    async def close_async(self):
+        await self._close_async()
+
+    def __enter__(self):
+        self.connect()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    async def __aenter__(self):
+        await self.connect_async()
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.close_async()
+
+
+class _StreamBase:
+    # A stream owns a connection of its own until its END: the client's connection is
+    # taken for it, so other calls on the same client open another one meanwhile.
+
+    def __init__(self, client, app_path, action, args, kwargs):
+        self.client = client
+        self.app_path = app_path
+        self.action = action
+        self.args = args
+        self.kwargs = kwargs
+        self._rid = None
+        self._done = False
+
+    def _idle_deadline(self):
+        return self.client._deadline()
+
+    def _chunk(self, msg_type, got, reply):
+        if got != self._rid:
+            raise DirtyProtocolError("Chunk for request %d in stream %d" % (got, self._rid))
+        if msg_type == P.MSG_CHUNK:
+            return False, reply.get("data")
+        if msg_type == P.MSG_END or msg_type == P.MSG_RESPONSE:
+            return True, None
+        _reply(msg_type, reply)
+        raise DirtyProtocolError("Unexpected message type 0x%02x in stream" % msg_type)
+
+
+class DirtyStreamIterator(_StreamBase):
+    """Chunks of a streamed call (blocking). Each chunk is waited for at most the client
+    timeout; closing the iterator early cancels the stream in the dirty worker."""
+
+    _sock = None
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._done:
+            raise StopIteration
+        c = self.client
+        deadline = self._idle_deadline()
+        try:
+            if self._sock is None:
+                self._rid, data = c._request(self.app_path, self.action, self.args, self.kwargs)
+                with c._lock:
+                    c._send(data, deadline)
+                    self._sock, c._sock = c._sock, None
+            msg_type, reply = c._recv(self._sock, self._rid, deadline)
+            end, data = self._chunk(msg_type, self._rid, reply)
+        except BaseException:
+            self._finish(reuse=False)
+            raise
+        if end:
+            self._finish(reuse=True)
+            raise StopIteration
+        return data
+
+    def _finish(self, reuse):
+        self._done = True
+        sock, self._sock = self._sock, None
+        if sock is None:
+            return
+        with self.client._lock:
+            if reuse and self.client._sock is None:
+                self.client._sock = sock
+                return
+        sock.close()
+
+    def close(self):
+        """Stop early: the arbiter cancels the rest when the connection closes."""
+        self._finish(reuse=False)
+
+    def __del__(self):
+        if self._sock is not None:
+            self._sock.close()
+
+
+class DirtyAsyncStreamIterator(_StreamBase):
+    """Chunks of a streamed call, for ``async for``."""
+
+    _conn = None
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        if self._done:
+            raise StopAsyncIteration
+        c = self.client
+        deadline = self._idle_deadline()
+        try:
+            if self._conn is None:
+                self._rid, data = c._request(self.app_path, self.action, self.args, self.kwargs)
+                async with c._lock_async():
+                    await c._send_async(data, deadline)
+                    self._conn = (c._reader, c._writer)
+                    c._reader = c._writer = None
+            msg_type, got, reply = await self._read(deadline)
+            end, data = self._chunk(msg_type, got, reply)
+        except BaseException:
+            await self._finish(reuse=False)
+            raise
+        if end:
+            await self._finish(reuse=True)
+            raise StopAsyncIteration
+        return data
+
+    async def _read(self, deadline):
+        reader = self._conn[0]
+        msg_type, reply = await self.client._recv_async(reader, self._rid, deadline)
+        return msg_type, self._rid, reply
+
+    async def _finish(self, reuse):
+        self._done = True
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        if reuse and self.client._writer is None:
+            self.client._reader, self.client._writer = conn
+            return
+        conn[1].close()
+
+    async def aclose(self):
+        await self._finish(reuse=False)
+
+
+# ---- per-thread / per-context clients -------------------------------------------------------
+
+_local = threading.local()
+_async_client = contextvars.ContextVar("ferrocorn_dirty_client")
+_socket_path = None
+
+
+def set_dirty_socket_path(path):
+    """Point clients (and the stash) at ``path`` instead of ``GUNICORN_DIRTY_SOCKET``."""
+    global _socket_path
+    _socket_path = path
+    from .stash import set_stash_socket_path
+
+    set_stash_socket_path(path)
+
+
+def get_dirty_socket_path():
+    path = _socket_path or os.environ.get("GUNICORN_DIRTY_SOCKET")
+    if not path:
+        raise DirtyError(
+            "Dirty socket path not configured. Make sure dirty_workers > 0 and dirty_apps are configured."
+        )
+    return path
+
+
+def get_dirty_client(timeout=None):
+    """This thread's client (made on first use). ``timeout`` in seconds overrides the
+    default, which follows dirty_timeout."""
+    client = getattr(_local, "client", None)
+    if client is None:
+        client = _local.client = DirtyClient(get_dirty_socket_path())
+    if timeout is not None:
+        client.timeout = timeout
+    return client
+
+
+async def get_dirty_client_async(timeout=None):
+    """This asyncio context's client (made on first use); ``timeout`` as get_dirty_client."""
+    client = _async_client.get(None)
+    if client is None:
+        client = DirtyClient(get_dirty_socket_path())
+        _async_client.set(client)
+    if timeout is not None:
+        client.timeout = timeout
+    return client
+
+
+def close_dirty_client():
+    client = getattr(_local, "client", None)
+    if client is not None:
+        client.close()
+        _local.client = None
+
+
+async def close_dirty_client_async():
+    client = _async_client.get(None)
+    if client is not None:
+        await client.close_async()
