@@ -101,6 +101,8 @@ class DirtyArbiter:
 
     def run(self):
         self.log.info("Dirty arbiter starting (pid: %s)", self.pid)
+        # Dirty apps may use the stash and the client too (workers inherit this).
+        os.environ["GUNICORN_DIRTY_SOCKET"] = self.socket_path
         self._call_hook("on_dirty_starting", self)
         self._listener = self._bind()
         try:

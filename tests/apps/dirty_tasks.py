@@ -1,0 +1,56 @@
+"""Dirty apps for tests/test_dirty_api.py (loaded by dirty workers only).
+
+Importing this module appends ``<pid>`` to the file named by ``$DIRTY_IMPORT_LOG`` (when
+set), so a test can see which processes imported it: the master never must.
+"""
+
+import asyncio
+import os
+import time
+
+try:
+    from ferrocorn.dirty import DirtyApp, stash
+except ImportError:  # the suite also runs against Gunicorn
+    from gunicorn.dirty import DirtyApp, stash
+
+if os.environ.get("DIRTY_IMPORT_LOG"):
+    with open(os.environ["DIRTY_IMPORT_LOG"], "a") as f:
+        f.write("%d\n" % os.getpid())
+
+
+class Tasks(DirtyApp):
+    def init(self):
+        self.calls = 0
+
+    def add(self, a, b):
+        self.calls += 1
+        return a + b
+
+    def echo(self, *args, **kwargs):
+        return {"args": list(args), "kwargs": kwargs}
+
+    def whoami(self):
+        """This dirty worker's pid and its parent's (the arbiter)."""
+        return {"pid": os.getpid(), "ppid": os.getppid(), "calls": self.calls}
+
+    def sleep(self, seconds):
+        time.sleep(seconds)
+        return seconds
+
+    def boom(self, text):
+        raise RuntimeError("dirty failure: %s" % text)
+
+    def countdown(self, n):
+        for i in range(n, 0, -1):
+            yield "tick %d" % i
+
+    async def acountdown(self, n):
+        for i in range(n):
+            await asyncio.sleep(0)
+            yield i
+
+    def read_stash(self, table, key):
+        return stash.get(table, key)
+
+    def _private(self):
+        return "should never run"
