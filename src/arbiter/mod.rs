@@ -4,6 +4,7 @@
 //! It never serves requests and never runs the app (except to preload it); worker processes
 //! leave this module's call stack through `Error::Exit` right after fork.
 
+mod dirty;
 mod metrics;
 pub mod metrics_server;
 pub mod pidfile;
@@ -77,6 +78,8 @@ pub struct Arbiter<'py> {
     /// When `report_gauges` last sent.
     gauges_sent: Option<Instant>,
     metrics: metrics::MasterMetrics,
+    /// The dirty arbiter, while dirty apps are configured.
+    dirty: Option<dirty::DirtyArbiterProc>,
 }
 
 impl<'py> Arbiter<'py> {
@@ -148,6 +151,7 @@ impl<'py> Arbiter<'py> {
             workers_reported: false,
             gauges_sent: None,
             metrics: metrics::MasterMetrics::off(),
+            dirty: None,
         })
     }
 
@@ -252,6 +256,8 @@ impl<'py> Arbiter<'py> {
                 self.py,
                 &format!("master [{}{suffix}]", self.cfg.proc_name()),
             );
+            // Before the HTTP workers, as Gunicorn does, so their first requests find it.
+            self.start_dirty()?;
             self.manage_workers()?;
             loop {
                 self.tick()?;
@@ -299,6 +305,7 @@ impl<'py> Arbiter<'py> {
         }
         self.collect_retire_requests();
         self.murder_workers();
+        self.manage_dirty_arbiter()?;
         self.manage_workers()?;
         self.release_replaced();
         self.notify_reloaded();
@@ -383,6 +390,7 @@ impl<'py> Arbiter<'py> {
             error_log::error(&format!("Failed to reopen log files: {e}"));
         }
         self.kill_workers(Signal::SIGUSR1);
+        self.forward_to_dirty_arbiter(Signal::SIGUSR1);
         Ok(())
     }
 
@@ -537,6 +545,7 @@ impl<'py> Arbiter<'py> {
             w.replaced = true;
         }
         self.reload_ready_pending = true;
+        self.reload_dirty()?;
         self.manage_workers()
     }
 
@@ -597,6 +606,8 @@ impl<'py> Arbiter<'py> {
         }
         self.kill_workers(Signal::SIGKILL);
         let _ = self.reap_workers();
+        // Last, so requests finishing above could still call their dirty apps.
+        self.halt_dirty(graceful);
     }
 
     /// Whether the listening sockets die with this master: not during a USR2 upgrade (the
