@@ -308,15 +308,14 @@ class DirtyArbiter:
 
             # SIGKILL: an arbiter that dies abnormally cannot stop its workers, and a
             # worker stuck in app code would ignore a TERM; the link's EOF covers the rest.
-            _ferrocorn.set_parent_death_signal(signal.SIGKILL)
-            if os.getppid() != self.pid:
+            if not _ferrocorn.set_parent_death_signal(signal.SIGKILL, self.pid):
                 os._exit(0)  # the arbiter died before the death signal was armed
             signal.set_wakeup_fd(-1)
             for sig in _HANDLED:
                 signal.signal(sig, signal.SIG_DFL)
             _close_inherited(self._loop, [mine, self._listener] + [w.conn for w in self.workers.values()])
             asyncio.events._set_running_loop(None)
-            set_title("dirty-worker [%s]" % self.cfg.proc_name)
+            _ferrocorn.set_proc_title("dirty-worker [%s]" % self.cfg.proc_name)
         except BaseException:
             self.log.exception("Dirty worker setup failed")
             os._exit(BOOT_ERROR)
@@ -338,8 +337,8 @@ class DirtyArbiter:
             self._kill(worker.pid, signal.SIGKILL)
         finally:
             # The worker is exiting (or broke the link): route nothing more to it; its
-            # calls in flight are failed when it is reaped.
-            worker.retiring = True
+            # calls in flight are failed, and it is replaced, when it is reaped.
+            worker.gone = True
             worker.writer.close()
 
     def _worker_ready(self, worker, info):
@@ -392,6 +391,7 @@ class DirtyArbiter:
                     self._kill(pid, signal.SIGKILL)
 
     def _reap(self):
+        deferred = False
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -403,16 +403,24 @@ class DirtyArbiter:
                 raise
             if not pid:
                 break
-            if pid not in self.workers:
+            worker = self.workers.get(pid)
+            if worker is None:
                 continue
+            if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 and worker.stop_deadline is None:
+                # A clean exit nobody asked for is a signal sent to the whole process
+                # group (a terminal's ^C, a service manager's stop): the arbiter's own
+                # is on its way, so the replacement waits for the next check.
+                deferred = True
             if os.WIFSIGNALED(status):
                 self.log.warning("Dirty worker (pid:%s) killed by signal %s", pid, os.WTERMSIG(status))
             elif os.WEXITSTATUS(status) == BOOT_ERROR:
                 self.log.error("Dirty worker failed to boot (pid:%s)", pid)
             self._forget(pid, "Dirty worker (pid:%s) exited before replying" % pid)
             self.log.info("Dirty worker exited (pid:%s)", pid)
-        if self.alive:
+        if self.alive and not deferred:
             self.manage_workers()
+        else:
+            self._pump()
 
     def _forget(self, pid, why):
         worker = self.workers.pop(pid, None)
@@ -433,7 +441,8 @@ class DirtyArbiter:
     async def _serve_client(self, reader, writer):
         client = _Client(writer)
         try:
-            while self.alive:
+            # Connections stay served while stopping: the calls in flight get their replies.
+            while True:
                 msg_type, rid, body = await P.read_frame(reader)
                 if msg_type == P.MSG_REQUEST:
                     self._submit(client, rid, body)
@@ -462,6 +471,9 @@ class DirtyArbiter:
             app_path = P.decode_payload(body).get("app_path")
         except DirtyProtocolError as e:
             client.send(_error(rid, e))
+            return
+        if not self.alive:
+            client.send(_error(rid, DirtyError("Dirty arbiter is shutting down")))
             return
         if app_path not in self.app_specs:
             client.send(_error(rid, DirtyAppNotFoundError(app_path)))
@@ -493,7 +505,7 @@ class DirtyArbiter:
     def _pick(self, app_path):
         best = None
         for w in self.workers.values():
-            if w.booted and not w.retiring and app_path in w.app_paths and len(w.inflight) < self.threads:
+            if w.booted and not w.retiring and not w.gone and app_path in w.app_paths and len(w.inflight) < self.threads:
                 if best is None or len(w.inflight) < len(best[0].inflight):
                     best = [w]
                 elif len(w.inflight) == len(best[0].inflight):
@@ -648,19 +660,3 @@ def _close_inherited(loop, socks):
                 os.close(fd)
             except OSError:
                 pass
-
-
-def set_title(title):
-    """The process title, as the Rust side sets it: setproctitle when installed, else the
-    kernel's 15-byte comm name."""
-    full = "ferrocorn: %s" % title
-    try:
-        import setproctitle
-    except ImportError:
-        try:
-            with open("/proc/self/comm", "w") as f:
-                f.write(full[:15])
-        except OSError:
-            pass
-    else:
-        setproctitle.setproctitle(full)

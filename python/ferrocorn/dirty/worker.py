@@ -75,7 +75,8 @@ class DirtyWorker:
         self.writer = None
         self.stop_deadline = None
         self.inflight = {}
-        self.retiring = False
+        self.retiring = False  # told to stop (or timed out): no new calls, not counted
+        self.gone = False  # its link closed: no new calls, still counted until reaped
         self.started = time.monotonic()
 
     def __str__(self):
