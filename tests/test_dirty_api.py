@@ -112,6 +112,47 @@ def test_execute_from_gevent_worker(serve):
     assert chunks == {"chunks": ["tick 2", "tick 1"]}
 
 
+@pytest.mark.ferrocorn_only
+def test_dirty_threads_run_calls_at_once_in_one_worker(serve):
+    # Gunicorn sends a worker one call at a time, whatever dirty_threads says.
+    server = serve_dirty(serve, "dirty_web:app", "-k", "gthread", "--threads", "4",
+                         *dirty_args(1, 30, "--dirty-threads", "3"))
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda _: call(server, TASKS, "overlap", 3)["result"], range(3)))
+    assert results == [True, True, True]
+
+
+def test_workers_class_attribute_limits_an_app(serve):
+    server = serve_dirty(serve, "dirty_web:app", "--dirty-app", "dirty_tasks:Single", *dirty_args(2))
+    workers, _ = dirty_pids(server)
+    single = {call(server, "dirty_tasks:Single", "whoami")["result"]["pid"] for _ in range(8)}
+    assert len(workers) == 2 and len(single) == 1 and single <= workers
+
+
+@pytest.mark.ferrocorn_only
+def test_control_status_and_manage(serve):
+    from ferrocorn.dirty import control
+
+    server = serve_dirty(serve, "dirty_web:app", "--dirty-app", "dirty_tasks:Single", *dirty_args(2))
+    path = re.search(r"Spawned dirty arbiter \(pid: \d+\) at (\S+)", server.stderr_text()).group(1)
+    workers, (arbiter,) = dirty_pids(server)
+    status = control.status(path)
+    assert status["enabled"] is True and status["pid"] == arbiter
+    assert {w["pid"] for w in status["workers"]} == workers
+    apps = {a["import_path"]: a for a in status["apps"]}
+    assert apps[TASKS]["current_workers"] == 2 and apps[TASKS]["worker_count"] is None
+    assert apps["dirty_tasks:Single"]["worker_count"] == 1 and apps["dirty_tasks:Single"]["current_workers"] == 1
+    added = control.manage(path, "add", 1)
+    assert added["success"] is True and added["spawned"] == 1 and added["target_workers"] == 3
+    wait_until(lambda: len(control.status(path)["workers"]) == 3, what="a third dirty worker")
+    removed = control.manage(path, "remove", 5)
+    # Floored at one worker, and the one kept still serves both apps.
+    assert removed["removed"] == 2 and removed["target_workers"] == 1
+    assert call(server, "dirty_tasks:Single", "whoami")["result"]["pid"] in workers | {w["pid"] for w in status["workers"]}
+    assert call(server, TASKS, "add", 1, 1) == {"result": 2}
+    assert control.manage(path, "bogus", 1) == {"success": False, "error": "Unknown dirty operation: bogus"}
+
+
 # ---- streaming, errors -----------------------------------------------------------------------
 
 

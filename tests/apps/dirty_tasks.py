@@ -6,6 +6,7 @@ set), so a test can see which processes imported it: the master never must.
 
 import asyncio
 import os
+import threading
 import time
 
 try:
@@ -21,6 +22,8 @@ if os.environ.get("DIRTY_IMPORT_LOG"):
 class Tasks(DirtyApp):
     def init(self):
         self.calls = 0
+        self.inside = self.peak = 0
+        self.cond = threading.Condition()
 
     def add(self, a, b):
         self.calls += 1
@@ -52,5 +55,25 @@ class Tasks(DirtyApp):
     def read_stash(self, table, key):
         return stash.get(table, key)
 
+    def overlap(self, n):
+        """Wait (10 s at most) until ``n`` calls of this action run at once in this worker;
+        whether they did."""
+        with self.cond:
+            self.inside += 1
+            self.peak = max(self.peak, self.inside)
+            self.cond.notify_all()
+            reached = self.cond.wait_for(lambda: self.peak >= n, timeout=10)
+            self.inside -= 1
+        return reached
+
     def _private(self):
         return "should never run"
+
+
+class Single(DirtyApp):
+    """Loaded by one dirty worker only (its class says so)."""
+
+    workers = 1
+
+    def whoami(self):
+        return {"pid": os.getpid(), "ppid": os.getppid()}
