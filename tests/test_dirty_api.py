@@ -165,6 +165,22 @@ def test_stream_generators(serve):
     assert call(server, TASKS, "add", 5, 5) == {"result": 10}
 
 
+@pytest.mark.ferrocorn_only
+def test_dropped_stream_stops_the_generator(serve, tmp_path):
+    server = serve_dirty(serve, "dirty_web:app", *dirty_args(1))
+    ticks = tmp_path / "ticks"
+    assert get(server, "/stream_head", TASKS, "ticker", str(ticks))[0] == {"chunks": [1, 2, 3]}
+
+    def settled():
+        before = ticks.stat().st_size
+        time.sleep(0.5)
+        return ticks.stat().st_size == before
+
+    wait_until(settled, timeout=10, what="the abandoned generator to stop")
+    assert ticks.stat().st_size < 50
+    assert call(server, TASKS, "add", 1, 1) == {"result": 2}
+
+
 def test_app_error_carries_remote_traceback(serve):
     server = serve_dirty(serve, "dirty_web:app", *dirty_args())
     err = call(server, TASKS, "boom", "disk on fire")

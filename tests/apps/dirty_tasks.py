@@ -52,6 +52,16 @@ class Tasks(DirtyApp):
             await asyncio.sleep(0)
             yield i
 
+    def ticker(self, path):
+        """An endless stream; each chunk appends a byte to ``path``."""
+        i = 0
+        while True:
+            with open(path, "ab") as f:
+                f.write(b".")
+            time.sleep(0.02)
+            i += 1
+            yield i
+
     def read_stash(self, table, key):
         return stash.get(table, key)
 

@@ -3,6 +3,7 @@
 Routes (query ``q`` is a JSON list ``[app, action, *args]``):
 - ``/call?q=...``: ``{"result": ...}`` or ``{"error": type, "message", "traceback"}``.
 - ``/stream?q=...``: the chunks of ``client.stream`` as ``{"chunks": [...]}`` (or an error).
+- ``/stream_head?q=...``: the first 3 chunks, then the stream is closed.
 - ``/stash?q=[op, *args]``: a ``stash`` module function's result.
 - ``/timeout``: the default timeout of this thread's client.
 Every answer carries the HTTP worker's pid in ``X-Worker-Pid``.
@@ -36,6 +37,11 @@ def app(environ, start_response):
             out = {"result": client.execute(*args)}
         elif path == "/stream":
             out = {"chunks": list(client.stream(*args))}
+        elif path == "/stream_head":
+            # The first 3 chunks, then the stream is dropped.
+            it = client.stream(*args)
+            out = {"chunks": [next(it) for _ in range(3)]}
+            it.close()
         elif path == "/stash":
             out = {"result": getattr(dirty.stash, args[0])(*args[1:])}
         elif path == "/timeout":
