@@ -215,6 +215,21 @@ def test_unknown_app_is_not_found(serve):
 
 
 @pytest.mark.ferrocorn_only
+def test_app_that_cannot_boot(serve):
+    # Every dirty worker fails to import the module: calls fail fast, HTTP keeps serving.
+    server = serve("dirty_web:app", "--dirty-app", "dirty_broken:App", "--dirty-workers", "1")
+    server.wait_for_log(r"Dirty worker failed to boot \(pid:\d+\)")
+    err = call(server, "dirty_broken:App", "anything")
+    assert err == {
+        "error": "DirtyNoWorkersAvailableError",
+        "message": "No workers available for app: dirty_broken:App",
+        "traceback": None,
+    }
+    assert "this dirty app module is broken on purpose" in server.stderr_text()
+    assert get(server, "/")[0] == {"result": "ok"}
+
+
+@pytest.mark.ferrocorn_only
 def test_unencodable_arguments_fail_in_the_caller(serve):
     # Gunicorn reports the encoding failure as a DirtyConnectionError.
     server = serve_dirty(serve, "dirty_web:app", *dirty_args())

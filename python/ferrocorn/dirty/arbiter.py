@@ -91,6 +91,7 @@ class DirtyArbiter:
         self.learned = {}  # app path -> `workers` class attribute, from this generation's workers
         self.stash_tables = {}
         self._waiting = collections.deque()
+        self._failing = set()  # apps whose latest worker failed to boot
         self._ids = itertools.count(1)
         self._rr = itertools.count()
         self._listener = None
@@ -129,6 +130,10 @@ class DirtyArbiter:
         finally:
             os.umask(old)
         os.chmod(path, 0o600)
+        uid, gid = int(getattr(self.cfg, "uid", 0) or 0), int(getattr(self.cfg, "gid", 0) or 0)
+        if os.getuid() == 0 and (uid or gid):
+            # Request workers run as --user/--group and must be able to connect.
+            os.chown(path, uid or -1, gid or -1)
         sock.listen(1024)
         st = os.stat(path)
         self._socket_id = (st.st_dev, st.st_ino)
@@ -197,8 +202,8 @@ class DirtyArbiter:
                 self._begin_stop()
                 return
             self._murder()
-            self._expire_waiting()
             self.manage_workers()
+            self._expire_waiting()
 
     def _reopen(self):
         self.log.reopen_files()
@@ -343,6 +348,7 @@ class DirtyArbiter:
 
     def _worker_ready(self, worker, info):
         worker.booted = True
+        self._failing.difference_update(worker.app_paths)
         if worker.generation == self.generation:
             for path, count in (info.get("apps") or {}).items():
                 if path in self.app_specs and count is not None:
@@ -391,7 +397,7 @@ class DirtyArbiter:
                     self._kill(pid, signal.SIGKILL)
 
     def _reap(self):
-        deferred = False
+        deferred = failed = False
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -415,8 +421,12 @@ class DirtyArbiter:
                 self.log.warning("Dirty worker (pid:%s) killed by signal %s", pid, os.WTERMSIG(status))
             elif os.WEXITSTATUS(status) == BOOT_ERROR:
                 self.log.error("Dirty worker failed to boot (pid:%s)", pid)
+                self._failing.update(worker.app_paths)
+                failed = True
             self._forget(pid, "Dirty worker (pid:%s) exited before replying" % pid)
             self.log.info("Dirty worker exited (pid:%s)", pid)
+        if failed:
+            self._expire_waiting()
         if self.alive and not deferred:
             self.manage_workers()
         else:
@@ -478,7 +488,7 @@ class DirtyArbiter:
         if app_path not in self.app_specs:
             client.send(_error(rid, DirtyAppNotFoundError(app_path)))
             return
-        if not any(app_path in w.app_paths for w in self.workers.values() if not w.aborted):
+        if app_path in self._failing and not self._served(app_path):
             client.send(_error(rid, DirtyNoWorkersAvailableError(app_path)))
             return
         deadline = time.monotonic() + self.timeout if self.timeout > 0 else None
@@ -514,14 +524,22 @@ class DirtyArbiter:
             return None
         return best[next(self._rr) % len(best)]
 
+    def _served(self, app_path):
+        """Whether a ready worker loads the app."""
+        return any(w.booted and not w.gone and app_path in w.app_paths for w in self.workers.values())
+
     def _expire_waiting(self):
+        """Fail the waiting calls past dirty_timeout, and those for an app no worker can
+        load (its last worker failed to boot and none is serving it), or no worker loads."""
         now = time.monotonic()
         keep = collections.deque()
         for call in self._waiting:
             if call.deadline is not None and now > call.deadline:
                 call.client.send(_error(call.rid, DirtyTimeoutError(
                     "Timed out waiting for a free dirty worker for %s" % call.app_path, self.timeout)))
-            elif not any(call.app_path in w.app_paths for w in self.workers.values() if not w.aborted):
+            elif (call.app_path in self._failing and not self._served(call.app_path)) or not any(
+                call.app_path in w.app_paths for w in self.workers.values()
+            ):
                 call.client.send(_error(call.rid, DirtyNoWorkersAvailableError(call.app_path)))
             else:
                 keep.append(call)

@@ -107,6 +107,7 @@ class DirtyWorker:
             for k, v in (getattr(self.cfg, "env", None) or {}).items():
                 os.environ[k] = v
             try:
+                _set_owner(self.cfg)
                 self._load_apps()
                 self.cfg.dirty_worker_init(self)
             except BaseException:
@@ -321,6 +322,26 @@ class DirtyWorker:
                 self._reply(rid, P.MSG_CHUNK, {"data": chunk})
         finally:
             await agen.aclose()
+
+
+def _set_owner(cfg):
+    """Become ``user``/``group`` (``--user``, ``--group``) as request workers do."""
+    uid, gid = int(getattr(cfg, "uid", 0) or 0), int(getattr(cfg, "gid", 0) or 0)
+    if gid:
+        if getattr(cfg, "initgroups", False) and uid:
+            import pwd
+
+            try:
+                name = pwd.getpwuid(uid).pw_name
+            except KeyError:
+                name = None
+            if name is not None:
+                os.initgroups(name, gid)
+                os.setgid(gid)
+        if os.getgid() != gid:
+            os.setgid(gid)
+    if uid and os.getuid() != uid:
+        os.setuid(uid)
 
 
 def _workers_attribute(app):
