@@ -28,6 +28,7 @@ from . import protocol as P
 from .app import validate_specs
 from .errors import (
     DirtyAppNotFoundError,
+    DirtyConnectionError,
     DirtyError,
     DirtyNoWorkersAvailableError,
     DirtyProtocolError,
@@ -58,6 +59,11 @@ class _Client:
     def send(self, data):
         if not self.closed:
             self.writer.write(data)
+
+    def close(self):
+        if not self.closed:
+            self.closed = True
+            self.writer.close()
 
 
 class _Call:
@@ -92,6 +98,7 @@ class DirtyArbiter:
         self.stash_tables = {}
         self._waiting = collections.deque()
         self._failing = set()  # apps whose latest worker failed to boot
+        self._clients = set()
         self._ids = itertools.count(1)
         self._rr = itertools.count()
         self._listener = None
@@ -165,9 +172,8 @@ class DirtyArbiter:
         server.close()
         monitor.cancel()
         await self._stop_workers()
-        for call in self._waiting:
-            call.client.send(_error(call.rid, DirtyWorkerError("Dirty arbiter is shutting down")))
-        self._waiting.clear()
+        for client in list(self._clients):
+            client.close()
 
     def _begin_stop(self, sig=None):
         if not self.alive:
@@ -177,6 +183,21 @@ class DirtyArbiter:
             self.log.info("Dirty arbiter: %s received, stopping", signal.Signals(sig).name)
         if not self._stopped.done():
             self._stopped.set_result(None)
+        # Calls not yet given to a worker are refused as not run (the client sends them
+        # again, to whatever arbiter now holds the socket); idle connections are closed,
+        # so their clients reconnect before their next call.
+        waiting, self._waiting = self._waiting, collections.deque()
+        for call in waiting:
+            call.client.send(_not_run(call.rid))
+        for client in list(self._clients):
+            self._close_if_idle(client)
+
+    def _close_if_idle(self, client):
+        if self.alive or client.closed:
+            return
+        if any(c.client is client for w in self.workers.values() for c in w.inflight.values()):
+            return
+        client.close()
 
     async def _stop_workers(self):
         deadline = time.monotonic() + self.graceful_timeout
@@ -362,6 +383,8 @@ class DirtyArbiter:
             worker.inflight.pop(aid, None)
         if call is not None:
             call.client.send(P.raw_frame(msg_type, call.rid, body))
+            if msg_type != P.MSG_CHUNK and not self.alive:
+                self._close_if_idle(call.client)
         if msg_type == P.MSG_ERROR and _error_type(body) == "DirtyTimeoutError" and not worker.retiring:
             # The call's thread may run on forever: replace the worker.
             self.log.warning("Dirty worker (pid:%s) timed out a call; replacing it", worker.pid)
@@ -450,6 +473,7 @@ class DirtyArbiter:
 
     async def _serve_client(self, reader, writer):
         client = _Client(writer)
+        self._clients.add(client)
         try:
             # Connections stay served while stopping: the calls in flight get their replies.
             while True:
@@ -473,6 +497,7 @@ class DirtyArbiter:
             client.send(_error(0, e))
         finally:
             client.closed = True
+            self._clients.discard(client)
             self._cancel(client, None)
             writer.close()
 
@@ -483,7 +508,8 @@ class DirtyArbiter:
             client.send(_error(rid, e))
             return
         if not self.alive:
-            client.send(_error(rid, DirtyError("Dirty arbiter is shutting down")))
+            client.send(_not_run(rid))
+            self._close_if_idle(client)
             return
         if app_path not in self.app_specs:
             client.send(_error(rid, DirtyAppNotFoundError(app_path)))
@@ -640,6 +666,13 @@ class DirtyArbiter:
             hook(*args)
         except Exception:
             self.log.exception("Exception in %s hook", name)
+
+
+def _not_run(rid):
+    # `not_run` tells the client the call never reached a worker: it may send it again.
+    err = DirtyConnectionError("Dirty arbiter is shutting down", None)
+    err.details["not_run"] = True
+    return _error(rid, err)
 
 
 def _error(rid, err):

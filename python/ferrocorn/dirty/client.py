@@ -9,9 +9,10 @@ long, so the client waits both plus a 5 s margin, and never gives up on its own 
 
 Reconnection: the arbiter's socket path never changes, so a connection found closed
 before a call (the arbiter was respawned) is replaced, and the connect is retried for a
-while. A call is sent again only if it never reached the arbiter (the send itself failed);
-a connection lost after the call was sent raises DirtyConnectionError, as the call may
-have run.
+while. A call is sent again only if it is known not to have run: the send itself failed,
+or a stopping arbiter refused it (``not_run``: a HUP with new dirty settings hands the
+socket path to a new arbiter). A connection lost after the call was sent raises
+DirtyConnectionError, as the call may have run.
 """
 
 import asyncio
@@ -49,6 +50,13 @@ def _remaining(deadline):
 def _connect_deadline(deadline):
     window = time.monotonic() + _CONNECT_WINDOW
     return window if deadline is None else min(deadline, window)
+
+
+def _not_run(msg_type, reply):
+    """Whether the arbiter refused the call before any worker saw it (it is stopping)."""
+    if msg_type != P.MSG_ERROR:
+        return False
+    return bool(((reply.get("error") or {}).get("details") or {}).get("not_run"))
 
 
 def _reply(msg_type, reply):
@@ -146,12 +154,19 @@ class DirtyClient:
         rid, data = self._request(app_path, action, args, kwargs)
         deadline = self._deadline()
         with self._lock:
-            self._send(data, deadline)
-            try:
-                msg_type, reply = self._recv(self._sock, rid, deadline)
-            except DirtyError:
-                self._close_socket()
-                raise
+            for attempt in (1, 2):
+                self._send(data, deadline)
+                try:
+                    msg_type, reply = self._recv(self._sock, rid, deadline)
+                except DirtyError:
+                    self._close_socket()
+                    raise
+                if attempt == 1 and _not_run(msg_type, reply):
+                    # A stopping arbiter refused it unrun: the socket path now leads to
+                    # the arbiter that replaces it.
+                    self._close_socket()
+                    continue
+                break
         return _reply(msg_type, reply)
 
     def stream(self, app_path, action, *args, **kwargs):
@@ -230,12 +245,17 @@ class DirtyClient:
         rid, data = self._request(app_path, action, args, kwargs)
         deadline = self._deadline()
         async with self._lock_async():
-            await self._send_async(data, deadline)
-            try:
-                msg_type, reply = await self._recv_async(self._reader, rid, deadline)
-            except (DirtyError, asyncio.CancelledError):
-                await self._close_async()
-                raise
+            for attempt in (1, 2):
+                await self._send_async(data, deadline)
+                try:
+                    msg_type, reply = await self._recv_async(self._reader, rid, deadline)
+                except (DirtyError, asyncio.CancelledError):
+                    await self._close_async()
+                    raise
+                if attempt == 1 and _not_run(msg_type, reply):
+                    await self._close_async()
+                    continue
+                break
         return _reply(msg_type, reply)
 
     def stream_async(self, app_path, action, *args, **kwargs):
@@ -311,12 +331,19 @@ class DirtyStreamIterator(_StreamBase):
         c = self.client
         deadline = self._idle_deadline()
         try:
-            if self._sock is None:
-                self._rid, data = c._request(self.app_path, self.action, self.args, self.kwargs)
-                with c._lock:
-                    c._send(data, deadline)
-                    self._sock, c._sock = c._sock, None
-            msg_type, reply = c._recv(self._sock, self._rid, deadline)
+            first = self._sock is None
+            for attempt in (1, 2):
+                if self._sock is None:
+                    self._rid, data = c._request(self.app_path, self.action, self.args, self.kwargs)
+                    with c._lock:
+                        c._send(data, deadline)
+                        self._sock, c._sock = c._sock, None
+                msg_type, reply = c._recv(self._sock, self._rid, deadline)
+                if first and attempt == 1 and _not_run(msg_type, reply):
+                    self._sock.close()
+                    self._sock = None
+                    continue
+                break
             end, data = self._chunk(msg_type, self._rid, reply)
         except BaseException:
             self._finish(reuse=False)
@@ -360,13 +387,20 @@ class DirtyAsyncStreamIterator(_StreamBase):
         c = self.client
         deadline = self._idle_deadline()
         try:
-            if self._conn is None:
-                self._rid, data = c._request(self.app_path, self.action, self.args, self.kwargs)
-                async with c._lock_async():
-                    await c._send_async(data, deadline)
-                    self._conn = (c._reader, c._writer)
-                    c._reader = c._writer = None
-            msg_type, got, reply = await self._read(deadline)
+            first = self._conn is None
+            for attempt in (1, 2):
+                if self._conn is None:
+                    self._rid, data = c._request(self.app_path, self.action, self.args, self.kwargs)
+                    async with c._lock_async():
+                        await c._send_async(data, deadline)
+                        self._conn = (c._reader, c._writer)
+                        c._reader = c._writer = None
+                msg_type, got, reply = await self._read(deadline)
+                if first and attempt == 1 and _not_run(msg_type, reply):
+                    self._conn[1].close()
+                    self._conn = None
+                    continue
+                break
             end, data = self._chunk(msg_type, got, reply)
         except BaseException:
             await self._finish(reuse=False)
