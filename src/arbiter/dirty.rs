@@ -29,9 +29,12 @@ use crate::telemetry::error_log;
 pub const SOCKET_ENV: &str = "GUNICORN_DIRTY_SOCKET";
 /// The client's default timeout follows `dirty_timeout` through this.
 pub const TIMEOUT_ENV: &str = "FERROCORN_DIRTY_TIMEOUT";
-/// A respawn waits at least this long after the previous spawn, so an arbiter that dies at
-/// once cannot make the master fork in a tight loop.
+/// A respawn waits this long after the previous spawn, doubled for each arbiter in a row that
+/// died within `QUICK_DEATH` of its start (up to `RESPAWN_PACE_MAX`), so an arbiter that
+/// cannot start does not make the master fork in a tight loop.
 const RESPAWN_PACE: Duration = Duration::from_secs(1);
+const RESPAWN_PACE_MAX: Duration = Duration::from_secs(30);
+const QUICK_DEATH: Duration = Duration::from_secs(5);
 
 /// What the master keeps of the dirty arbiter while dirty apps are configured.
 pub(crate) struct DirtyArbiterProc {
@@ -41,6 +44,10 @@ pub(crate) struct DirtyArbiterProc {
     socket: PathBuf,
     pid: Option<i32>,
     spawned: Option<Instant>,
+    /// Arbiters in a row that died soon after starting (see `RESPAWN_PACE`).
+    quick_deaths: u32,
+    /// Replaced arbiters still finishing their calls (a HUP changed the dirty settings).
+    retiring: Vec<i32>,
     /// The settings the running arbiter was started with; a HUP that changes them replaces
     /// it instead of forwarding the signal.
     settings: DirtySettings,
@@ -96,6 +103,8 @@ impl DirtyArbiterProc {
             socket,
             pid: None,
             spawned: None,
+            quick_deaths: 0,
+            retiring: Vec::new(),
             settings: DirtySettings::of(cfg),
             owner: process::getpid(),
         })
@@ -109,23 +118,48 @@ impl DirtyArbiterProc {
         }
     }
 
-    /// Reap the arbiter if it has exited; true when it did (logged as Gunicorn does).
-    fn reap(&mut self) -> bool {
-        let Some(pid) = self.pid else {
+    /// Every arbiter process still there: the current one and any retiring.
+    fn all_pids(&self) -> Vec<i32> {
+        self.pid.iter().chain(&self.retiring).copied().collect()
+    }
+
+    /// Forget `pid` if it is one of ours (it has been reaped); whether it was.
+    fn forget(&mut self, pid: i32, status: Option<&WaitStatus>) -> bool {
+        if self.pid == Some(pid) {
+            self.pid = None;
+            let quick = self.spawned.is_some_and(|t| t.elapsed() < QUICK_DEATH);
+            self.quick_deaths = if quick { self.quick_deaths + 1 } else { 0 };
+        } else if let Some(at) = self.retiring.iter().position(|p| *p == pid) {
+            self.retiring.remove(at);
+        } else {
             return false;
-        };
-        match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) => false,
-            Ok(status) => {
-                report_exit(pid, &status);
-                self.pid = None;
-                true
-            }
-            Err(_) => {
-                self.pid = None;
-                true
+        }
+        if let Some(status) = status {
+            report_exit(pid, status);
+        }
+        true
+    }
+
+    /// Reap whichever of our arbiters have exited.
+    fn reap(&mut self) {
+        for pid in self.all_pids() {
+            match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => {}
+                Ok(status) => {
+                    self.forget(pid, Some(&status));
+                }
+                Err(_) => {
+                    self.forget(pid, None);
+                }
             }
         }
+    }
+
+    /// How long after the last spawn the next may come.
+    fn pace(&self) -> Duration {
+        RESPAWN_PACE
+            .saturating_mul(1 << self.quick_deaths.saturating_sub(1).min(5))
+            .min(RESPAWN_PACE_MAX)
     }
 
     /// Remove the socket directory (the master's own, at its exit).
@@ -191,7 +225,7 @@ impl Arbiter<'_> {
             return Ok(());
         };
         d.reap();
-        if d.pid.is_some() || d.spawned.is_some_and(|t| t.elapsed() < RESPAWN_PACE) {
+        if d.pid.is_some() || d.spawned.is_some_and(|t| t.elapsed() < d.pace()) {
             return Ok(());
         }
         error_log::info("Spawning dirty arbiter...");
@@ -200,14 +234,9 @@ impl Arbiter<'_> {
 
     /// Whether `pid` was the dirty arbiter; if so it is forgotten (the caller reaped it).
     pub(super) fn reaped_dirty_arbiter(&mut self, pid: i32, status: &WaitStatus) -> bool {
-        match &mut self.dirty {
-            Some(d) if d.pid == Some(pid) => {
-                report_exit(pid, status);
-                d.pid = None;
-                true
-            }
-            _ => false,
-        }
+        self.dirty
+            .as_mut()
+            .is_some_and(|d| d.forget(pid, Some(status)))
     }
 
     fn spawn_dirty_arbiter(&mut self) -> Result<()> {
@@ -311,14 +340,16 @@ impl Arbiter<'_> {
                 export_env(self.py, Some((&d.socket, self.cfg.dirty_timeout)))?;
                 if d.settings == DirtySettings::of(&self.cfg) {
                     d.signal(Signal::SIGHUP);
-                } else {
-                    error_log::info("Dirty arbiter settings changed: replacing the dirty arbiter");
-                    d.signal(Signal::SIGTERM);
-                    // Respawned by `manage_dirty_arbiter` once it has gone, with the new
-                    // settings; allow it at once.
-                    d.spawned = None;
+                    return Ok(());
                 }
-                Ok(())
+                error_log::info("Dirty arbiter settings changed: replacing the dirty arbiter");
+                // The new arbiter takes the socket path over at once; the old one finishes
+                // the calls it has and leaves.
+                d.signal(Signal::SIGTERM);
+                if let Some(old) = d.pid.take() {
+                    d.retiring.push(old);
+                }
+                self.spawn_dirty_arbiter()
             }
         }
     }
@@ -331,25 +362,27 @@ impl Arbiter<'_> {
         let Some(d) = &mut self.dirty else {
             return;
         };
-        d.signal(if graceful {
+        let sig = if graceful {
             Signal::SIGTERM
         } else {
             Signal::SIGQUIT
-        });
+        };
+        let signal_all = |d: &mut DirtyArbiterProc, sig| {
+            for pid in d.all_pids() {
+                let _ = kill(Pid::from_raw(pid), sig);
+            }
+        };
+        signal_all(d, sig);
         // The arbiter needs a little longer than its workers' grace to reap them and leave.
         let limit = Instant::now() + grace + Duration::from_secs(1);
-        while d.pid.is_some() && Instant::now() < limit {
-            if d.reap() {
-                break;
-            }
+        while !d.all_pids().is_empty() && Instant::now() < limit {
+            d.reap();
             std::thread::sleep(Duration::from_millis(50));
         }
-        d.signal(Signal::SIGKILL);
-        if let Some(pid) = d.pid.take() {
-            let status = waitpid(Pid::from_raw(pid), None);
-            if let Ok(status) = status {
-                report_exit(pid, &status);
-            }
+        signal_all(d, Signal::SIGKILL);
+        for pid in d.all_pids() {
+            let status = waitpid(Pid::from_raw(pid), None).ok();
+            d.forget(pid, status.as_ref());
         }
     }
 
