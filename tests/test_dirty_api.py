@@ -29,7 +29,15 @@ TASKS = "dirty_tasks:Tasks"
 
 
 def dirty_args(workers=2, timeout=30, *extra):
-    return ["--dirty-app", TASKS, "--dirty-workers", str(workers), "--dirty-timeout", str(timeout), *extra]
+    return [
+        "--dirty-app",
+        TASKS,
+        "--dirty-workers",
+        str(workers),
+        "--dirty-timeout",
+        str(timeout),
+        *extra,
+    ]
 
 
 def get(server, route, *q, timeout=30):
@@ -84,7 +92,15 @@ def test_execute_from_sync_worker(serve):
 
 
 def test_execute_from_gthread_threads_concurrently(serve):
-    server = serve_dirty(serve, "dirty_web:app", "-k", "gthread", "--threads", "8", *dirty_args(2, 30, "--dirty-threads", "4"))
+    server = serve_dirty(
+        serve,
+        "dirty_web:app",
+        "-k",
+        "gthread",
+        "--threads",
+        "8",
+        *dirty_args(2, 30, "--dirty-threads", "4"),
+    )
     with ThreadPoolExecutor(16) as pool:
         results = list(pool.map(lambda i: call(server, TASKS, "add", i, 1000)["result"], range(64)))
     # Every thread's thread-local client got its own answers back, none crossed.
@@ -104,7 +120,9 @@ def test_execute_and_stream_from_asgi_worker(serve):
 
 
 def test_execute_from_gevent_worker(serve):
-    server = serve_dirty(serve, "dirty_web:app", "-k", "gevent", "--worker-connections", "50", *dirty_args())
+    server = serve_dirty(
+        serve, "dirty_web:app", "-k", "gevent", "--worker-connections", "50", *dirty_args()
+    )
     with ThreadPoolExecutor(10) as pool:
         results = list(pool.map(lambda i: call(server, TASKS, "add", i, -1)["result"], range(30)))
     assert results == [i - 1 for i in range(30)]
@@ -115,15 +133,24 @@ def test_execute_from_gevent_worker(serve):
 @pytest.mark.ferrocorn_only
 def test_dirty_threads_run_calls_at_once_in_one_worker(serve):
     # Gunicorn sends a worker one call at a time, whatever dirty_threads says.
-    server = serve_dirty(serve, "dirty_web:app", "-k", "gthread", "--threads", "4",
-                         *dirty_args(1, 30, "--dirty-threads", "3"))
+    server = serve_dirty(
+        serve,
+        "dirty_web:app",
+        "-k",
+        "gthread",
+        "--threads",
+        "4",
+        *dirty_args(1, 30, "--dirty-threads", "3"),
+    )
     with ThreadPoolExecutor(3) as pool:
         results = list(pool.map(lambda _: call(server, TASKS, "overlap", 3)["result"], range(3)))
     assert results == [True, True, True]
 
 
 def test_workers_class_attribute_limits_an_app(serve):
-    server = serve_dirty(serve, "dirty_web:app", "--dirty-app", "dirty_tasks:Single", *dirty_args(2))
+    server = serve_dirty(
+        serve, "dirty_web:app", "--dirty-app", "dirty_tasks:Single", *dirty_args(2)
+    )
     workers, _ = dirty_pids(server)
     single = {call(server, "dirty_tasks:Single", "whoami")["result"]["pid"] for _ in range(8)}
     assert len(workers) == 2 and len(single) == 1 and single <= workers
@@ -133,7 +160,9 @@ def test_workers_class_attribute_limits_an_app(serve):
 def test_control_status_and_manage(serve):
     from ferrocorn.dirty import control
 
-    server = serve_dirty(serve, "dirty_web:app", "--dirty-app", "dirty_tasks:Single", *dirty_args(2))
+    server = serve_dirty(
+        serve, "dirty_web:app", "--dirty-app", "dirty_tasks:Single", *dirty_args(2)
+    )
     path = re.search(r"Spawned dirty arbiter \(pid: \d+\) at (\S+)", server.stderr_text()).group(1)
     workers, (arbiter,) = dirty_pids(server)
     status = control.status(path)
@@ -141,16 +170,24 @@ def test_control_status_and_manage(serve):
     assert {w["pid"] for w in status["workers"]} == workers
     apps = {a["import_path"]: a for a in status["apps"]}
     assert apps[TASKS]["current_workers"] == 2 and apps[TASKS]["worker_count"] is None
-    assert apps["dirty_tasks:Single"]["worker_count"] == 1 and apps["dirty_tasks:Single"]["current_workers"] == 1
+    assert (
+        apps["dirty_tasks:Single"]["worker_count"] == 1
+        and apps["dirty_tasks:Single"]["current_workers"] == 1
+    )
     added = control.manage(path, "add", 1)
     assert added["success"] is True and added["spawned"] == 1 and added["target_workers"] == 3
     wait_until(lambda: len(control.status(path)["workers"]) == 3, what="a third dirty worker")
     removed = control.manage(path, "remove", 5)
     # Floored at one worker, and the one kept still serves both apps.
     assert removed["removed"] == 2 and removed["target_workers"] == 1
-    assert call(server, "dirty_tasks:Single", "whoami")["result"]["pid"] in workers | {w["pid"] for w in status["workers"]}
+    assert call(server, "dirty_tasks:Single", "whoami")["result"]["pid"] in workers | {
+        w["pid"] for w in status["workers"]
+    }
     assert call(server, TASKS, "add", 1, 1) == {"result": 2}
-    assert control.manage(path, "bogus", 1) == {"success": False, "error": "Unknown dirty operation: bogus"}
+    assert control.manage(path, "bogus", 1) == {
+        "success": False,
+        "error": "Unknown dirty operation: bogus",
+    }
 
 
 # ---- streaming, errors -----------------------------------------------------------------------
@@ -158,7 +195,9 @@ def test_control_status_and_manage(serve):
 
 def test_stream_generators(serve):
     server = serve_dirty(serve, "dirty_web:app", *dirty_args())
-    assert get(server, "/stream", TASKS, "countdown", 4)[0] == {"chunks": ["tick 4", "tick 3", "tick 2", "tick 1"]}
+    assert get(server, "/stream", TASKS, "countdown", 4)[0] == {
+        "chunks": ["tick 4", "tick 3", "tick 2", "tick 1"]
+    }
     assert get(server, "/stream", TASKS, "countdown", 0)[0] == {"chunks": []}
     assert get(server, "/stream", TASKS, "acountdown", 3)[0] == {"chunks": [0, 1, 2]}
     # The connection is reusable after streams: a plain call still gets its own answer.
@@ -294,7 +333,10 @@ def test_stash_shared_between_processes(serve):
     stash("put", "sessions", "user:2", "Bob")
     stash("put", "other", "k", 1)
     # The dirty worker (another process) reads what the HTTP worker stored.
-    assert call(server, TASKS, "read_stash", "sessions", "user:1")["result"] == {"name": "Ada", "roles": ["admin"]}
+    assert call(server, TASKS, "read_stash", "sessions", "user:1")["result"] == {
+        "name": "Ada",
+        "roles": ["admin"],
+    }
     assert stash("get", "sessions", "user:2") == "Bob"
     assert sorted(stash("keys", "sessions")) == ["user:1", "user:2"]
     assert stash("keys", "sessions", "user:1*") == ["user:1"]
@@ -327,7 +369,10 @@ def test_stash_missing_entries(serve):
     assert stash("get", "t", "missing", "fallback") == {"result": "fallback"}
     assert stash("get", "t", "missing") == {"result": None}
     err = stash("info", "no_table")
-    assert err["error"] == "StashTableNotFoundError" and err["message"] == "Stash table not found: no_table"
+    assert (
+        err["error"] == "StashTableNotFoundError"
+        and err["message"] == "Stash table not found: no_table"
+    )
 
 
 # ---- hooks and imports -----------------------------------------------------------------------
@@ -337,7 +382,8 @@ import os
 
 def _note(name, *objs):
     with open(%(path)r, "a") as f:
-        f.write("%%s %%d %%s\\n" %% (name, os.getpid(), ",".join(str(getattr(o, "pid", "-")) for o in objs)))
+        pids = ",".join(str(getattr(o, "pid", "-")) for o in objs)
+        f.write("%%s %%d %%s\\n" %% (name, os.getpid(), pids))
 
 def on_dirty_starting(arbiter):
     _note("on_dirty_starting", arbiter)
@@ -387,7 +433,9 @@ def test_dirty_hooks_run_where_gunicorn_runs_them(serve, tmp_path):
 @pytest.mark.ferrocorn_only
 def test_master_never_imports_dirty_apps(serve, tmp_path):
     imports = tmp_path / "imports.txt"
-    server = serve_dirty(serve, "dirty_web:app", *dirty_args(2), env={"DIRTY_IMPORT_LOG": str(imports)})
+    server = serve_dirty(
+        serve, "dirty_web:app", *dirty_args(2), env={"DIRTY_IMPORT_LOG": str(imports)}
+    )
     workers, arbiters = dirty_pids(server)
     importers = {int(x) for x in imports.read_text().split()}
     # Only dirty workers import the module: not the master, not the arbiter (so a HUP
@@ -403,7 +451,9 @@ def test_wire_format_is_gunicorns():
 
     frame = P.frame(P.MSG_REQUEST, 7, {"app_path": "m:C", "args": [True, None, -2, 1.5, b"\x00"]})
     # Header: "GD", version 1, type 1, payload length, request id 7.
-    assert frame[:16] == b"GD\x01\x01" + (len(frame) - 16).to_bytes(4, "big") + (7).to_bytes(8, "big")
+    assert frame[:16] == b"GD\x01\x01" + (len(frame) - 16).to_bytes(4, "big") + (7).to_bytes(
+        8, "big"
+    )
     assert frame[16:] == (
         b"\x21\x00\x00\x00\x02"
         b"\x11\x00\x00\x00\x08app_path\x11\x00\x00\x00\x03m:C"
@@ -412,7 +462,12 @@ def test_wire_format_is_gunicorns():
         b"\x10\x00\x00\x00\x01\x00"
     )
     assert P.decode(frame[16:]) == {"app_path": "m:C", "args": [True, None, -2, 1.5, b"\x00"]}
-    for bad in (b"\x11\x00\x00\x00\x05ab", b"\x00\x00", b"\x21\x00\x00\x00\x01\x05" + bytes(8) + b"\x00", b"\x7f"):
+    for bad in (
+        b"\x11\x00\x00\x00\x05ab",
+        b"\x00\x00",
+        b"\x21\x00\x00\x00\x01\x05" + bytes(8) + b"\x00",
+        b"\x7f",
+    ):
         with pytest.raises(DirtyProtocolError):
             P.decode(bad)
     with pytest.raises(DirtyProtocolError):

@@ -51,5 +51,7 @@ def app(environ, start_response):
     except dirty.DirtyError as e:
         out = _error(e)
     body = json.dumps(out).encode()
-    start_response("200 OK", [("Content-Type", "application/json"), ("X-Worker-Pid", str(os.getpid()))])
+    start_response(
+        "200 OK", [("Content-Type", "application/json"), ("X-Worker-Pid", str(os.getpid()))]
+    )
     return [body]

@@ -31,10 +31,19 @@ async def app(scope, receive, send):
         else:
             out = {"result": "ok"}
     except dirty.DirtyError as e:
-        out = {"error": type(e).__name__, "message": e.message, "traceback": getattr(e, "traceback", None)}
-    await send({
-        "type": "http.response.start",
-        "status": 200,
-        "headers": [(b"content-type", b"application/json"), (b"x-worker-pid", str(os.getpid()).encode())],
-    })
+        out = {
+            "error": type(e).__name__,
+            "message": e.message,
+            "traceback": getattr(e, "traceback", None),
+        }
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"x-worker-pid", str(os.getpid()).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": json.dumps(out).encode()})

@@ -26,7 +26,13 @@ from .errors import (
     DirtyTimeoutError,
     DirtyWorkerError,
 )
-from .stash import StashClient, StashError, StashKeyNotFoundError, StashTable, StashTableNotFoundError
+from .stash import (
+    StashClient,
+    StashError,
+    StashKeyNotFoundError,
+    StashTable,
+    StashTableNotFoundError,
+)
 
 __all__ = [
     "DirtyError",

@@ -112,7 +112,9 @@ def load_dirty_app(import_path):
     try:
         app = klass()
     except Exception as e:
-        raise DirtyAppError("Failed to instantiate %s: %s" % (import_path, e), app_path=import_path) from e
+        raise DirtyAppError(
+            "Failed to instantiate %s: %s" % (import_path, e), app_path=import_path
+        ) from e
     for method in ("init", "__call__", "close"):
         if not callable(getattr(app, method, None)):
             raise DirtyAppError(

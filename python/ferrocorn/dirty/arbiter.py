@@ -36,12 +36,8 @@ from .errors import (
     DirtyWorkerError,
 )
 from .stash import handle_stash
-from .worker import BOOT_ERROR, DirtyWorker
-
-_HANDLED = (
-    signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGUSR1,
-    signal.SIGTTIN, signal.SIGTTOU, signal.SIGCHLD,
-)
+from . import control
+from .worker import BOOT_ERROR, DirtyWorker, become_worker
 
 
 def run(cfg, log, socket_path, master_pid):
@@ -70,7 +66,13 @@ class _Call:
     __slots__ = ("client", "rid", "app_path", "body", "deadline")
 
     def __init__(self, client, rid, app_path, body, deadline):
-        self.client, self.rid, self.app_path, self.body, self.deadline = client, rid, app_path, body, deadline
+        self.client, self.rid, self.app_path, self.body, self.deadline = (
+            client,
+            rid,
+            app_path,
+            body,
+            deadline,
+        )
 
 
 class DirtyArbiter:
@@ -96,7 +98,7 @@ class DirtyArbiter:
         self.generation = 0
         self.learned = {}  # app path -> `workers` class attribute, from this generation's workers
         self.stash_tables = {}
-        self._waiting = collections.deque()
+        self.waiting = collections.deque()
         self._failing = set()  # apps whose latest worker failed to boot
         self._clients = set()
         self._ids = itertools.count(1)
@@ -186,7 +188,7 @@ class DirtyArbiter:
         # Calls not yet given to a worker are refused as not run (the client sends them
         # again, to whatever arbiter now holds the socket); idle connections are closed,
         # so their clients reconnect before their next call.
-        waiting, self._waiting = self._waiting, collections.deque()
+        waiting, self.waiting = self.waiting, collections.deque()
         for call in waiting:
             call.client.send(_not_run(call.rid))
         for client in list(self._clients):
@@ -202,7 +204,7 @@ class DirtyArbiter:
     async def _stop_workers(self):
         deadline = time.monotonic() + self.graceful_timeout
         for w in list(self.workers.values()):
-            self._retire(w, signal.SIGTERM)
+            self.retire(w, signal.SIGTERM)
         while self.workers and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
             self._reap()
@@ -233,30 +235,33 @@ class DirtyArbiter:
 
     # ---- pool size -----------------------------------------------------------------------
 
-    def _limit(self, path):
+    def app_limit(self, path):
         count = self.app_specs[path]["worker_count"]
         return count if count is not None else self.learned.get(path)
 
     def minimum_workers(self):
-        return max([1] + [n for n in (self._limit(p) for p in self.app_specs) if n])
+        return max([1] + [n for n in (self.app_limit(p) for p in self.app_specs) if n])
 
-    def _current(self):
-        return [w for w in self.workers.values() if w.generation == self.generation and not w.retiring]
+    def current_workers(self):
+        return [
+            w for w in self.workers.values() if w.generation == self.generation and not w.retiring
+        ]
 
-    def _learning(self, current):
+    def learning(self, current):
         # An app whose limit only its class knows: let one worker load it and report
         # before more workers are given apps.
         return any(
-            self._limit(p) is None and self.app_specs[p]["worker_count"] is None
+            self.app_limit(p) is None
+            and self.app_specs[p]["worker_count"] is None
             and any(not w.booted and p in w.app_paths for w in current)
             for p in self.app_specs
         )
 
     def apps_for_new_worker(self, current=None):
-        current = self._current() if current is None else current
+        current = self.current_workers() if current is None else current
         out = []
         for path in self.app_specs:
-            limit = self._limit(path)
+            limit = self.app_limit(path)
             if limit is None or sum(path in w.app_paths for w in current) < limit:
                 out.append(path)
         return out
@@ -264,26 +269,29 @@ class DirtyArbiter:
     def manage_workers(self):
         if not self.alive:
             return
-        current = self._current()
-        while len(current) < self.num_workers and not self._learning(current):
+        current = self.current_workers()
+        while len(current) < self.num_workers and not self.learning(current):
             apps = self.apps_for_new_worker(current)
             if not apps:
                 break
             current.append(self.spawn_worker(apps))
         while len(current) > self.num_workers:
-            victim = self._victim(current)
+            victim = self.victim(current)
             current.remove(victim)
-            self._retire(victim, signal.SIGTERM)
+            self.retire(victim, signal.SIGTERM)
         # Old generation (before a HUP): stopped once the new one serves every app.
-        old = [w for w in self.workers.values() if w.generation != self.generation and not w.retiring]
-        if old and current and all(w.booted for w in current) and not self._learning(current):
+        old = [
+            w for w in self.workers.values() if w.generation != self.generation and not w.retiring
+        ]
+        if old and current and all(w.booted for w in current) and not self.learning(current):
             self.log.info("Dirty workers reloaded; stopping %d old worker(s)", len(old))
             for w in old:
-                self._retire(w, signal.SIGTERM)
+                self.retire(w, signal.SIGTERM)
         self._pump()
 
-    def _victim(self, current):
+    def victim(self, current):
         """The worker to stop when shrinking: the oldest whose apps all stay served."""
+
         def spare(w):
             return all(sum(p in o.app_paths for o in current) > 1 for p in w.app_paths)
 
@@ -297,7 +305,9 @@ class DirtyArbiter:
     def _ttou(self):
         floor = self.minimum_workers()
         if self.num_workers <= floor:
-            self.log.warning("SIGTTOU: Cannot decrease below %s workers (required by app specs)", floor)
+            self.log.warning(
+                "SIGTTOU: Cannot decrease below %s workers (required by app specs)", floor
+            )
             return
         self.num_workers -= 1
         self.log.info("SIGTTOU: Decreasing dirty workers to %s", self.num_workers)
@@ -313,11 +323,14 @@ class DirtyArbiter:
 
     def spawn_worker(self, app_paths):
         self.worker_age += 1
-        worker = DirtyWorker(self.worker_age, self.pid, app_paths, self.cfg, self.log, self.generation)
+        worker = DirtyWorker(
+            self.worker_age, self.pid, app_paths, self.cfg, self.log, self.generation
+        )
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         pid = os.fork()
         if pid == 0:
-            self._become_worker(worker, mine, theirs)
+            socks = [mine, self._listener] + [w.conn for w in self.workers.values()]
+            become_worker(worker, self.pid, self._loop, socks, theirs)  # never returns
         theirs.close()
         worker.pid = pid
         worker.conn = mine
@@ -326,26 +339,6 @@ class DirtyArbiter:
         self._call_hook("dirty_post_fork", self, worker)
         self.log.info("Spawned dirty worker (pid: %s) with apps: %s", pid, app_paths)
         return worker
-
-    def _become_worker(self, worker, mine, theirs):
-        """In the forked child: drop everything of the arbiter's, then serve as a worker."""
-        try:
-            from ferrocorn import _ferrocorn
-
-            # SIGKILL: an arbiter that dies abnormally cannot stop its workers, and a
-            # worker stuck in app code would ignore a TERM; the link's EOF covers the rest.
-            if not _ferrocorn.set_parent_death_signal(signal.SIGKILL, self.pid):
-                os._exit(0)  # the arbiter died before the death signal was armed
-            signal.set_wakeup_fd(-1)
-            for sig in _HANDLED:
-                signal.signal(sig, signal.SIG_DFL)
-            _close_inherited(self._loop, [mine, self._listener] + [w.conn for w in self.workers.values()])
-            asyncio.events._set_running_loop(None)
-            _ferrocorn.set_proc_title("dirty-worker [%s]" % self.cfg.proc_name)
-        except BaseException:
-            self.log.exception("Dirty worker setup failed")
-            os._exit(BOOT_ERROR)
-        worker.run(theirs)  # never returns
 
     async def _worker_link(self, worker):
         reader, worker.writer = await asyncio.open_unix_connection(sock=worker.conn)
@@ -385,15 +378,19 @@ class DirtyArbiter:
             call.client.send(P.raw_frame(msg_type, call.rid, body))
             if msg_type != P.MSG_CHUNK and not self.alive:
                 self._close_if_idle(call.client)
-        if msg_type == P.MSG_ERROR and _error_type(body) == "DirtyTimeoutError" and not worker.retiring:
+        if (
+            msg_type == P.MSG_ERROR
+            and _error_type(body) == "DirtyTimeoutError"
+            and not worker.retiring
+        ):
             # The call's thread may run on forever: replace the worker.
             self.log.warning("Dirty worker (pid:%s) timed out a call; replacing it", worker.pid)
-            self._retire(worker, signal.SIGTERM)
+            self.retire(worker, signal.SIGTERM)
             self.manage_workers()
         elif msg_type != P.MSG_CHUNK:
             self._pump()
 
-    def _retire(self, worker, sig):
+    def retire(self, worker, sig):
         worker.retiring = True
         if worker.stop_deadline is None:
             worker.stop_deadline = time.monotonic() + self.graceful_timeout
@@ -435,13 +432,19 @@ class DirtyArbiter:
             worker = self.workers.get(pid)
             if worker is None:
                 continue
-            if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 and worker.stop_deadline is None:
+            if (
+                os.WIFEXITED(status)
+                and os.WEXITSTATUS(status) == 0
+                and worker.stop_deadline is None
+            ):
                 # A clean exit nobody asked for is a signal sent to the whole process
                 # group (a terminal's ^C, a service manager's stop): the arbiter's own
                 # is on its way, so the replacement waits for the next check.
                 deferred = True
             if os.WIFSIGNALED(status):
-                self.log.warning("Dirty worker (pid:%s) killed by signal %s", pid, os.WTERMSIG(status))
+                self.log.warning(
+                    "Dirty worker (pid:%s) killed by signal %s", pid, os.WTERMSIG(status)
+                )
             elif os.WEXITSTATUS(status) == BOOT_ERROR:
                 self.log.error("Dirty worker failed to boot (pid:%s)", pid)
                 self._failing.update(worker.app_paths)
@@ -489,7 +492,9 @@ class DirtyArbiter:
                 elif msg_type == P.MSG_END:
                     self._cancel(client, rid)
                 else:
-                    client.send(_error(rid, DirtyProtocolError("Unexpected message type 0x%02x" % msg_type)))
+                    client.send(
+                        _error(rid, DirtyProtocolError("Unexpected message type 0x%02x" % msg_type))
+                    )
         except (EOFError, ConnectionError, asyncio.CancelledError):
             pass  # cancelled: the arbiter is stopping
         except DirtyProtocolError as e:
@@ -518,15 +523,15 @@ class DirtyArbiter:
             client.send(_error(rid, DirtyNoWorkersAvailableError(app_path)))
             return
         deadline = time.monotonic() + self.timeout if self.timeout > 0 else None
-        self._waiting.append(_Call(client, rid, app_path, body, deadline))
+        self.waiting.append(_Call(client, rid, app_path, body, deadline))
         self._pump()
 
     def _pump(self):
-        if not self._waiting:
+        if not self.waiting:
             return
         keep = collections.deque()
-        while self._waiting:
-            call = self._waiting.popleft()
+        while self.waiting:
+            call = self.waiting.popleft()
             if call.client.closed:
                 continue
             worker = self._pick(call.app_path)
@@ -536,12 +541,18 @@ class DirtyArbiter:
             aid = next(self._ids)
             worker.inflight[aid] = call
             worker.writer.write(P.raw_frame(P.MSG_REQUEST, aid, call.body))
-        self._waiting = keep
+        self.waiting = keep
 
     def _pick(self, app_path):
         best = None
         for w in self.workers.values():
-            if w.booted and not w.retiring and not w.gone and app_path in w.app_paths and len(w.inflight) < self.threads:
+            if (
+                w.booted
+                and not w.retiring
+                and not w.gone
+                and app_path in w.app_paths
+                and len(w.inflight) < self.threads
+            ):
                 if best is None or len(w.inflight) < len(best[0].inflight):
                     best = [w]
                 elif len(w.inflight) == len(best[0].inflight):
@@ -552,24 +563,33 @@ class DirtyArbiter:
 
     def _served(self, app_path):
         """Whether a ready worker loads the app."""
-        return any(w.booted and not w.gone and app_path in w.app_paths for w in self.workers.values())
+        return any(
+            w.booted and not w.gone and app_path in w.app_paths for w in self.workers.values()
+        )
 
     def _expire_waiting(self):
         """Fail the waiting calls past dirty_timeout, and those for an app no worker can
         load (its last worker failed to boot and none is serving it), or no worker loads."""
         now = time.monotonic()
         keep = collections.deque()
-        for call in self._waiting:
+        for call in self.waiting:
             if call.deadline is not None and now > call.deadline:
-                call.client.send(_error(call.rid, DirtyTimeoutError(
-                    "Timed out waiting for a free dirty worker for %s" % call.app_path, self.timeout)))
+                call.client.send(
+                    _error(
+                        call.rid,
+                        DirtyTimeoutError(
+                            "Timed out waiting for a free dirty worker for %s" % call.app_path,
+                            self.timeout,
+                        ),
+                    )
+                )
             elif (call.app_path in self._failing and not self._served(call.app_path)) or not any(
                 call.app_path in w.app_paths for w in self.workers.values()
             ):
                 call.client.send(_error(call.rid, DirtyNoWorkersAvailableError(call.app_path)))
             else:
                 keep.append(call)
-        self._waiting = keep
+        self.waiting = keep
 
     def _cancel(self, client, rid):
         """Forget the calls of a client that left (rid None) or dropped one stream."""
@@ -583,79 +603,13 @@ class DirtyArbiter:
     # ---- control -------------------------------------------------------------------------
 
     def status(self):
-        now = time.monotonic()
-        workers = sorted(
-            (
-                {
-                    "pid": pid,
-                    "age": w.age,
-                    "apps": list(w.app_paths),
-                    "booted": w.booted,
-                    "last_heartbeat": round(now - w.tmp.last_update(), 2) if self.timeout > 0 else None,
-                    "busy": len(w.inflight),
-                    "generation": w.generation,
-                }
-                for pid, w in self.workers.items()
-            ),
-            key=lambda w: w["age"],
-        )
-        specs = []
-        for path, spec in self.app_specs.items():
-            pids = [w["pid"] for w in workers if path in w["apps"]]
-            specs.append({
-                "import_path": path,
-                "worker_count": self._limit(path),
-                "current_workers": len(pids),
-                "worker_pids": pids,
-            })
-        return {
-            "arbiter_pid": self.pid,
-            "workers": workers,
-            "worker_count": len(workers),
-            "apps": list(self.app_specs),
-            "app_specs": specs,
-            "target_workers": self.num_workers,
-            "waiting_calls": len(self._waiting),
-        }
+        return control.arbiter_status(self)
 
     def _manage(self, rid, msg):
-        op = msg.get("op")
         try:
-            count = max(1, int(msg.get("count", 1)))
-        except (TypeError, ValueError):
-            return _error(rid, DirtyError("Bad worker count: %r" % (msg.get("count"),)))
-        if op == P.MANAGE_OP_ADD:
-            spawned = 0
-            for _ in range(count):
-                current = self._current()
-                apps = self.apps_for_new_worker(current)
-                if not apps or self._learning(current):
-                    break
-                self.num_workers += 1
-                self.spawn_worker(apps)
-                spawned += 1
-            result = {"success": True, "operation": "add", "requested": count, "spawned": spawned}
-            if not spawned:
-                result["reason"] = "All apps have reached their worker limits"
-        elif op == P.MANAGE_OP_REMOVE:
-            floor = self.minimum_workers()
-            removed = 0
-            for _ in range(count):
-                current = self._current()
-                if self.num_workers <= floor or len(current) <= 1:
-                    break
-                self.num_workers -= 1
-                self._retire(self._victim(current), signal.SIGTERM)
-                removed += 1
-            result = {"success": True, "operation": "remove", "requested": count, "removed": removed}
-        else:
-            return _error(rid, DirtyError("Unknown manage operation: %s" % (op,)))
-        result["total_workers"] = len(self._current())
-        result["target_workers"] = self.num_workers
-        self.log.info(
-            "Worker management: %s %d workers (spawned/removed: %d)",
-            result["operation"], count, result.get("spawned", result.get("removed", 0)),
-        )
+            result = control.arbiter_manage(self, msg)
+        except DirtyError as e:
+            return _error(rid, e)
         return P.frame(P.MSG_RESPONSE, rid, {"result": result})
 
     def _call_hook(self, name, *args):
@@ -684,30 +638,3 @@ def _error_type(body):
         return (P.decode_payload(body).get("error") or {}).get("error_type")
     except DirtyProtocolError:
         return None
-
-
-def _close_inherited(loop, socks):
-    """Close, in a just-forked child, the arbiter's sockets and its event loop's fds.
-
-    Raw ``os.close`` only: going through asyncio would edit the epoll set the child shares
-    with the arbiter. The objects stay referenced (the arbiter's frames never unwind in the
-    child, which leaves by ``os._exit``), so nothing closes these numbers a second time.
-    """
-    fds = set()
-    selector = getattr(loop, "_selector", None)
-    if selector is not None:
-        fds.add(selector.fileno())
-        fds.update(key.fd for key in selector.get_map().values())
-    for name in ("_ssock", "_csock"):
-        s = getattr(loop, name, None)
-        if s is not None:
-            fds.add(s.fileno())
-    for s in socks:
-        if s is not None:
-            s.close()
-    for fd in fds:
-        if fd >= 0:
-            try:
-                os.close(fd)
-            except OSError:
-                pass

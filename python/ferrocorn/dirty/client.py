@@ -132,17 +132,22 @@ class DirtyClient:
                 # The arbiter did not get a whole request: sending it again is safe.
                 self._close_socket()
                 if attempt == 2:
-                    raise DirtyConnectionError("Failed to send to dirty arbiter: %s" % e, self.socket_path) from e
+                    raise DirtyConnectionError(
+                        "Failed to send to dirty arbiter: %s" % e, self.socket_path
+                    ) from e
 
     def _recv(self, sock, rid, deadline):
         try:
             sock.settimeout(_remaining(deadline))
             msg_type, got, reply = P.recv_message(sock)
         except socket.timeout:
-            raise DirtyTimeoutError("Timeout waiting for dirty app response", timeout=self.timeout) from None
+            raise DirtyTimeoutError(
+                "Timeout waiting for dirty app response", timeout=self.timeout
+            ) from None
         except (EOFError, OSError) as e:
             raise DirtyConnectionError(
-                "Connection to dirty arbiter lost while waiting for the reply: %s" % (e or "closed"),
+                "Connection to dirty arbiter lost while waiting for the reply: %s"
+                % (e or "closed"),
                 self.socket_path,
             ) from e
         if got != rid:
@@ -195,9 +200,13 @@ class DirtyClient:
         pause = 0.05
         while True:
             try:
-                return await asyncio.wait_for(asyncio.open_unix_connection(self.socket_path), _remaining(until))
+                return await asyncio.wait_for(
+                    asyncio.open_unix_connection(self.socket_path), _remaining(until)
+                )
             except asyncio.TimeoutError:
-                raise DirtyTimeoutError("Timeout connecting to dirty arbiter", timeout=self.timeout) from None
+                raise DirtyTimeoutError(
+                    "Timeout connecting to dirty arbiter", timeout=self.timeout
+                ) from None
             except OSError as e:
                 if time.monotonic() + pause >= until:
                     raise DirtyConnectionError(
@@ -224,16 +233,23 @@ class DirtyClient:
             except (OSError, asyncio.TimeoutError) as e:
                 await self._close_async()
                 if attempt == 2 or isinstance(e, asyncio.TimeoutError):
-                    raise DirtyConnectionError("Failed to send to dirty arbiter: %s" % e, self.socket_path) from e
+                    raise DirtyConnectionError(
+                        "Failed to send to dirty arbiter: %s" % e, self.socket_path
+                    ) from e
 
     async def _recv_async(self, reader, rid, deadline):
         try:
-            msg_type, got, reply = await asyncio.wait_for(P.read_message(reader), _remaining(deadline))
+            msg_type, got, reply = await asyncio.wait_for(
+                P.read_message(reader), _remaining(deadline)
+            )
         except asyncio.TimeoutError:
-            raise DirtyTimeoutError("Timeout waiting for dirty app response", timeout=self.timeout) from None
+            raise DirtyTimeoutError(
+                "Timeout waiting for dirty app response", timeout=self.timeout
+            ) from None
         except (EOFError, OSError) as e:
             raise DirtyConnectionError(
-                "Connection to dirty arbiter lost while waiting for the reply: %s" % (e or "closed"),
+                "Connection to dirty arbiter lost while waiting for the reply: %s"
+                % (e or "closed"),
                 self.socket_path,
             ) from e
         if got != rid:
@@ -449,7 +465,8 @@ def get_dirty_socket_path():
     path = _socket_path or os.environ.get("GUNICORN_DIRTY_SOCKET")
     if not path:
         raise DirtyError(
-            "Dirty socket path not configured. Make sure dirty_workers > 0 and dirty_apps are configured."
+            "Dirty socket path not configured. "
+            "Make sure dirty_workers > 0 and dirty_apps are configured."
         )
     return path
 

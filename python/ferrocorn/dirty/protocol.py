@@ -69,7 +69,9 @@ def _encode_into(value, out):
     if t is str:
         data = value.encode("utf-8")
         if len(data) > MAX_BLOB_SIZE:
-            raise DirtyProtocolError("String too large: %d bytes (max: %d)" % (len(data), MAX_BLOB_SIZE))
+            raise DirtyProtocolError(
+                "String too large: %d bytes (max: %d)" % (len(data), MAX_BLOB_SIZE)
+            )
         out.append(_TAG_U32.pack(0x11, len(data)))
         out.append(data)
     elif value is None:
@@ -86,7 +88,9 @@ def _encode_into(value, out):
     elif isinstance(value, (bytes, bytearray, memoryview)):
         data = bytes(value)
         if len(data) > MAX_BLOB_SIZE:
-            raise DirtyProtocolError("Bytes too large: %d bytes (max: %d)" % (len(data), MAX_BLOB_SIZE))
+            raise DirtyProtocolError(
+                "Bytes too large: %d bytes (max: %d)" % (len(data), MAX_BLOB_SIZE)
+            )
         out.append(_TAG_U32.pack(0x10, len(data)))
         out.append(data)
     elif isinstance(value, str):  # a str subclass
@@ -117,7 +121,7 @@ def encode(value):
 
 
 def _truncated(what, buf, pos):
-    return DirtyProtocolError("Truncated TLV data: %s" % what, raw_data=bytes(buf[pos:pos + 20]))
+    return DirtyProtocolError("Truncated TLV data: %s" % what, raw_data=bytes(buf[pos : pos + 20]))
 
 
 def _decode_at(buf, pos, end):
@@ -134,7 +138,7 @@ def _decode_at(buf, pos, end):
             raise DirtyProtocolError("Value too large: %d bytes (max: %d)" % (n, MAX_BLOB_SIZE))
         if pos + n > end:
             raise _truncated("expected %d bytes, got %d" % (n, end - pos), buf, pos)
-        raw = bytes(buf[pos:pos + n])
+        raw = bytes(buf[pos : pos + n])
         if tag == 0x10:
             return raw, pos + n
         try:
@@ -176,7 +180,9 @@ def _decode_at(buf, pos, end):
                 raise DirtyProtocolError("Dict key must be string, got %s" % type(key).__name__)
             result[key], pos = _decode_at(buf, pos, end)
         return result, pos
-    raise DirtyProtocolError("Unknown TLV type code: 0x%02x" % tag, raw_data=bytes(buf[pos - 1:pos + 20]))
+    raise DirtyProtocolError(
+        "Unknown TLV type code: 0x%02x" % tag, raw_data=bytes(buf[pos - 1 : pos + 20])
+    )
 
 
 def decode(data):
@@ -185,7 +191,8 @@ def decode(data):
     value, pos = _decode_at(buf, 0, len(buf))
     if pos != len(buf):
         raise DirtyProtocolError(
-            "Trailing data after TLV: %d bytes" % (len(buf) - pos), raw_data=bytes(buf[pos:pos + 20])
+            "Trailing data after TLV: %d bytes" % (len(buf) - pos),
+            raw_data=bytes(buf[pos : pos + 20]),
         )
     return value
 
@@ -197,7 +204,9 @@ def frame(msg_type, request_id, payload=None):
     """One whole message: header plus the TLV of ``payload`` (a dict), or no payload if None."""
     body = b"" if payload is None else encode(payload)
     if len(body) > MAX_MESSAGE_SIZE:
-        raise DirtyProtocolError("Message too large: %d bytes (max: %d)" % (len(body), MAX_MESSAGE_SIZE))
+        raise DirtyProtocolError(
+            "Message too large: %d bytes (max: %d)" % (len(body), MAX_MESSAGE_SIZE)
+        )
     return HEADER.pack(MAGIC, VERSION, msg_type, len(body), request_id) + body
 
 
@@ -212,11 +221,15 @@ def parse_header(data):
     if magic != MAGIC:
         raise DirtyProtocolError("Invalid magic: %r, expected %r" % (magic, MAGIC), raw_data=data)
     if version != VERSION:
-        raise DirtyProtocolError("Unsupported protocol version: %d, expected %d" % (version, VERSION))
+        raise DirtyProtocolError(
+            "Unsupported protocol version: %d, expected %d" % (version, VERSION)
+        )
     if msg_type not in MSG_TYPES:
         raise DirtyProtocolError("Unknown message type: 0x%02x" % msg_type, raw_data=data)
     if length > MAX_MESSAGE_SIZE:
-        raise DirtyProtocolError("Message too large: %d bytes (max: %d)" % (length, MAX_MESSAGE_SIZE))
+        raise DirtyProtocolError(
+            "Message too large: %d bytes (max: %d)" % (length, MAX_MESSAGE_SIZE)
+        )
     return msg_type, request_id, length
 
 
@@ -288,7 +301,9 @@ async def read_frame(reader):
     try:
         body = await reader.readexactly(length)
     except asyncio.IncompleteReadError as e:
-        raise DirtyProtocolError("Incomplete payload: %d of %d bytes" % (len(e.partial), length)) from None
+        raise DirtyProtocolError(
+            "Incomplete payload: %d of %d bytes" % (len(e.partial), length)
+        ) from None
     return msg_type, request_id, body
 
 

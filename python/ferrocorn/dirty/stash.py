@@ -218,7 +218,8 @@ def get_stash_socket_path():
     path = _socket_path or os.environ.get("GUNICORN_DIRTY_SOCKET")
     if not path:
         raise StashError(
-            "Stash socket path not configured. Make sure dirty_workers > 0 and dirty_apps are configured."
+            "Stash socket path not configured. "
+            "Make sure dirty_workers > 0 and dirty_apps are configured."
         )
     return path
 
@@ -300,7 +301,9 @@ def _apply(tables, rid, msg):
         result = True
     elif op == P.STASH_OP_GET:
         if table is None or key not in table:
-            return _stash_error(rid, "StashKeyNotFoundError", "Key not found in %s: %s" % (name, key))
+            return _stash_error(
+                rid, "StashKeyNotFoundError", "Key not found in %s: %s" % (name, key)
+            )
         result = table[key]
     elif op == P.STASH_OP_DELETE:
         result = table is not None and table.pop(key, _MISSING) is not _MISSING
@@ -338,4 +341,6 @@ _MISSING = object()
 
 
 def _stash_error(rid, kind, message):
-    return P.frame(P.MSG_ERROR, rid, {"error": {"error_type": kind, "message": message, "details": {}}})
+    return P.frame(
+        P.MSG_ERROR, rid, {"error": {"error_type": kind, "message": message, "details": {}}}
+    )

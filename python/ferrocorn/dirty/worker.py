@@ -29,7 +29,13 @@ import traceback
 
 from . import protocol as P
 from .app import load_dirty_app
-from .errors import DirtyAppError, DirtyAppNotFoundError, DirtyProtocolError, DirtyTimeoutError, DirtyWorkerError
+from .errors import (
+    DirtyAppError,
+    DirtyAppNotFoundError,
+    DirtyProtocolError,
+    DirtyTimeoutError,
+    DirtyWorkerError,
+)
 
 BOOT_ERROR = 3
 _STAMP = struct.Struct("d")
@@ -208,7 +214,9 @@ class DirtyWorker:
                 self._send_error(rid, DirtyWorkerError("Unknown message type: 0x%02x" % msg_type))
                 continue
             if not self.alive:
-                self._send_error(rid, DirtyWorkerError("Dirty worker %s is shutting down" % self.pid, self.pid))
+                self._send_error(
+                    rid, DirtyWorkerError("Dirty worker %s is shutting down" % self.pid, self.pid)
+                )
                 continue
             task = self._loop.create_task(self._handle(rid, body))
             self._tasks.add(task)
@@ -249,7 +257,9 @@ class DirtyWorker:
         except Exception as e:
             tb = traceback.format_exc()
             self.log.error("Error executing %s.%s: %s\n%s", app_path, action, e, tb)
-            self._send_error(rid, DirtyAppError(str(e), app_path=app_path, action=action, traceback=tb))
+            self._send_error(
+                rid, DirtyAppError(str(e), app_path=app_path, action=action, traceback=tb)
+            )
         finally:
             self._busy.pop(rid, None)
             self._cancelled.discard(rid)
@@ -262,7 +272,9 @@ class DirtyWorker:
         self._send(data)
 
     def _timed_out(self, app_path, action):
-        self.log.warning("Execution timeout for %s.%s after %ss", app_path, action, _secs(self._timeout))
+        self.log.warning(
+            "Execution timeout for %s.%s after %ss", app_path, action, _secs(self._timeout)
+        )
         return DirtyTimeoutError(
             "Execution of %s.%s timed out after %ss" % (app_path, action, _secs(self._timeout)),
             timeout=_secs(self._timeout),
@@ -351,3 +363,65 @@ def _workers_attribute(app):
 
 def _secs(t):
     return int(t) if float(t).is_integer() else t
+
+
+# Signals the arbiter handles; a new worker puts them back to their defaults first.
+_ARBITER_SIGNALS = (
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGQUIT,
+    signal.SIGHUP,
+    signal.SIGUSR1,
+    signal.SIGTTIN,
+    signal.SIGTTOU,
+    signal.SIGCHLD,
+)
+
+
+def become_worker(worker, arbiter_pid, loop, arbiter_socks, sock):
+    """In a child just forked by the arbiter: drop everything of the arbiter's, then serve
+    as ``worker`` on ``sock``. Never returns."""
+    try:
+        from ferrocorn import _ferrocorn
+
+        # SIGKILL: an arbiter that dies abnormally cannot stop its workers, and a worker
+        # stuck in app code would ignore a TERM; the link's EOF covers the rest.
+        if not _ferrocorn.set_parent_death_signal(signal.SIGKILL, arbiter_pid):
+            os._exit(0)  # the arbiter died before the death signal was armed
+        signal.set_wakeup_fd(-1)
+        for sig in _ARBITER_SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
+        _close_inherited(loop, arbiter_socks)
+        asyncio.events._set_running_loop(None)
+        _ferrocorn.set_proc_title("dirty-worker [%s]" % worker.cfg.proc_name)
+    except BaseException:
+        worker.log.exception("Dirty worker setup failed")
+        os._exit(BOOT_ERROR)
+    worker.run(sock)
+
+
+def _close_inherited(loop, socks):
+    """Close, in a just-forked child, the arbiter's sockets and its event loop's fds.
+
+    Raw ``os.close`` only: going through asyncio would edit the epoll set the child shares
+    with the arbiter. The objects stay referenced (the arbiter's frames never unwind in the
+    child, which leaves by ``os._exit``), so nothing closes these numbers a second time.
+    """
+    fds = set()
+    selector = getattr(loop, "_selector", None)
+    if selector is not None:
+        fds.add(selector.fileno())
+        fds.update(key.fd for key in selector.get_map().values())
+    for name in ("_ssock", "_csock"):
+        s = getattr(loop, name, None)
+        if s is not None:
+            fds.add(s.fileno())
+    for s in socks:
+        if s is not None:
+            s.close()
+    for fd in fds:
+        if fd >= 0:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
