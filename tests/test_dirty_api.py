@@ -16,14 +16,18 @@ marked ``ferrocorn_only``, which check the breakages ferrocorn fixes (docs/diffe
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import time
+from urllib.parse import quote
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
 from conftest import pid_alive, wait_until
+from loadgen import LoadGen
 
 TASKS = "dirty_tasks:Tasks"
 
@@ -373,6 +377,57 @@ def test_stash_missing_entries(serve):
         err["error"] == "StashTableNotFoundError"
         and err["message"] == "Stash table not found: no_table"
     )
+
+
+# ---- reconnection ---------------------------------------------------------------------------
+
+
+@pytest.mark.ferrocorn_only
+def test_new_dirty_settings_on_hup_lose_no_call(serve, tmp_path):
+    # The HUP hands the socket path to a new arbiter while the old one stops: calls the old
+    # one refuses unrun are sent again to the new one, idle connections reconnect.
+    conf = tmp_path / "conf.py"
+    conf.write_text("dirty_timeout = 30\n")
+    server = serve_dirty(serve, "-c", str(conf), "-w", "2", "dirty_web:app", *dirty_args(2)[:4])
+    arbiters = lambda: re.findall(
+        r"Spawned dirty arbiter \(pid: (\d+)\)", server.stderr_text()
+    )  # noqa: E731
+    with LoadGen(
+        server.address, "/call?q=" + quote(json.dumps([TASKS, "sleep", 0.05])), threads=4, limit=40
+    ) as load:
+        load.wait_ok(10)
+        conf.write_text("dirty_timeout = 31\n")
+        load.mark("HUP")
+        server.send_signal(signal.SIGHUP)
+        wait_until(lambda: len(arbiters()) == 2, what="the new dirty arbiter")
+        old = int(arbiters()[0])
+        wait_until(lambda: not pid_alive(old), timeout=20, what="the old arbiter to exit")
+        load.wait_ok(20, what="calls after the reload")
+    load.assert_lossless()
+    bodies = [json.loads(b) for b in load.bodies()]
+    assert bodies and all(b == {"result": 0.05} for b in bodies), bodies[:5]
+
+
+@pytest.mark.ferrocorn_only
+def test_stopping_arbiter_hands_waiting_calls_back(serve):
+    from ferrocorn.dirty import control, protocol
+    from ferrocorn.dirty.client import DirtyClient
+
+    server = serve_dirty(serve, "dirty_web:app", *dirty_args(1))
+    path = re.search(r"Spawned dirty arbiter \(pid: \d+\) at (\S+)", server.stderr_text()).group(1)
+    raw_status = lambda: control._ask(path, protocol.MSG_STATUS, None, 5)  # noqa: E731
+    arbiter = raw_status()["arbiter_pid"]
+    with ThreadPoolExecutor(2) as pool:
+        busy = pool.submit(DirtyClient(path, timeout=30).execute, TASKS, "sleep", 2)
+        wait_until(lambda: raw_status()["workers"][0]["busy"] == 1, what="the worker to be busy")
+        queued = pool.submit(DirtyClient(path, timeout=30).execute, TASKS, "add", 1, 2)
+        wait_until(lambda: raw_status()["waiting_calls"] == 1, what="a call to wait")
+        os.kill(arbiter, signal.SIGTERM)
+        # The call in flight finishes in the stopping arbiter; the waiting one is refused
+        # unrun and sent again to the arbiter the master starts next.
+        assert busy.result(timeout=30) == 2
+        assert queued.result(timeout=30) == 3
+    assert raw_status()["arbiter_pid"] != arbiter
 
 
 # ---- hooks and imports -----------------------------------------------------------------------

@@ -104,6 +104,7 @@ class DirtyArbiter:
         self._ids = itertools.count(1)
         self._rr = itertools.count()
         self._listener = None
+        self._server = None
         self._loop = None
         self._stopped = None
 
@@ -166,7 +167,9 @@ class DirtyArbiter:
         loop.add_signal_handler(signal.SIGTTIN, self._ttin)
         loop.add_signal_handler(signal.SIGTTOU, self._ttou)
         loop.add_signal_handler(signal.SIGCHLD, self._reap)
-        server = await asyncio.start_unix_server(self._serve_client, sock=self._listener)
+        server = self._server = await asyncio.start_unix_server(
+            self._serve_client, sock=self._listener
+        )
         self.log.info("Dirty arbiter listening on %s", self.socket_path)
         self.manage_workers()
         monitor = loop.create_task(self._monitor())
@@ -185,6 +188,13 @@ class DirtyArbiter:
             self.log.info("Dirty arbiter: %s received, stopping", signal.Signals(sig).name)
         if not self._stopped.done():
             self._stopped.set_result(None)
+        # No connection may be left in the listener's backlog when it closes (it would be
+        # reset, and its client could not tell whether its call ran): take the path away,
+        # serve what is queued, then close. Clients retry the connect meanwhile, until the
+        # master's next arbiter binds the path.
+        self._unlink_socket()
+        self._drain_listener()
+        self._server.close()
         # Calls not yet given to a worker are refused as not run (the client sends them
         # again, to whatever arbiter now holds the socket); idle connections are closed,
         # so their clients reconnect before their next call.
@@ -193,6 +203,18 @@ class DirtyArbiter:
             call.client.send(_not_run(call.rid))
         for client in list(self._clients):
             self._close_if_idle(client)
+
+    def _drain_listener(self):
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:  # BlockingIOError: nothing left
+                return
+            self._loop.create_task(self._adopt(conn))
+
+    async def _adopt(self, conn):
+        reader, writer = await asyncio.open_unix_connection(sock=conn)
+        await self._serve_client(reader, writer)
 
     def _close_if_idle(self, client):
         if self.alive or client.closed:
