@@ -63,16 +63,15 @@ class _Client:
 
 
 class _Call:
-    __slots__ = ("client", "rid", "app_path", "body", "deadline")
+    __slots__ = ("client", "rid", "app_path", "body", "deadline", "cancelled")
 
     def __init__(self, client, rid, app_path, body, deadline):
-        self.client, self.rid, self.app_path, self.body, self.deadline = (
-            client,
-            rid,
-            app_path,
-            body,
-            deadline,
-        )
+        self.client = client
+        self.rid = rid
+        self.app_path = app_path
+        self.body = body
+        self.deadline = deadline
+        self.cancelled = False
 
 
 class DirtyArbiter:
@@ -396,7 +395,7 @@ class DirtyArbiter:
         call = worker.inflight.get(aid)
         if msg_type != P.MSG_CHUNK:
             worker.inflight.pop(aid, None)
-        if call is not None:
+        if call is not None and not call.cancelled:
             call.client.send(P.raw_frame(msg_type, call.rid, body))
             if msg_type != P.MSG_CHUNK and not self.alive:
                 self._close_if_idle(call.client)
@@ -614,13 +613,19 @@ class DirtyArbiter:
         self.waiting = keep
 
     def _cancel(self, client, rid):
-        """Forget the calls of a client that left (rid None) or dropped one stream."""
+        """A client left (rid None) or dropped one stream: its calls' replies are dropped,
+        and their workers told to stop streaming. Each call keeps its worker's slot until
+        the worker's final frame for it."""
         for w in self.workers.values():
-            for aid, call in list(w.inflight.items()):
-                if call.client is client and (rid is None or call.rid == rid):
-                    del w.inflight[aid]
-                    w.writer.write(P.frame(P.MSG_END, aid))
-        self._pump()
+            for aid, call in w.inflight.items():
+                if (
+                    call.client is client
+                    and (rid is None or call.rid == rid)
+                    and not call.cancelled
+                ):
+                    call.cancelled = True
+                    if w.writer is not None and not w.gone:
+                        w.writer.write(P.frame(P.MSG_END, aid))
 
     # ---- control -------------------------------------------------------------------------
 

@@ -208,7 +208,8 @@ class DirtyWorker:
                     self._stop.set_result(None)
                 return
             if msg_type == P.MSG_END:
-                self._cancelled.add(rid)
+                if rid in self._busy:  # still running: stop its stream at the next chunk
+                    self._cancelled.add(rid)
                 continue
             if msg_type != P.MSG_REQUEST:
                 self._send_error(rid, DirtyWorkerError("Unknown message type: 0x%02x" % msg_type))
@@ -312,9 +313,11 @@ class DirtyWorker:
                 # Each step gets the whole limit: a stream may run long while it progresses.
                 chunk = await self._step(rid, app_path, action, advance)
                 if chunk is _DONE:
-                    self._send(P.frame(P.MSG_END, rid))
-                    return
+                    break
                 self._reply(rid, P.MSG_CHUNK, {"data": chunk})
+            # Also when cancelled: every call ends with one final frame, which frees its
+            # slot in the arbiter.
+            self._send(P.frame(P.MSG_END, rid))
         finally:
             # close() runs the generator's finally blocks, in the pool: behind a step still
             # running there (threads=1) rather than beside it.
@@ -329,9 +332,9 @@ class DirtyWorker:
                 try:
                     chunk = await self._bounded(rid, app_path, action, agen.__anext__())
                 except StopAsyncIteration:
-                    self._send(P.frame(P.MSG_END, rid))
-                    return
+                    break
                 self._reply(rid, P.MSG_CHUNK, {"data": chunk})
+            self._send(P.frame(P.MSG_END, rid))
         finally:
             await agen.aclose()
 
