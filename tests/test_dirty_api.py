@@ -290,6 +290,17 @@ def test_call_past_dirty_timeout_fails(serve):
     assert err["error"] == "DirtyTimeoutError", err
 
 
+def test_worker_with_a_blocked_loop_is_killed(serve):
+    server = serve_dirty(serve, "dirty_web:app", *dirty_args(1, 2))
+    before = call(server, TASKS, "whoami")["result"]["pid"]
+    err, _ = get(server, "/stream", TASKS, "block_loop", 30)
+    assert err["error"] == "DirtyTimeoutError", err
+    server.wait_for_log(r"DIRTY WORKER TIMEOUT \(pid:%d\)" % before)
+    wait_until(lambda: not pid_alive(before), timeout=15, what="the stuck dirty worker to die")
+    after = wait_until(lambda: call(server, TASKS, "whoami").get("result"), what="a new worker")
+    assert after["pid"] != before
+
+
 @pytest.mark.ferrocorn_only
 def test_timed_out_worker_is_replaced(serve):
     server = serve_dirty(serve, "dirty_web:app", *dirty_args(1, 2))

@@ -62,6 +62,12 @@ class Tasks(DirtyApp):
             i += 1
             yield i
 
+    async def block_loop(self, seconds):
+        """A stream that blocks the dirty worker's event loop (a blocking call in an async
+        generator, which runs on the loop)."""
+        time.sleep(seconds)
+        yield seconds
+
     def read_stash(self, table, key):
         return stash.get(table, key)
 

@@ -37,7 +37,7 @@ from .errors import (
 )
 from .stash import handle_stash
 from . import control
-from .worker import BOOT_ERROR, DirtyWorker, become_worker
+from .worker import BOOT_ERROR, DirtyWorker, _secs, become_worker
 
 
 def run(cfg, log, socket_path, master_pid):
@@ -483,8 +483,17 @@ class DirtyArbiter:
         worker = self.workers.pop(pid, None)
         if worker is None:
             return
+        if worker.aborted:
+            err = DirtyTimeoutError(
+                "Dirty worker (pid:%s) was stuck for more than %ss and was killed"
+                % (pid, _secs(self.timeout)),
+                _secs(self.timeout),
+            )
+        else:
+            err = DirtyWorkerError(why, worker_id=pid)
         for call in worker.inflight.values():
-            call.client.send(_error(call.rid, DirtyWorkerError(why, worker_id=pid)))
+            if not call.cancelled:
+                call.client.send(_error(call.rid, err))
         worker.inflight.clear()
         try:
             worker.conn.close()
