@@ -26,6 +26,7 @@ from .errors import (
     DirtyTimeoutError,
     DirtyWorkerError,
 )
+from .arbiter import DirtyArbiter
 from .stash import (
     StashClient,
     StashError,
@@ -56,4 +57,5 @@ __all__ = [
     "StashError",
     "StashTableNotFoundError",
     "StashKeyNotFoundError",
+    "DirtyArbiter",
 ]

@@ -121,3 +121,14 @@ def load_dirty_app(import_path):
                 "%s is missing required method: %s" % (import_path, method), app_path=import_path
             )
     return app
+
+
+def load_dirty_apps(import_paths):
+    """``{import_path: instance}`` for every path (dirty workers only)."""
+    return {path: load_dirty_app(path) for path in import_paths}
+
+
+def get_app_workers_attribute(import_path):
+    """The class attribute ``workers`` of the app class (imports its module: dirty workers
+    only; the arbiter learns it from them)."""
+    return getattr(load_dirty_app_class(import_path), "workers", None)
