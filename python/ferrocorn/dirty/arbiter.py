@@ -144,6 +144,7 @@ class DirtyArbiter:
             # Request workers run as --user/--group and must be able to connect.
             os.chown(path, uid or -1, gid or -1)
         sock.listen(1024)
+        sock.setblocking(False)  # asyncio's way, and _drain_listener's before asyncio has it
         st = os.stat(path)
         self._socket_id = (st.st_dev, st.st_ino)
         return sock
@@ -193,7 +194,8 @@ class DirtyArbiter:
         # master's next arbiter binds the path.
         self._unlink_socket()
         self._drain_listener()
-        self._server.close()
+        if self._server is not None:
+            self._server.close()
         # Calls not yet given to a worker are refused as not run (the client sends them
         # again, to whatever arbiter now holds the socket); idle connections are closed,
         # so their clients reconnect before their next call.
