@@ -126,6 +126,18 @@ def test_execute_and_stream_from_asgi_worker(serve):
     assert results == [2 * i for i in range(24)]
 
 
+@pytest.mark.ferrocorn_only
+def test_async_client_shares_one_connection(serve):
+    # Gunicorn makes a client per asyncio context, so one connection per ASGI request,
+    # never closed: its arbiter holds a descriptor per request served.
+    server = serve_dirty(serve, "dirty_web_asgi:app", "-k", "asgi", *dirty_args(1))
+    arbiter = call(server, TASKS, "whoami")["result"]["ppid"]
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda i: call(server, TASKS, "add", i, 1)["result"], range(150)))
+    assert results == [i + 1 for i in range(150)]
+    assert len(os.listdir("/proc/%d/fd" % arbiter)) < 30
+
+
 def test_execute_from_gevent_worker(serve):
     server = serve_dirty(
         serve, "dirty_web:app", "-k", "gevent", "--worker-connections", "50", *dirty_args()

@@ -1,6 +1,7 @@
 """The client HTTP workers use to call dirty apps: ``get_dirty_client()`` (one per thread,
 blocking; fine under gevent's patched sockets) and ``await get_dirty_client_async()`` (one
-per asyncio context).
+per event loop: its tasks share one connection, their calls told apart by request id, and
+run at once).
 
 Timeouts: the default follows the server's ``dirty_timeout`` (``FERROCORN_DIRTY_TIMEOUT``,
 exported by the master): a call may wait that long for a free dirty worker and run that
@@ -16,13 +17,13 @@ DirtyConnectionError, as the call may have run.
 """
 
 import asyncio
-import contextvars
 import itertools
 import os
 import select
 import socket
 import threading
 import time
+import weakref
 
 from . import protocol as P
 from .errors import DirtyConnectionError, DirtyError, DirtyProtocolError, DirtyTimeoutError
@@ -75,8 +76,7 @@ class DirtyClient:
         self.socket_path = socket_path
         self.timeout = default_timeout() if timeout is _UNSET else timeout
         self._sock = None
-        self._reader = None
-        self._writer = None
+        self._aconn = None
         self._lock = threading.Lock()
         self._alock = None
         self._ids = itertools.count(1)
@@ -192,8 +192,7 @@ class DirtyClient:
     # ---- async API -----------------------------------------------------------------------
 
     async def connect_async(self):
-        if self._writer is None:
-            self._reader, self._writer = await self._open_async(self._deadline())
+        await self._conn_async(self._deadline())
 
     async def _open_async(self, deadline):
         until = _connect_deadline(deadline)
@@ -215,77 +214,68 @@ class DirtyClient:
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 0.5)
 
-    def _lock_async(self):
-        if self._alock is None:
-            self._alock = asyncio.Lock()
-        return self._alock
+    async def _conn_async(self, deadline):
+        """The shared connection, (re)opened when missing or closed by the arbiter."""
+        conn = self._aconn
+        if conn is not None and not conn.usable():
+            conn.close()
+            conn = self._aconn = None
+        if conn is None:
+            if self._alock is None:
+                self._alock = asyncio.Lock()
+            async with self._alock:
+                if self._aconn is None or not self._aconn.usable():
+                    reader, writer = await self._open_async(deadline)
+                    self._aconn = _Multiplexed(reader, writer, self.socket_path)
+            conn = self._aconn
+        return conn
 
-    async def _send_async(self, data, deadline):
+    async def _start_async(self, rid, data, deadline, sink):
+        """Send a request on the shared connection; its replies go to ``sink``. A request
+        that could not be sent is sent once more on a new connection (it never arrived)."""
         for attempt in (1, 2):
-            if self._writer is not None and (self._reader.at_eof() or self._writer.is_closing()):
-                await self._close_async()
-            if self._writer is None:
-                self._reader, self._writer = await self._open_async(deadline)
+            conn = await self._conn_async(deadline)
             try:
-                self._writer.write(data)
-                await asyncio.wait_for(self._writer.drain(), _remaining(deadline))
-                return
+                await conn.send(rid, data, sink, deadline)
+                return conn
             except (OSError, asyncio.TimeoutError) as e:
-                await self._close_async()
+                conn.close()
                 if attempt == 2 or isinstance(e, asyncio.TimeoutError):
                     raise DirtyConnectionError(
                         "Failed to send to dirty arbiter: %s" % e, self.socket_path
                     ) from e
 
-    async def _recv_async(self, reader, rid, deadline):
-        try:
-            msg_type, got, reply = await asyncio.wait_for(
-                P.read_message(reader), _remaining(deadline)
-            )
-        except asyncio.TimeoutError:
-            raise DirtyTimeoutError(
-                "Timeout waiting for dirty app response", timeout=self.timeout
-            ) from None
-        except (EOFError, OSError) as e:
-            raise DirtyConnectionError(
-                "Connection to dirty arbiter lost while waiting for the reply: %s"
-                % (e or "closed"),
-                self.socket_path,
-            ) from e
-        if got != rid:
-            raise DirtyProtocolError("Reply for request %d while waiting for %d" % (got, rid))
-        return msg_type, reply
-
     async def execute_async(self, app_path, action, *args, **kwargs):
-        """``execute`` for asyncio code."""
+        """``execute`` for asyncio code. Calls from any number of tasks share one
+        connection and run at once."""
         rid, data = self._request(app_path, action, args, kwargs)
         deadline = self._deadline()
-        async with self._lock_async():
-            for attempt in (1, 2):
-                await self._send_async(data, deadline)
-                try:
-                    msg_type, reply = await self._recv_async(self._reader, rid, deadline)
-                except (DirtyError, asyncio.CancelledError):
-                    await self._close_async()
-                    raise
-                if attempt == 1 and _not_run(msg_type, reply):
-                    await self._close_async()
-                    continue
-                break
-        return _reply(msg_type, reply)
+        for attempt in (1, 2):
+            fut = asyncio.get_running_loop().create_future()
+            conn = await self._start_async(rid, data, deadline, fut)
+            try:
+                msg_type, reply = await asyncio.wait_for(fut, _remaining(deadline))
+            except asyncio.TimeoutError:
+                conn.forget(rid)
+                raise DirtyTimeoutError(
+                    "Timeout waiting for dirty app response", timeout=self.timeout
+                ) from None
+            except BaseException:
+                conn.forget(rid)
+                raise
+            if attempt == 1 and _not_run(msg_type, reply):
+                conn.close()  # a stopping arbiter: the path now leads to its successor
+                continue
+            return _reply(msg_type, reply)
 
     def stream_async(self, app_path, action, *args, **kwargs):
         """``stream`` for asyncio code: an async iterator."""
         return DirtyAsyncStreamIterator(self, app_path, action, args, kwargs)
 
     async def _close_async(self):
-        writer, self._reader, self._writer = self._writer, None, None
-        if writer is not None:
-            writer.close()
-            try:
-                await writer.wait_closed()
-            except OSError:
-                pass
+        conn, self._aconn = self._aconn, None
+        if conn is not None:
+            conn.close()
 
     async def close_async(self):
         await self._close_async()
@@ -390,7 +380,8 @@ class DirtyStreamIterator(_StreamBase):
 
 
 class DirtyAsyncStreamIterator(_StreamBase):
-    """Chunks of a streamed call, for ``async for``."""
+    """Chunks of a streamed call, for ``async for``. Each chunk is waited for at most the
+    client timeout; ``aclose()`` (or dropping the iterator) cancels the stream."""
 
     _conn = None
 
@@ -403,52 +394,143 @@ class DirtyAsyncStreamIterator(_StreamBase):
         c = self.client
         deadline = self._idle_deadline()
         try:
-            first = self._conn is None
             for attempt in (1, 2):
                 if self._conn is None:
                     self._rid, data = c._request(self.app_path, self.action, self.args, self.kwargs)
-                    async with c._lock_async():
-                        await c._send_async(data, deadline)
-                        self._conn = (c._reader, c._writer)
-                        c._reader = c._writer = None
-                msg_type, got, reply = await self._read(deadline)
+                    self._queue = asyncio.Queue()
+                    self._conn = await c._start_async(self._rid, data, deadline, self._queue)
+                    first = True
+                else:
+                    first = False
+                try:
+                    msg_type, reply = await asyncio.wait_for(
+                        self._queue.get(), _remaining(deadline)
+                    )
+                except asyncio.TimeoutError:
+                    raise DirtyTimeoutError(
+                        "Timeout waiting for next chunk", timeout=c.timeout
+                    ) from None
                 if first and attempt == 1 and _not_run(msg_type, reply):
-                    self._conn[1].close()
+                    self._conn.forget(self._rid)
+                    self._conn.close()
                     self._conn = None
                     continue
                 break
-            end, data = self._chunk(msg_type, got, reply)
+            end, data = self._chunk(msg_type, self._rid, reply)
         except BaseException:
-            await self._finish(reuse=False)
+            self._finish(cancel=True)
             raise
         if end:
-            await self._finish(reuse=True)
+            self._finish(cancel=False)
             raise StopAsyncIteration
         return data
 
-    async def _read(self, deadline):
-        reader = self._conn[0]
-        msg_type, reply = await self.client._recv_async(reader, self._rid, deadline)
-        return msg_type, self._rid, reply
-
-    async def _finish(self, reuse):
+    def _finish(self, cancel):
         self._done = True
         conn, self._conn = self._conn, None
-        if conn is None:
-            return
-        if reuse and self.client._writer is None:
-            self.client._reader, self.client._writer = conn
-            return
-        conn[1].close()
+        if conn is not None:
+            conn.forget(self._rid)
+            if cancel:
+                conn.cancel(self._rid)
 
     async def aclose(self):
-        await self._finish(reuse=False)
+        """Stop early: the dirty worker stops the generator."""
+        self._finish(cancel=True)
+
+    def __del__(self):
+        if self._conn is not None:
+            self._finish(cancel=True)
+
+
+class _Multiplexed:
+    """One connection to the arbiter shared by every asyncio task of a client: requests
+    are told apart by id, and a reader task hands each reply to the future (a call) or
+    queue (a stream) waiting for it. Replies for ids nobody waits for (a call that timed
+    out) are dropped."""
+
+    def __init__(self, reader, writer, socket_path):
+        self.writer = writer
+        self.socket_path = socket_path
+        self.waiting = {}
+        self.broken = None
+        self._wlock = asyncio.Lock()
+        self._task = asyncio.get_running_loop().create_task(self._read(reader))
+
+    def usable(self):
+        return self.broken is None and not self.writer.is_closing()
+
+    async def send(self, rid, data, sink, deadline):
+        if self.broken is not None:
+            raise self.broken
+        self.waiting[rid] = sink
+        try:
+            async with self._wlock:  # drain() is not safe from several tasks on 3.9
+                self.writer.write(data)
+                await asyncio.wait_for(self.writer.drain(), _remaining(deadline))
+        except BaseException:
+            self.waiting.pop(rid, None)
+            raise
+
+    def forget(self, rid):
+        self.waiting.pop(rid, None)
+
+    def cancel(self, rid):
+        if self.usable():
+            try:
+                self.writer.write(P.frame(P.MSG_END, rid))
+            except (RuntimeError, OSError):  # the loop or the transport is already gone
+                pass
+
+    async def _read(self, reader):
+        try:
+            while True:
+                msg_type, rid, reply = await P.read_message(reader)
+                sink = self.waiting.get(rid)
+                if sink is None:
+                    continue
+                if isinstance(sink, asyncio.Queue):
+                    sink.put_nowait((msg_type, reply))
+                else:
+                    del self.waiting[rid]
+                    if not sink.done():
+                        sink.set_result((msg_type, reply))
+        except (EOFError, OSError, DirtyError) as e:
+            self.broken = DirtyConnectionError(
+                "Connection to dirty arbiter lost while waiting for the reply: %s"
+                % (e or "closed"),
+                self.socket_path,
+            )
+        except asyncio.CancelledError:
+            self.broken = DirtyConnectionError(
+                "Connection to dirty arbiter closed", self.socket_path
+            )
+        finally:
+            if self.broken is None:
+                self.broken = DirtyConnectionError(
+                    "Connection to dirty arbiter closed", self.socket_path
+                )
+            waiting, self.waiting = self.waiting, {}
+            for sink in waiting.values():
+                if isinstance(sink, asyncio.Queue):
+                    err = self.broken.to_dict()
+                    sink.put_nowait((P.MSG_ERROR, {"error": err}))
+                elif not sink.done():
+                    sink.set_exception(self.broken)
+            self.writer.close()
+
+    def close(self):
+        if self.broken is None:
+            self.broken = DirtyConnectionError(
+                "Connection to dirty arbiter closed", self.socket_path
+            )
+        self._task.cancel()
+        self.writer.close()
 
 
 # ---- per-thread / per-context clients -------------------------------------------------------
 
 _local = threading.local()
-_async_client = contextvars.ContextVar("ferrocorn_dirty_client")
+_loop_clients = weakref.WeakKeyDictionary()
 _socket_path = None
 
 
@@ -483,11 +565,12 @@ def get_dirty_client(timeout=None):
 
 
 async def get_dirty_client_async(timeout=None):
-    """This asyncio context's client (made on first use); ``timeout`` as get_dirty_client."""
-    client = _async_client.get(None)
+    """The client of the running event loop (made on first use): its calls from every
+    task share one connection and run at once. ``timeout`` as get_dirty_client."""
+    loop = asyncio.get_running_loop()
+    client = _loop_clients.get(loop)
     if client is None:
-        client = DirtyClient(get_dirty_socket_path())
-        _async_client.set(client)
+        client = _loop_clients[loop] = DirtyClient(get_dirty_socket_path())
     if timeout is not None:
         client.timeout = timeout
     return client
@@ -501,6 +584,6 @@ def close_dirty_client():
 
 
 async def close_dirty_client_async():
-    client = _async_client.get(None)
+    client = _loop_clients.pop(asyncio.get_running_loop(), None)
     if client is not None:
         await client.close_async()
