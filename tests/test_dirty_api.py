@@ -392,6 +392,17 @@ def test_stash_shared_between_processes(serve):
     stash("delete_table", "other")
     stash("ensure", "fresh")
     assert sorted(stash("tables")) == ["fresh", "sessions"]
+    ops = call(server, TASKS, "table_ops", "dicty")["result"]
+    assert ops == {
+        "a": 1,
+        "b": [2, "two"],
+        "has_a": True,
+        "len": 2,
+        "keys": ["a", "b"],
+        "after_del": ["b"],
+        "items": [],
+    }
+    stash("delete_table", "dicty")
     # Every HTTP worker sees the same tables: ask until both have answered.
     seen = {}
     deadline = time.monotonic() + 20

@@ -68,6 +68,17 @@ class Tasks(DirtyApp):
         time.sleep(seconds)
         yield seconds
 
+    def table_ops(self, name):
+        """Exercise stash.table()'s dict interface from inside a dirty worker."""
+        t = stash.table(name)
+        t["a"] = 1
+        t["b"] = [2, "two"]
+        out = {"a": t["a"], "b": t["b"], "has_a": "a" in t, "len": len(t), "keys": sorted(t)}
+        del t["a"]
+        out["after_del"] = sorted(t.keys())
+        out["items"] = sorted((k, v) for k, v in t.items() if isinstance(v, int))
+        return out
+
     def read_stash(self, table, key):
         return stash.get(table, key)
 
