@@ -48,6 +48,8 @@ fn _ferrocorn(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(config::parse_args, m)?)?;
     m.add_function(wrap_pyfunction!(config::settings_table, m)?)?;
     m.add_function(wrap_pyfunction!(config::is_setting, m)?)?;
+    m.add_function(wrap_pyfunction!(sys::process::set_parent_death_signal, m)?)?;
+    m.add_function(wrap_pyfunction!(sys::process::set_proc_title, m)?)?;
     telemetry::register(m)?;
     m.add_class::<reload::inotify::Inotify>()?;
     Ok(())

@@ -378,7 +378,7 @@ def test_invalid_option_in_cmd_args_env_exits(run):
     "args, names",
     [
         (["--http-protocols", "h2"], ("http_protocols",)),
-        (["--dirty-workers", "2"], ("dirty_workers",)),
+        (["--http2-max-frame-size", "20000"], ("http2_max_frame_size",)),
     ],
 )
 def test_unsupported_setting_fails_at_start(run, args, names):

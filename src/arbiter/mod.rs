@@ -4,6 +4,7 @@
 //! It never serves requests and never runs the app (except to preload it); worker processes
 //! leave this module's call stack through `Error::Exit` right after fork.
 
+mod dirty;
 mod memory;
 mod metrics;
 pub mod metrics_server;
@@ -80,6 +81,8 @@ pub struct Arbiter<'py> {
     gauges_sent: Option<Instant>,
     metrics: metrics::MasterMetrics,
     memory: memory::MemoryWatch,
+    /// The dirty arbiter, while dirty apps are configured.
+    dirty: Option<dirty::DirtyArbiterProc>,
 }
 
 impl<'py> Arbiter<'py> {
@@ -152,6 +155,7 @@ impl<'py> Arbiter<'py> {
             gauges_sent: None,
             metrics: metrics::MasterMetrics::off(),
             memory: memory::MemoryWatch::default(),
+            dirty: None,
         })
     }
 
@@ -256,6 +260,8 @@ impl<'py> Arbiter<'py> {
                 self.py,
                 &format!("master [{}{suffix}]", self.cfg.proc_name()),
             );
+            // Before the HTTP workers, as Gunicorn does, so their first requests find it.
+            self.start_dirty()?;
             self.manage_workers()?;
             loop {
                 self.tick()?;
@@ -304,6 +310,7 @@ impl<'py> Arbiter<'py> {
         self.collect_retire_requests();
         self.check_memory();
         self.murder_workers();
+        self.manage_dirty_arbiter()?;
         self.manage_workers()?;
         self.release_replaced();
         self.notify_reloaded();
@@ -388,6 +395,7 @@ impl<'py> Arbiter<'py> {
             error_log::error(&format!("Failed to reopen log files: {e}"));
         }
         self.kill_workers(Signal::SIGUSR1);
+        self.forward_to_dirty_arbiter(Signal::SIGUSR1);
         Ok(())
     }
 
@@ -542,6 +550,7 @@ impl<'py> Arbiter<'py> {
             w.replaced = true;
         }
         self.reload_ready_pending = true;
+        self.reload_dirty()?;
         self.manage_workers()
     }
 
@@ -602,6 +611,8 @@ impl<'py> Arbiter<'py> {
         }
         self.kill_workers(Signal::SIGKILL);
         let _ = self.reap_workers();
+        // Last, so requests finishing above could still call their dirty apps.
+        self.halt_dirty(graceful);
     }
 
     /// Whether the listening sockets die with this master: not during a USR2 upgrade (the

@@ -247,6 +247,9 @@ impl Arbiter<'_> {
                 let _ = self.server.setattr(self.py, "reexec_pid", 0);
                 continue;
             }
+            if self.reaped_dirty_arbiter(pid, &status) {
+                continue;
+            }
             if !self.workers.contains_key(&pid) {
                 error_log::debug(&format!(
                     "Reaped unknown child process (pid:{pid}, status:{status:?})"

@@ -240,6 +240,11 @@ impl Config {
                 ));
             }
         }
+        for spec in &self.dirty_apps {
+            if let Err(problem) = check_dirty_app_spec(spec) {
+                problems.push(problem);
+            }
+        }
         Python::attach(|py| -> Result<(), ConfigError> {
             if self.worker_kind() == Some(WorkerKind::Gevent) {
                 if let Err(problem) = check_gevent(py) {
@@ -290,6 +295,33 @@ impl Config {
     /// Gunicorn's derived properties (`address`, `proc_name`, `env`, `sendfile`, ...).
     pub fn to_python(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         render::to_python(self, py)
+    }
+}
+
+/// A `dirty_apps` entry is `module:Class` or `module:Class:N` (N ≥ 1). Only the form is
+/// checked here: the master never imports the module (the dirty workers do).
+fn check_dirty_app_spec(spec: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(format!("dirty_apps: invalid entry {spec:?}: {why}"));
+    let parts: Vec<&str> = spec.split(':').collect();
+    let ident = |s: &str| {
+        !s.is_empty()
+            && s.split('.').all(|p| {
+                p.chars()
+                    .next()
+                    .is_some_and(|c| c.is_alphabetic() || c == '_')
+                    && p.chars().all(|c| c.is_alphanumeric() || c == '_')
+            })
+    };
+    match parts.as_slice() {
+        [module, class] | [module, class, _] if !ident(module) || !ident(class) => {
+            bad("expected module:Class or module:Class:N")
+        }
+        [_, _] => Ok(()),
+        [_, _, n] => match n.parse::<u32>() {
+            Ok(n) if n >= 1 => Ok(()),
+            _ => bad("the worker count after the class must be a positive integer"),
+        },
+        _ => bad("expected module:Class or module:Class:N"),
     }
 }
 

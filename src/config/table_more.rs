@@ -316,55 +316,55 @@ macro_rules! with_more_settings {
             }
             dirty_apps: Vec<String> = Vec::new() => {
                 section: "Dirty Arbiters", cli: ["--dirty-app"], meta: "STRING",
-                action: Append, kind: TextList, supported: false,
+                action: Append, kind: TextList, supported: true,
                 default_doc: "[]",
                 doc: "Dirty-arbiter application `module:Class` (or `module:Class:N` to load it in N workers only); repeatable.",
             }
             dirty_workers: i64 = 0 => {
                 section: "Dirty Arbiters", cli: ["--dirty-workers"], meta: "INT",
-                action: Store(Int), kind: PosInt, supported: false,
+                action: Store(Int), kind: PosInt, supported: true,
                 default_doc: "0",
                 doc: "Number of dirty worker processes; 0 disables the dirty arbiter.",
             }
             dirty_timeout: i64 = 300 => {
                 section: "Dirty Arbiters", cli: ["--dirty-timeout"], meta: "INT",
-                action: Store(Int), kind: PosInt, supported: false,
+                action: Store(Int), kind: PosInt, supported: true,
                 default_doc: "300",
                 doc: "Seconds a dirty task may run before its worker is killed; 0 disables the limit.",
             }
             dirty_threads: i64 = 1 => {
                 section: "Dirty Arbiters", cli: ["--dirty-threads"], meta: "INT",
-                action: Store(Int), kind: PosInt, supported: false,
+                action: Store(Int), kind: PosInt, supported: true,
                 default_doc: "1",
                 doc: "Threads per dirty worker.",
             }
             dirty_graceful_timeout: i64 = 30 => {
                 section: "Dirty Arbiters", cli: ["--dirty-graceful-timeout"], meta: "INT",
-                action: Store(Int), kind: PosInt, supported: false,
+                action: Store(Int), kind: PosInt, supported: true,
                 default_doc: "30",
                 doc: "Seconds dirty workers get to finish on shutdown before they are killed.",
             }
             on_dirty_starting: Option<Py<PyAny>> = None => {
                 section: "Dirty Arbiter Hooks", cli: [], meta: "",
-                action: FileOnly, kind: Hook(1), supported: false,
+                action: FileOnly, kind: Hook(1), supported: true,
                 default_doc: "no-op",
                 doc: "Hook `on_dirty_starting(arbiter)`, called when the dirty arbiter starts.",
             }
             dirty_post_fork: Option<Py<PyAny>> = None => {
                 section: "Dirty Arbiter Hooks", cli: [], meta: "",
-                action: FileOnly, kind: Hook(2), supported: false,
+                action: FileOnly, kind: Hook(2), supported: true,
                 default_doc: "no-op",
                 doc: "Hook `dirty_post_fork(arbiter, worker)`, called after a dirty worker is forked.",
             }
             dirty_worker_init: Option<Py<PyAny>> = None => {
                 section: "Dirty Arbiter Hooks", cli: [], meta: "",
-                action: FileOnly, kind: Hook(1), supported: false,
+                action: FileOnly, kind: Hook(1), supported: true,
                 default_doc: "no-op",
                 doc: "Hook `dirty_worker_init(worker)`, called after a dirty worker has loaded its applications.",
             }
             dirty_worker_exit: Option<Py<PyAny>> = None => {
                 section: "Dirty Arbiter Hooks", cli: [], meta: "",
-                action: FileOnly, kind: Hook(2), supported: false,
+                action: FileOnly, kind: Hook(2), supported: true,
                 default_doc: "no-op",
                 doc: "Hook `dirty_worker_exit(arbiter, worker)`, called when a dirty worker exits.",
             }

@@ -70,6 +70,32 @@ fn truncate(s: &str, n: usize) -> String {
     s.chars().filter(|c| *c != '\0').take(n).collect()
 }
 
+/// Ask the kernel to send `sig` to this process when its parent dies, then check the parent
+/// is still `expected_parent`: it may have died between fork and the request, and then no
+/// signal will ever come. Dirty processes use this so they never outlive what spawned them.
+pub fn die_with_parent(
+    sig: nix::sys::signal::Signal,
+    expected_parent: i32,
+) -> std::io::Result<bool> {
+    nix::sys::prctl::set_pdeathsig(sig)?;
+    Ok(getppid() == expected_parent)
+}
+
+/// `ferrocorn._ferrocorn.set_parent_death_signal(signum, parent)`: `die_with_parent` for
+/// Python-forked children (dirty workers). False when the parent is already gone.
+#[pyfunction]
+pub fn set_parent_death_signal(signum: i32, parent: i32) -> PyResult<bool> {
+    let sig = nix::sys::signal::Signal::try_from(signum)
+        .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+    die_with_parent(sig, parent).map_err(|e| pyo3::exceptions::PyOSError::new_err(e.to_string()))
+}
+
+/// `ferrocorn._ferrocorn.set_proc_title(title)`: `set_title` for Python-forked children.
+#[pyfunction]
+pub fn set_proc_title(py: Python<'_>, title: &str) {
+    set_title(py, title);
+}
+
 pub fn getpid() -> i32 {
     nix::unistd::getpid().as_raw()
 }

@@ -281,7 +281,10 @@ fn unsupported_settings_fail_only_when_changed() {
     .check_supported()
     .is_ok());
     let cases: &[(&[&str], &str)] = &[
-        (&["--dirty-workers", "2", "app:app"], "dirty_workers"),
+        (
+            &["--http2-max-frame-size", "20000", "app:app"],
+            "http2_max_frame_size",
+        ),
         (&["--http-protocols", "h2", "app:app"], "http_protocols"),
     ];
     // The threaded worker is built: `--threads 2` (sync becomes gthread) and `-k gthread`.
@@ -305,11 +308,34 @@ fn unsupported_settings_fail_only_when_changed() {
         );
         assert_eq!(err.exit_code, 1);
     }
-    let file = config_file("unsup", "def on_dirty_starting(arbiter):\n    pass\n");
+    let file = config_file("unsup", "http2_initial_window_size = 70000\n");
     let err = load_ok(&["-c", &file, "app:app"], &[])
         .check_supported()
         .unwrap_err();
-    assert_eq!(err.message, "Error: on_dirty_starting is not supported yet");
+    assert_eq!(
+        err.message,
+        "Error: http2_initial_window_size is not supported yet"
+    );
+}
+
+#[test]
+fn dirty_app_specs_are_checked_without_importing() {
+    let _g = lock();
+    for ok in ["m:C", "pkg.mod:Cls", "m:C:2"] {
+        let cfg = load_ok(&["--dirty-app", ok, "--dirty-workers", "1", "app:app"], &[]);
+        assert!(cfg.check_supported().is_ok(), "{ok}");
+    }
+    for bad in ["m", "m:", ":C", "m:C:0", "m:C:x", "m:C:1:2", "a b:C"] {
+        let err = load_ok(&["--dirty-app", bad, "app:app"], &[])
+            .check_supported()
+            .unwrap_err();
+        assert!(
+            err.message.contains("dirty_apps: invalid entry"),
+            "{bad}: {}",
+            err.message
+        );
+        assert_eq!(err.exit_code, 1);
+    }
 }
 
 #[test]

@@ -1,0 +1,678 @@
+"""The dirty arbiter: the process between the master and the dirty workers.
+
+The Rust master forks it (listeners closed, signals reset, parent-death signal set, title
+set) and calls ``run(cfg, log, socket_path, master_pid)``. It binds ``socket_path`` (the
+same path for the master's whole life, so request workers reconnect to a respawned
+arbiter), forks the dirty workers (each linked by a socketpair) and routes calls: a call
+waits in one FIFO until a ready worker that loads its app has a free thread, then goes to
+the least busy such worker; replies and stream chunks come back under the caller's id.
+It also keeps the stash tables and answers STATUS / MANAGE for the control socket.
+
+It never imports an app module: workers report each app's ``workers`` attribute when
+ready, so HUP (a new generation of workers, then all old ones stopped) loads new code.
+Signals: TERM/INT/QUIT graceful stop, HUP reload, USR1 reopen logs, TTIN/TTOU resize;
+the master is checked every second.
+"""
+
+import asyncio
+import collections
+import errno
+import itertools
+import os
+import signal
+import socket
+import stat
+import time
+
+from . import protocol as P
+from .app import validate_specs
+from .errors import (
+    DirtyAppNotFoundError,
+    DirtyConnectionError,
+    DirtyError,
+    DirtyNoWorkersAvailableError,
+    DirtyProtocolError,
+    DirtyTimeoutError,
+    DirtyWorkerError,
+)
+from .stash import handle_stash
+from . import control
+from .worker import BOOT_ERROR, DirtyWorker, _secs, become_worker
+
+
+def run(cfg, log, socket_path, master_pid):
+    """Serve as the dirty arbiter until stopped; returns the process exit status."""
+    return DirtyArbiter(cfg, log, socket_path, master_pid).run()
+
+
+class _Client:
+    __slots__ = ("writer", "closed")
+
+    def __init__(self, writer):
+        self.writer = writer
+        self.closed = False
+
+    def send(self, data):
+        if not self.closed:
+            self.writer.write(data)
+
+    def close(self):
+        if not self.closed:
+            self.closed = True
+            self.writer.close()
+
+
+class _Call:
+    __slots__ = ("client", "rid", "app_path", "body", "deadline", "cancelled")
+
+    def __init__(self, client, rid, app_path, body, deadline):
+        self.client = client
+        self.rid = rid
+        self.app_path = app_path
+        self.body = body
+        self.deadline = deadline
+        self.cancelled = False
+
+
+class DirtyArbiter:
+    """The ``arbiter`` object dirty hooks receive, and the arbiter's loop."""
+
+    def __init__(self, cfg, log, socket_path, master_pid):
+        self.cfg = cfg
+        self.log = log
+        self.socket_path = socket_path
+        self.ppid = master_pid
+        self.pid = os.getpid()
+        self.alive = True
+        self.num_workers = int(cfg.dirty_workers)
+        self.timeout = float(cfg.dirty_timeout or 0)
+        self.threads = max(1, int(cfg.dirty_threads or 1))
+        self.graceful_timeout = float(cfg.dirty_graceful_timeout)
+        self.app_specs = {
+            path: {"import_path": path, "worker_count": count, "original_spec": spec}
+            for spec, (path, count) in zip(cfg.dirty_apps, validate_specs(cfg.dirty_apps))
+        }
+        self.workers = {}
+        self.worker_age = 0
+        self.generation = 0
+        self.learned = {}  # app path -> `workers` class attribute, from this generation's workers
+        self.stash_tables = {}
+        self.waiting = collections.deque()
+        self._failing = set()  # apps whose latest worker failed to boot
+        self._clients = set()
+        self._ids = itertools.count(1)
+        self._rr = itertools.count()
+        self._listener = None
+        self._server = None
+        self._loop = None
+        self._stopped = None
+
+    # ---- life cycle ----------------------------------------------------------------------
+
+    def run(self):
+        self.log.info("Dirty arbiter starting (pid: %s)", self.pid)
+        # Dirty apps may use the stash and the client too (workers inherit this).
+        os.environ["GUNICORN_DIRTY_SOCKET"] = self.socket_path
+        self._call_hook("on_dirty_starting", self)
+        self._listener = self._bind()
+        try:
+            asyncio.run(self._main())
+        finally:
+            self._unlink_socket()
+            self.log.info("Dirty arbiter exiting (pid: %s)", self.pid)
+        return 0
+
+    def _bind(self):
+        path = self.socket_path
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            pass
+        else:
+            if not stat.S_ISSOCK(st.st_mode):
+                raise RuntimeError("%s exists and is not a socket; not replacing it" % path)
+            os.unlink(path)  # a previous arbiter's socket
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)
+        try:
+            sock.bind(path)
+        finally:
+            os.umask(old)
+        os.chmod(path, 0o600)
+        uid, gid = int(getattr(self.cfg, "uid", 0) or 0), int(getattr(self.cfg, "gid", 0) or 0)
+        if os.getuid() == 0 and (uid or gid):
+            # Request workers run as --user/--group and must be able to connect.
+            os.chown(path, uid or -1, gid or -1)
+        sock.listen(1024)
+        sock.setblocking(False)  # asyncio's way, and _drain_listener's before asyncio has it
+        st = os.stat(path)
+        self._socket_id = (st.st_dev, st.st_ino)
+        return sock
+
+    def _unlink_socket(self):
+        try:
+            st = os.lstat(self.socket_path)
+            if (st.st_dev, st.st_ino) == self._socket_id:
+                os.unlink(self.socket_path)
+        except OSError:
+            pass
+
+    async def _main(self):
+        loop = self._loop = asyncio.get_running_loop()
+        self._stopped = loop.create_future()
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+            loop.add_signal_handler(sig, self._begin_stop, sig)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        loop.add_signal_handler(signal.SIGUSR1, self._reopen)
+        loop.add_signal_handler(signal.SIGTTIN, self._ttin)
+        loop.add_signal_handler(signal.SIGTTOU, self._ttou)
+        loop.add_signal_handler(signal.SIGCHLD, self._reap)
+        server = self._server = await asyncio.start_unix_server(
+            self._serve_client, sock=self._listener
+        )
+        self.log.info("Dirty arbiter listening on %s", self.socket_path)
+        self.manage_workers()
+        monitor = loop.create_task(self._monitor())
+        await self._stopped
+        server.close()
+        monitor.cancel()
+        await self._stop_workers()
+        for client in list(self._clients):
+            client.close()
+
+    def _begin_stop(self, sig=None):
+        if not self.alive:
+            return
+        self.alive = False
+        if sig is not None:
+            self.log.info("Dirty arbiter: %s received, stopping", signal.Signals(sig).name)
+        if not self._stopped.done():
+            self._stopped.set_result(None)
+        # No connection may be left in the listener's backlog when it closes (it would be
+        # reset, and its client could not tell whether its call ran): take the path away,
+        # serve what is queued, then close. Clients retry the connect meanwhile, until the
+        # master's next arbiter binds the path.
+        self._unlink_socket()
+        self._drain_listener()
+        if self._server is not None:
+            self._server.close()
+        # Calls not yet given to a worker are refused as not run (the client sends them
+        # again, to whatever arbiter now holds the socket); idle connections are closed,
+        # so their clients reconnect before their next call.
+        waiting, self.waiting = self.waiting, collections.deque()
+        for call in waiting:
+            call.client.send(_not_run(call.rid))
+        for client in list(self._clients):
+            self._close_if_idle(client)
+
+    def _drain_listener(self):
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:  # BlockingIOError: nothing left
+                return
+            self._loop.create_task(self._adopt(conn))
+
+    async def _adopt(self, conn):
+        reader, writer = await asyncio.open_unix_connection(sock=conn)
+        await self._serve_client(reader, writer)
+
+    def _close_if_idle(self, client):
+        if self.alive or client.closed:
+            return
+        if any(c.client is client for w in self.workers.values() for c in w.inflight.values()):
+            return
+        client.close()
+
+    async def _stop_workers(self):
+        deadline = time.monotonic() + self.graceful_timeout
+        for w in list(self.workers.values()):
+            self.retire(w, signal.SIGTERM)
+        while self.workers and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            self._reap()
+        for pid in list(self.workers):
+            self._kill(pid, signal.SIGKILL)
+        for pid in list(self.workers):
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+            self._forget(pid, "Dirty worker (pid:%s) killed at shutdown" % pid)
+
+    async def _monitor(self):
+        while self.alive:
+            await asyncio.sleep(1.0)
+            if os.getppid() != self.ppid:
+                self.log.warning("Dirty arbiter: master (pid:%s) is gone, stopping", self.ppid)
+                self._begin_stop()
+                return
+            self._murder()
+            self.manage_workers()
+            self._expire_waiting()
+
+    def _reopen(self):
+        self.log.reopen_files()
+        for pid in list(self.workers):
+            self._kill(pid, signal.SIGUSR1)
+
+    # ---- pool size -----------------------------------------------------------------------
+
+    def app_limit(self, path):
+        count = self.app_specs[path]["worker_count"]
+        return count if count is not None else self.learned.get(path)
+
+    def minimum_workers(self):
+        return max([1] + [n for n in (self.app_limit(p) for p in self.app_specs) if n])
+
+    def current_workers(self):
+        return [
+            w for w in self.workers.values() if w.generation == self.generation and not w.retiring
+        ]
+
+    def learning(self, current):
+        # An app whose limit only its class knows: let one worker load it and report
+        # before more workers are given apps.
+        return any(
+            self.app_limit(p) is None
+            and self.app_specs[p]["worker_count"] is None
+            and any(not w.booted and p in w.app_paths for w in current)
+            for p in self.app_specs
+        )
+
+    def apps_for_new_worker(self, current=None):
+        current = self.current_workers() if current is None else current
+        out = []
+        for path in self.app_specs:
+            limit = self.app_limit(path)
+            if limit is None or sum(path in w.app_paths for w in current) < limit:
+                out.append(path)
+        return out
+
+    def manage_workers(self):
+        if not self.alive:
+            return
+        current = self.current_workers()
+        while len(current) < self.num_workers and not self.learning(current):
+            apps = self.apps_for_new_worker(current)
+            if not apps:
+                break
+            current.append(self.spawn_worker(apps))
+        while len(current) > self.num_workers:
+            victim = self.victim(current)
+            current.remove(victim)
+            self.retire(victim, signal.SIGTERM)
+        # Old generation (before a HUP): stopped once the new one serves every app.
+        old = [
+            w for w in self.workers.values() if w.generation != self.generation and not w.retiring
+        ]
+        if old and current and all(w.booted for w in current) and not self.learning(current):
+            self.log.info("Dirty workers reloaded; stopping %d old worker(s)", len(old))
+            for w in old:
+                self.retire(w, signal.SIGTERM)
+        self._pump()
+
+    def victim(self, current):
+        """The worker to stop when shrinking: the oldest whose apps all stay served."""
+
+        def spare(w):
+            return all(sum(p in o.app_paths for o in current) > 1 for p in w.app_paths)
+
+        return min(current, key=lambda w: (not spare(w), w.age))
+
+    def _ttin(self):
+        self.num_workers += 1
+        self.log.info("SIGTTIN: Increasing dirty workers to %s", self.num_workers)
+        self.manage_workers()
+
+    def _ttou(self):
+        floor = self.minimum_workers()
+        if self.num_workers <= floor:
+            self.log.warning(
+                "SIGTTOU: Cannot decrease below %s workers (required by app specs)", floor
+            )
+            return
+        self.num_workers -= 1
+        self.log.info("SIGTTOU: Decreasing dirty workers to %s", self.num_workers)
+        self.manage_workers()
+
+    def reload(self):
+        self.log.info("Reloading dirty workers")
+        self.generation += 1
+        self.learned = {}
+        self.manage_workers()
+
+    # ---- workers -------------------------------------------------------------------------
+
+    def spawn_worker(self, app_paths):
+        self.worker_age += 1
+        worker = DirtyWorker(
+            self.worker_age, self.pid, app_paths, self.cfg, self.log, self.generation
+        )
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        pid = os.fork()
+        if pid == 0:
+            socks = [mine, self._listener] + [w.conn for w in self.workers.values()]
+            become_worker(worker, self.pid, self._loop, socks, theirs)  # never returns
+        theirs.close()
+        worker.pid = pid
+        worker.conn = mine
+        self.workers[pid] = worker
+        self._loop.create_task(self._worker_link(worker))
+        self._call_hook("dirty_post_fork", self, worker)
+        self.log.info("Spawned dirty worker (pid: %s) with apps: %s", pid, app_paths)
+        return worker
+
+    async def _worker_link(self, worker):
+        reader, worker.writer = await asyncio.open_unix_connection(sock=worker.conn)
+        try:
+            while True:
+                msg_type, aid, body = await P.read_frame(reader)
+                if msg_type == P.MSG_STATUS:
+                    self._worker_ready(worker, P.decode_payload(body))
+                else:
+                    self._from_worker(worker, msg_type, aid, body)
+        except (EOFError, ConnectionError, OSError, asyncio.CancelledError):
+            pass
+        except DirtyProtocolError as e:
+            self.log.error("Dirty worker (pid:%s) sent a bad frame: %s", worker.pid, e)
+            self._kill(worker.pid, signal.SIGKILL)
+        finally:
+            # The worker is exiting (or broke the link): route nothing more to it; its
+            # calls in flight are failed, and it is replaced, when it is reaped.
+            worker.gone = True
+            worker.writer.close()
+
+    def _worker_ready(self, worker, info):
+        worker.booted = True
+        self._failing.difference_update(worker.app_paths)
+        if worker.generation == self.generation:
+            for path, count in (info.get("apps") or {}).items():
+                if path in self.app_specs and count is not None:
+                    self.learned[path] = count
+        self.log.debug("Dirty worker (pid:%s) ready", worker.pid)
+        self.manage_workers()
+
+    def _from_worker(self, worker, msg_type, aid, body):
+        call = worker.inflight.get(aid)
+        if msg_type != P.MSG_CHUNK:
+            worker.inflight.pop(aid, None)
+        if call is not None and not call.cancelled:
+            call.client.send(P.raw_frame(msg_type, call.rid, body))
+            if msg_type != P.MSG_CHUNK and not self.alive:
+                self._close_if_idle(call.client)
+        if (
+            msg_type == P.MSG_ERROR
+            and _error_type(body) == "DirtyTimeoutError"
+            and not worker.retiring
+        ):
+            # The call's thread may run on forever: replace the worker.
+            self.log.warning("Dirty worker (pid:%s) timed out a call; replacing it", worker.pid)
+            self.retire(worker, signal.SIGTERM)
+            self.manage_workers()
+        elif msg_type != P.MSG_CHUNK:
+            self._pump()
+
+    def retire(self, worker, sig):
+        worker.retiring = True
+        if worker.stop_deadline is None:
+            worker.stop_deadline = time.monotonic() + self.graceful_timeout
+        self._kill(worker.pid, sig)
+
+    def _kill(self, pid, sig):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def _murder(self):
+        now = time.monotonic()
+        for pid, w in list(self.workers.items()):
+            if w.retiring and w.stop_deadline and now > w.stop_deadline:
+                self._kill(pid, signal.SIGKILL)
+            elif self.timeout > 0 and now - w.tmp.last_update() > self.timeout:
+                if not w.aborted:
+                    self.log.critical("DIRTY WORKER TIMEOUT (pid:%s)", pid)
+                    w.aborted = True
+                    w.retiring = True
+                    self._kill(pid, signal.SIGABRT)
+                else:
+                    self._kill(pid, signal.SIGKILL)
+
+    def _reap(self):
+        deferred = failed = False
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            except OSError as e:
+                if e.errno == errno.EINTR:
+                    continue
+                raise
+            if not pid:
+                break
+            worker = self.workers.get(pid)
+            if worker is None:
+                continue
+            if (
+                os.WIFEXITED(status)
+                and os.WEXITSTATUS(status) == 0
+                and worker.stop_deadline is None
+            ):
+                # A clean exit nobody asked for is a signal sent to the whole process
+                # group (a terminal's ^C, a service manager's stop): the arbiter's own
+                # is on its way, so the replacement waits for the next check.
+                deferred = True
+            if os.WIFSIGNALED(status):
+                self.log.warning(
+                    "Dirty worker (pid:%s) killed by signal %s", pid, os.WTERMSIG(status)
+                )
+            elif os.WEXITSTATUS(status) == BOOT_ERROR:
+                self.log.error("Dirty worker failed to boot (pid:%s)", pid)
+                self._failing.update(worker.app_paths)
+                failed = True
+            self._forget(pid, "Dirty worker (pid:%s) exited before replying" % pid)
+            self.log.info("Dirty worker exited (pid:%s)", pid)
+        if failed:
+            self._expire_waiting()
+        if self.alive and not deferred:
+            self.manage_workers()
+        else:
+            self._pump()
+
+    def _forget(self, pid, why):
+        worker = self.workers.pop(pid, None)
+        if worker is None:
+            return
+        if worker.aborted:
+            err = DirtyTimeoutError(
+                "Dirty worker (pid:%s) was stuck for more than %ss and was killed"
+                % (pid, _secs(self.timeout)),
+                _secs(self.timeout),
+            )
+        else:
+            err = DirtyWorkerError(why, worker_id=pid)
+        for call in worker.inflight.values():
+            if not call.cancelled:
+                call.client.send(_error(call.rid, err))
+        worker.inflight.clear()
+        try:
+            worker.conn.close()
+        except OSError:
+            pass
+        worker.tmp.close()
+        self._call_hook("dirty_worker_exit", self, worker)
+
+    # ---- clients -------------------------------------------------------------------------
+
+    async def _serve_client(self, reader, writer):
+        client = _Client(writer)
+        self._clients.add(client)
+        try:
+            # Connections stay served while stopping: the calls in flight get their replies.
+            while True:
+                msg_type, rid, body = await P.read_frame(reader)
+                if msg_type == P.MSG_REQUEST:
+                    self._submit(client, rid, body)
+                elif msg_type == P.MSG_STASH:
+                    client.send(handle_stash(self.stash_tables, rid, P.decode_payload(body)))
+                elif msg_type == P.MSG_STATUS:
+                    client.send(P.frame(P.MSG_RESPONSE, rid, {"result": self.status()}))
+                elif msg_type == P.MSG_MANAGE:
+                    client.send(self._manage(rid, P.decode_payload(body)))
+                elif msg_type == P.MSG_END:
+                    self._cancel(client, rid)
+                else:
+                    client.send(
+                        _error(rid, DirtyProtocolError("Unexpected message type 0x%02x" % msg_type))
+                    )
+        except (EOFError, ConnectionError, asyncio.CancelledError):
+            pass  # cancelled: the arbiter is stopping
+        except DirtyProtocolError as e:
+            self.log.warning("Dirty client sent a bad frame: %s", e)
+            client.send(_error(0, e))
+        finally:
+            client.closed = True
+            self._clients.discard(client)
+            self._cancel(client, None)
+            writer.close()
+
+    def _submit(self, client, rid, body):
+        try:
+            app_path = P.decode_payload(body).get("app_path")
+        except DirtyProtocolError as e:
+            client.send(_error(rid, e))
+            return
+        if not self.alive:
+            client.send(_not_run(rid))
+            self._close_if_idle(client)
+            return
+        if app_path not in self.app_specs:
+            client.send(_error(rid, DirtyAppNotFoundError(app_path)))
+            return
+        if app_path in self._failing and not self._served(app_path):
+            client.send(_error(rid, DirtyNoWorkersAvailableError(app_path)))
+            return
+        deadline = time.monotonic() + self.timeout if self.timeout > 0 else None
+        self.waiting.append(_Call(client, rid, app_path, body, deadline))
+        self._pump()
+
+    def _pump(self):
+        if not self.waiting:
+            return
+        keep = collections.deque()
+        while self.waiting:
+            call = self.waiting.popleft()
+            if call.client.closed:
+                continue
+            worker = self._pick(call.app_path)
+            if worker is None:
+                keep.append(call)
+                continue
+            aid = next(self._ids)
+            worker.inflight[aid] = call
+            worker.writer.write(P.raw_frame(P.MSG_REQUEST, aid, call.body))
+        self.waiting = keep
+
+    def _pick(self, app_path):
+        best = None
+        for w in self.workers.values():
+            if (
+                w.booted
+                and not w.retiring
+                and not w.gone
+                and app_path in w.app_paths
+                and len(w.inflight) < self.threads
+            ):
+                if best is None or len(w.inflight) < len(best[0].inflight):
+                    best = [w]
+                elif len(w.inflight) == len(best[0].inflight):
+                    best.append(w)
+        if best is None:
+            return None
+        return best[next(self._rr) % len(best)]
+
+    def _served(self, app_path):
+        """Whether a ready worker loads the app."""
+        return any(
+            w.booted and not w.gone and app_path in w.app_paths for w in self.workers.values()
+        )
+
+    def _expire_waiting(self):
+        """Fail the waiting calls past dirty_timeout, and those for an app no worker can
+        load (its last worker failed to boot and none is serving it), or no worker loads."""
+        now = time.monotonic()
+        keep = collections.deque()
+        for call in self.waiting:
+            if call.deadline is not None and now > call.deadline:
+                call.client.send(
+                    _error(
+                        call.rid,
+                        DirtyTimeoutError(
+                            "Timed out waiting for a free dirty worker for %s" % call.app_path,
+                            self.timeout,
+                        ),
+                    )
+                )
+            elif (call.app_path in self._failing and not self._served(call.app_path)) or not any(
+                call.app_path in w.app_paths for w in self.workers.values()
+            ):
+                call.client.send(_error(call.rid, DirtyNoWorkersAvailableError(call.app_path)))
+            else:
+                keep.append(call)
+        self.waiting = keep
+
+    def _cancel(self, client, rid):
+        """A client left (rid None) or dropped one stream: its calls' replies are dropped,
+        and their workers told to stop streaming. Each call keeps its worker's slot until
+        the worker's final frame for it."""
+        for w in self.workers.values():
+            for aid, call in w.inflight.items():
+                if (
+                    call.client is client
+                    and (rid is None or call.rid == rid)
+                    and not call.cancelled
+                ):
+                    call.cancelled = True
+                    if w.writer is not None and not w.gone:
+                        w.writer.write(P.frame(P.MSG_END, aid))
+
+    # ---- control -------------------------------------------------------------------------
+
+    def status(self):
+        return control.arbiter_status(self)
+
+    def _manage(self, rid, msg):
+        try:
+            result = control.arbiter_manage(self, msg)
+        except DirtyError as e:
+            return _error(rid, e)
+        return P.frame(P.MSG_RESPONSE, rid, {"result": result})
+
+    def _call_hook(self, name, *args):
+        hook = getattr(self.cfg, name, None)
+        if hook is None:
+            return
+        try:
+            hook(*args)
+        except Exception:
+            self.log.exception("Exception in %s hook", name)
+
+
+def _not_run(rid):
+    # `not_run` tells the client the call never reached a worker: it may send it again.
+    err = DirtyConnectionError("Dirty arbiter is shutting down", None)
+    err.details["not_run"] = True
+    return _error(rid, err)
+
+
+def _error(rid, err):
+    return P.frame(P.MSG_ERROR, rid, P.error_payload(err))
+
+
+def _error_type(body):
+    try:
+        return (P.decode_payload(body).get("error") or {}).get("error_type")
+    except DirtyProtocolError:
+        return None

@@ -1,0 +1,589 @@
+"""The client HTTP workers use to call dirty apps: ``get_dirty_client()`` (one per thread,
+blocking; fine under gevent's patched sockets) and ``await get_dirty_client_async()`` (one
+per event loop: its tasks share one connection, their calls told apart by request id, and
+run at once).
+
+Timeouts: the default follows the server's ``dirty_timeout`` (``FERROCORN_DIRTY_TIMEOUT``,
+exported by the master): a call may wait that long for a free dirty worker and run that
+long, so the client waits both plus a 5 s margin, and never gives up on its own with
+``dirty_timeout = 0``. Outside ferrocorn (no variable) it is Gunicorn's 30 s.
+
+Reconnection: the arbiter's socket path never changes, so a connection found closed
+before a call (the arbiter was respawned) is replaced, and the connect is retried for a
+while. A call is sent again only if it is known not to have run: the send itself failed,
+or a stopping arbiter refused it (``not_run``: a HUP with new dirty settings hands the
+socket path to a new arbiter). A connection lost after the call was sent raises
+DirtyConnectionError, as the call may have run.
+"""
+
+import asyncio
+import itertools
+import os
+import select
+import socket
+import threading
+import time
+import weakref
+
+from . import protocol as P
+from .errors import DirtyConnectionError, DirtyError, DirtyProtocolError, DirtyTimeoutError
+
+_MARGIN = 5.0
+_CONNECT_WINDOW = 30.0
+_UNSET = object()
+
+
+def default_timeout():
+    """The client timeout that follows the server's dirty_timeout (None: no limit)."""
+    value = os.environ.get("FERROCORN_DIRTY_TIMEOUT")
+    if value is None:
+        return 30.0
+    seconds = float(value)
+    return None if seconds <= 0 else 2 * seconds + _MARGIN
+
+
+def _remaining(deadline):
+    if deadline is None:
+        return None
+    return max(0.0, deadline - time.monotonic())
+
+
+def _connect_deadline(deadline):
+    window = time.monotonic() + _CONNECT_WINDOW
+    return window if deadline is None else min(deadline, window)
+
+
+def _not_run(msg_type, reply):
+    """Whether the arbiter refused the call before any worker saw it (it is stopping)."""
+    if msg_type != P.MSG_ERROR:
+        return False
+    return bool(((reply.get("error") or {}).get("details") or {}).get("not_run"))
+
+
+def _reply(msg_type, reply):
+    if msg_type == P.MSG_RESPONSE:
+        return reply.get("result")
+    if msg_type == P.MSG_ERROR:
+        raise DirtyError.from_dict(reply.get("error") or {})
+    raise DirtyProtocolError("Unexpected message type 0x%02x in reply" % msg_type)
+
+
+class DirtyClient:
+    """A connection to the dirty arbiter. Thread-safe for the blocking API (one call at a
+    time); the async API serializes calls per client as well."""
+
+    def __init__(self, socket_path, timeout=_UNSET):
+        self.socket_path = socket_path
+        self.timeout = default_timeout() if timeout is _UNSET else timeout
+        self._sock = None
+        self._aconn = None
+        self._lock = threading.Lock()
+        self._alock = None
+        self._ids = itertools.count(1)
+
+    def _deadline(self):
+        return None if self.timeout is None else time.monotonic() + self.timeout
+
+    def _request(self, app_path, action, args, kwargs):
+        rid = next(self._ids)
+        return rid, P.frame(P.MSG_REQUEST, rid, P.request_payload(app_path, action, args, kwargs))
+
+    # ---- blocking API --------------------------------------------------------------------
+
+    def connect(self):
+        if self._sock is None:
+            self._sock = self._open(self._deadline())
+
+    def _open(self, deadline):
+        until = _connect_deadline(deadline)
+        pause = 0.05
+        while True:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(_remaining(until) or 0.001)
+                sock.connect(self.socket_path)
+                return sock
+            except OSError as e:
+                sock.close()
+                # Missing or refusing: the arbiter may be restarting. Try again for a while.
+                if time.monotonic() + pause >= until:
+                    raise DirtyConnectionError(
+                        "Failed to connect to dirty arbiter: %s" % e, socket_path=self.socket_path
+                    ) from e
+                time.sleep(pause)
+                pause = min(pause * 2, 0.5)
+
+    def _usable(self, sock):
+        # Readable while idle means EOF (the arbiter went away) or stray bytes: unusable.
+        readable, _, _ = select.select([sock], [], [], 0)
+        return not readable
+
+    def _send(self, data, deadline):
+        for attempt in (1, 2):
+            if self._sock is not None and not self._usable(self._sock):
+                self._close_socket()
+            if self._sock is None:
+                self._sock = self._open(deadline)
+            try:
+                self._sock.settimeout(_remaining(deadline))
+                self._sock.sendall(data)
+                return
+            except OSError as e:
+                # The arbiter did not get a whole request: sending it again is safe.
+                self._close_socket()
+                if attempt == 2:
+                    raise DirtyConnectionError(
+                        "Failed to send to dirty arbiter: %s" % e, self.socket_path
+                    ) from e
+
+    def _recv(self, sock, rid, deadline):
+        try:
+            sock.settimeout(_remaining(deadline))
+            msg_type, got, reply = P.recv_message(sock)
+        except socket.timeout:
+            raise DirtyTimeoutError(
+                "Timeout waiting for dirty app response", timeout=self.timeout
+            ) from None
+        except (EOFError, OSError) as e:
+            raise DirtyConnectionError(
+                "Connection to dirty arbiter lost while waiting for the reply: %s"
+                % (e or "closed"),
+                self.socket_path,
+            ) from e
+        if got != rid:
+            raise DirtyProtocolError("Reply for request %d while waiting for %d" % (got, rid))
+        return msg_type, reply
+
+    def execute(self, app_path, action, *args, **kwargs):
+        """Call ``action`` of the dirty app ``app_path`` and return its result."""
+        rid, data = self._request(app_path, action, args, kwargs)
+        deadline = self._deadline()
+        with self._lock:
+            for attempt in (1, 2):
+                self._send(data, deadline)
+                try:
+                    msg_type, reply = self._recv(self._sock, rid, deadline)
+                except DirtyError:
+                    self._close_socket()
+                    raise
+                if attempt == 1 and _not_run(msg_type, reply):
+                    # A stopping arbiter refused it unrun: the socket path now leads to
+                    # the arbiter that replaces it.
+                    self._close_socket()
+                    continue
+                break
+        return _reply(msg_type, reply)
+
+    def stream(self, app_path, action, *args, **kwargs):
+        """Iterate over the chunks of an action that returns a generator."""
+        return DirtyStreamIterator(self, app_path, action, args, kwargs)
+
+    def _close_socket(self):
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            finally:
+                self._sock = None
+
+    def close(self):
+        with self._lock:
+            self._close_socket()
+
+    # ---- async API -----------------------------------------------------------------------
+
+    async def connect_async(self):
+        await self._conn_async(self._deadline())
+
+    async def _open_async(self, deadline):
+        until = _connect_deadline(deadline)
+        pause = 0.05
+        while True:
+            try:
+                return await asyncio.wait_for(
+                    asyncio.open_unix_connection(self.socket_path), _remaining(until)
+                )
+            except asyncio.TimeoutError:
+                raise DirtyTimeoutError(
+                    "Timeout connecting to dirty arbiter", timeout=self.timeout
+                ) from None
+            except OSError as e:
+                if time.monotonic() + pause >= until:
+                    raise DirtyConnectionError(
+                        "Failed to connect to dirty arbiter: %s" % e, socket_path=self.socket_path
+                    ) from e
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 0.5)
+
+    async def _conn_async(self, deadline):
+        """The shared connection, (re)opened when missing or closed by the arbiter."""
+        conn = self._aconn
+        if conn is not None and not conn.usable():
+            conn.close()
+            conn = self._aconn = None
+        if conn is None:
+            if self._alock is None:
+                self._alock = asyncio.Lock()
+            async with self._alock:
+                if self._aconn is None or not self._aconn.usable():
+                    reader, writer = await self._open_async(deadline)
+                    self._aconn = _Multiplexed(reader, writer, self.socket_path)
+            conn = self._aconn
+        return conn
+
+    async def _start_async(self, rid, data, deadline, sink):
+        """Send a request on the shared connection; its replies go to ``sink``. A request
+        that could not be sent is sent once more on a new connection (it never arrived)."""
+        for attempt in (1, 2):
+            conn = await self._conn_async(deadline)
+            try:
+                await conn.send(rid, data, sink, deadline)
+                return conn
+            except (OSError, asyncio.TimeoutError) as e:
+                conn.close()
+                if attempt == 2 or isinstance(e, asyncio.TimeoutError):
+                    raise DirtyConnectionError(
+                        "Failed to send to dirty arbiter: %s" % e, self.socket_path
+                    ) from e
+
+    async def execute_async(self, app_path, action, *args, **kwargs):
+        """``execute`` for asyncio code. Calls from any number of tasks share one
+        connection and run at once."""
+        rid, data = self._request(app_path, action, args, kwargs)
+        deadline = self._deadline()
+        for attempt in (1, 2):
+            fut = asyncio.get_running_loop().create_future()
+            conn = await self._start_async(rid, data, deadline, fut)
+            try:
+                msg_type, reply = await asyncio.wait_for(fut, _remaining(deadline))
+            except asyncio.TimeoutError:
+                conn.forget(rid)
+                raise DirtyTimeoutError(
+                    "Timeout waiting for dirty app response", timeout=self.timeout
+                ) from None
+            except BaseException:
+                conn.forget(rid)
+                raise
+            if attempt == 1 and _not_run(msg_type, reply):
+                conn.close()  # a stopping arbiter: the path now leads to its successor
+                continue
+            return _reply(msg_type, reply)
+
+    def stream_async(self, app_path, action, *args, **kwargs):
+        """``stream`` for asyncio code: an async iterator."""
+        return DirtyAsyncStreamIterator(self, app_path, action, args, kwargs)
+
+    async def _close_async(self):
+        conn, self._aconn = self._aconn, None
+        if conn is not None:
+            conn.close()
+
+    async def close_async(self):
+        await self._close_async()
+
+    def __enter__(self):
+        self.connect()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    async def __aenter__(self):
+        await self.connect_async()
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.close_async()
+
+
+class _StreamBase:
+    # A stream owns a connection of its own until its END: the client's connection is
+    # taken for it, so other calls on the same client open another one meanwhile.
+
+    def __init__(self, client, app_path, action, args, kwargs):
+        self.client = client
+        self.app_path = app_path
+        self.action = action
+        self.args = args
+        self.kwargs = kwargs
+        self._rid = None
+        self._done = False
+
+    def _idle_deadline(self):
+        return self.client._deadline()
+
+    def _chunk(self, msg_type, got, reply):
+        if got != self._rid:
+            raise DirtyProtocolError("Chunk for request %d in stream %d" % (got, self._rid))
+        if msg_type == P.MSG_CHUNK:
+            return False, reply.get("data")
+        if msg_type == P.MSG_END or msg_type == P.MSG_RESPONSE:
+            return True, None
+        _reply(msg_type, reply)
+        raise DirtyProtocolError("Unexpected message type 0x%02x in stream" % msg_type)
+
+
+class DirtyStreamIterator(_StreamBase):
+    """Chunks of a streamed call (blocking). Each chunk is waited for at most the client
+    timeout; closing the iterator early cancels the stream in the dirty worker."""
+
+    _sock = None
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._done:
+            raise StopIteration
+        c = self.client
+        deadline = self._idle_deadline()
+        try:
+            first = self._sock is None
+            for attempt in (1, 2):
+                if self._sock is None:
+                    self._rid, data = c._request(self.app_path, self.action, self.args, self.kwargs)
+                    with c._lock:
+                        c._send(data, deadline)
+                        self._sock, c._sock = c._sock, None
+                msg_type, reply = c._recv(self._sock, self._rid, deadline)
+                if first and attempt == 1 and _not_run(msg_type, reply):
+                    self._sock.close()
+                    self._sock = None
+                    continue
+                break
+            end, data = self._chunk(msg_type, self._rid, reply)
+        except BaseException:
+            self._finish(reuse=False)
+            raise
+        if end:
+            self._finish(reuse=True)
+            raise StopIteration
+        return data
+
+    def _finish(self, reuse):
+        self._done = True
+        sock, self._sock = self._sock, None
+        if sock is None:
+            return
+        with self.client._lock:
+            if reuse and self.client._sock is None:
+                self.client._sock = sock
+                return
+        sock.close()
+
+    def close(self):
+        """Stop early: the arbiter cancels the rest when the connection closes."""
+        self._finish(reuse=False)
+
+    def __del__(self):
+        if self._sock is not None:
+            self._sock.close()
+
+
+class DirtyAsyncStreamIterator(_StreamBase):
+    """Chunks of a streamed call, for ``async for``. Each chunk is waited for at most the
+    client timeout; ``aclose()`` (or dropping the iterator) cancels the stream."""
+
+    _conn = None
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        if self._done:
+            raise StopAsyncIteration
+        c = self.client
+        deadline = self._idle_deadline()
+        try:
+            for attempt in (1, 2):
+                if self._conn is None:
+                    self._rid, data = c._request(self.app_path, self.action, self.args, self.kwargs)
+                    self._queue = asyncio.Queue()
+                    self._conn = await c._start_async(self._rid, data, deadline, self._queue)
+                    first = True
+                else:
+                    first = False
+                try:
+                    msg_type, reply = await asyncio.wait_for(
+                        self._queue.get(), _remaining(deadline)
+                    )
+                except asyncio.TimeoutError:
+                    raise DirtyTimeoutError(
+                        "Timeout waiting for next chunk", timeout=c.timeout
+                    ) from None
+                if first and attempt == 1 and _not_run(msg_type, reply):
+                    self._conn.forget(self._rid)
+                    self._conn.close()
+                    self._conn = None
+                    continue
+                break
+            end, data = self._chunk(msg_type, self._rid, reply)
+        except BaseException:
+            self._finish(cancel=True)
+            raise
+        if end:
+            self._finish(cancel=False)
+            raise StopAsyncIteration
+        return data
+
+    def _finish(self, cancel):
+        self._done = True
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.forget(self._rid)
+            if cancel:
+                conn.cancel(self._rid)
+
+    async def aclose(self):
+        """Stop early: the dirty worker stops the generator."""
+        self._finish(cancel=True)
+
+    def __del__(self):
+        if self._conn is not None:
+            self._finish(cancel=True)
+
+
+class _Multiplexed:
+    """One connection to the arbiter shared by every asyncio task of a client: requests
+    are told apart by id, and a reader task hands each reply to the future (a call) or
+    queue (a stream) waiting for it. Replies for ids nobody waits for (a call that timed
+    out) are dropped."""
+
+    def __init__(self, reader, writer, socket_path):
+        self.writer = writer
+        self.socket_path = socket_path
+        self.waiting = {}
+        self.broken = None
+        self._wlock = asyncio.Lock()
+        self._task = asyncio.get_running_loop().create_task(self._read(reader))
+
+    def usable(self):
+        return self.broken is None and not self.writer.is_closing()
+
+    async def send(self, rid, data, sink, deadline):
+        if self.broken is not None:
+            raise self.broken
+        self.waiting[rid] = sink
+        try:
+            async with self._wlock:  # drain() is not safe from several tasks on 3.9
+                self.writer.write(data)
+                await asyncio.wait_for(self.writer.drain(), _remaining(deadline))
+        except BaseException:
+            self.waiting.pop(rid, None)
+            raise
+
+    def forget(self, rid):
+        self.waiting.pop(rid, None)
+
+    def cancel(self, rid):
+        if self.usable():
+            try:
+                self.writer.write(P.frame(P.MSG_END, rid))
+            except (RuntimeError, OSError):  # the loop or the transport is already gone
+                pass
+
+    async def _read(self, reader):
+        try:
+            while True:
+                msg_type, rid, reply = await P.read_message(reader)
+                sink = self.waiting.get(rid)
+                if sink is None:
+                    continue
+                if isinstance(sink, asyncio.Queue):
+                    sink.put_nowait((msg_type, reply))
+                else:
+                    del self.waiting[rid]
+                    if not sink.done():
+                        sink.set_result((msg_type, reply))
+        except (EOFError, OSError, DirtyError) as e:
+            self.broken = DirtyConnectionError(
+                "Connection to dirty arbiter lost while waiting for the reply: %s"
+                % (e or "closed"),
+                self.socket_path,
+            )
+        except asyncio.CancelledError:
+            self.broken = DirtyConnectionError(
+                "Connection to dirty arbiter closed", self.socket_path
+            )
+        finally:
+            if self.broken is None:
+                self.broken = DirtyConnectionError(
+                    "Connection to dirty arbiter closed", self.socket_path
+                )
+            waiting, self.waiting = self.waiting, {}
+            for sink in waiting.values():
+                if isinstance(sink, asyncio.Queue):
+                    err = self.broken.to_dict()
+                    sink.put_nowait((P.MSG_ERROR, {"error": err}))
+                elif not sink.done():
+                    sink.set_exception(self.broken)
+            self.writer.close()
+
+    def close(self):
+        if self.broken is None:
+            self.broken = DirtyConnectionError(
+                "Connection to dirty arbiter closed", self.socket_path
+            )
+        self._task.cancel()
+        self.writer.close()
+
+
+# ---- per-thread / per-context clients -------------------------------------------------------
+
+_local = threading.local()
+_loop_clients = weakref.WeakKeyDictionary()
+_socket_path = None
+
+
+def set_dirty_socket_path(path):
+    """Point clients (and the stash) at ``path`` instead of ``GUNICORN_DIRTY_SOCKET``."""
+    global _socket_path
+    _socket_path = path
+    from .stash import set_stash_socket_path
+
+    set_stash_socket_path(path)
+
+
+def get_dirty_socket_path():
+    path = _socket_path or os.environ.get("GUNICORN_DIRTY_SOCKET")
+    if not path:
+        raise DirtyError(
+            "Dirty socket path not configured. "
+            "Make sure dirty_workers > 0 and dirty_apps are configured."
+        )
+    return path
+
+
+def get_dirty_client(timeout=None):
+    """This thread's client (made on first use). ``timeout`` in seconds overrides the
+    default, which follows dirty_timeout."""
+    client = getattr(_local, "client", None)
+    if client is None:
+        client = _local.client = DirtyClient(get_dirty_socket_path())
+    if timeout is not None:
+        client.timeout = timeout
+    return client
+
+
+async def get_dirty_client_async(timeout=None):
+    """The client of the running event loop (made on first use): its calls from every
+    task share one connection and run at once. ``timeout`` as get_dirty_client."""
+    loop = asyncio.get_running_loop()
+    client = _loop_clients.get(loop)
+    if client is None:
+        client = _loop_clients[loop] = DirtyClient(get_dirty_socket_path())
+    if timeout is not None:
+        client.timeout = timeout
+    return client
+
+
+def close_dirty_client():
+    client = getattr(_local, "client", None)
+    if client is not None:
+        client.close()
+        _local.client = None
+
+
+async def close_dirty_client_async():
+    client = _loop_clients.pop(asyncio.get_running_loop(), None)
+    if client is not None:
+        await client.close_async()
