@@ -107,6 +107,18 @@ def data(path, command: str, args=None):
     return reply["data"]
 
 
+def poll(path, command: str, args=None):
+    """`data` for polling loops: None when the request failed at the socket level (Gunicorn
+    stops its control thread around every fork, resetting or stalling connections then)."""
+    try:
+        with ControlClient(path, timeout=3.0) as c:
+            reply = c.call(command, args)
+    except (OSError, AssertionError):
+        return None
+    assert reply["status"] == "ok", reply
+    return reply["data"]
+
+
 def answers(path) -> bool:
     """Whether something accepts connections and answers `help` at `path`."""
     try:
