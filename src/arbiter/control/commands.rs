@@ -7,7 +7,6 @@
 //! Owns: command routing and reply data. Must not touch: sockets and framing
 //! (`control::server`, `control::protocol`).
 
-
 use nix::sys::signal::Signal;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString};
@@ -44,7 +43,10 @@ const CONFIG_KEYS: [&str; 20] = [
 ];
 
 const HELP: [(&str, &str); 15] = [
-    ("show all", "Show all processes (arbiter, web workers, dirty workers)"),
+    (
+        "show all",
+        "Show all processes (arbiter, web workers, dirty workers)",
+    ),
     ("show workers", "List HTTP workers with their status"),
     ("show dirty", "List dirty workers and apps"),
     ("show config", "Show current effective configuration"),
@@ -154,7 +156,9 @@ impl Arbiter<'_> {
                 Ok(json!({"workers": workers, "count": count}))
             }
             "dirty" => self.show_dirty(),
-            "config" => self.show_config().map_err(|e| CmdError::Failed(e.to_string())),
+            "config" => self
+                .show_config()
+                .map_err(|e| CmdError::Failed(e.to_string())),
             "stats" => Ok(self.show_stats()),
             "listeners" => {
                 let listeners: Vec<Value> = self.listeners.iter().map(listener_info).collect();
@@ -302,7 +306,9 @@ impl Arbiter<'_> {
                     .ok()
                     .filter(|p| self.workers.contains_key(p));
                 let Some(pid) = known else {
-                    return Ok(json!({"success": false, "error": format!("Worker {pid} not found")}));
+                    return Ok(
+                        json!({"success": false, "error": format!("Worker {pid} not found")}),
+                    );
                 };
                 let sent = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGTERM);
                 self.control.count_kill(Signal::SIGTERM, sent.is_ok());
@@ -318,7 +324,9 @@ impl Arbiter<'_> {
 
     fn dirty_command(&mut self, rest: &[String]) -> Reply {
         let Some(action) = rest.first() else {
-            return Err(CmdError::Invalid("Missing dirty action (add|remove)".into()));
+            return Err(CmdError::Invalid(
+                "Missing dirty action (add|remove)".into(),
+            ));
         };
         let add = match action.to_lowercase().as_str() {
             "add" => true,

@@ -316,12 +316,19 @@ mod tests {
     #[test]
     fn words_follow_python() {
         assert_eq!(
-            words(&req(" worker  add ", json!([2, "x y", true, null, 2.5, [1, "a"]]))).unwrap(),
+            words(&req(
+                " worker  add ",
+                json!([2, "x y", true, null, 2.5, [1, "a"]])
+            ))
+            .unwrap(),
             ["worker", "add", "2", "x y", "True", "None", "2.5", "[1, 'a']"]
         );
         assert_eq!(words(&req("a", json!("bc"))).unwrap(), ["a", "b", "c"]);
         assert_eq!(words(&req("'a b' c", json!(0))).unwrap(), ["a b", "c"]);
-        assert_eq!(words(&req("  ", json!([]))).unwrap_err().text(), "Empty command");
+        assert_eq!(
+            words(&req("  ", json!([]))).unwrap_err().text(),
+            "Empty command"
+        );
         assert_eq!(
             words(&req("a", json!(5))).unwrap_err().text(),
             "Command failed: 'int' object is not iterable"

@@ -179,7 +179,9 @@ impl ControlServer {
                     if self.conns.len() >= MAX_CONNS {
                         // The connection idle longest makes room: idle clients must not
                         // lock an operator out.
-                        if let Some(i) = (0..self.conns.len()).min_by_key(|i| self.conns[*i].deadline) {
+                        if let Some(i) =
+                            (0..self.conns.len()).min_by_key(|i| self.conns[*i].deadline)
+                        {
                             self.conns.remove(i);
                         }
                     }
