@@ -17,7 +17,9 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use pyo3::prelude::*;
+use serde_json::Value;
 
+use super::control::{DirtyControl, NoDirtyArbiter};
 use super::Arbiter;
 use crate::config::Config;
 use crate::errors::{Error, Result};
@@ -186,6 +188,59 @@ fn report_exit(pid: i32, status: &WaitStatus) {
     }
 }
 
+/// The control socket's view (`show dirty`, `show all`, `dirty add|remove`): each a short
+/// round trip to the arbiter's socket through `ferrocorn.dirty.control`, with Gunicorn's
+/// timeouts (2 s for STATUS, 10 s for MANAGE).
+impl DirtyControl for DirtyArbiterProc {
+    fn pid(&self) -> Option<i32> {
+        self.pid
+    }
+
+    fn show(&mut self) -> std::result::Result<(Vec<Value>, Vec<Value>), String> {
+        let status = self.ask("status", &[2.0.into()])?;
+        let list = |key: &str| match status.get(key) {
+            Some(Value::Array(items)) => items.clone(),
+            _ => Vec::new(),
+        };
+        Ok((list("workers"), list("apps")))
+    }
+
+    fn status_workers(&mut self) -> Vec<Value> {
+        self.show().map(|(workers, _)| workers).unwrap_or_default()
+    }
+
+    fn manage(&mut self, add: bool, count: i64) -> Value {
+        let op = if add { "add" } else { "remove" };
+        self.ask("manage", &[op.into(), count.into(), 10.0.into()])
+            .unwrap_or_else(|e| serde_json::json!({"success": false, "error": e}))
+    }
+}
+
+impl DirtyArbiterProc {
+    /// `ferrocorn.dirty.control.<what>(socket, *args)`, its answer as JSON; both ways
+    /// through `json`, as the answer is JSON-shaped anyway.
+    fn ask(&self, what: &str, args: &[Value]) -> std::result::Result<Value, String> {
+        let mut all = vec![Value::String(self.socket.to_string_lossy().into_owned())];
+        all.extend_from_slice(args);
+        let all = Value::Array(all).to_string();
+        Python::attach(|py| -> PyResult<String> {
+            let json = py.import("json")?;
+            let all = py
+                .import("builtins")?
+                .getattr("tuple")?
+                .call1((json.call_method1("loads", (all,))?,))?
+                .cast_into::<pyo3::types::PyTuple>()?;
+            let answer = py
+                .import("ferrocorn.dirty.control")?
+                .getattr(what)?
+                .call1(all)?;
+            json.call_method1("dumps", (answer,))?.extract()
+        })
+        .map_err(|e| Python::attach(|py| e.value(py).to_string()))
+        .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()))
+    }
+}
+
 /// Tell the request workers forked from now on where the arbiter is and how long a call may
 /// take (`None`: dirty apps are off, so they see neither).
 fn export_env(py: Python<'_>, dirty: Option<(&Path, i64)>) -> PyResult<()> {
@@ -207,6 +262,18 @@ fn export_env(py: Python<'_>, dirty: Option<(&Path, i64)>) -> PyResult<()> {
 }
 
 impl Arbiter<'_> {
+    /// The control socket's handle on the dirty arbiter, whether or not dirty apps are on.
+    pub(super) fn with_dirty<R>(&mut self, f: impl FnOnce(&mut dyn DirtyControl) -> R) -> R {
+        match self.dirty.as_mut() {
+            Some(d) => f(d),
+            None => f(&mut NoDirtyArbiter),
+        }
+    }
+
+    pub(super) fn dirty_pid(&self) -> Option<i32> {
+        self.dirty.as_ref().and_then(|d| d.pid)
+    }
+
     /// At start-up, before the first HTTP worker: make the socket directory, export it and
     /// fork the arbiter.
     pub(super) fn start_dirty(&mut self) -> Result<()> {
@@ -265,6 +332,7 @@ impl Arbiter<'_> {
         // holding them would keep the port bound after the master is gone.
         self.listeners.clear();
         self.signals = None;
+        self.control.forget_in_child();
         self.metrics = super::metrics::MasterMetrics::off();
         self.pidfile = None;
         self.dirty = None;

@@ -4,6 +4,7 @@
 //! It never serves requests and never runs the app (except to preload it); worker processes
 //! leave this module's call stack through `Error::Exit` right after fork.
 
+pub mod control;
 mod dirty;
 mod memory;
 mod metrics;
@@ -83,6 +84,7 @@ pub struct Arbiter<'py> {
     memory: memory::MemoryWatch,
     /// The dirty arbiter, while dirty apps are configured.
     dirty: Option<dirty::DirtyArbiterProc>,
+    control: control::Control,
 }
 
 impl<'py> Arbiter<'py> {
@@ -156,6 +158,7 @@ impl<'py> Arbiter<'py> {
             metrics: metrics::MasterMetrics::off(),
             memory: memory::MemoryWatch::default(),
             dirty: None,
+            control: control::Control::new(),
         })
     }
 
@@ -263,6 +266,7 @@ impl<'py> Arbiter<'py> {
             // Before the HTTP workers, as Gunicorn does, so their first requests find it.
             self.start_dirty()?;
             self.manage_workers()?;
+            self.start_control();
             loop {
                 self.tick()?;
             }
@@ -292,10 +296,14 @@ impl<'py> Arbiter<'py> {
 
     fn tick(&mut self) -> Result<()> {
         self.maybe_promote_master()?;
-        let sigs = match &self.signals {
-            Some(s) => s.wait(self.py, Duration::from_secs(1), &self.metrics.poll_fds()),
+        let mut fds = self.metrics.poll_fds();
+        fds.extend(self.control.poll_fds());
+        let mut sigs = match &self.signals {
+            Some(s) => s.wait(self.py, Duration::from_secs(1), &fds),
             None => Vec::new(),
         };
+        drop(fds);
+        sigs.extend(self.serve_control());
         for sig in sigs {
             if sig == Signal::SIGCHLD {
                 error_log::debug("Handling signal: chld");
@@ -420,6 +428,7 @@ impl<'py> Arbiter<'py> {
     /// gracefully. A configuration that no longer loads keeps the running one.
     fn reload(&mut self) -> Result<()> {
         error_log::info(&format!("Hang up: {}", self.master_name));
+        self.control.count_reload();
         // systemd (Type=notify-reload) wants the monotonic time with RELOADING=1, and READY=1
         // once done: when the new workers serve and the old ones are released
         // (`notify_reloaded`), or at once when the new configuration could not be used.
@@ -490,6 +499,7 @@ impl<'py> Arbiter<'py> {
                 "prometheus_bind changed; the metrics listener keeps its address until a restart or upgrade (USR2)",
             );
         }
+        control::warn_if_changed(&self.cfg, &cfg);
         if let Err(e) = spew(py, cfg.spew) {
             error_log::error(&format!("Error: could not change the spew trace: {e}"));
         }
@@ -558,6 +568,7 @@ impl<'py> Arbiter<'py> {
     /// graceful (INT or QUIT meanwhile switch to quick), QUIT otherwise; KILL what remains.
     fn stop(&mut self, graceful: bool) {
         self.metrics.halting();
+        self.control.close();
         if !self.listeners.is_empty() {
             crate::net::systemd::notify("STOPPING=1");
         }
