@@ -198,8 +198,12 @@ def main(argv=None) -> int:
     path = os.path.join(os.getcwd(), args.socket)  # an absolute path stays as it is
     try:
         if args.command is not None:
-            return run_command(path, args.command, args.json, args.timeout)
-        return run_interactive(path, args.json, args.timeout)
+            status = run_command(path, args.command, args.json, args.timeout)
+        else:
+            status = run_interactive(path, args.json, args.timeout)
+        # Flushed here, where a reader that went away can still be dealt with.
+        sys.stdout.flush()
+        return status
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

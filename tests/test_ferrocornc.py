@@ -1,0 +1,741 @@
+"""The control-socket client, run as a command against a real server's control socket.
+
+In the suite's Gunicorn mode the client is `gunicornc` and the server `gunicorn`; otherwise
+`ferrocornc` and `ferrocorn`. Both must print the same tables, JSON and errors and exit the
+same way; what ferrocornc does better is marked ferrocorn_only. A stand-in server
+(ctl_support.FakeControlServer) supplies what a real one never sends: dirty-arbiter data,
+malformed replies, silence.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from conftest import wait_until
+from ctl_support import (
+    PROMPT,
+    SERVER_NAME,
+    FakeControlServer,
+    client_command,
+    client_env,
+    frame,
+    run_client,
+)
+
+WORKER_ROW = re.compile(r"^(\d+) +(\d+) +(yes|no) +(\d+(?:\.\d+)?s ago|n/a)$")
+
+
+@pytest.fixture
+def ctl_server(serve, tmp_path):
+    """A real server with two sync workers and its control socket at <tmp>/s.ctl."""
+    path = tmp_path / "s.ctl"
+    server = serve("--control-socket", path, "-w", "2", "hello:app")
+    server.ctl_path = path
+    # The socket appears once the workers are up; a `show stats` answered means it serves.
+    wait_until(lambda: path.exists() and ctl(tmp_path, path, "show stats").returncode == 0,
+               what="the control socket to answer")
+    return server
+
+
+def ctl(tmp_path, path, *command_and_flags, **kwargs):
+    """Run the client once: `ctl(tmp, path, "show workers", "-j")` runs `-c "show workers"`."""
+    command, *flags = command_and_flags
+    return run_client(tmp_path, "-s", path, "-c", command, *flags, **kwargs)
+
+
+def ok_lines(result) -> list:
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    return result.stdout.splitlines()
+
+
+def json_data(tmp_path, path, command):
+    result = ctl(tmp_path, path, command, "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def live_worker_pids(server) -> set:
+    return set(server.worker_pids())
+
+
+# ---------------------------------------------------------------------------
+# Against the real server.
+
+
+def test_show_workers_table(ctl_server, tmp_path):
+    lines = ok_lines(ctl(tmp_path, ctl_server.ctl_path, "show workers"))
+    assert lines[0] == "PID        AGE    BOOTED   LAST_BEAT"
+    assert lines[1] == "-" * 40
+    rows = [WORKER_ROW.match(line) for line in lines[2:4]]
+    assert all(rows), lines
+    assert {int(m.group(1)) for m in rows} == live_worker_pids(ctl_server)
+    assert sorted(int(m.group(2)) for m in rows) == [int(m.group(2)) for m in rows]
+    assert lines[4:] == ["", "Total: 2 workers"]
+
+
+def test_json_output_has_the_reply_data(ctl_server, tmp_path):
+    path = ctl_server.ctl_path
+    workers = json_data(tmp_path, path, "show workers")
+    assert set(workers) == {"workers", "count"}
+    assert workers["count"] == 2
+    assert {w["pid"] for w in workers["workers"]} == live_worker_pids(ctl_server)
+    for worker in workers["workers"]:
+        assert set(worker) == {"pid", "age", "booted", "aborted", "last_heartbeat"}
+
+    short = run_client(tmp_path, "-s", path, "-j", "-c", "show stats")
+    stats = json.loads(short.stdout)
+    assert set(stats) == {
+        "uptime", "pid", "workers_current", "workers_target", "workers_spawned",
+        "workers_killed", "reloads", "dirty_arbiter_pid",
+    }
+    assert stats["pid"] == ctl_server.master_pid
+    assert stats["workers_current"] == stats["workers_target"] == 2
+    assert stats["dirty_arbiter_pid"] is None
+
+    listeners = json_data(tmp_path, path, "show listeners")
+    assert listeners["count"] == 1
+    assert listeners["listeners"][0]["type"] == "tcp"
+    assert listeners["listeners"][0]["address"] == "http://127.0.0.1:%d" % ctl_server.port
+
+    assert json_data(tmp_path, path, "show dirty") == {
+        "enabled": False, "pid": None, "workers": [], "apps": [],
+    }
+    every = json_data(tmp_path, path, "show all")
+    assert every["arbiter"]["pid"] == ctl_server.master_pid
+    assert every["web_worker_count"] == 2 and every["dirty_arbiter"] is None
+    config = json_data(tmp_path, path, "show config")
+    assert config["workers"] == 2 and config["control_socket"] == str(path)
+
+
+def test_every_show_command_as_text(ctl_server, tmp_path):
+    path = ctl_server.ctl_path
+    master = ctl_server.master_pid
+
+    stats = ok_lines(ctl(tmp_path, path, "show stats"))
+    assert re.fullmatch(r"Uptime:           (\d+s|\d+m \d+s|\d+h \d+m \d+s|unknown)", stats[0])
+    assert stats[1:] == [
+        "PID:              %d" % master,
+        "Workers current:  2",
+        "Workers target:   2",
+        "Workers spawned:  2",
+        "Workers killed:   0",
+        "Reloads:          0",
+    ]
+
+    listeners = ok_lines(ctl(tmp_path, path, "show listeners"))
+    assert listeners[:2] == ["ADDRESS                                  TYPE     FD", "-" * 55]
+    assert re.fullmatch(r"http://127\.0\.0\.1:%d +tcp      \d+" % ctl_server.port, listeners[2])
+    assert listeners[3:] == ["", "Total: 1 listeners"]
+
+    config = ok_lines(ctl(tmp_path, path, "show config"))
+    keys = [line.split(":", 1)[0] for line in config]
+    assert keys == sorted(keys) and len(keys) == 20
+    assert "workers: 2" in config
+    assert "control_socket: %s" % path in config
+    assert "bind: 127.0.0.1:0" in config
+
+    assert ok_lines(ctl(tmp_path, path, "show dirty")) == ["Dirty arbiter not running"]
+
+    every = ok_lines(ctl(tmp_path, path, "show all"))
+    assert every[:6] == [
+        "ARBITER (master)",
+        "  PID: %d" % master,
+        "",
+        "WEB WORKERS (2)",
+        "  PID        AGE    BOOTED   LAST_BEAT",
+        "  " + "-" * 38,
+    ]
+    assert all(WORKER_ROW.match(line[2:]) for line in every[6:8]), every
+    assert every[8:] == ["", "DIRTY ARBITER", "  (not running)"]
+
+
+def test_worker_add_remove_kill(ctl_server, tmp_path):
+    path = ctl_server.ctl_path
+    added = ctl(tmp_path, path, "worker add 2")
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout) == {"added": 2, "previous": 2, "total": 4}
+
+    def count_is(n):
+        # Gunicorn's control socket goes away for a moment around each fork.
+        result = ctl(tmp_path, path, "show workers")
+        return result.returncode == 0 and result.stdout.splitlines()[-1] == "Total: %d workers" % n
+
+    wait_until(lambda: count_is(4), what="4 workers in `show workers`")
+
+    removed = ctl(tmp_path, path, "worker remove")
+    assert json.loads(removed.stdout) == {"removed": 1, "previous": 4, "total": 3}
+    wait_until(lambda: count_is(3), what="3 workers in `show workers`")
+
+    victim = json_data(tmp_path, path, "show workers")["workers"][0]["pid"]
+    killed = ctl(tmp_path, path, "worker kill %d" % victim)
+    assert killed.returncode == 0, killed.stderr
+    assert json.loads(killed.stdout) == {"success": True, "killed": victim}
+
+    # success:false is still an ok reply: exit status 0, the data printed.
+    missing = ctl(tmp_path, path, "worker kill 1")
+    assert missing.returncode == 0
+    assert json.loads(missing.stdout) == {"success": False, "error": "Worker 1 not found"}
+
+
+def test_help_table(ctl_server, tmp_path):
+    lines = ok_lines(ctl(tmp_path, ctl_server.ctl_path, "help"))
+    assert lines[:2] == ["Available commands:", ""]
+    entries = lines[2:]
+    assert len(entries) == 15
+    names = [re.match(r"^  (.+?) {2,}\S", line).group(1) for line in entries]
+    assert names == sorted(names)
+    assert {"show workers", "worker add [N]", "shutdown [graceful|quick]", "help"} <= set(names)
+    # Descriptions start in one column: two spaces after the longest name, plus the separator.
+    column = 2 + max(len(n) for n in names) + 3
+    assert all(line[column - 1] == " " and line[column] != " " for line in entries), entries
+
+
+def test_error_reply_exits_1_with_the_error_on_stderr(ctl_server, tmp_path):
+    for flags in ((), ("-j",)):
+        result = ctl(tmp_path, ctl_server.ctl_path, "frob", *flags)
+        assert result.returncode == 1
+        assert result.stdout == ""
+        assert result.stderr == "Error: Invalid argument: Unknown command: frob\n"
+    bad_target = ctl(tmp_path, ctl_server.ctl_path, "show nothing")
+    assert bad_target.returncode == 1
+    assert bad_target.stderr == "Error: Invalid argument: Unknown show target: nothing\n"
+
+
+def test_missing_socket_exits_1(tmp_path):
+    path = tmp_path / "nope.ctl"
+    result = ctl(tmp_path, path, "help")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith("Error: ") and str(path) in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    # The prompt needs the connection first, and says so the same way.
+    interactive = run_client(tmp_path, "-s", path, input="help\n")
+    assert interactive.returncode == 1
+    assert interactive.stderr == result.stderr
+
+
+def test_version(run, tmp_path):
+    server_version = run("--version")
+    assert server_version.returncode == 0
+    version = re.search(r"\(version (\S+)\)", server_version.stdout).group(1)
+    for flag in ("-v", "--version"):
+        result = run_client(tmp_path, flag)
+        assert result.returncode == 0
+        assert result.stdout == "%sc (%s %s)\n" % (SERVER_NAME, SERVER_NAME, version)
+
+
+def test_interactive_commands_then_quit(ctl_server, tmp_path):
+    path = ctl_server.ctl_path
+    # After `quit` nothing more is read: the `help` never runs.
+    script = "show dirty\nfrob\n\n  SHOW   Workers  \nreopen\nquit\nhelp\n"
+    result = run_client(tmp_path, "-s", path, input=script)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    out = result.stdout
+    assert out.startswith(
+        "Connected to %s\nType 'help' for available commands, 'quit' to exit.\n\n" % path
+    )
+    assert out.count(PROMPT) == 6
+    assert PROMPT + "Dirty arbiter not running\n\n" in out
+    assert PROMPT + "Error: Invalid argument: Unknown command: frob\n\n" in out
+    assert "Total: 2 workers\n" in out
+    assert '"status": "reopening"' in out
+    assert "Available commands" not in out
+    assert out.endswith(PROMPT)
+
+
+@pytest.mark.parametrize("word", ["exit", "q", "QUIT"])
+def test_interactive_quit_words(ctl_server, tmp_path, word):
+    result = run_client(tmp_path, "-s", ctl_server.ctl_path, input="%s\nhelp\n" % word)
+    assert result.returncode == 0
+    assert result.stdout.count(PROMPT) == 1 and "Available commands" not in result.stdout
+
+
+def test_interactive_eof_ends_the_session(ctl_server, tmp_path):
+    result = run_client(tmp_path, "-s", ctl_server.ctl_path, "-j", input="show dirty")
+    assert result.returncode == 0
+    body = result.stdout.split(PROMPT)
+    assert json.loads(body[1])["enabled"] is False
+    assert body[2] == "\n"
+
+
+def test_default_socket_in_xdg_runtime_dir(serve, tmp_path):
+    server = serve("hello:app")
+    runtime = tmp_path / "run0"  # the runtime directory `serve` gave the first server
+    path = runtime / "gunicorn.ctl"
+    wait_until(path.exists, what="the control socket at its default path")
+    env = client_env(tmp_path, runtime_dir=runtime)
+    result = wait_until(lambda: _ok(run_client(tmp_path, "-j", "-c", "show stats", env=env)),
+                        what="the client on the default socket")
+    assert json.loads(result.stdout)["pid"] == server.master_pid
+
+
+def test_default_socket_in_home_without_runtime_dir(serve, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    server = serve("hello:app", env={"XDG_RUNTIME_DIR": None, "HOME": str(home)})
+    path = home / ".gunicorn" / "gunicorn.ctl"
+    wait_until(path.exists, what="the control socket under ~/.gunicorn")
+    env = client_env(tmp_path, extra={"XDG_RUNTIME_DIR": None, "HOME": str(home)})
+    result = wait_until(lambda: _ok(run_client(tmp_path, "-j", "-c", "show stats", env=env)),
+                        what="the client on the default socket")
+    assert json.loads(result.stdout)["pid"] == server.master_pid
+    # A runtime directory that does not exist does not count either.
+    env["XDG_RUNTIME_DIR"] = str(tmp_path / "missing")
+    assert _ok(run_client(tmp_path, "-j", "-c", "show stats", env=env))
+
+
+def _ok(result):
+    return result if result.returncode == 0 else None
+
+
+# ---------------------------------------------------------------------------
+# Against a stand-in server: replies a real server does not give on demand.
+
+CANNED = {
+    "show workers": {
+        "workers": [
+            {"pid": 4101, "age": 1, "booted": True, "aborted": False, "last_heartbeat": 0.42},
+            {"pid": 4102, "age": 2, "booted": False, "aborted": False, "last_heartbeat": None},
+        ],
+        "count": 2,
+    },
+    "show stats": {
+        "uptime": 3725.4, "pid": 4100, "workers_current": 2, "workers_target": 3,
+        "workers_spawned": 5, "workers_killed": 2, "reloads": 1, "dirty_arbiter_pid": 4200,
+    },
+    "show listeners": {
+        "listeners": [
+            {"address": "http://127.0.0.1:8000", "fd": 3, "type": "tcp"},
+            {"address": "unix:/run/app.sock", "fd": 4, "type": "unix"},
+        ],
+        "count": 2,
+    },
+    "show config": {"workers": 3, "bind": ["127.0.0.1:8000", "unix:/run/app.sock"],
+                    "daemon": False, "pidfile": None, "timeout": 30},
+    "show dirty": {
+        "enabled": True,
+        "pid": 4200,
+        "workers": [
+            {"pid": 4201, "age": 1, "apps": ["mlapp.models:Classifier", "mlapp.models:Embedder"],
+             "booted": True, "last_heartbeat": 1.5},
+            {"pid": 4202, "age": 2, "apps": [], "booted": True, "last_heartbeat": None},
+        ],
+        "apps": [
+            {"import_path": "mlapp.models:Classifier", "worker_count": None,
+             "current_workers": 1, "worker_pids": [4201]},
+            {"import_path": "a.very.long.package.name.models:Embedder", "worker_count": 2,
+             "current_workers": 1, "worker_pids": [4201]},
+        ],
+    },
+    "show all": {
+        "arbiter": {"pid": 4100, "type": "arbiter", "role": "master"},
+        "web_workers": [
+            {"pid": 4101, "type": "web", "age": 1, "booted": True, "last_heartbeat": 0.42},
+        ],
+        "web_worker_count": 1,
+        "dirty_arbiter": {"pid": 4200, "type": "dirty_arbiter", "role": "dirty master"},
+        "dirty_workers": [
+            {"pid": 4201, "age": 1, "apps": ["mlapp.models:Classifier", "mlapp.models:Embedder"]},
+            {"pid": 4202, "age": 2, "apps": []},
+        ],
+        "dirty_worker_count": 2,
+    },
+    "help": {"commands": {"show workers": "List workers", "reload": "Reload (HUP)",
+                          "worker kill <PID>": "Stop one worker"}},
+    "worker add 2": {"added": 2, "previous": 1, "total": 3},
+    "reload": {},
+}
+
+EXPECTED = {
+    "show workers": """\
+PID        AGE    BOOTED   LAST_BEAT
+----------------------------------------
+4101       1      yes      0.42s ago
+4102       2      no       n/a
+
+Total: 2 workers
+""",
+    "show stats": """\
+Uptime:           1h 2m 5s
+PID:              4100
+Workers current:  2
+Workers target:   3
+Workers spawned:  5
+Workers killed:   2
+Reloads:          1
+Dirty arbiter:    4200
+""",
+    "show listeners": """\
+ADDRESS                                  TYPE     FD
+-------------------------------------------------------
+http://127.0.0.1:8000                    tcp      3
+unix:/run/app.sock                       unix     4
+
+Total: 2 listeners
+""",
+    "show config": """\
+bind: 127.0.0.1:8000, unix:/run/app.sock
+daemon: False
+pidfile: None
+timeout: 30
+workers: 3
+""",
+    "show dirty": """\
+Dirty arbiter PID: 4200
+
+DIRTY WORKERS:
+PID        AGE    APPS                           LAST_BEAT
+------------------------------------------------------------
+4201       1      mlapp.models:Classifier, mlapp 1.5s ago
+4202       2                                     n/a
+
+DIRTY APPS:
+APP                            WORKERS    LIMIT
+--------------------------------------------------
+mlapp.models:Classifier        1          none
+a.very.long.package.name.model 1          2
+""",
+    "show all": """\
+ARBITER (master)
+  PID: 4100
+
+WEB WORKERS (1)
+  PID        AGE    BOOTED   LAST_BEAT
+  --------------------------------------
+  4101       1      yes      0.42s ago
+
+DIRTY ARBITER
+  PID: 4200
+
+DIRTY WORKERS (2)
+  PID        AGE    APPS
+  --------------------------------------------------
+  4201       1      Classifier
+                    Embedder
+  4202       2      (no apps)
+""",
+    "help": """\
+Available commands:
+
+  reload              Reload (HUP)
+  show workers        List workers
+  worker kill <PID>   Stop one worker
+""",
+    "worker add 2": '{\n  "added": 2,\n  "previous": 1,\n  "total": 3\n}\n',
+    "reload": "OK\n",
+}
+
+
+@pytest.fixture
+def canned_server(tmp_path):
+    def respond(conn, request, index):
+        data = CANNED[request["command"]]
+        conn.sendall(frame({"id": request["id"], "status": "ok", "data": data}))
+
+    server = FakeControlServer(tmp_path / "fake.ctl", respond)
+    yield server
+    server.close()
+
+
+def test_tables_of_every_reply_shape(canned_server, tmp_path):
+    for command, expected in EXPECTED.items():
+        result = ctl(tmp_path, canned_server.path, command)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == expected, command
+    # The request carries the whole command line; args stay empty.
+    assert canned_server.requests[-2] == {"id": 1, "command": "worker add 2", "args": []}
+
+
+def test_ctrl_c_while_waiting_for_a_reply_exits_130(tmp_path):
+    silent = FakeControlServer(tmp_path / "silent.ctl", lambda conn, request, index: None)
+    try:
+        proc = subprocess.Popen(
+            client_command() + ["-s", silent.path, "-c", "show stats"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=client_env(tmp_path), text=True,
+        )
+        assert silent.request_seen.wait(20), "the client never sent its request"
+        _wait_blocked(proc.pid)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=20)
+        assert proc.returncode == 130
+        assert out == ""
+    finally:
+        silent.close()
+
+
+def test_ctrl_c_at_the_prompt_exits_130(canned_server, tmp_path):
+    proc = subprocess.Popen(
+        client_command() + ["-s", canned_server.path],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=client_env(tmp_path),
+    )
+    try:
+        _read_until(proc.stdout, PROMPT.encode())
+        _wait_blocked(proc.pid)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 130
+    finally:
+        proc.kill()
+        proc.communicate()
+
+
+def _wait_blocked(pid: int):
+    """Wait until the process sleeps in a system call. A SIGINT that lands just before a
+    blocking read is only acted on when the read returns (CPython runs Python-level handlers
+    between bytecodes), which would make the tests race; a person's Ctrl-C never does."""
+
+    def sleeping():
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "S"
+
+    wait_until(sleeping, what="pid %d to block" % pid)
+
+
+def _read_until(stream, marker: bytes, timeout: float = 20.0) -> bytes:
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while marker not in seen:
+        left = deadline - time.monotonic()
+        assert left > 0, "never saw %r, only %r" % (marker, seen)
+        ready, _, _ = select.select([stream], [], [], left)
+        if ready:
+            chunk = os.read(stream.fileno(), 4096)
+            assert chunk, "EOF before %r; got %r" % (marker, seen)
+            seen += chunk
+    return seen
+
+
+# ---------------------------------------------------------------------------
+# ferrocornc only: where gunicornc crashes, hangs or says too little.
+
+BAD_REPLIES = {
+    # name: (raw bytes for a request id of 1, text expected on stderr)
+    "not json": (frame(b"<html>"), "not UTF-8 JSON"),
+    "not utf-8": (frame(b'{"id": 1, "status": "ok", "data": "\xff"}'), "not UTF-8 JSON"),
+    "a json list": (frame([1, 2]), "a JSON list, not an object"),
+    "no status": (frame({"id": 1, "data": {}}), "neither 'ok' nor 'error'"),
+    "another id": (frame({"id": 7, "status": "ok", "data": {}}), "for request 7, not 1"),
+    "error without message": (frame({"id": 1, "status": "error"}), "without saying what"),
+    "oversized": (b"\x7f\xff\xff\xff", "is %s a control socket?"),
+    "cut short": (frame({"id": 1, "status": "ok", "data": {}})[:-3], "in the middle of a reply"),
+    "nothing": (b"", "closed the connection without replying"),
+}
+
+
+@pytest.mark.ferrocorn_only
+@pytest.mark.parametrize("name", sorted(BAD_REPLIES))
+def test_malformed_reply_is_an_error_not_a_traceback(tmp_path, name):
+    raw, message = BAD_REPLIES[name]
+
+    def respond(conn, request, index):
+        conn.sendall(raw)
+        return False
+
+    server = FakeControlServer(tmp_path / "bad.ctl", respond)
+    try:
+        result = ctl(tmp_path, server.path, "show workers")
+    finally:
+        server.close()
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith("Error: ") and len(result.stderr.splitlines()) == 1
+    assert (message % server.path if "%s" in message else message) in result.stderr
+
+
+ODD_DATA = {
+    # command: data of the wrong shape, which is shown rather than crashed on
+    "show workers": {"workers": [{"pid": None, "age": None}, "junk"], "count": None},
+    "show stats": {"uptime": "soon", "pid": None},
+    "show dirty": {"enabled": True, "pid": 1, "workers": [{"apps": [None, 3]}],
+                   "apps": [{"import_path": None, "current_workers": None}]},
+    "show all": {"arbiter": None, "web_workers": [None], "dirty_arbiter": "yes",
+                 "dirty_workers": [{"apps": "one"}]},
+    "show listeners": {"listeners": [{"fd": None}, 5]},
+    "help": {"commands": ["show workers"]},
+}
+
+
+@pytest.mark.ferrocorn_only
+def test_odd_data_is_shown_not_crashed_on(tmp_path):
+    def respond(conn, request, index):
+        data = ODD_DATA.get(request["command"])
+        conn.sendall(frame({"id": request["id"], "status": "ok", "data": data}))
+
+    server = FakeControlServer(tmp_path / "odd.ctl", respond)
+    try:
+        for command in list(ODD_DATA) + ["show config"]:
+            result = ctl(tmp_path, server.path, command)
+            assert result.returncode == 0, (command, result.stderr)
+            assert result.stderr == "" and result.stdout.strip(), command
+        workers = ctl(tmp_path, server.path, "show workers").stdout.splitlines()
+        assert workers[2:] == ["None       None   no       n/a", "?          ?      no       n/a",
+                               "", "Total: None workers"]
+        assert ctl(tmp_path, server.path, "show stats").stdout.startswith(
+            "Uptime:           unknown\nPID:              None\n")
+        # A help reply without a table to make is printed as its JSON.
+        assert json.loads(ctl(tmp_path, server.path, "help").stdout) == ODD_DATA["help"]
+        # data null on a show command: JSON null, not a traceback.
+        assert ctl(tmp_path, server.path, "show config").stdout == "null\n"
+    finally:
+        server.close()
+
+
+@pytest.mark.ferrocorn_only
+def test_timeout_flag_bounds_the_wait_for_a_reply(tmp_path):
+    silent = FakeControlServer(tmp_path / "silent.ctl", lambda conn, request, index: None)
+    try:
+        result = ctl(tmp_path, silent.path, "show stats", "-t", "0.5", timeout=20)
+        assert result.returncode == 1
+        assert result.stderr == "Error: no reply from %s within 0.5 s (-t sets the limit)\n" % (
+            silent.path)
+        bad = run_client(tmp_path, "-s", silent.path, "-t", "0", "-c", "help")
+        assert bad.returncode == 2 and "-t/--timeout" in bad.stderr
+    finally:
+        silent.close()
+
+
+@pytest.mark.ferrocorn_only
+def test_connect_errors_say_what_is_wrong(tmp_path):
+    missing = ctl(tmp_path, tmp_path / "nope.ctl", "help")
+    assert "no such socket; is the server running" in missing.stderr
+
+    # A socket file whose server is gone: nothing listens, the file stays behind.
+    stale = tmp_path / "stale.ctl"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.bind(str(stale))
+    result = ctl(tmp_path, stale, "help")
+    assert result.returncode == 1 and "nothing is listening" in result.stderr
+
+    plain = tmp_path / "plain.ctl"
+    plain.write_text("")
+    result = ctl(tmp_path, plain, "help")
+    assert result.returncode == 1 and result.stderr.endswith(": this is not a socket\n")
+
+    long_path = tmp_path / ("x" * 120) / "s.ctl"
+    result = ctl(tmp_path, long_path, "help")
+    assert result.returncode == 1 and "a unix socket path can have at most 107" in result.stderr
+
+
+@pytest.mark.ferrocorn_only
+def test_bad_quoting_is_an_error_not_a_traceback(canned_server, tmp_path):
+    result = ctl(tmp_path, canned_server.path, "show 'workers")
+    assert result.returncode == 1
+    assert result.stderr == "Error: cannot parse the command: No closing quotation\n"
+    assert canned_server.requests == []
+    session = run_client(tmp_path, "-s", canned_server.path, input="show 'x\nreload\n")
+    assert session.returncode == 0
+    assert "Error: cannot parse the command: No closing quotation\n" in session.stdout
+    assert PROMPT + "OK\n" in session.stdout
+
+
+@pytest.mark.ferrocorn_only
+def test_empty_command_is_sent_not_taken_for_the_prompt(ctl_server, tmp_path):
+    # gunicornc treats -c "" as no -c and waits at a prompt; a script gets an error instead.
+    result = ctl(tmp_path, ctl_server.ctl_path, "")
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error: ") and "Connected to" not in result.stdout
+
+
+@pytest.mark.ferrocorn_only
+def test_interactive_reconnects_after_the_server_closed_an_idle_connection(tmp_path):
+    def respond(conn, request, index):
+        conn.sendall(frame({"id": request["id"], "status": "ok", "data": {}}))
+        return False  # as a server's idle timeout would, once the reply is out
+
+    server = FakeControlServer(tmp_path / "idle.ctl", respond)
+    proc = subprocess.Popen(
+        client_command() + ["-s", server.path],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=client_env(tmp_path),
+    )
+    try:
+        proc.stdin.write(b"reload\n")
+        proc.stdin.flush()
+        assert server.connection_closed.wait(20)
+        proc.stdin.write(b"reload\nquit\n")
+        out, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+        server.close()
+    assert proc.returncode == 0, err
+    assert out.decode().count(PROMPT + "OK\n") == 2
+    assert b"Error" not in out + err
+    assert server.connections == 2
+
+
+@pytest.mark.ferrocorn_only
+def test_interactive_error_reply_keeps_the_connection(tmp_path):
+    def respond(conn, request, index):
+        if request["command"] == "frob":
+            conn.sendall(frame({"id": request["id"], "status": "error", "error": "no frob"}))
+        else:
+            conn.sendall(frame({"id": request["id"], "status": "ok", "data": {}}))
+
+    server = FakeControlServer(tmp_path / "keep.ctl", respond)
+    try:
+        session = run_client(tmp_path, "-s", server.path, input="frob\nreload\nquit\n")
+    finally:
+        server.close()
+    assert session.returncode == 0
+    assert PROMPT + "Error: no frob\n" in session.stdout and PROMPT + "OK\n" in session.stdout
+    assert server.connections == 1  # gunicornc reconnects after every error reply
+
+
+@pytest.mark.ferrocorn_only
+def test_closed_stdout_is_not_a_traceback(canned_server, tmp_path):
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = ctl(tmp_path, canned_server.path, "help", stdout=write_end)
+    finally:
+        os.close(write_end)
+    assert result.returncode == 1
+    assert result.stderr == ""
+
+
+@pytest.mark.ferrocorn_only
+def test_python_dash_m(tmp_path):
+    python = os.path.join(os.path.dirname(os.path.realpath(client_command()[0])), "python")
+    result = subprocess.run([python, "-m", "ferrocorn.ctl", "-v"], capture_output=True,
+                            text=True, timeout=30, env=client_env(tmp_path))
+    assert result.returncode == 0
+    assert result.stdout.startswith("ferrocornc (ferrocorn ")
+
+
+@pytest.mark.ferrocorn_only
+def test_history_starts_from_gunicornc_then_keeps_its_own(tmp_path):
+    """The prompt's history file (readline needs a terminal, so this runs in-process)."""
+    readline = pytest.importorskip("readline")
+    from ferrocorn.ctl import cli
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".gunicornc_history").write_text("show workers\nworker add 2\n")
+    readline.clear_history()
+    cli.load_history(readline, str(home))
+    assert [readline.get_history_item(i) for i in (1, 2)] == ["show workers", "worker add 2"]
+    readline.add_history("show stats")
+    cli.save_history(readline, str(home))
+    assert (home / ".ferrocornc_history").read_text().splitlines()[-3:] == [
+        "show workers", "worker add 2", "show stats"]
+    assert (home / ".gunicornc_history").read_text() == "show workers\nworker add 2\n"
+
+    # Once ferrocornc has its own file, gunicornc's is not read again.
+    (home / ".gunicornc_history").write_text("reload\n")
+    readline.clear_history()
+    cli.load_history(readline, str(home))
+    assert readline.get_current_history_length() == 3
+    assert readline.get_history_item(3) == "show stats"
+    readline.clear_history()
