@@ -4,6 +4,7 @@
 //! It never serves requests and never runs the app (except to preload it); worker processes
 //! leave this module's call stack through `Error::Exit` right after fork.
 
+mod control;
 mod metrics;
 pub mod metrics_server;
 pub mod pidfile;
@@ -77,6 +78,7 @@ pub struct Arbiter<'py> {
     /// When `report_gauges` last sent.
     gauges_sent: Option<Instant>,
     metrics: metrics::MasterMetrics,
+    control: control::Control,
 }
 
 impl<'py> Arbiter<'py> {
@@ -148,6 +150,7 @@ impl<'py> Arbiter<'py> {
             workers_reported: false,
             gauges_sent: None,
             metrics: metrics::MasterMetrics::off(),
+            control: control::Control::new(),
         })
     }
 
@@ -253,6 +256,7 @@ impl<'py> Arbiter<'py> {
                 &format!("master [{}{suffix}]", self.cfg.proc_name()),
             );
             self.manage_workers()?;
+            self.start_control();
             loop {
                 self.tick()?;
             }
@@ -282,10 +286,14 @@ impl<'py> Arbiter<'py> {
 
     fn tick(&mut self) -> Result<()> {
         self.maybe_promote_master()?;
-        let sigs = match &self.signals {
-            Some(s) => s.wait(self.py, Duration::from_secs(1), &self.metrics.poll_fds()),
+        let mut fds = self.metrics.poll_fds();
+        fds.extend(self.control.poll_fds());
+        let mut sigs = match &self.signals {
+            Some(s) => s.wait(self.py, Duration::from_secs(1), &fds),
             None => Vec::new(),
         };
+        drop(fds);
+        sigs.extend(self.serve_control());
         for sig in sigs {
             if sig == Signal::SIGCHLD {
                 error_log::debug("Handling signal: chld");
@@ -407,6 +415,7 @@ impl<'py> Arbiter<'py> {
     /// gracefully. A configuration that no longer loads keeps the running one.
     fn reload(&mut self) -> Result<()> {
         error_log::info(&format!("Hang up: {}", self.master_name));
+        self.control.count_reload();
         // systemd (Type=notify-reload) wants the monotonic time with RELOADING=1, and READY=1
         // once done: when the new workers serve and the old ones are released
         // (`notify_reloaded`), or at once when the new configuration could not be used.
@@ -477,6 +486,7 @@ impl<'py> Arbiter<'py> {
                 "prometheus_bind changed; the metrics listener keeps its address until a restart or upgrade (USR2)",
             );
         }
+        control::warn_if_changed(&self.cfg, &cfg);
         if let Err(e) = spew(py, cfg.spew) {
             error_log::error(&format!("Error: could not change the spew trace: {e}"));
         }
@@ -544,6 +554,7 @@ impl<'py> Arbiter<'py> {
     /// graceful (INT or QUIT meanwhile switch to quick), QUIT otherwise; KILL what remains.
     fn stop(&mut self, graceful: bool) {
         self.metrics.halting();
+        self.control.close();
         if !self.listeners.is_empty() {
             crate::net::systemd::notify("STOPPING=1");
         }

@@ -186,6 +186,7 @@ impl Arbiter<'_> {
                 // The master's signal pipe and queue belong to the master, and so does the
                 // metrics listener; the worker keeps only its own slot.
                 self.signals = None;
+                self.control.forget_in_child();
                 let metrics = std::mem::replace(&mut self.metrics, MasterMetrics::off());
                 if let Some(handle) = metrics.into_worker_slot(slot) {
                     crate::telemetry::metrics::install_worker_slot(handle);
@@ -207,7 +208,9 @@ impl Arbiter<'_> {
     }
 
     pub(super) fn kill_worker(&mut self, pid: i32, sig: Signal) {
-        if let Err(nix::errno::Errno::ESRCH) = kill(Pid::from_raw(pid), sig) {
+        let sent = kill(Pid::from_raw(pid), sig);
+        self.control.count_kill(sig, sent.is_ok());
+        if let Err(nix::errno::Errno::ESRCH) = sent {
             if let Some(w) = self.workers.remove(&pid) {
                 let reason = self.restart_reason(&w);
                 self.metrics.on_exit(w.slot, reason);

@@ -370,19 +370,19 @@ macro_rules! with_more_settings {
             }
             control_socket: String = FromEnv(default_control_socket) => {
                 section: "Control", cli: ["--control-socket"], meta: "PATH",
-                action: Store(Str), kind: Text, supported: false,
+                action: Store(Str), kind: Text, supported: true,
                 default_doc: "$XDG_RUNTIME_DIR/gunicorn.ctl or ~/.gunicorn/gunicorn.ctl",
-                doc: "Unix socket of the control interface used by `gunicornc`.",
+                doc: "Unix socket of the control interface (`gunicornc`'s protocol: `show workers|stats|config|listeners|dirty|all`, `worker add|remove|kill`, `reload`, `reopen`, `shutdown`, `help`). The default is `$XDG_RUNTIME_DIR/gunicorn.ctl` when that directory exists, else `~/.gunicorn/gunicorn.ctl`; a relative path is taken from the working directory. A missing parent directory is created with mode 0700. The master opens it once its first workers are spawned. Unlike Gunicorn, a path where another server still answers is left to it (a WARNING says so and this server runs without a control socket; the new master of a USR2 upgrade takes the path over once the old one stops), a stale socket file is replaced, any other file is left alone, and on exit the file is removed only if it is still this server's.",
             }
             control_socket_mode: i64 = 384 => {
                 section: "Control", cli: ["--control-socket-mode"], meta: "INT",
-                action: Store(AutoInt), kind: PosInt, supported: false,
+                action: Store(AutoInt), kind: PosInt, supported: true,
                 default_doc: "384 (0o600)",
-                doc: "File mode of the control socket.",
+                doc: "File mode of the control socket (`0660` on the command line is octal). The socket is created with this mode, never briefly more open.",
             }
             control_socket_disable: bool = false => {
                 section: "Control", cli: ["--no-control-socket"], meta: "",
-                action: StoreTrue, kind: Boolean, supported: false,
+                action: StoreTrue, kind: Boolean, supported: true,
                 default_doc: "False",
                 doc: "`--no-control-socket`: do not create the control socket.",
             }
