@@ -695,14 +695,15 @@ def test_interactive_error_reply_keeps_the_connection(tmp_path):
 
 @pytest.mark.ferrocorn_only
 def test_closed_stdout_is_not_a_traceback(canned_server, tmp_path):
-    read_end, write_end = os.pipe()
-    os.close(read_end)
-    try:
-        result = ctl(tmp_path, canned_server.path, "help", stdout=write_end)
-    finally:
-        os.close(write_end)
-    assert result.returncode == 1
-    assert result.stderr == ""
+    for args in (("-s", canned_server.path, "-c", "help"), ("-v",)):
+        read_end, write_end = os.pipe()
+        os.close(read_end)
+        try:
+            result = run_client(tmp_path, *args, stdout=write_end)
+        finally:
+            os.close(write_end)
+        assert result.returncode == 1, args
+        assert result.stderr == "", args
 
 
 @pytest.mark.ferrocorn_only

@@ -190,17 +190,8 @@ def _session(client: ControlClient, as_json: bool) -> int:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if args.version:
-        from ferrocorn import __version__
-
-        print("%s (ferrocorn %s)" % (PROG, __version__))
-        return 0
-    path = os.path.join(os.getcwd(), args.socket)  # an absolute path stays as it is
     try:
-        if args.command is not None:
-            status = run_command(path, args.command, args.json, args.timeout)
-        else:
-            status = run_interactive(path, args.json, args.timeout)
+        status = _run(args)
         # Flushed here, where a reader that went away can still be dealt with.
         sys.stdout.flush()
         return status
@@ -213,6 +204,17 @@ def main(argv=None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 1
 
+
+def _run(args) -> int:
+    if args.version:
+        from ferrocorn import __version__
+
+        print("%s (ferrocorn %s)" % (PROG, __version__))
+        return 0
+    path = os.path.join(os.getcwd(), args.socket)  # an absolute path stays as it is
+    if args.command is not None:
+        return run_command(path, args.command, args.json, args.timeout)
+    return run_interactive(path, args.json, args.timeout)
 
 if __name__ == "__main__":
     sys.exit(main())
