@@ -68,6 +68,12 @@ def run_client(tmp_path: Path, *args, input: str | None = None, env: dict | None
     )
 
 
+def ctl(tmp_path, path, *command_and_flags, **kwargs):
+    """Run the client once: `ctl(tmp, path, "show workers", "-j")` runs `-c "show workers"`."""
+    command, *flags = command_and_flags
+    return run_client(tmp_path, "-s", path, "-c", command, *flags, **kwargs)
+
+
 def frame(message) -> bytes:
     body = message if isinstance(message, bytes) else json.dumps(message).encode()
     return struct.pack(">I", len(body)) + body
