@@ -219,6 +219,32 @@ def test_ctrl_c_at_the_prompt_exits_130(canned_server, tmp_path):
         proc.communicate()
 
 
+def test_prompt_ends_with_1_when_the_server_is_gone(tmp_path):
+    def respond(conn, request, index):
+        conn.sendall(frame({"id": request["id"], "status": "ok", "data": {}}))
+        return False
+
+    server = FakeControlServer(tmp_path / "gone.ctl", respond)
+    proc = subprocess.Popen(
+        client_command() + ["-s", server.path],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=client_env(tmp_path),
+    )
+    try:
+        proc.stdin.write(b"reload\n")
+        proc.stdin.flush()
+        assert server.connection_closed.wait(20)
+        server.close()  # the socket file goes too, as when a server stops
+        out, _ = proc.communicate(b"reload\nhelp\n", timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1
+    session = out.decode().split(PROMPT)
+    assert session[1] == "OK\n\n"
+    assert session[2].startswith("Error: ")
+    assert len(session) == 3  # nothing read after the server went away
+
+
 def _wait_blocked(pid: int):
     """Wait until the process sleeps in a system call. A SIGINT that lands just before a
     blocking read is only acted on when the read returns (CPython runs Python-level handlers

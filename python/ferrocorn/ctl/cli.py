@@ -16,6 +16,7 @@ import sys
 
 from ferrocorn.ctl.client import (
     DEFAULT_TIMEOUT,
+    ConnectError,
     ControlClient,
     ControlError,
     ReplyError,
@@ -178,13 +179,12 @@ def _session(client: ControlClient, as_json: bool) -> int:
         except ReplyError as exc:
             # The connection is fine; only this command failed.
             print("Error: %s" % exc)
+        except ConnectError as exc:
+            # The server is gone (request() reconnects when a connection breaks).
+            print("Error: %s" % exc)
+            return 1
         except ControlError as exc:
             print("Error: %s" % exc)
-            try:
-                client.connect()
-            except ControlError as again:
-                print("Error: connection lost, giving up: %s" % again)
-                return 1
         print()
 
 

@@ -193,7 +193,7 @@ class ControlClient:
             ) from None
         return _check_reply(reply, request_id)
 
-    def _recv_exactly(self, size: int, deadline: float, what: str) -> bytes:
+    def _recv_exactly(self, size: int, deadline: float, reply_start: bool) -> bytes:
         chunks = []
         remaining = size
         while remaining:
@@ -203,7 +203,7 @@ class ControlClient:
             self._sock.settimeout(left)
             chunk = self._sock.recv(min(remaining, 1 << 16))
             if not chunk:
-                if remaining == size and what == "length":
+                if reply_start and remaining == size:
                     raise TransportError(
                         "the server closed the connection without replying (it drops requests "
                         "it cannot read)"
@@ -214,13 +214,13 @@ class ControlClient:
         return b"".join(chunks)
 
     def _read_reply(self, deadline: float):
-        (length,) = _LENGTH.unpack(self._recv_exactly(4, deadline, "length"))
+        (length,) = _LENGTH.unpack(self._recv_exactly(4, deadline, True))
         if length > MAX_MESSAGE:
             raise TransportError(
                 "the reply announces %d bytes, more than the %d a control message may have; "
                 "is %s a control socket?" % (length, MAX_MESSAGE, self.path)
             )
-        body = self._recv_exactly(length, deadline, "body")
+        body = self._recv_exactly(length, deadline, False)
         try:
             return json.loads(body.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
