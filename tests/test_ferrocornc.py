@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import re
+import select
 import socket
 import subprocess
+import time
 
 import pytest
 
@@ -251,6 +254,42 @@ def test_interactive_eof_ends_the_session(ctl_server, tmp_path):
     assert body[2] == "\n"
 
 
+def _terminal_session(tmp_path, path, steps):
+    """Drive the client's prompt on a pseudo-terminal (so readline is live): for each
+    (keys, marker) send the keys, then wait until the marker has been echoed or printed.
+    Returns (exit status, everything the terminal showed)."""
+    main_fd, sub_fd = pty.openpty()
+    proc = subprocess.Popen(
+        client_command() + ["-s", path], stdin=sub_fd, stdout=sub_fd, stderr=sub_fd,
+        env=client_env(tmp_path, extra={"TERM": "dumb"}), start_new_session=True,
+    )
+    os.close(sub_fd)
+    shown = b""
+    try:
+        for keys, marker in [(b"", PROMPT.encode())] + steps:
+            os.write(main_fd, keys)
+            deadline = time.monotonic() + 20
+            while marker not in shown:
+                assert time.monotonic() < deadline, "no %r on the terminal: %r" % (marker, shown)
+                if select.select([main_fd], [], [], 0.2)[0]:
+                    shown += os.read(main_fd, 4096)
+        return proc.wait(timeout=20), shown.decode()
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(main_fd)
+
+
+def test_terminal_prompt_keeps_a_history(ctl_server, tmp_path):
+    status, shown = _terminal_session(tmp_path, ctl_server.ctl_path, [
+        (b"show dirty\r", b"Dirty arbiter not running"),
+        (b"quit\r", b""),
+    ])
+    assert status == 0, shown
+    history = tmp_path / "client-home" / (".%sc_history" % SERVER_NAME)
+    assert history.read_text().splitlines()[-2:] == ["show dirty", "quit"]
+
+
 def test_default_socket_in_xdg_runtime_dir(serve, tmp_path):
     server = serve("hello:app")
     runtime = tmp_path / "run0"  # the runtime directory `serve` gave the first server
@@ -325,6 +364,28 @@ def test_python_dash_m(tmp_path):
 
 
 @pytest.mark.ferrocorn_only
+def test_piped_prompt_leaves_the_history_alone(ctl_server, tmp_path):
+    result = run_client(tmp_path, "-s", ctl_server.ctl_path, input="show dirty\nquit\n")
+    assert result.returncode == 0
+    assert not (tmp_path / "client-home" / ".ferrocornc_history").exists()
+
+
+@pytest.mark.ferrocorn_only
+def test_terminal_prompt_recalls_gunicornc_history(ctl_server, tmp_path):
+    home = tmp_path / "client-home"
+    home.mkdir(exist_ok=True)
+    (home / ".gunicornc_history").write_text("show dirty\n")
+    # Ctrl-P: the previous line of the history, which is gunicornc's until ferrocornc has one.
+    status, shown = _terminal_session(tmp_path, ctl_server.ctl_path, [
+        (b"\x10\r", b"Dirty arbiter not running"),
+        (b"q\r", b""),
+    ])
+    assert status == 0, shown
+    assert (home / ".ferrocornc_history").read_text().splitlines()[-2:] == ["show dirty", "q"]
+    assert (home / ".gunicornc_history").read_text() == "show dirty\n"
+
+
+@pytest.mark.ferrocorn_only
 def test_history_starts_from_gunicornc_then_keeps_its_own(tmp_path):
     """The prompt's history file (readline needs a terminal, so this runs in-process)."""
     readline = pytest.importorskip("readline")
@@ -335,6 +396,7 @@ def test_history_starts_from_gunicornc_then_keeps_its_own(tmp_path):
     (home / ".gunicornc_history").write_text("show workers\nworker add 2\n")
     readline.clear_history()
     cli.load_history(readline, str(home))
+    assert readline.get_history_length() == 1000
     assert [readline.get_history_item(i) for i in (1, 2)] == ["show workers", "worker add 2"]
     readline.add_history("show stats")
     cli.save_history(readline, str(home))
