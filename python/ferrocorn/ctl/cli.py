@@ -216,5 +216,6 @@ def _run(args) -> int:
         return run_command(path, args.command, args.json, args.timeout)
     return run_interactive(path, args.json, args.timeout)
 
+
 if __name__ == "__main__":
     sys.exit(main())
