@@ -11,7 +11,7 @@ import struct
 
 import pytest
 
-from conftest import children, is_gunicorn, pid_alive, wait_until
+from conftest import APPS_DIR, children, is_gunicorn, pid_alive, wait_until
 from control_support import ControlClient, answers, call, data, frame, poll, wait_answering
 
 HELP_COMMANDS = [
@@ -437,3 +437,20 @@ def test_usr2_new_master_takes_the_socket_over_when_the_old_one_stops(serve, tmp
     os.kill(new, signal.SIGTERM)
     wait_until(lambda: not pid_alive(new), what="the new master to stop")
     wait_until(lambda: not path.exists(), what="the new master to remove its socket")
+
+
+def test_a_bind_failure_is_logged_and_the_server_keeps_serving(serve, tmp_path):
+    path = tmp_path / ("d" * 120) / "x.ctl"
+    server = serve("--control-socket", str(path), "hello:app")
+    server.wait_for_log(r"\[ERROR\] Control server error: AF_UNIX path too long")
+    assert server.alive()
+    assert not path.exists()
+
+
+def test_a_relative_path_is_taken_from_the_working_directory(serve, tmp_path):
+    server = serve("--pythonpath", str(APPS_DIR), "--control-socket", "rel.ctl", "hello:app",
+                   cwd=tmp_path)
+    path = tmp_path / "rel.ctl"
+    wait_answering(path)
+    assert data(path, "show stats")["pid"] == server.master_pid
+    server.wait_for_log(r"Control socket listening at %s$" % path)

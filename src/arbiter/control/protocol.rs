@@ -102,7 +102,7 @@ pub fn words(request: &Request) -> Result<Vec<String>, CmdError> {
     if command.is_empty() {
         return Err(CmdError::Plain("Empty command".into()));
     }
-    let mut parts = shlex::split(command).ok_or_else(|| CmdError::Invalid(shlex_error(command)))?;
+    let mut parts = split(command)?;
     match &request.args {
         Value::Array(items) => parts.extend(items.iter().map(py_str)),
         Value::String(s) => parts.extend(s.chars().map(String::from)),
@@ -120,6 +120,21 @@ pub fn words(request: &Request) -> Result<Vec<String>, CmdError> {
         return Err(CmdError::Plain("Empty command".into()));
     }
     Ok(parts)
+}
+
+/// `shlex.split` as Python has it (`comments=False`): the crate takes a `#` that starts a
+/// word as a comment, so each `#` goes through the split as a character the command does
+/// not contain.
+fn split(command: &str) -> Result<Vec<String>, CmdError> {
+    let stand_in = ('\u{e000}'..='\u{f8ff}')
+        .find(|c| !command.contains(*c))
+        .unwrap_or('\u{e000}');
+    let hidden = command.replace('#', &stand_in.to_string());
+    let parts = shlex::split(&hidden).ok_or_else(|| CmdError::Invalid(shlex_error(command)))?;
+    Ok(parts
+        .into_iter()
+        .map(|p| p.replace(stand_in, "#"))
+        .collect())
 }
 
 /// Python's `shlex` message for a command the splitter refused.
@@ -325,6 +340,10 @@ mod tests {
         );
         assert_eq!(words(&req("a", json!("bc"))).unwrap(), ["a", "b", "c"]);
         assert_eq!(words(&req("'a b' c", json!(0))).unwrap(), ["a b", "c"]);
+        assert_eq!(
+            words(&req("kill #1 a#b '#'", json!([]))).unwrap(),
+            ["kill", "#1", "a#b", "#"]
+        );
         assert_eq!(
             words(&req("  ", json!([]))).unwrap_err().text(),
             "Empty command"

@@ -50,6 +50,7 @@ struct Conn {
 }
 
 /// Why the socket was not bound.
+#[derive(Debug)]
 pub enum BindError {
     /// Another process answers at the path.
     InUse,
@@ -87,7 +88,9 @@ impl ControlServer {
         let io = BindError::Io;
         // socket2 opens with SOCK_CLOEXEC, so a USR2 re-exec does not inherit it.
         let listener = Socket::new(Domain::UNIX, Type::STREAM, None).map_err(io)?;
-        let addr = SockAddr::unix(path).map_err(io)?;
+        // Python's wording, for Gunicorn's `Control server error: ...` line.
+        let addr = SockAddr::unix(path)
+            .map_err(|_| BindError::Io(io::Error::other("AF_UNIX path too long")))?;
         let mask = nix::sys::stat::Mode::from_bits_truncate(!mode & 0o777);
         let old = nix::sys::stat::umask(mask);
         let bound = listener.bind(&addr);
@@ -337,5 +340,63 @@ pub fn py_os_error(e: &io::Error) -> String {
             nix::errno::Errno::from_raw(code).desc()
         ),
         None => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("ferrocorn-ctl-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn binds_with_its_mode_and_removes_only_its_own_file() {
+        let dir = tmp_dir("mode");
+        let path = dir.join("sub/x.ctl");
+        let server = ControlServer::bind(&path, 0o640).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o640);
+        assert_eq!(
+            std::fs::metadata(dir.join("sub"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o700
+        );
+        // A live server keeps its path.
+        assert!(matches!(
+            ControlServer::bind(&path, 0o600),
+            Err(BindError::InUse)
+        ));
+        // Someone else's file at the path by now: dropping leaves it.
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, "other").unwrap();
+        drop(server);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "other");
+        assert!(matches!(
+            ControlServer::bind(&path, 0o600),
+            Err(BindError::NotASocket)
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn replaces_a_stale_socket_and_unlinks_on_drop() {
+        let dir = tmp_dir("stale");
+        let path = dir.join("x.ctl");
+        let stale = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        drop(stale);
+        assert!(!answers(&path));
+        let server = ControlServer::bind(&path, 0o600).unwrap();
+        assert!(answers(&path));
+        drop(server);
+        assert!(!path.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
