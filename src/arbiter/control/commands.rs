@@ -13,6 +13,7 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString};
 use serde_json::{json, Map, Value};
 
 use super::protocol::{encode, error_reply, ok_reply, py_int, words, CmdError, Request};
+use super::DirtyControl;
 use crate::arbiter::Arbiter;
 use crate::net::Listener;
 
@@ -78,8 +79,10 @@ impl Arbiter<'_> {
     /// and `shutdown` asked for, for the loop to handle like received ones.
     pub(in crate::arbiter) fn serve_control(&mut self) -> Vec<Signal> {
         self.control.retry_bind();
+        let py = self.py;
+        // Reading and parsing need no Python; only the commands may (hooks, `show config`).
         let requests = match self.control.server.as_mut() {
-            Some(server) => server.read_requests(),
+            Some(server) => py.detach(|| server.read_requests()),
             None => return std::mem::take(&mut self.control.signals),
         };
         for (conn, request) in requests {
@@ -92,7 +95,7 @@ impl Arbiter<'_> {
             }
         }
         if let Some(server) = self.control.server.as_mut() {
-            server.flush();
+            py.detach(|| server.flush());
         }
         std::mem::take(&mut self.control.signals)
     }
@@ -103,7 +106,7 @@ impl Arbiter<'_> {
         let result = match parts[0].to_lowercase().as_str() {
             "show" => self.show(rest),
             "worker" => self.worker_command(rest),
-            "dirty" => self.dirty_command(rest),
+            "dirty" => dirty_command(self.control.dirty.as_mut(), rest),
             "reload" => Ok(self.queue_signal(Signal::SIGHUP, json!({"status": "reloading"}))),
             "reopen" => Ok(self.queue_signal(Signal::SIGUSR1, json!({"status": "reopening"}))),
             "shutdown" => self.shutdown_command(rest),
@@ -155,7 +158,7 @@ impl Arbiter<'_> {
                 let count = workers.len();
                 Ok(json!({"workers": workers, "count": count}))
             }
-            "dirty" => self.show_dirty(),
+            "dirty" => show_dirty(self.control.dirty.as_mut()),
             "config" => self
                 .show_config()
                 .map_err(|e| CmdError::Failed(e.to_string())),
@@ -214,14 +217,6 @@ impl Arbiter<'_> {
             "dirty_workers": dirty_workers,
             "dirty_worker_count": dirty_count,
         })
-    }
-
-    fn show_dirty(&mut self) -> Reply {
-        let Some(pid) = self.control.dirty.pid() else {
-            return Ok(json!({"enabled": false, "pid": null, "workers": [], "apps": []}));
-        };
-        let (workers, apps) = self.control.dirty.show().map_err(CmdError::Failed)?;
-        Ok(json!({"enabled": true, "pid": pid, "workers": workers, "apps": apps}))
     }
 
     fn show_stats(&self) -> Value {
@@ -321,24 +316,35 @@ impl Arbiter<'_> {
             other => Err(CmdError::Invalid(format!("Unknown worker action: {other}"))),
         }
     }
+}
 
-    fn dirty_command(&mut self, rest: &[String]) -> Reply {
-        let Some(action) = rest.first() else {
-            return Err(CmdError::Invalid(
-                "Missing dirty action (add|remove)".into(),
-            ));
-        };
-        let add = match action.to_lowercase().as_str() {
-            "add" => true,
-            "remove" => false,
-            other => return Err(CmdError::Invalid(format!("Unknown dirty action: {other}"))),
-        };
-        let count = count_arg(rest.get(1))?;
-        if self.control.dirty.pid().is_none() {
-            return Ok(json!({"success": false, "error": "Dirty arbiter not running"}));
-        }
-        Ok(self.control.dirty.manage(add, count))
+/// `show dirty`: Gunicorn's "not enabled" shape while no dirty arbiter runs.
+fn show_dirty(dirty: &mut dyn DirtyControl) -> Reply {
+    let Some(pid) = dirty.pid() else {
+        return Ok(json!({"enabled": false, "pid": null, "workers": [], "apps": []}));
+    };
+    let (workers, apps) = dirty.show().map_err(CmdError::Failed)?;
+    Ok(json!({"enabled": true, "pid": pid, "workers": workers, "apps": apps}))
+}
+
+/// `dirty add|remove [N]`: the count is checked first, then whether a dirty arbiter runs
+/// (Gunicorn's order).
+fn dirty_command(dirty: &mut dyn DirtyControl, rest: &[String]) -> Reply {
+    let Some(action) = rest.first() else {
+        return Err(CmdError::Invalid(
+            "Missing dirty action (add|remove)".into(),
+        ));
+    };
+    let add = match action.to_lowercase().as_str() {
+        "add" => true,
+        "remove" => false,
+        other => return Err(CmdError::Invalid(format!("Unknown dirty action: {other}"))),
+    };
+    let count = count_arg(rest.get(1))?;
+    if dirty.pid().is_none() {
+        return Ok(json!({"success": false, "error": "Dirty arbiter not running"}));
     }
+    Ok(dirty.manage(add, count))
 }
 
 /// `[N]`: 1 when absent, and never less than 1 (Gunicorn's `max(1, int(N))`).
@@ -365,4 +371,80 @@ fn listener_info(l: &Listener) -> Value {
         Listener::Tcp(_, std::net::SocketAddr::V6(_)) => "tcp6",
     };
     json!({"address": l.to_string(), "fd": l.fd(), "type": kind})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A dirty arbiter that records what it is asked.
+    struct FakeDirty {
+        pid: Option<i32>,
+        managed: Vec<(bool, i64)>,
+    }
+
+    impl DirtyControl for FakeDirty {
+        fn pid(&self) -> Option<i32> {
+            self.pid
+        }
+        fn show(&mut self) -> Result<(Vec<Value>, Vec<Value>), String> {
+            Ok((
+                vec![json!({"pid": 7})],
+                vec![json!({"import_path": "m:App"})],
+            ))
+        }
+        fn status_workers(&mut self) -> Vec<Value> {
+            vec![json!({"pid": 7})]
+        }
+        fn manage(&mut self, add: bool, count: i64) -> Value {
+            self.managed.push((add, count));
+            json!({"success": true})
+        }
+    }
+
+    fn words(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn dirty_commands_go_through_the_seam_only_while_it_runs() {
+        let mut off = FakeDirty {
+            pid: None,
+            managed: Vec::new(),
+        };
+        assert_eq!(
+            show_dirty(&mut off).unwrap(),
+            json!({"enabled": false, "pid": null, "workers": [], "apps": []})
+        );
+        assert_eq!(
+            dirty_command(&mut off, &words("add 2")).unwrap(),
+            json!({"success": false, "error": "Dirty arbiter not running"})
+        );
+        assert!(off.managed.is_empty());
+
+        let mut on = FakeDirty {
+            pid: Some(42),
+            managed: Vec::new(),
+        };
+        assert_eq!(
+            show_dirty(&mut on).unwrap(),
+            json!({"enabled": true, "pid": 42, "workers": [{"pid": 7}],
+                   "apps": [{"import_path": "m:App"}]})
+        );
+        assert_eq!(
+            dirty_command(&mut on, &words("ADD")).unwrap(),
+            json!({"success": true})
+        );
+        dirty_command(&mut on, &words("remove -5")).unwrap();
+        dirty_command(&mut on, &words("remove 3")).unwrap();
+        assert_eq!(on.managed, [(true, 1), (false, 1), (false, 3)]);
+        assert_eq!(
+            dirty_command(&mut on, &words("add x")).unwrap_err().text(),
+            "Invalid argument: invalid literal for int() with base 10: 'x'"
+        );
+        assert_eq!(
+            dirty_command(&mut on, &words("grow")).unwrap_err().text(),
+            "Invalid argument: Unknown dirty action: grow"
+        );
+    }
 }

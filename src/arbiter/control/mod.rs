@@ -27,9 +27,15 @@ use server::{py_os_error, BindError, ControlServer};
 /// How often the new master of a USR2 upgrade tries again for the socket the old one holds.
 const RETRY_EVERY: Duration = Duration::from_secs(1);
 
-/// The dirty arbiter as the control socket sees it. The arbiter holds one in
-/// `Control::dirty` (`NoDirtyArbiter` until dirty arbiters exist); the commands call it only
-/// while `pid()` is `Some`, and otherwise give Gunicorn's "not running" replies.
+/// The dirty arbiter as the control socket sees it: the seam for the dirty arbiter. The
+/// arbiter holds one in `Control::dirty` (`NoDirtyArbiter` until dirty arbiters exist); to
+/// plug one in, set `self.control.dirty = Box::new(handle)` in the arbiter (once, at start:
+/// `pid()` says whether it runs now, so it must return `None` while the dirty arbiter is
+/// down or being respawned). Every method runs on the master's loop thread, with the GIL
+/// held: keep them short (a local socket round trip with a timeout, as Gunicorn's 2 s STATUS
+/// and 10 s MANAGE). The commands call them only while `pid()` is `Some`, and otherwise
+/// give Gunicorn's "not running" replies (`commands.rs`: `show_dirty`, `dirty_command`,
+/// `show_all`, `show_stats`).
 pub trait DirtyControl {
     /// The dirty arbiter's pid while it runs (`show stats`' `dirty_arbiter_pid`).
     fn pid(&self) -> Option<i32>;
