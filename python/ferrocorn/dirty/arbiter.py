@@ -95,7 +95,8 @@ class DirtyArbiter:
         self.workers = {}
         self.worker_age = 0
         self.generation = 0
-        self.learned = {}  # app path -> `workers` class attribute, from this generation's workers
+        # app path -> `workers` class attribute (None: no limit), from this generation's workers
+        self.learned = {}
         self.stash_tables = {}
         self.waiting = collections.deque()
         self._failing = set()  # apps whose latest worker failed to boot
@@ -274,8 +275,8 @@ class DirtyArbiter:
         # An app whose limit only its class knows: let one worker load it and report
         # before more workers are given apps.
         return any(
-            self.app_limit(p) is None
-            and self.app_specs[p]["worker_count"] is None
+            self.app_specs[p]["worker_count"] is None
+            and p not in self.learned
             and any(not w.booted and p in w.app_paths for w in current)
             for p in self.app_specs
         )
@@ -388,7 +389,8 @@ class DirtyArbiter:
         self._failing.difference_update(worker.app_paths)
         if worker.generation == self.generation:
             for path, count in (info.get("apps") or {}).items():
-                if path in self.app_specs and count is not None:
+                # None is learned too: the class sets no limit.
+                if path in self.app_specs:
                     self.learned[path] = count
         self.log.debug("Dirty worker (pid:%s) ready", worker.pid)
         self.manage_workers()
