@@ -18,7 +18,7 @@ pub mod error_log;
 pub mod metrics;
 pub mod prometheus;
 mod published;
-mod pyformat;
+pub(crate) mod pyformat;
 pub mod pylogging;
 pub mod pyroute;
 pub mod setup;

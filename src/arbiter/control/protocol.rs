@@ -191,33 +191,9 @@ pub fn py_int(word: &str) -> Result<i128, CmdError> {
     Ok(if negative { -magnitude } else { magnitude })
 }
 
-/// Python's `repr()` of a string.
-pub fn py_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
+/// Python's `repr()` of a string: the error texts quote arguments as Gunicorn's do.
+fn py_repr(s: &str) -> String {
+    crate::telemetry::pyformat::py_repr(s, false)
 }
 
 /// Python's `str()` of a decoded JSON value.
