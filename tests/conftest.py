@@ -114,6 +114,19 @@ def children(pid: int) -> set:
     return found
 
 
+def socket_inodes(pid: int) -> set:
+    """Inodes (ints) of the sockets process `pid` has open."""
+    found = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            found.add(int(link[len("socket:["):-1]))
+    return found
+
+
 def wait_until(predicate, timeout: float = 20.0, what: str = "condition"):
     """Poll `predicate` until it returns something truthy (returned), or fail after `timeout`."""
     deadline = time.monotonic() + timeout

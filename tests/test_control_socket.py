@@ -11,7 +11,7 @@ import struct
 
 import pytest
 
-from conftest import APPS_DIR, children, is_gunicorn, pid_alive, wait_until
+from conftest import APPS_DIR, children, is_gunicorn, pid_alive, socket_inodes, wait_until
 from control_support import ControlClient, answers, call, data, frame, poll, wait_answering
 
 HELP_COMMANDS = [
@@ -378,18 +378,6 @@ def test_one_listening_line_per_master_start(serve, tmp_path):
     assert server.stderr_text().count("Control socket listening at") == 1
 
 
-def _socket_inodes(pid):
-    found = set()
-    for fd in os.listdir("/proc/%d/fd" % pid):
-        try:
-            link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
-        except OSError:
-            continue
-        if link.startswith("socket:["):
-            found.add(int(link[len("socket:["):-1]))
-    return found
-
-
 def _listener_inode(path):
     """The inode of the socket listening at `path`, from /proc/net/unix."""
     with open("/proc/net/unix") as f:
@@ -414,9 +402,9 @@ def test_hup_leaks_no_descriptor_and_workers_do_not_hold_the_socket(serve, tmp_p
                what="the master's descriptors back to %d" % before)
     inode = _listener_inode(path)
     assert inode is not None
-    assert inode in _socket_inodes(master)
+    assert inode in socket_inodes(master)
     (worker,) = live_children(server)
-    assert inode not in _socket_inodes(worker)
+    assert inode not in socket_inodes(worker)
 
 
 @pytest.mark.ferrocorn_only

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import children, http_get, is_gunicorn, pid_alive, wait_until
+from conftest import children, http_get, is_gunicorn, pid_alive, socket_inodes, wait_until
 from loadgen import LoadGen
 
 APP = "dirty_proc_app:Probe"
@@ -71,20 +71,7 @@ def listener_inodes(port: int) -> set:
             fields = line.split()
             local, state, inode = fields[1], fields[3], fields[9]
             if state == "0A" and int(local.split(":")[1], 16) == port:
-                found.add(inode)
-    return found
-
-
-def socket_inodes(pid: int) -> set:
-    found = set()
-    for fd in os.listdir("/proc/%d/fd" % pid):
-        try:
-            link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
-        except OSError:
-            continue
-        m = re.match(r"socket:\[(\d+)\]", link)
-        if m:
-            found.add(m.group(1))
+                found.add(int(inode))
     return found
 
 
