@@ -37,6 +37,13 @@ pub const TIMEOUT_ENV: &str = "FERROCORN_DIRTY_TIMEOUT";
 const RESPAWN_PACE: Duration = Duration::from_secs(1);
 const RESPAWN_PACE_MAX: Duration = Duration::from_secs(30);
 const QUICK_DEATH: Duration = Duration::from_secs(5);
+/// How long the control socket waits for the arbiter's answer: the master's loop waits
+/// with it. STATUS is Gunicorn's 2 s; MANAGE (Gunicorn: 10 s) only forks, so 5 s is ample.
+const STATUS_TIMEOUT: f64 = 2.0;
+const MANAGE_TIMEOUT: f64 = 5.0;
+/// After an answer that took (nearly) the whole timeout, dirty commands fail at once for
+/// this long.
+const QUIET_AFTER_SLOW: Duration = Duration::from_secs(10);
 
 /// What the master keeps of the dirty arbiter while dirty apps are configured.
 pub(crate) struct DirtyArbiterProc {
@@ -48,8 +55,15 @@ pub(crate) struct DirtyArbiterProc {
     spawned: Option<Instant>,
     /// Arbiters in a row that died soon after starting (see `RESPAWN_PACE`).
     quick_deaths: u32,
-    /// Replaced arbiters still finishing their calls (a HUP changed the dirty settings).
-    retiring: Vec<i32>,
+    /// Replaced arbiters still finishing their calls (a HUP changed the dirty settings or
+    /// turned dirty apps off), each with the time it is killed at if still there.
+    retiring: Vec<(i32, Instant)>,
+    /// Dirty apps are configured: a dead arbiter is respawned. Off after a HUP removed
+    /// them, while the old arbiter finishes its calls; the directory goes when it has.
+    on: bool,
+    /// The arbiter was slow to answer the control socket: until then, the dirty commands
+    /// fail at once instead of holding the master's loop again.
+    quiet_until: Option<Instant>,
     /// The settings the running arbiter was started with; a HUP that changes them replaces
     /// it instead of forwarding the signal.
     settings: DirtySettings,
@@ -107,6 +121,8 @@ impl DirtyArbiterProc {
             spawned: None,
             quick_deaths: 0,
             retiring: Vec::new(),
+            on: true,
+            quiet_until: None,
             settings: DirtySettings::of(cfg),
             owner: process::getpid(),
         })
@@ -122,7 +138,27 @@ impl DirtyArbiterProc {
 
     /// Every arbiter process still there: the current one and any retiring.
     fn all_pids(&self) -> Vec<i32> {
-        self.pid.iter().chain(&self.retiring).copied().collect()
+        let retiring = self.retiring.iter().map(|(pid, _)| *pid);
+        self.pid.iter().copied().chain(retiring).collect()
+    }
+
+    /// TERM the current arbiter and let it finish its calls within `grace`.
+    fn retire(&mut self, grace: Duration) {
+        self.signal(Signal::SIGTERM);
+        if let Some(old) = self.pid.take() {
+            self.retiring.push((old, Instant::now() + grace));
+        }
+    }
+
+    /// KILL retiring arbiters past their deadline (they are reaped later).
+    fn kill_overdue(&mut self) {
+        let now = Instant::now();
+        for (pid, deadline) in &mut self.retiring {
+            if now >= *deadline {
+                let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
+                *deadline = now + Duration::from_secs(3600);
+            }
+        }
     }
 
     /// Forget `pid` if it is one of ours (it has been reaped); whether it was.
@@ -131,7 +167,7 @@ impl DirtyArbiterProc {
             self.pid = None;
             let quick = self.spawned.is_some_and(|t| t.elapsed() < QUICK_DEATH);
             self.quick_deaths = if quick { self.quick_deaths + 1 } else { 0 };
-        } else if let Some(at) = self.retiring.iter().position(|p| *p == pid) {
+        } else if let Some(at) = self.retiring.iter().position(|(p, _)| *p == pid) {
             self.retiring.remove(at);
         } else {
             return false;
@@ -197,7 +233,7 @@ impl DirtyControl for DirtyArbiterProc {
     }
 
     fn show(&mut self) -> std::result::Result<(Vec<Value>, Vec<Value>), String> {
-        let status = self.ask("status", &[2.0.into()])?;
+        let status = self.ask("status", &[STATUS_TIMEOUT.into()])?;
         let list = |key: &str| match status.get(key) {
             Some(Value::Array(items)) => items.clone(),
             _ => Vec::new(),
@@ -211,7 +247,7 @@ impl DirtyControl for DirtyArbiterProc {
 
     fn manage(&mut self, add: bool, count: i64) -> Value {
         let op = if add { "add" } else { "remove" };
-        self.ask("manage", &[op.into(), count.into(), 10.0.into()])
+        self.ask("manage", &[op.into(), count.into(), MANAGE_TIMEOUT.into()])
             .unwrap_or_else(|e| serde_json::json!({"success": false, "error": e}))
     }
 }
@@ -219,7 +255,25 @@ impl DirtyControl for DirtyArbiterProc {
 impl DirtyArbiterProc {
     /// `ferrocorn.dirty.control.<what>(socket, *args)`, its answer as JSON; both ways
     /// through `json`, as the answer is JSON-shaped anyway.
-    fn ask(&self, what: &str, args: &[Value]) -> std::result::Result<Value, String> {
+    fn ask(&mut self, what: &str, args: &[Value]) -> std::result::Result<Value, String> {
+        if let Some(until) = self.quiet_until.filter(|t| Instant::now() < *t) {
+            return Err(format!(
+                "the dirty arbiter did not answer in time; not asked again for {} s",
+                until.saturating_duration_since(Instant::now()).as_secs() + 1
+            ));
+        }
+        let timeout = args.last().and_then(Value::as_f64).unwrap_or(2.0);
+        let started = Instant::now();
+        let answer = self.ask_now(what, args);
+        // A stopped or stuck arbiter costs the master's loop one timeout, not one per
+        // command: the next ones fail at once for a while.
+        if started.elapsed().as_secs_f64() >= timeout * 0.9 {
+            self.quiet_until = Some(Instant::now() + QUIET_AFTER_SLOW);
+        }
+        answer
+    }
+
+    fn ask_now(&self, what: &str, args: &[Value]) -> std::result::Result<Value, String> {
         let mut all = vec![Value::String(self.socket.to_string_lossy().into_owned())];
         all.extend_from_slice(args);
         let all = Value::Array(all).to_string();
@@ -292,6 +346,15 @@ impl Arbiter<'_> {
             return Ok(());
         };
         d.reap();
+        d.kill_overdue();
+        if !d.on {
+            if d.retiring.is_empty() {
+                if let Some(d) = self.dirty.take() {
+                    d.remove_dir();
+                }
+            }
+            return Ok(());
+        }
         if d.pid.is_some() || d.spawned.is_some_and(|t| t.elapsed() < d.pace()) {
             return Ok(());
         }
@@ -393,30 +456,33 @@ impl Arbiter<'_> {
     /// start or stop it.
     pub(super) fn reload_dirty(&mut self) -> Result<()> {
         let on = enabled(&self.cfg);
+        // The old arbiter's calls get its grace (plus a second to reap its workers), counted
+        // by the master's loop, which keeps serving meanwhile.
+        let grace = Duration::from_secs(self.cfg.dirty_graceful_timeout.max(0) as u64 + 1);
         match (&mut self.dirty, on) {
             (None, false) => Ok(()),
             (None, true) => self.start_dirty(),
-            (Some(_), false) => {
-                self.stop_dirty_arbiter(true);
-                if let Some(d) = self.dirty.take() {
-                    d.remove_dir();
+            (Some(d), false) => {
+                if d.on {
+                    d.on = false;
+                    d.retire(grace);
                 }
                 export_env(self.py, None)?;
                 Ok(())
             }
             (Some(d), true) => {
                 export_env(self.py, Some((&d.socket, self.cfg.dirty_timeout)))?;
-                if d.settings == DirtySettings::of(&self.cfg) {
+                if d.on && d.pid.is_some() && d.settings == DirtySettings::of(&self.cfg) {
                     d.signal(Signal::SIGHUP);
                     return Ok(());
                 }
-                error_log::info("Dirty arbiter settings changed: replacing the dirty arbiter");
+                if d.pid.is_some() {
+                    error_log::info("Dirty arbiter settings changed: replacing the dirty arbiter");
+                }
                 // The new arbiter takes the socket path over at once; the old one finishes
                 // the calls it has and leaves.
-                d.signal(Signal::SIGTERM);
-                if let Some(old) = d.pid.take() {
-                    d.retiring.push(old);
-                }
+                d.on = true;
+                d.retire(grace);
                 self.spawn_dirty_arbiter()
             }
         }
@@ -464,13 +530,22 @@ impl Arbiter<'_> {
 }
 
 /// The master's no-op Python handlers would swallow TERM and friends in the arbiter until
-/// its own event loop installs handlers; default dispositions make an early TERM fatal, as
-/// it should be.
+/// its own event loop installs handlers: an early TERM, INT or QUIT is fatal, as it should
+/// be. The signals the master forwards or a user sends the arbiter (HUP, USR1, TTIN, TTOU)
+/// are ignored until then, since their default action would kill it; the loop's own
+/// handlers replace this. SIGCHLD keeps its default, or its workers would be reaped by the
+/// kernel before the arbiter can see them go.
 fn reset_signal_handlers(py: Python<'_>) -> PyResult<()> {
     let signal = py.import("signal")?;
     let dfl = signal.getattr("SIG_DFL")?;
+    let ign = signal.getattr("SIG_IGN")?;
     for sig in super::signals::HANDLED {
-        signal.call_method1("signal", (sig as i32, dfl.clone()))?;
+        let fatal = matches!(
+            sig,
+            Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT | Signal::SIGCHLD
+        );
+        let action = if fatal { &dfl } else { &ign };
+        signal.call_method1("signal", (sig as i32, action))?;
     }
     Ok(())
 }

@@ -66,9 +66,13 @@ impl Arbiter<'_> {
             .filter(|(_, w)| round || !w.memory.checked)
             .map(|(pid, _)| *pid)
             .collect();
-        let mut readings = Vec::with_capacity(pids.len());
-        for pid in pids {
-            match procmem::pss_bytes(pid) {
+        // The kernel walks page tables to answer: no Python needs to wait for that.
+        let read: Vec<(i32, std::io::Result<u64>)> = self
+            .py
+            .detach(|| pids.iter().map(|&p| (p, procmem::pss_bytes(p))).collect());
+        let mut readings = Vec::with_capacity(read.len());
+        for (pid, result) in read {
+            match result {
                 Ok(bytes) => readings.push((pid, bytes)),
                 // Exited (a zombie too): the reaper hears of it on this loop or the next.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -32,6 +32,9 @@ class Probe(DirtyApp):
         return {"pid": os.getpid(), "ppid": os.getppid(), "version": self.version}
 
     def nap(self, seconds):
+        if _PROBE:
+            with open(os.path.join(_PROBE, "events"), "a") as f:
+                f.write("nap%g started\n" % seconds)
         time.sleep(seconds)
         return os.getpid()
 
@@ -46,6 +49,8 @@ def app(environ, start_response):
             result = client.execute("dirty_proc_app:Probe", "whoami")
         elif path == "/nap":
             result = client.execute("dirty_proc_app:Probe", "nap", 0.2)
+        elif path == "/nap3":
+            result = client.execute("dirty_proc_app:Probe", "nap", 3)
         else:
             start_response("404 Not Found", [("Content-Type", "text/plain")])
             return [b"no"]
