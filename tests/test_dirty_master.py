@@ -66,16 +66,17 @@ def test_hup_turning_dirty_apps_off_lets_the_old_arbiter_finish(serve, tmp_path)
     results = []
 
     def long_call():
-        results.append(http_get(server.address, "/nap3", timeout=30))
+        results.append(http_get(server.address, "/nap8", timeout=40))
 
     caller = threading.Thread(target=long_call)
     caller.start()
-    wait_until(lambda: "nap3 started" in probe_text(probe), what="the long call to start")
+    wait_until(lambda: "nap8 started" in probe_text(probe), what="the long call to start")
     conf.write_text("dirty_workers = 0\ndirty_graceful_timeout = 20\n")
     server.send_signal(signal.SIGHUP)
     # The master is not waiting for the old arbiter: new HTTP workers come up at once.
     wait_until(lambda: len(server.worker_pids()) >= 2, what="the reloaded HTTP worker")
-    caller.join(30)
+    assert caller.is_alive(), "the old arbiter's call ended before the master went on"
+    caller.join(40)
     assert results and results[0].status == 200, results and results[0].raw
     wait_until(lambda: not any(pid_alive(p) for p in old), what="the old dirty processes to go")
     wait_until(lambda: not os.path.exists(socket_dir), what="the socket directory to go")

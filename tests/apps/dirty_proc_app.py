@@ -49,8 +49,8 @@ def app(environ, start_response):
             result = client.execute("dirty_proc_app:Probe", "whoami")
         elif path == "/nap":
             result = client.execute("dirty_proc_app:Probe", "nap", 0.2)
-        elif path == "/nap3":
-            result = client.execute("dirty_proc_app:Probe", "nap", 3)
+        elif path[4:].isdigit() and path.startswith("/nap"):
+            result = client.execute("dirty_proc_app:Probe", "nap", int(path[4:]))
         else:
             start_response("404 Not Found", [("Content-Type", "text/plain")])
             return [b"no"]
