@@ -46,15 +46,27 @@ def run(cfg, log, socket_path, master_pid):
 
 
 class _Client:
-    __slots__ = ("writer", "closed")
+    __slots__ = ("writer", "closed", "_drain_lock")
 
     def __init__(self, writer):
         self.writer = writer
         self.closed = False
+        self._drain_lock = asyncio.Lock()  # drain() from several tasks is unsafe on 3.9
 
     def send(self, data):
         if not self.closed:
             self.writer.write(data)
+
+    async def writable(self):
+        """Wait while this client's unsent output is above the transport's high-water
+        mark (it does not read): whoever feeds it waits too."""
+        if self.closed:
+            return
+        try:
+            async with self._drain_lock:
+                await self.writer.drain()
+        except (ConnectionError, OSError, RuntimeError):
+            pass  # gone: its connection's task cleans up
 
     def close(self):
         if not self.closed:
@@ -100,6 +112,8 @@ class DirtyArbiter:
         self.stash_tables = {}
         self.waiting = collections.deque()
         self._failing = set()  # apps whose latest worker failed to boot
+        # app path -> (boot failures in a row, no new worker for it before this time)
+        self._backoff = {}
         self._clients = set()
         self._ids = itertools.count(1)
         self._rr = itertools.count()
@@ -120,6 +134,8 @@ class DirtyArbiter:
             asyncio.run(self._main())
         finally:
             self._unlink_socket()
+            if os.getppid() != self.ppid:
+                self._remove_socket_dir()
             self.log.info("Dirty arbiter exiting (pid: %s)", self.pid)
         return 0
 
@@ -142,12 +158,16 @@ class DirtyArbiter:
         os.chmod(path, 0o600)
         uid, gid = int(getattr(self.cfg, "uid", 0) or 0), int(getattr(self.cfg, "gid", 0) or 0)
         if os.getuid() == 0 and (uid or gid):
-            # Request workers run as --user/--group and must be able to connect.
+            # Request workers run as --user/--group and must be able to connect: to the
+            # socket and through the master's private (0700) directory holding it.
             os.chown(path, uid or -1, gid or -1)
+            os.chown(os.path.dirname(path), uid or -1, gid or -1)
         sock.listen(1024)
         sock.setblocking(False)  # asyncio's way, and _drain_listener's before asyncio has it
         st = os.stat(path)
         self._socket_id = (st.st_dev, st.st_ino)
+        st = os.stat(os.path.dirname(path))
+        self._dir_id = (st.st_dev, st.st_ino)
         return sock
 
     def _unlink_socket(self):
@@ -155,6 +175,18 @@ class DirtyArbiter:
             st = os.lstat(self.socket_path)
             if (st.st_dev, st.st_ino) == self._socket_id:
                 os.unlink(self.socket_path)
+        except OSError:
+            pass
+
+    def _remove_socket_dir(self):
+        # The master is gone (killed: it could not clean up): its socket directory would
+        # be left behind. Only the directory this arbiter was given, and only when empty.
+        path = os.path.dirname(self.socket_path)
+        try:
+            st = os.lstat(path)
+            if (st.st_dev, st.st_ino) == self._dir_id:
+                os.rmdir(path)
+                self.log.info("Dirty arbiter removed %s (its master is gone)", path)
         except OSError:
             pass
 
@@ -296,7 +328,7 @@ class DirtyArbiter:
         current = self.current_workers()
         while len(current) < self.num_workers and not self.learning(current):
             apps = self.apps_for_new_worker(current)
-            if not apps:
+            if not apps or self._backing_off(apps):
                 break
             current.append(self.spawn_worker(apps))
         while len(current) > self.num_workers:
@@ -313,6 +345,24 @@ class DirtyArbiter:
                 self.retire(w, signal.SIGTERM)
         self._pump()
 
+    def _backing_off(self, apps):
+        now = time.monotonic()
+        return any(self._backoff.get(p, (0, 0.0))[1] > now for p in apps)
+
+    def _boot_failed(self, apps):
+        # An app that cannot load would otherwise be forked for in a tight loop: wait
+        # 1 s after the first failure in a row, doubling up to 30 s (the monitor retries).
+        for path in apps:
+            count = self._backoff.get(path, (0, 0.0))[0] + 1
+            delay = min(30.0, 2.0 ** (count - 1))
+            self._backoff[path] = (count, time.monotonic() + delay)
+            self.log.warning(
+                "Dirty app %s failed to boot %d time(s) in a row; next worker for it in %ss",
+                path,
+                count,
+                _secs(delay),
+            )
+
     def victim(self, current):
         """The worker to stop when shrinking: the oldest whose apps all stay served."""
 
@@ -322,6 +372,11 @@ class DirtyArbiter:
         return min(current, key=lambda w: (not spare(w), w.age))
 
     def _ttin(self):
+        if self.num_workers >= control.MAX_DIRTY_WORKERS:
+            self.log.warning(
+                "SIGTTIN: Cannot increase above %s dirty workers", control.MAX_DIRTY_WORKERS
+            )
+            return
         self.num_workers += 1
         self.log.info("SIGTTIN: Increasing dirty workers to %s", self.num_workers)
         self.manage_workers()
@@ -341,6 +396,7 @@ class DirtyArbiter:
         self.log.info("Reloading dirty workers")
         self.generation += 1
         self.learned = {}
+        self._backoff = {}  # new code may load now
         self.manage_workers()
 
     # ---- workers -------------------------------------------------------------------------
@@ -371,8 +427,12 @@ class DirtyArbiter:
                 msg_type, aid, body = await P.read_frame(reader)
                 if msg_type == P.MSG_STATUS:
                     self._worker_ready(worker, P.decode_payload(body))
-                else:
-                    self._from_worker(worker, msg_type, aid, body)
+                    continue
+                client = self._from_worker(worker, msg_type, aid, body)
+                if client is not None and msg_type == P.MSG_CHUNK:
+                    # A slow client: stop reading this worker until it catches up, so
+                    # the worker's drain holds its stream back, and nothing piles up here.
+                    await client.writable()
         except (EOFError, ConnectionError, OSError, asyncio.CancelledError):
             pass
         except DirtyProtocolError as e:
@@ -387,6 +447,8 @@ class DirtyArbiter:
     def _worker_ready(self, worker, info):
         worker.booted = True
         self._failing.difference_update(worker.app_paths)
+        for path in worker.app_paths:
+            self._backoff.pop(path, None)
         if worker.generation == self.generation:
             for path, count in (info.get("apps") or {}).items():
                 # None is learned too: the class sets no limit.
@@ -399,10 +461,12 @@ class DirtyArbiter:
         call = worker.inflight.get(aid)
         if msg_type != P.MSG_CHUNK:
             worker.inflight.pop(aid, None)
+        client = None
         if call is not None and not call.cancelled:
-            call.client.send(P.raw_frame(msg_type, call.rid, body))
+            client = call.client
+            client.send(P.raw_frame(msg_type, call.rid, body))
             if msg_type != P.MSG_CHUNK and not self.alive:
-                self._close_if_idle(call.client)
+                self._close_if_idle(client)
         if (
             msg_type == P.MSG_ERROR
             and _error_type(body) == "DirtyTimeoutError"
@@ -414,6 +478,7 @@ class DirtyArbiter:
             self.manage_workers()
         elif msg_type != P.MSG_CHUNK:
             self._pump()
+        return client
 
     def retire(self, worker, sig):
         worker.retiring = True
@@ -473,6 +538,7 @@ class DirtyArbiter:
             elif os.WEXITSTATUS(status) == BOOT_ERROR:
                 self.log.error("Dirty worker failed to boot (pid:%s)", pid)
                 self._failing.update(worker.app_paths)
+                self._boot_failed(worker.app_paths)
                 failed = True
             self._forget(pid, "Dirty worker (pid:%s) exited before replying" % pid)
             self.log.info("Dirty worker exited (pid:%s)", pid)
@@ -517,12 +583,18 @@ class DirtyArbiter:
                 msg_type, rid, body = await P.read_frame(reader)
                 if msg_type == P.MSG_REQUEST:
                     self._submit(client, rid, body)
-                elif msg_type == P.MSG_STASH:
-                    client.send(handle_stash(self.stash_tables, rid, P.decode_payload(body)))
+                elif msg_type in (P.MSG_STASH, P.MSG_MANAGE):
+                    try:
+                        msg = P.decode_payload(body)
+                    except DirtyProtocolError as e:  # a bad payload in a whole frame
+                        client.send(_error(rid, e))
+                        continue
+                    if msg_type == P.MSG_STASH:
+                        client.send(handle_stash(self.stash_tables, rid, msg))
+                    else:
+                        client.send(self._manage(rid, msg))
                 elif msg_type == P.MSG_STATUS:
                     client.send(P.frame(P.MSG_RESPONSE, rid, {"result": self.status()}))
-                elif msg_type == P.MSG_MANAGE:
-                    client.send(self._manage(rid, P.decode_payload(body)))
                 elif msg_type == P.MSG_END:
                     self._cancel(client, rid)
                 else:
