@@ -207,3 +207,47 @@ def _user_and_group(serve, marker):
     os.kill(arb, signal.SIGKILL)
     wait_until(lambda: not pid_alive(worker), timeout=10, what="the dirty worker to die")
 
+
+
+def test_a_timeout_given_to_get_dirty_client_applies_only_when_it_is_made():
+    dirty_client.set_dirty_socket_path("/nonexistent/arbiter.sock")
+    try:
+        first = dirty_client.get_dirty_client(timeout=5)
+        again = dirty_client.get_dirty_client(timeout=99)
+        assert again is first and first.timeout == 5
+
+        async def in_a_loop():
+            a = await dirty_client.get_dirty_client_async(timeout=7)
+            b = await dirty_client.get_dirty_client_async(timeout=99)
+            return a is b, b.timeout
+
+        assert asyncio.run(in_a_loop()) == (True, 7)
+    finally:
+        dirty_client.close_dirty_client()
+        dirty_client.set_dirty_socket_path(None)
+
+
+def test_dirty_add_is_capped():
+    from ferrocorn.dirty import control
+
+    class Pool:  # the arbiter as arbiter_manage sees it, already at the cap
+        num_workers = control.MAX_DIRTY_WORKERS
+
+        def current_workers(self):
+            return []
+
+        def learning(self, current):
+            return False
+
+        def apps_for_new_worker(self, current):
+            return [TASKS]
+
+        def spawn_worker(self, apps):
+            raise AssertionError("spawned past the cap")
+
+        class log:
+            info = staticmethod(lambda *a: None)
+
+    result = control.arbiter_manage(Pool(), {"op": P.MANAGE_OP_ADD, "count": 100000})
+    assert result["spawned"] == 0
+    assert result["reason"] == "At most 1024 dirty workers can run"
