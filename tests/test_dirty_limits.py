@@ -15,6 +15,7 @@ import os
 import pwd
 import re
 import signal
+import socket
 import tempfile
 import threading
 import time
@@ -251,3 +252,29 @@ def test_dirty_add_is_capped():
     result = control.arbiter_manage(Pool(), {"op": P.MANAGE_OP_ADD, "count": 100000})
     assert result["spawned"] == 0
     assert result["reason"] == "At most 1024 dirty workers can run"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch users")
+def test_a_socket_the_worker_may_not_reach_fails_at_once(serve):
+    nobody = pwd.getpwnam("nobody")
+    group = grp.getgrgid(nobody.pw_gid).gr_name
+    with tempfile.TemporaryDirectory(prefix="dirty-private-") as private:  # root's, 0700
+        path = os.path.join(private, "arbiter.sock")
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(path)
+        listener.listen(1)
+        try:
+            # No dirty apps: the request worker's client uses the path it is given.
+            server = serve("-u", "nobody", "-g", group, "--preload", "-w", "1",
+                           "-e", "GUNICORN_DIRTY_SOCKET=" + path, "dirty_web:app")
+            started = time.monotonic()
+            r = requests.get(server.url + "/call", params={"q": '["%s", "add", 1, 2]' % TASKS},
+                             timeout=60)
+            elapsed = time.monotonic() - started
+        finally:
+            listener.close()
+    err = r.json()
+    assert err["error"] == "DirtyConnectionError", err
+    assert "Permission denied" in err["message"] and path in err["message"], err
+    # Not the 30 s connect window of a missing or restarting arbiter.
+    assert elapsed < 20, elapsed
