@@ -25,9 +25,11 @@ import pytest
 import requests
 
 from conftest import children, pid_alive, wait_until
-from ferrocorn.dirty import client as dirty_client
-from ferrocorn.dirty import protocol as P
-from ferrocorn.dirty.errors import DirtyProtocolError
+
+# Every case is ferrocorn-only; the Gunicorn run has no ferrocorn package to import.
+dirty_client = pytest.importorskip("ferrocorn.dirty.client")
+P = pytest.importorskip("ferrocorn.dirty.protocol")
+DirtyProtocolError = pytest.importorskip("ferrocorn.dirty.errors").DirtyProtocolError
 
 pytestmark = pytest.mark.ferrocorn_only
 
