@@ -240,8 +240,10 @@ def test_dropped_stream_stops_the_generator(serve, tmp_path):
         time.sleep(0.5)
         return ticks.stat().st_size == before
 
-    wait_until(settled, timeout=10, what="the abandoned generator to stop")
-    assert ticks.stat().st_size < 50
+    # Stopped (no growth over a window), and stays stopped: a generator left running
+    # would tick 50 times a second. How soon it stopped depends on the box's load.
+    wait_until(settled, timeout=30, what="the abandoned generator to stop")
+    assert settled()
     assert call(server, TASKS, "add", 1, 1) == {"result": 2}
 
 
@@ -346,12 +348,14 @@ def test_dirty_timeout_zero_means_no_limit(serve):
     assert call(server, TASKS, "sleep", 3, timeout=60) == {"result": 3}
     info = call(server, TASKS, "whoami")["result"]
     worker, arbiter = info["pid"], info["ppid"]
-    before = cpu_ticks(worker), cpu_ticks(arbiter)
-    time.sleep(2)
-    after = cpu_ticks(worker), cpu_ticks(arbiter)
-    # Idle: no busy loop (Gunicorn spins at 100%: ~200 ticks here). 1 tick = 10 ms.
-    assert after[0] - before[0] <= 5, (before, after)
-    assert after[1] - before[1] <= 5, (before, after)
+    before, t0 = (cpu_ticks(worker), cpu_ticks(arbiter)), time.monotonic()
+    # An idle window of at least 2 s (longer on a slow box: the bound scales with it).
+    wait_until(lambda: time.monotonic() - t0 >= 2, timeout=30, what="an idle window")
+    after, elapsed = (cpu_ticks(worker), cpu_ticks(arbiter)), time.monotonic() - t0
+    # Idle: no busy loop (Gunicorn spins at 100% of a CPU). 1 tick = 10 ms; allow 10%.
+    allowed = 5 + 0.1 * elapsed * 100
+    assert after[0] - before[0] <= allowed, (before, after, elapsed)
+    assert after[1] - before[1] <= allowed, (before, after, elapsed)
     assert get(server, "/timeout")[0] == {"result": None}
 
 

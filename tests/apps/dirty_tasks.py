@@ -68,6 +68,26 @@ class Tasks(DirtyApp):
         time.sleep(seconds)
         yield seconds
 
+    def blobs(self, n, size, progress):
+        """``n`` chunks of ``size`` bytes; each one made appends a byte to ``progress``."""
+        for i in range(n):
+            with open(progress, "ab") as f:
+                f.write(b".")
+            yield bytes([i % 256]) * size
+
+    def selfref(self):
+        """A result no wire format can carry: a list that holds itself."""
+        out = []
+        out.append(out)
+        return out
+
+    async def hold_loop(self, marker, seconds):
+        """Like block_loop, creating ``marker`` first (once the loop is about to block)."""
+        with open(marker, "w"):
+            pass
+        time.sleep(seconds)
+        yield seconds
+
     def table_ops(self, name):
         """Exercise stash.table()'s dict interface from inside a dirty worker."""
         t = stash.table(name)

@@ -8,7 +8,8 @@ waits in one FIFO until a ready worker that loads its app has a free thread, the
 the least busy such worker; replies and stream chunks come back under the caller's id.
 It also keeps the stash tables and answers STATUS / MANAGE for the control socket.
 
-It never imports an app module: workers report each app's ``workers`` attribute when
+Routing (client connections, the waiting calls, replies) lives in routing.py. It never
+imports an app module: workers report each app's ``workers`` attribute when
 ready, so HUP (a new generation of workers, then all old ones stopped) loads new code.
 Signals: TERM/INT/QUIT graceful stop, HUP reload, USR1 reopen logs, TTIN/TTOU resize;
 the master is checked every second.
@@ -27,16 +28,13 @@ import time
 from . import protocol as P
 from .app import validate_specs
 from .errors import (
-    DirtyAppNotFoundError,
-    DirtyConnectionError,
     DirtyError,
-    DirtyNoWorkersAvailableError,
     DirtyProtocolError,
     DirtyTimeoutError,
     DirtyWorkerError,
 )
-from .stash import handle_stash
 from . import control
+from .routing import Routing, _error, _not_run
 from .worker import BOOT_ERROR, DirtyWorker, _secs, become_worker
 
 
@@ -45,36 +43,7 @@ def run(cfg, log, socket_path, master_pid):
     return DirtyArbiter(cfg, log, socket_path, master_pid).run()
 
 
-class _Client:
-    __slots__ = ("writer", "closed")
-
-    def __init__(self, writer):
-        self.writer = writer
-        self.closed = False
-
-    def send(self, data):
-        if not self.closed:
-            self.writer.write(data)
-
-    def close(self):
-        if not self.closed:
-            self.closed = True
-            self.writer.close()
-
-
-class _Call:
-    __slots__ = ("client", "rid", "app_path", "body", "deadline", "cancelled")
-
-    def __init__(self, client, rid, app_path, body, deadline):
-        self.client = client
-        self.rid = rid
-        self.app_path = app_path
-        self.body = body
-        self.deadline = deadline
-        self.cancelled = False
-
-
-class DirtyArbiter:
+class DirtyArbiter(Routing):
     """The ``arbiter`` object dirty hooks receive, and the arbiter's loop."""
 
     def __init__(self, cfg, log, socket_path, master_pid):
@@ -100,6 +69,8 @@ class DirtyArbiter:
         self.stash_tables = {}
         self.waiting = collections.deque()
         self._failing = set()  # apps whose latest worker failed to boot
+        # app path -> (boot failures in a row, no new worker for it before this time)
+        self._backoff = {}
         self._clients = set()
         self._ids = itertools.count(1)
         self._rr = itertools.count()
@@ -120,6 +91,8 @@ class DirtyArbiter:
             asyncio.run(self._main())
         finally:
             self._unlink_socket()
+            if os.getppid() != self.ppid:
+                self._remove_socket_dir()
             self.log.info("Dirty arbiter exiting (pid: %s)", self.pid)
         return 0
 
@@ -142,12 +115,16 @@ class DirtyArbiter:
         os.chmod(path, 0o600)
         uid, gid = int(getattr(self.cfg, "uid", 0) or 0), int(getattr(self.cfg, "gid", 0) or 0)
         if os.getuid() == 0 and (uid or gid):
-            # Request workers run as --user/--group and must be able to connect.
+            # Request workers run as --user/--group and must be able to connect: to the
+            # socket and through the master's private (0700) directory holding it.
             os.chown(path, uid or -1, gid or -1)
+            os.chown(os.path.dirname(path), uid or -1, gid or -1)
         sock.listen(1024)
         sock.setblocking(False)  # asyncio's way, and _drain_listener's before asyncio has it
         st = os.stat(path)
         self._socket_id = (st.st_dev, st.st_ino)
+        st = os.stat(os.path.dirname(path))
+        self._dir_id = (st.st_dev, st.st_ino)
         return sock
 
     def _unlink_socket(self):
@@ -155,6 +132,18 @@ class DirtyArbiter:
             st = os.lstat(self.socket_path)
             if (st.st_dev, st.st_ino) == self._socket_id:
                 os.unlink(self.socket_path)
+        except OSError:
+            pass
+
+    def _remove_socket_dir(self):
+        # The master is gone (killed: it could not clean up): its socket directory would
+        # be left behind. Only the directory this arbiter was given, and only when empty.
+        path = os.path.dirname(self.socket_path)
+        try:
+            st = os.lstat(path)
+            if (st.st_dev, st.st_ino) == self._dir_id:
+                os.rmdir(path)
+                self.log.info("Dirty arbiter removed %s (its master is gone)", path)
         except OSError:
             pass
 
@@ -213,17 +202,6 @@ class DirtyArbiter:
             except OSError:  # BlockingIOError: nothing left
                 return
             self._loop.create_task(self._adopt(conn))
-
-    async def _adopt(self, conn):
-        reader, writer = await asyncio.open_unix_connection(sock=conn)
-        await self._serve_client(reader, writer)
-
-    def _close_if_idle(self, client):
-        if self.alive or client.closed:
-            return
-        if any(c.client is client for w in self.workers.values() for c in w.inflight.values()):
-            return
-        client.close()
 
     async def _stop_workers(self):
         deadline = time.monotonic() + self.graceful_timeout
@@ -296,7 +274,7 @@ class DirtyArbiter:
         current = self.current_workers()
         while len(current) < self.num_workers and not self.learning(current):
             apps = self.apps_for_new_worker(current)
-            if not apps:
+            if not apps or self._backing_off(apps):
                 break
             current.append(self.spawn_worker(apps))
         while len(current) > self.num_workers:
@@ -313,6 +291,24 @@ class DirtyArbiter:
                 self.retire(w, signal.SIGTERM)
         self._pump()
 
+    def _backing_off(self, apps):
+        now = time.monotonic()
+        return any(self._backoff.get(p, (0, 0.0))[1] > now for p in apps)
+
+    def _boot_failed(self, apps):
+        # An app that cannot load would otherwise be forked for in a tight loop: wait
+        # 1 s after the first failure in a row, doubling up to 30 s (the monitor retries).
+        for path in apps:
+            count = self._backoff.get(path, (0, 0.0))[0] + 1
+            delay = min(30.0, 2.0 ** (count - 1))
+            self._backoff[path] = (count, time.monotonic() + delay)
+            self.log.warning(
+                "Dirty app %s failed to boot %d time(s) in a row; next worker for it in %ss",
+                path,
+                count,
+                _secs(delay),
+            )
+
     def victim(self, current):
         """The worker to stop when shrinking: the oldest whose apps all stay served."""
 
@@ -322,6 +318,11 @@ class DirtyArbiter:
         return min(current, key=lambda w: (not spare(w), w.age))
 
     def _ttin(self):
+        if self.num_workers >= control.MAX_DIRTY_WORKERS:
+            self.log.warning(
+                "SIGTTIN: Cannot increase above %s dirty workers", control.MAX_DIRTY_WORKERS
+            )
+            return
         self.num_workers += 1
         self.log.info("SIGTTIN: Increasing dirty workers to %s", self.num_workers)
         self.manage_workers()
@@ -341,6 +342,7 @@ class DirtyArbiter:
         self.log.info("Reloading dirty workers")
         self.generation += 1
         self.learned = {}
+        self._backoff = {}  # new code may load now
         self.manage_workers()
 
     # ---- workers -------------------------------------------------------------------------
@@ -371,8 +373,12 @@ class DirtyArbiter:
                 msg_type, aid, body = await P.read_frame(reader)
                 if msg_type == P.MSG_STATUS:
                     self._worker_ready(worker, P.decode_payload(body))
-                else:
-                    self._from_worker(worker, msg_type, aid, body)
+                    continue
+                client = self._from_worker(worker, msg_type, aid, body)
+                if client is not None and msg_type == P.MSG_CHUNK:
+                    # A slow client: stop reading this worker until it catches up, so
+                    # the worker's drain holds its stream back, and nothing piles up here.
+                    await client.writable()
         except (EOFError, ConnectionError, OSError, asyncio.CancelledError):
             pass
         except DirtyProtocolError as e:
@@ -387,6 +393,8 @@ class DirtyArbiter:
     def _worker_ready(self, worker, info):
         worker.booted = True
         self._failing.difference_update(worker.app_paths)
+        for path in worker.app_paths:
+            self._backoff.pop(path, None)
         if worker.generation == self.generation:
             for path, count in (info.get("apps") or {}).items():
                 # None is learned too: the class sets no limit.
@@ -394,26 +402,6 @@ class DirtyArbiter:
                     self.learned[path] = count
         self.log.debug("Dirty worker (pid:%s) ready", worker.pid)
         self.manage_workers()
-
-    def _from_worker(self, worker, msg_type, aid, body):
-        call = worker.inflight.get(aid)
-        if msg_type != P.MSG_CHUNK:
-            worker.inflight.pop(aid, None)
-        if call is not None and not call.cancelled:
-            call.client.send(P.raw_frame(msg_type, call.rid, body))
-            if msg_type != P.MSG_CHUNK and not self.alive:
-                self._close_if_idle(call.client)
-        if (
-            msg_type == P.MSG_ERROR
-            and _error_type(body) == "DirtyTimeoutError"
-            and not worker.retiring
-        ):
-            # The call's thread may run on forever: replace the worker.
-            self.log.warning("Dirty worker (pid:%s) timed out a call; replacing it", worker.pid)
-            self.retire(worker, signal.SIGTERM)
-            self.manage_workers()
-        elif msg_type != P.MSG_CHUNK:
-            self._pump()
 
     def retire(self, worker, sig):
         worker.retiring = True
@@ -473,6 +461,7 @@ class DirtyArbiter:
             elif os.WEXITSTATUS(status) == BOOT_ERROR:
                 self.log.error("Dirty worker failed to boot (pid:%s)", pid)
                 self._failing.update(worker.app_paths)
+                self._boot_failed(worker.app_paths)
                 failed = True
             self._forget(pid, "Dirty worker (pid:%s) exited before replying" % pid)
             self.log.info("Dirty worker exited (pid:%s)", pid)
@@ -506,140 +495,6 @@ class DirtyArbiter:
         worker.tmp.close()
         self._call_hook("dirty_worker_exit", self, worker)
 
-    # ---- clients -------------------------------------------------------------------------
-
-    async def _serve_client(self, reader, writer):
-        client = _Client(writer)
-        self._clients.add(client)
-        try:
-            # Connections stay served while stopping: the calls in flight get their replies.
-            while True:
-                msg_type, rid, body = await P.read_frame(reader)
-                if msg_type == P.MSG_REQUEST:
-                    self._submit(client, rid, body)
-                elif msg_type == P.MSG_STASH:
-                    client.send(handle_stash(self.stash_tables, rid, P.decode_payload(body)))
-                elif msg_type == P.MSG_STATUS:
-                    client.send(P.frame(P.MSG_RESPONSE, rid, {"result": self.status()}))
-                elif msg_type == P.MSG_MANAGE:
-                    client.send(self._manage(rid, P.decode_payload(body)))
-                elif msg_type == P.MSG_END:
-                    self._cancel(client, rid)
-                else:
-                    client.send(
-                        _error(rid, DirtyProtocolError("Unexpected message type 0x%02x" % msg_type))
-                    )
-        except (EOFError, ConnectionError, asyncio.CancelledError):
-            pass  # cancelled: the arbiter is stopping
-        except DirtyProtocolError as e:
-            self.log.warning("Dirty client sent a bad frame: %s", e)
-            client.send(_error(0, e))
-        finally:
-            client.closed = True
-            self._clients.discard(client)
-            self._cancel(client, None)
-            writer.close()
-
-    def _submit(self, client, rid, body):
-        try:
-            app_path = P.decode_payload(body).get("app_path")
-        except DirtyProtocolError as e:
-            client.send(_error(rid, e))
-            return
-        if not self.alive:
-            client.send(_not_run(rid))
-            self._close_if_idle(client)
-            return
-        if app_path not in self.app_specs:
-            client.send(_error(rid, DirtyAppNotFoundError(app_path)))
-            return
-        if app_path in self._failing and not self._served(app_path):
-            client.send(_error(rid, DirtyNoWorkersAvailableError(app_path)))
-            return
-        deadline = time.monotonic() + self.timeout if self.timeout > 0 else None
-        self.waiting.append(_Call(client, rid, app_path, body, deadline))
-        self._pump()
-
-    def _pump(self):
-        if not self.waiting:
-            return
-        keep = collections.deque()
-        while self.waiting:
-            call = self.waiting.popleft()
-            if call.client.closed:
-                continue
-            worker = self._pick(call.app_path)
-            if worker is None:
-                keep.append(call)
-                continue
-            aid = next(self._ids)
-            worker.inflight[aid] = call
-            worker.writer.write(P.raw_frame(P.MSG_REQUEST, aid, call.body))
-        self.waiting = keep
-
-    def _pick(self, app_path):
-        best = None
-        for w in self.workers.values():
-            if (
-                w.booted
-                and not w.retiring
-                and not w.gone
-                and app_path in w.app_paths
-                and len(w.inflight) < self.threads
-            ):
-                if best is None or len(w.inflight) < len(best[0].inflight):
-                    best = [w]
-                elif len(w.inflight) == len(best[0].inflight):
-                    best.append(w)
-        if best is None:
-            return None
-        return best[next(self._rr) % len(best)]
-
-    def _served(self, app_path):
-        """Whether a ready worker loads the app."""
-        return any(
-            w.booted and not w.gone and app_path in w.app_paths for w in self.workers.values()
-        )
-
-    def _expire_waiting(self):
-        """Fail the waiting calls past dirty_timeout, and those for an app no worker can
-        load (its last worker failed to boot and none is serving it), or no worker loads."""
-        now = time.monotonic()
-        keep = collections.deque()
-        for call in self.waiting:
-            if call.deadline is not None and now > call.deadline:
-                call.client.send(
-                    _error(
-                        call.rid,
-                        DirtyTimeoutError(
-                            "Timed out waiting for a free dirty worker for %s" % call.app_path,
-                            self.timeout,
-                        ),
-                    )
-                )
-            elif (call.app_path in self._failing and not self._served(call.app_path)) or not any(
-                call.app_path in w.app_paths for w in self.workers.values()
-            ):
-                call.client.send(_error(call.rid, DirtyNoWorkersAvailableError(call.app_path)))
-            else:
-                keep.append(call)
-        self.waiting = keep
-
-    def _cancel(self, client, rid):
-        """A client left (rid None) or dropped one stream: its calls' replies are dropped,
-        and their workers told to stop streaming. Each call keeps its worker's slot until
-        the worker's final frame for it."""
-        for w in self.workers.values():
-            for aid, call in w.inflight.items():
-                if (
-                    call.client is client
-                    and (rid is None or call.rid == rid)
-                    and not call.cancelled
-                ):
-                    call.cancelled = True
-                    if w.writer is not None and not w.gone:
-                        w.writer.write(P.frame(P.MSG_END, aid))
-
     # ---- control -------------------------------------------------------------------------
 
     def status(self):
@@ -660,21 +515,3 @@ class DirtyArbiter:
             hook(*args)
         except Exception:
             self.log.exception("Exception in %s hook", name)
-
-
-def _not_run(rid):
-    # `not_run` tells the client the call never reached a worker: it may send it again.
-    err = DirtyConnectionError("Dirty arbiter is shutting down", None)
-    err.details["not_run"] = True
-    return _error(rid, err)
-
-
-def _error(rid, err):
-    return P.frame(P.MSG_ERROR, rid, P.error_payload(err))
-
-
-def _error_type(body):
-    try:
-        return (P.decode_payload(body).get("error") or {}).get("error_type")
-    except DirtyProtocolError:
-        return None

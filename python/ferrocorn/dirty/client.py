@@ -17,6 +17,7 @@ DirtyConnectionError, as the call may have run.
 """
 
 import asyncio
+import errno
 import itertools
 import os
 import select
@@ -51,6 +52,16 @@ def _remaining(deadline):
 def _connect_deadline(deadline):
     window = time.monotonic() + _CONNECT_WINDOW
     return window if deadline is None else min(deadline, window)
+
+
+def _no_permission(err, path):
+    # Waiting does not grant a permission: say so at once rather than after the window.
+    if err.errno in (errno.EACCES, errno.EPERM):
+        raise DirtyConnectionError(
+            "Permission denied connecting to dirty arbiter socket %s: %s "
+            "(does this process run as the server's --user/--group?)" % (path, err.strerror),
+            socket_path=path,
+        ) from err
 
 
 def _not_run(msg_type, reply):
@@ -105,6 +116,7 @@ class DirtyClient:
                 return sock
             except OSError as e:
                 sock.close()
+                _no_permission(e, self.socket_path)
                 # Missing or refusing: the arbiter may be restarting. Try again for a while.
                 if time.monotonic() + pause >= until:
                     raise DirtyConnectionError(
@@ -207,6 +219,7 @@ class DirtyClient:
                     "Timeout connecting to dirty arbiter", timeout=self.timeout
                 ) from None
             except OSError as e:
+                _no_permission(e, self.socket_path)
                 if time.monotonic() + pause >= until:
                     raise DirtyConnectionError(
                         "Failed to connect to dirty arbiter: %s" % e, socket_path=self.socket_path
@@ -218,7 +231,8 @@ class DirtyClient:
         """The shared connection, (re)opened when missing or closed by the arbiter."""
         conn = self._aconn
         if conn is not None and not conn.usable():
-            conn.close()
+            if not conn.draining:
+                conn.close()
             conn = self._aconn = None
         if conn is None:
             if self._alock is None:
@@ -233,12 +247,16 @@ class DirtyClient:
     async def _start_async(self, rid, data, deadline, sink):
         """Send a request on the shared connection; its replies go to ``sink``. A request
         that could not be sent is sent once more on a new connection (it never arrived)."""
-        for attempt in (1, 2):
+        attempt = 0
+        while attempt < 2:
             conn = await self._conn_async(deadline)
             try:
                 await conn.send(rid, data, sink, deadline)
                 return conn
+            except _Draining:
+                continue  # refused by a stopping arbiter meanwhile: take the next connection
             except (OSError, asyncio.TimeoutError) as e:
+                attempt += 1
                 conn.close()
                 if attempt == 2 or isinstance(e, asyncio.TimeoutError):
                     raise DirtyConnectionError(
@@ -264,9 +282,16 @@ class DirtyClient:
                 conn.forget(rid)
                 raise
             if attempt == 1 and _not_run(msg_type, reply):
-                conn.close()  # a stopping arbiter: the path now leads to its successor
+                self._retire_conn(conn)
                 continue
             return _reply(msg_type, reply)
+
+    def _retire_conn(self, conn):
+        # A stopping arbiter: the path now leads to its successor, so new calls go there,
+        # while the calls already on this connection still get their replies from it.
+        if self._aconn is conn:
+            self._aconn = None
+        conn.drain()
 
     def stream_async(self, app_path, action, *args, **kwargs):
         """``stream`` for asyncio code: an async iterator."""
@@ -412,7 +437,7 @@ class DirtyAsyncStreamIterator(_StreamBase):
                     ) from None
                 if first and attempt == 1 and _not_run(msg_type, reply):
                     self._conn.forget(self._rid)
-                    self._conn.close()
+                    c._retire_conn(self._conn)
                     self._conn = None
                     continue
                 break
@@ -442,6 +467,10 @@ class DirtyAsyncStreamIterator(_StreamBase):
             self._finish(cancel=True)
 
 
+class _Draining(Exception):
+    """The connection refuses new calls (its arbiter is stopping); use another."""
+
+
 class _Multiplexed:
     """One connection to the arbiter shared by every asyncio task of a client: requests
     are told apart by id, and a reader task hands each reply to the future (a call) or
@@ -453,26 +482,40 @@ class _Multiplexed:
         self.socket_path = socket_path
         self.waiting = {}
         self.broken = None
+        self.draining = False  # refused a call (not_run): no new calls; closed once idle
         self._wlock = asyncio.Lock()
         self._task = asyncio.get_running_loop().create_task(self._read(reader))
 
     def usable(self):
-        return self.broken is None and not self.writer.is_closing()
+        return self.broken is None and not self.draining and not self.writer.is_closing()
+
+    def drain(self):
+        self.draining = True
+        self._close_if_idle()
+
+    def _close_if_idle(self):
+        if self.draining and not self.waiting and self.broken is None:
+            self.close()
 
     async def send(self, rid, data, sink, deadline):
         if self.broken is not None:
             raise self.broken
+        if self.draining:
+            raise _Draining()
         self.waiting[rid] = sink
         try:
             async with self._wlock:  # drain() is not safe from several tasks on 3.9
+                if self.draining:
+                    raise _Draining()
                 self.writer.write(data)
                 await asyncio.wait_for(self.writer.drain(), _remaining(deadline))
         except BaseException:
-            self.waiting.pop(rid, None)
+            self.forget(rid)
             raise
 
     def forget(self, rid):
         self.waiting.pop(rid, None)
+        self._close_if_idle()
 
     def cancel(self, rid):
         if self.usable():
@@ -494,6 +537,8 @@ class _Multiplexed:
                     del self.waiting[rid]
                     if not sink.done():
                         sink.set_result((msg_type, reply))
+                    if self.draining and not self.waiting:
+                        return  # the finally clause closes it
         except (EOFError, OSError, DirtyError) as e:
             self.broken = DirtyConnectionError(
                 "Connection to dirty arbiter lost while waiting for the reply: %s"
@@ -555,12 +600,14 @@ def get_dirty_socket_path():
 
 def get_dirty_client(timeout=None):
     """This thread's client (made on first use). ``timeout`` in seconds overrides the
-    default, which follows dirty_timeout."""
+    default, which follows dirty_timeout, for a client made by this call only: the shared
+    client keeps the timeout it was made with."""
     client = getattr(_local, "client", None)
     if client is None:
-        client = _local.client = DirtyClient(get_dirty_socket_path())
-    if timeout is not None:
-        client.timeout = timeout
+        client = DirtyClient(get_dirty_socket_path())
+        if timeout is not None:
+            client.timeout = timeout
+        _local.client = client
     return client
 
 
@@ -570,9 +617,10 @@ async def get_dirty_client_async(timeout=None):
     loop = asyncio.get_running_loop()
     client = _loop_clients.get(loop)
     if client is None:
-        client = _loop_clients[loop] = DirtyClient(get_dirty_socket_path())
-    if timeout is not None:
-        client.timeout = timeout
+        client = DirtyClient(get_dirty_socket_path())
+        if timeout is not None:
+            client.timeout = timeout
+        _loop_clients[loop] = client
     return client
 
 

@@ -108,6 +108,10 @@ def arbiter_status(arb):
     }
 
 
+# A bound on `dirty add N` and TTIN: a typo must not fork the machine to death.
+MAX_DIRTY_WORKERS = 1024
+
+
 def arbiter_manage(arb, msg):
     """The MANAGE reply (``dirty add|remove``); DirtyError for a bad request."""
     op = msg.get("op")
@@ -120,6 +124,9 @@ def arbiter_manage(arb, msg):
         reason = None
         for _ in range(count):
             current = arb.current_workers()
+            if arb.num_workers >= MAX_DIRTY_WORKERS:
+                reason = "At most %d dirty workers can run" % MAX_DIRTY_WORKERS
+                break
             if arb.learning(current):
                 reason = "A dirty worker is still booting; its apps' limits are not known yet"
                 break
@@ -131,7 +138,7 @@ def arbiter_manage(arb, msg):
             arb.spawn_worker(apps)
             spawned += 1
         result = {"success": True, "operation": "add", "requested": count, "spawned": spawned}
-        if not spawned:
+        if spawned < count and reason is not None:
             result["reason"] = reason
     elif op == P.MANAGE_OP_REMOVE:
         floor = arb.minimum_workers()

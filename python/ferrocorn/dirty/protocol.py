@@ -48,6 +48,9 @@ HEADER_SIZE = HEADER.size
 MAX_MESSAGE_SIZE = 64 * 1024 * 1024
 MAX_BLOB_SIZE = 64 * 1024 * 1024
 MAX_ITEMS = 1024 * 1024
+# Lists and dicts nest at most this deep (the payload dict itself is level 1): deeper
+# data, or a container holding itself, is refused rather than exhausting the stack.
+MAX_DEPTH = 64
 
 _U32 = struct.Struct(">I")
 _I64 = struct.Struct(">q")
@@ -63,7 +66,11 @@ _FALSE = b"\x01\x00"
 # ---- TLV -----------------------------------------------------------------------------------
 
 
-def _encode_into(value, out):
+def _too_deep():
+    return DirtyProtocolError("Data nested too deeply (max depth: %d)" % MAX_DEPTH)
+
+
+def _encode_into(value, out, depth=0):
     # Exact type checks first: they are the common case and cheaper than isinstance chains.
     t = type(value)
     if t is str:
@@ -94,21 +101,25 @@ def _encode_into(value, out):
         out.append(_TAG_U32.pack(0x10, len(data)))
         out.append(data)
     elif isinstance(value, str):  # a str subclass
-        _encode_into(str(value), out)
+        _encode_into(str(value), out, depth)
     elif isinstance(value, (list, tuple)):
+        if depth >= MAX_DEPTH:
+            raise _too_deep()
         if len(value) > MAX_ITEMS:
             raise DirtyProtocolError("List too large: %d items (max: %d)" % (len(value), MAX_ITEMS))
         out.append(_TAG_U32.pack(0x20, len(value)))
         for item in value:
-            _encode_into(item, out)
+            _encode_into(item, out, depth + 1)
     elif isinstance(value, dict):
+        if depth >= MAX_DEPTH:
+            raise _too_deep()
         if len(value) > MAX_ITEMS:
             raise DirtyProtocolError("Dict too large: %d items (max: %d)" % (len(value), MAX_ITEMS))
         out.append(_TAG_U32.pack(0x21, len(value)))
         for k, v in value.items():
             # Gunicorn sends non-string keys as their str(); peers expect the same.
-            _encode_into(k if type(k) is str else str(k), out)
-            _encode_into(v, out)
+            _encode_into(k if type(k) is str else str(k), out, depth + 1)
+            _encode_into(v, out, depth + 1)
     else:
         raise DirtyProtocolError("Unsupported type for TLV encoding: %s" % t.__name__)
 
@@ -124,7 +135,7 @@ def _truncated(what, buf, pos):
     return DirtyProtocolError("Truncated TLV data: %s" % what, raw_data=bytes(buf[pos : pos + 20]))
 
 
-def _decode_at(buf, pos, end):
+def _decode_at(buf, pos, end, depth=0):
     if pos >= end:
         raise _truncated("no type byte", buf, pos)
     tag = buf[pos]
@@ -160,6 +171,8 @@ def _decode_at(buf, pos, end):
             raise _truncated("incomplete float64", buf, pos - 1)
         return _F64.unpack_from(buf, pos)[0], pos + 8
     if tag == 0x20 or tag == 0x21:
+        if depth >= MAX_DEPTH:
+            raise _too_deep()
         if pos + 4 > end:
             raise _truncated("incomplete count", buf, pos - 1)
         (n,) = _U32.unpack_from(buf, pos)
@@ -170,15 +183,15 @@ def _decode_at(buf, pos, end):
             items = []
             append = items.append
             for _ in range(n):
-                item, pos = _decode_at(buf, pos, end)
+                item, pos = _decode_at(buf, pos, end, depth + 1)
                 append(item)
             return items, pos
         result = {}
         for _ in range(n):
-            key, pos = _decode_at(buf, pos, end)
+            key, pos = _decode_at(buf, pos, end, depth + 1)
             if type(key) is not str:
                 raise DirtyProtocolError("Dict key must be string, got %s" % type(key).__name__)
-            result[key], pos = _decode_at(buf, pos, end)
+            result[key], pos = _decode_at(buf, pos, end, depth + 1)
         return result, pos
     raise DirtyProtocolError(
         "Unknown TLV type code: 0x%02x" % tag, raw_data=bytes(buf[pos - 1 : pos + 20])

@@ -17,7 +17,7 @@ It never touches the arbiter's sockets or the HTTP listeners (arbiter.py closes 
 """
 
 import asyncio
-import concurrent.futures
+from concurrent.futures import ThreadPoolExecutor
 import inspect
 import mmap
 import os
@@ -114,6 +114,13 @@ class DirtyWorker:
                 os.environ[k] = v
             try:
                 _set_owner(self.cfg)
+                # A credential change clears the parent-death signal: arm it again, and
+                # leave if the arbiter died meanwhile.
+                from ferrocorn import _ferrocorn
+
+                if not _ferrocorn.set_parent_death_signal(signal.SIGKILL, self.ppid):
+                    self.log.info("Dirty worker %s: arbiter gone before boot", self.pid)
+                    os._exit(0)
                 self._load_apps()
                 self.cfg.dirty_worker_init(self)
             except BaseException:
@@ -165,10 +172,11 @@ class DirtyWorker:
         self._loop = asyncio.get_running_loop()
         self._stop = self._loop.create_future()
         threads = max(1, int(self.cfg.dirty_threads or 1))
-        self._executor = concurrent.futures.ThreadPoolExecutor(
+        self._executor = ThreadPoolExecutor(
             max_workers=threads, thread_name_prefix="dirty-worker"
         )
         reader, self._writer = await asyncio.open_unix_connection(sock=sock)
+        self._drain_lock = asyncio.Lock()  # drain() from several tasks is unsafe on 3.9
         attrs = {p: _workers_attribute(app) for p, app in self.apps.items()}
         self._writer.write(P.frame(P.MSG_STATUS, 0, {"pid": self.pid, "apps": attrs}))
         beat = self._loop.create_task(self._heartbeat()) if self._timeout > 0 else None
@@ -193,7 +201,11 @@ class DirtyWorker:
             now = time.monotonic()
             # A call stuck past the limit must show as a missed beat: the arbiter then
             # replaces this worker, the only way to stop a thread that never returns.
-            if all(now - started <= self._timeout for started in self._busy.values()):
+            # None: the call waits for the arbiter to take its output, not for app code.
+            if all(
+                started is None or now - started <= self._timeout
+                for started in self._busy.values()
+            ):
                 self.notify()
             await asyncio.sleep(period)
 
@@ -230,6 +242,13 @@ class DirtyWorker:
     def _send(self, data):
         self._writer.write(data)
 
+    async def _drain(self, rid):
+        # Backpressure: a stream runs no further than the arbiter (and its client) reads.
+        if rid in self._busy:
+            self._busy[rid] = None
+        async with self._drain_lock:
+            await self._writer.drain()
+
     def _send_error(self, rid, error):
         self._send(P.frame(P.MSG_ERROR, rid, P.error_payload(error)))
 
@@ -251,6 +270,7 @@ class DirtyWorker:
                 await self._stream_async(rid, app_path, action, result)
             else:
                 self._reply(rid, P.MSG_RESPONSE, {"result": result})
+                await self._drain(rid)
         except DirtyTimeoutError as e:
             self._send_error(rid, e)
         except (DirtyAppNotFoundError, DirtyProtocolError) as e:
@@ -315,6 +335,7 @@ class DirtyWorker:
                 if chunk is _DONE:
                     break
                 self._reply(rid, P.MSG_CHUNK, {"data": chunk})
+                await self._drain(rid)
             # Also when cancelled: every call ends with one final frame, which frees its
             # slot in the arbiter.
             self._send(P.frame(P.MSG_END, rid))
@@ -334,6 +355,7 @@ class DirtyWorker:
                 except StopAsyncIteration:
                     break
                 self._reply(rid, P.MSG_CHUNK, {"data": chunk})
+                await self._drain(rid)
             self._send(P.frame(P.MSG_END, rid))
         finally:
             await agen.aclose()
@@ -368,17 +390,11 @@ def _secs(t):
     return int(t) if float(t).is_integer() else t
 
 
-# Signals the arbiter handles; a new worker puts them back to their defaults first.
-_ARBITER_SIGNALS = (
-    signal.SIGTERM,
-    signal.SIGINT,
-    signal.SIGQUIT,
-    signal.SIGHUP,
-    signal.SIGUSR1,
-    signal.SIGTTIN,
-    signal.SIGTTOU,
-    signal.SIGCHLD,
-)
+# Signals the arbiter handles; a new worker puts the stopping ones back to their defaults
+# and ignores the others until its own handlers are in place (a log reopen's USR1 or a
+# HUP/TTIN/TTOU sent to the group must not kill a worker still booting).
+_DEFAULT_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGCHLD)
+_IGNORED_SIGNALS = (signal.SIGHUP, signal.SIGUSR1, signal.SIGTTIN, signal.SIGTTOU)
 
 
 def become_worker(worker, arbiter_pid, loop, arbiter_socks, sock):
@@ -392,7 +408,9 @@ def become_worker(worker, arbiter_pid, loop, arbiter_socks, sock):
         if not _ferrocorn.set_parent_death_signal(signal.SIGKILL, arbiter_pid):
             os._exit(0)  # the arbiter died before the death signal was armed
         signal.set_wakeup_fd(-1)
-        for sig in _ARBITER_SIGNALS:
+        for sig in _IGNORED_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+        for sig in _DEFAULT_SIGNALS:
             signal.signal(sig, signal.SIG_DFL)
         _close_inherited(loop, arbiter_socks)
         asyncio.events._set_running_loop(None)
