@@ -158,49 +158,37 @@ impl MetricsServer {
     /// Close the listener and every connection (dropping does the same).
     pub fn close(self) {}
 
-    /// After an accept error such as EMFILE the listener stays readable; polling it again at
-    /// once would spin the master's loop, so accepting pauses for a second.
     fn accept_paused(&self) -> bool {
-        self.paused_until.is_some_and(|t| Instant::now() < t)
+        super::accept::paused(self.paused_until)
     }
 
     fn accept_pending(&mut self) {
-        if self.accept_paused() {
-            return;
-        }
-        self.paused_until = None;
-        for _ in 0..MAX_ACCEPTS {
-            // socket2 accepts with accept4(SOCK_CLOEXEC), so workers never inherit these.
-            match self.listener.accept() {
-                Ok((sock, _)) => {
-                    if self.conns.len() >= MAX_CONNS {
-                        // Idle connections must not lock scrapers out: the one that has
-                        // waited longest for its request makes room.
-                        if let Some(i) = self
-                            .conns
-                            .iter()
-                            .position(|c| matches!(c.state, State::Reading(_)))
-                        {
-                            self.conns.remove(i);
-                        }
-                    }
-                    if self.conns.len() < MAX_CONNS && sock.set_nonblocking(true).is_ok() {
-                        self.conns.push(Conn {
-                            sock,
-                            state: State::Reading(Vec::new()),
-                            deadline: Instant::now() + self.idle,
-                        });
+        let conns = &mut self.conns;
+        let idle = self.idle;
+        super::accept::accept_batch(
+            &self.listener,
+            &mut self.paused_until,
+            MAX_ACCEPTS,
+            |sock| {
+                if conns.len() >= MAX_CONNS {
+                    // Idle connections must not lock scrapers out: the one that has waited
+                    // longest for its request makes room.
+                    if let Some(i) = conns
+                        .iter()
+                        .position(|c| matches!(c.state, State::Reading(_)))
+                    {
+                        conns.remove(i);
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(_) => {
-                    self.paused_until = Some(Instant::now() + Duration::from_secs(1));
-                    return;
+                if conns.len() < MAX_CONNS {
+                    conns.push(Conn {
+                        sock,
+                        state: State::Reading(Vec::new()),
+                        deadline: Instant::now() + idle,
+                    });
                 }
-            }
-        }
+            },
+        );
     }
 }
 

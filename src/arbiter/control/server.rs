@@ -168,50 +168,37 @@ impl ControlServer {
     }
 
     fn accept_paused(&self) -> bool {
-        self.paused_until.is_some_and(|t| Instant::now() < t)
+        crate::arbiter::accept::paused(self.paused_until)
     }
 
     fn accept_pending(&mut self) {
-        if self.accept_paused() {
-            return;
-        }
-        self.paused_until = None;
-        for _ in 0..MAX_ACCEPTS {
-            match self.listener.accept() {
-                Ok((sock, _)) => {
-                    if self.conns.len() >= MAX_CONNS {
-                        // The connection idle longest makes room: idle clients must not
-                        // lock an operator out.
-                        if let Some(i) =
-                            (0..self.conns.len()).min_by_key(|i| self.conns[*i].deadline)
-                        {
-                            self.conns.remove(i);
-                        }
-                    }
-                    if sock.set_nonblocking(true).is_ok() {
-                        self.next_id += 1;
-                        self.conns.push(Conn {
-                            id: self.next_id,
-                            sock,
-                            input: Vec::new(),
-                            out: Vec::new(),
-                            sent: 0,
-                            closing: false,
-                            dead: false,
-                            deadline: Instant::now() + IDLE,
-                        });
+        let conns = &mut self.conns;
+        let next_id = &mut self.next_id;
+        crate::arbiter::accept::accept_batch(
+            &self.listener,
+            &mut self.paused_until,
+            MAX_ACCEPTS,
+            |sock| {
+                if conns.len() >= MAX_CONNS {
+                    // The connection idle longest makes room: idle clients must not lock an
+                    // operator out.
+                    if let Some(i) = (0..conns.len()).min_by_key(|i| conns[*i].deadline) {
+                        conns.remove(i);
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(_) => {
-                    // EMFILE and the like leave the listener readable: pause rather than spin.
-                    self.paused_until = Some(Instant::now() + Duration::from_secs(1));
-                    return;
-                }
-            }
-        }
+                *next_id += 1;
+                conns.push(Conn {
+                    id: *next_id,
+                    sock,
+                    input: Vec::new(),
+                    out: Vec::new(),
+                    sent: 0,
+                    closing: false,
+                    dead: false,
+                    deadline: Instant::now() + IDLE,
+                });
+            },
+        );
     }
 }
 
