@@ -43,14 +43,7 @@ def client_env(tmp_path: Path, runtime_dir: Path | None = None, extra: dict | No
     home.mkdir(exist_ok=True)
     runtime = runtime_dir if runtime_dir is not None else tmp_path / "client-run"
     runtime.mkdir(exist_ok=True)
-    env = base_env(runtime, {"HOME": str(home)})
-    if extra:
-        for key, value in extra.items():
-            if value is None:
-                env.pop(key, None)
-            else:
-                env[key] = value
-    return env
+    return base_env(runtime, {"HOME": str(home), **(extra or {})})
 
 
 def run_client(tmp_path: Path, *args, input: str | None = None, env: dict | None = None,
