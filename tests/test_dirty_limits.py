@@ -188,6 +188,8 @@ def _user_and_group(serve, marker):
     # become nobody.
     server = start(serve, "-u", "nobody", "-g", group, "--preload", workers=1)
     arb, path = arbiter(server)
+    # The arbiter hands the directory over when it binds, before it says it listens.
+    server.wait_for_log(r"Dirty arbiter listening on")
     st = os.stat(os.path.dirname(path))
     assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (nobody.pw_uid, nobody.pw_gid, 0o700)
     r = requests.get(server.url + "/call", params={"q": '["%s", "whoami"]' % TASKS}, timeout=30)

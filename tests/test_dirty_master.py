@@ -114,6 +114,9 @@ def test_signals_reaching_a_starting_arbiter_do_not_kill_it(serve, tmp_path):
     server.wait_for_log(r"Handling signal: hup")
     release.touch()
     wait_until(lambda: answers(server), what="dirty calls to work")
+    # What arrived early was held, not lost: the TTIN grew the pool once the loop ran.
+    server.wait_for_log(r"SIGTTIN: Increasing dirty workers to 2")
+    wait_until(lambda: len(dirty_workers(server)) == 2, what="the second dirty worker")
     assert pid_alive(arbiter)
     assert arbiter_pids(server) == [arbiter]
     assert "killed by signal" not in server.stderr_text()

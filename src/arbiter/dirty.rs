@@ -39,6 +39,7 @@ const RESPAWN_PACE_MAX: Duration = Duration::from_secs(30);
 const QUICK_DEATH: Duration = Duration::from_secs(5);
 /// How long the control socket waits for the arbiter's answer: the master's loop waits
 /// with it. STATUS is Gunicorn's 2 s; MANAGE (Gunicorn: 10 s) only forks, so 5 s is ample.
+/// A MANAGE that times out is answered `success: false`, though the arbiter may still do it.
 const STATUS_TIMEOUT: f64 = 2.0;
 const MANAGE_TIMEOUT: f64 = 5.0;
 /// After an answer that took (nearly) the whole timeout, dirty commands fail at once for
@@ -226,14 +227,14 @@ fn report_exit(pid: i32, status: &WaitStatus) {
 
 /// The control socket's view (`show dirty`, `show all`, `dirty add|remove`): each a short
 /// round trip to the arbiter's socket through `ferrocorn.dirty.control`, with Gunicorn's
-/// timeouts (2 s for STATUS, 10 s for MANAGE).
+/// timeouts (`STATUS_TIMEOUT`, `MANAGE_TIMEOUT`).
 impl DirtyControl for DirtyArbiterProc {
     fn pid(&self) -> Option<i32> {
         self.pid
     }
 
     fn show(&mut self) -> std::result::Result<(Vec<Value>, Vec<Value>), String> {
-        let status = self.ask("status", &[STATUS_TIMEOUT.into()])?;
+        let status = self.ask("status", &[], STATUS_TIMEOUT)?;
         let list = |key: &str| match status.get(key) {
             Some(Value::Array(items)) => items.clone(),
             _ => Vec::new(),
@@ -247,7 +248,7 @@ impl DirtyControl for DirtyArbiterProc {
 
     fn manage(&mut self, add: bool, count: i64) -> Value {
         let op = if add { "add" } else { "remove" };
-        self.ask("manage", &[op.into(), count.into(), MANAGE_TIMEOUT.into()])
+        self.ask("manage", &[op.into(), count.into()], MANAGE_TIMEOUT)
             .unwrap_or_else(|e| serde_json::json!({"success": false, "error": e}))
     }
 }
@@ -255,16 +256,25 @@ impl DirtyControl for DirtyArbiterProc {
 impl DirtyArbiterProc {
     /// `ferrocorn.dirty.control.<what>(socket, *args)`, its answer as JSON; both ways
     /// through `json`, as the answer is JSON-shaped anyway.
-    fn ask(&mut self, what: &str, args: &[Value]) -> std::result::Result<Value, String> {
+    fn ask(
+        &mut self,
+        what: &str,
+        args: &[Value],
+        timeout: f64,
+    ) -> std::result::Result<Value, String> {
         if let Some(until) = self.quiet_until.filter(|t| Instant::now() < *t) {
             return Err(format!(
                 "the dirty arbiter did not answer in time; not asked again for {} s",
-                until.saturating_duration_since(Instant::now()).as_secs() + 1
+                until
+                    .saturating_duration_since(Instant::now())
+                    .as_secs_f64()
+                    .ceil()
             ));
         }
-        let timeout = args.last().and_then(Value::as_f64).unwrap_or(2.0);
+        let mut all = args.to_vec();
+        all.push(timeout.into());
         let started = Instant::now();
-        let answer = self.ask_now(what, args);
+        let answer = self.ask_now(what, &all);
         // A stopped or stuck arbiter costs the master's loop one timeout, not one per
         // command: the next ones fail at once for a while.
         if started.elapsed().as_secs_f64() >= timeout * 0.9 {
@@ -324,6 +334,16 @@ impl Arbiter<'_> {
         }
     }
 
+    /// How long a stopping arbiter may take: the longer of the grace it was started with and
+    /// the current one (a HUP may have shortened it, or dropped the dirty settings).
+    fn dirty_grace(&self) -> Duration {
+        let started = self
+            .dirty
+            .as_ref()
+            .map_or(0, |d| d.settings.graceful_timeout);
+        Duration::from_secs(started.max(self.cfg.dirty_graceful_timeout).max(0) as u64)
+    }
+
     pub(super) fn dirty_pid(&self) -> Option<i32> {
         self.dirty.as_ref().and_then(|d| d.pid)
     }
@@ -376,6 +396,7 @@ impl Arbiter<'_> {
         };
         d.spawned = Some(Instant::now());
         d.settings = DirtySettings::of(&self.cfg);
+        d.quiet_until = None;
         let socket = d.socket.to_string_lossy().into_owned();
         match process::fork(py)? {
             Forked::Parent(pid) => {
@@ -446,7 +467,10 @@ impl Arbiter<'_> {
     /// USR1: the arbiter reopens its logs too.
     pub(super) fn forward_to_dirty_arbiter(&mut self, sig: Signal) {
         if let Some(d) = &mut self.dirty {
-            d.signal(sig);
+            // Retiring arbiters write logs too, for as long as they finish calls.
+            for pid in d.all_pids() {
+                let _ = kill(Pid::from_raw(pid), sig);
+            }
         }
     }
 
@@ -458,7 +482,7 @@ impl Arbiter<'_> {
         let on = enabled(&self.cfg);
         // The old arbiter's calls get its grace (plus a second to reap its workers), counted
         // by the master's loop, which keeps serving meanwhile.
-        let grace = Duration::from_secs(self.cfg.dirty_graceful_timeout.max(0) as u64 + 1);
+        let grace = self.dirty_grace() + Duration::from_secs(1);
         match (&mut self.dirty, on) {
             (None, false) => Ok(()),
             (None, true) => self.start_dirty(),
@@ -492,7 +516,7 @@ impl Arbiter<'_> {
     /// then KILL. Called once the HTTP workers are gone, so their last requests could still
     /// make dirty calls.
     pub(super) fn stop_dirty_arbiter(&mut self, graceful: bool) {
-        let grace = Duration::from_secs(self.cfg.dirty_graceful_timeout.max(0) as u64);
+        let grace = self.dirty_grace();
         let Some(d) = &mut self.dirty else {
             return;
         };
@@ -530,21 +554,21 @@ impl Arbiter<'_> {
 }
 
 /// The master's no-op Python handlers would swallow TERM and friends in the arbiter until
-/// its own event loop installs handlers: an early TERM, INT or QUIT is fatal, as it should
-/// be. The signals the master forwards or a user sends the arbiter (HUP, USR1, TTIN, TTOU)
-/// are ignored until then, since their default action would kill it; the loop's own
-/// handlers replace this. SIGCHLD keeps its default, or its workers would be reaped by the
-/// kernel before the arbiter can see them go.
+/// its own event loop installs handlers: every signal the master handled gets its default
+/// action back (an early TERM, INT or QUIT is fatal, as it should be), except the ones the
+/// master forwards or a user sends the arbiter (HUP, USR1, TTIN, TTOU), whose default
+/// action would kill it: those are ignored until `ferrocorn.dirty.arbiter.run`, which
+/// remembers them until its loop can handle them.
 fn reset_signal_handlers(py: Python<'_>) -> PyResult<()> {
     let signal = py.import("signal")?;
     let dfl = signal.getattr("SIG_DFL")?;
     let ign = signal.getattr("SIG_IGN")?;
     for sig in super::signals::HANDLED {
-        let fatal = matches!(
+        let forwarded = matches!(
             sig,
-            Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT | Signal::SIGCHLD
+            Signal::SIGHUP | Signal::SIGUSR1 | Signal::SIGTTIN | Signal::SIGTTOU
         );
-        let action = if fatal { &dfl } else { &ign };
+        let action = if forwarded { &ign } else { &dfl };
         signal.call_method1("signal", (sig as i32, action))?;
     }
     Ok(())

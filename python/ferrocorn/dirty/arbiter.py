@@ -38,8 +38,21 @@ from .routing import Routing, _error, _not_run
 from .worker import BOOT_ERROR, DirtyWorker, _secs, become_worker
 
 
+# Signals the master forwards, or a user sends, that may arrive before the loop handles
+# them (during on_dirty_starting, say): the master's fork leaves them ignored, and from
+# `run` on they are remembered here, then raised again once the loop's handlers are in.
+EARLY_SIGNALS = (signal.SIGHUP, signal.SIGUSR1, signal.SIGTTIN, signal.SIGTTOU)
+_early = []
+
+
+def _remember_early(signum, frame):
+    _early.append(signum)
+
+
 def run(cfg, log, socket_path, master_pid):
     """Serve as the dirty arbiter until stopped; returns the process exit status."""
+    for sig in EARLY_SIGNALS:
+        signal.signal(sig, _remember_early)
     return DirtyArbiter(cfg, log, socket_path, master_pid).run()
 
 
@@ -157,6 +170,8 @@ class DirtyArbiter(Routing):
         loop.add_signal_handler(signal.SIGTTIN, self._ttin)
         loop.add_signal_handler(signal.SIGTTOU, self._ttou)
         loop.add_signal_handler(signal.SIGCHLD, self._reap)
+        while _early:
+            os.kill(os.getpid(), _early.pop(0))
         server = self._server = await asyncio.start_unix_server(
             self._serve_client, sock=self._listener
         )

@@ -31,9 +31,9 @@ const RETRY_EVERY: Duration = Duration::from_secs(1);
 /// `NoDirtyArbiter` when dirty apps are off (`Arbiter::with_dirty`). `pid()` says whether it
 /// runs now: `None` while it is down or being respawned. Every method runs on the master's
 /// loop thread, with the GIL held: keep them short (a local socket round trip with a
-/// timeout, as Gunicorn's 2 s STATUS and 10 s MANAGE). The commands call them only while `pid()` is `Some`, and otherwise
-/// give Gunicorn's "not running" replies (`commands.rs`: `show_dirty`, `dirty_command`,
-/// `show_all`, `show_stats`).
+/// timeout: `arbiter::dirty`'s 2 s STATUS and 5 s MANAGE). The commands call them only
+/// while `pid()` is `Some`, and otherwise give Gunicorn's "not running" replies
+/// (`commands.rs`: `show_dirty`, `dirty_command`, `show_all`, `show_stats`).
 pub trait DirtyControl {
     /// The dirty arbiter's pid while it runs (`show stats`' `dirty_arbiter_pid`).
     fn pid(&self) -> Option<i32>;
