@@ -240,6 +240,12 @@ impl Config {
                 ));
             }
         }
+        if self.dirty_workers > MAX_DIRTY_WORKERS {
+            problems.push(format!(
+                "dirty_workers: at most {MAX_DIRTY_WORKERS} dirty workers can run (got {})",
+                self.dirty_workers
+            ));
+        }
         for spec in &self.dirty_apps {
             if let Err(problem) = check_dirty_app_spec(spec) {
                 problems.push(problem);
@@ -297,6 +303,10 @@ impl Config {
         render::to_python(self, py)
     }
 }
+
+/// The dirty arbiter's own cap (`ferrocorn.dirty.control.MAX_DIRTY_WORKERS`, which TTIN and
+/// `dirty add` respect too).
+const MAX_DIRTY_WORKERS: i64 = 1024;
 
 /// A `dirty_apps` entry is `module:Class` or `module:Class:N` (N ≥ 1). Only the form is
 /// checked here: the master never imports the module (the dirty workers do).

@@ -325,6 +325,17 @@ fn dirty_app_specs_are_checked_without_importing() {
         let cfg = load_ok(&["--dirty-app", ok, "--dirty-workers", "1", "app:app"], &[]);
         assert!(cfg.check_supported().is_ok(), "{ok}");
     }
+    let err = load_ok(
+        &["--dirty-app", "m:C", "--dirty-workers", "1025", "app:app"],
+        &[],
+    )
+    .check_supported()
+    .unwrap_err();
+    assert!(
+        err.message.contains("at most 1024 dirty workers"),
+        "{}",
+        err.message
+    );
     for bad in ["m", "m:", ":C", "m:C:0", "m:C:x", "m:C:1:2", "a b:C"] {
         let err = load_ok(&["--dirty-app", bad, "app:app"], &[])
             .check_supported()
