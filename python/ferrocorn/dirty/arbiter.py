@@ -164,19 +164,19 @@ class DirtyArbiter(Routing):
         loop = self._loop = asyncio.get_running_loop()
         self._stopped = loop.create_future()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
-            loop.add_signal_handler(sig, self._begin_stop, sig)
-        loop.add_signal_handler(signal.SIGHUP, self.reload)
-        loop.add_signal_handler(signal.SIGUSR1, self._reopen)
-        loop.add_signal_handler(signal.SIGTTIN, self._ttin)
-        loop.add_signal_handler(signal.SIGTTOU, self._ttou)
-        loop.add_signal_handler(signal.SIGCHLD, self._reap)
+            loop.add_signal_handler(sig, self._guarded, self._begin_stop, sig)
+        loop.add_signal_handler(signal.SIGHUP, self._guarded, self.reload)
+        loop.add_signal_handler(signal.SIGUSR1, self._guarded, self._reopen)
+        loop.add_signal_handler(signal.SIGTTIN, self._guarded, self._ttin)
+        loop.add_signal_handler(signal.SIGTTOU, self._guarded, self._ttou)
+        loop.add_signal_handler(signal.SIGCHLD, self._guarded, self._reap)
         while _early:
             os.kill(os.getpid(), _early.pop(0))
         server = self._server = await asyncio.start_unix_server(
             self._serve_client, sock=self._listener
         )
         self.log.info("Dirty arbiter listening on %s", self.socket_path)
-        self.manage_workers()
+        self._guarded(self.manage_workers)
         monitor = loop.create_task(self._monitor())
         await self._stopped
         server.close()
@@ -234,6 +234,14 @@ class DirtyArbiter(Routing):
                 pass
             self._forget(pid, "Dirty worker (pid:%s) killed at shutdown" % pid)
 
+    def _guarded(self, fn, *args):
+        # A failure in one tick or signal (EMFILE from socketpair or fork, say) is logged;
+        # supervision goes on, and the next tick tries again.
+        try:
+            fn(*args)
+        except Exception:
+            self.log.exception("Dirty arbiter: error in %s", getattr(fn, "__name__", fn))
+
     async def _monitor(self):
         while self.alive:
             await asyncio.sleep(1.0)
@@ -241,9 +249,13 @@ class DirtyArbiter(Routing):
                 self.log.warning("Dirty arbiter: master (pid:%s) is gone, stopping", self.ppid)
                 self._begin_stop()
                 return
-            self._murder()
-            self.manage_workers()
-            self._expire_waiting()
+            self._guarded(self._tick)
+
+    def _tick(self):
+        self._murder()
+        self._expire_held()
+        self._reap()  # a SIGCHLD handler that failed leaves children to collect
+        self._expire_waiting()
 
     def _reopen(self):
         self.log.reopen_files()
@@ -368,7 +380,12 @@ class DirtyArbiter(Routing):
             self.worker_age, self.pid, app_paths, self.cfg, self.log, self.generation
         )
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except BaseException:
+            mine.close()
+            theirs.close()
+            raise
         if pid == 0:
             socks = [mine, self._listener] + [w.conn for w in self.workers.values()]
             become_worker(worker, self.pid, self._loop, socks, theirs)  # never returns
@@ -382,18 +399,16 @@ class DirtyArbiter(Routing):
         return worker
 
     async def _worker_link(self, worker):
-        reader, worker.writer = await asyncio.open_unix_connection(sock=worker.conn)
         try:
+            reader, worker.writer = await asyncio.open_unix_connection(sock=worker.conn)
+            # Never paused: a slow client's stream is paused at the worker per call
+            # (routing.py), so this worker's other calls keep flowing.
             while True:
                 msg_type, aid, body = await P.read_frame(reader)
                 if msg_type == P.MSG_STATUS:
-                    self._worker_ready(worker, P.decode_payload(body))
+                    self._guarded(self._worker_ready, worker, P.decode_payload(body))
                     continue
-                client = self._from_worker(worker, msg_type, aid, body)
-                if client is not None and msg_type == P.MSG_CHUNK:
-                    # A slow client: stop reading this worker until it catches up, so
-                    # the worker's drain holds its stream back, and nothing piles up here.
-                    await client.writable()
+                self._from_worker(worker, msg_type, aid, body)
         except (EOFError, ConnectionError, OSError, asyncio.CancelledError):
             pass
         except DirtyProtocolError as e:
