@@ -393,7 +393,7 @@ class DirtyArbiter(Routing):
         worker.pid = pid
         worker.conn = mine
         self.workers[pid] = worker
-        self._loop.create_task(self._worker_link(worker))
+        worker.link_task = self._loop.create_task(self._worker_link(worker))
         self._call_hook("dirty_post_fork", self, worker)
         self.log.info("Spawned dirty worker (pid: %s) with apps: %s", pid, app_paths)
         return worker
@@ -418,7 +418,8 @@ class DirtyArbiter(Routing):
             # The worker is exiting (or broke the link): route nothing more to it; its
             # calls in flight are failed, and it is replaced, when it is reaped.
             worker.gone = True
-            worker.writer.close()
+            if worker.writer is not None:
+                worker.writer.close()
 
     def _worker_ready(self, worker, info):
         worker.booted = True
@@ -518,10 +519,17 @@ class DirtyArbiter(Routing):
             if not call.cancelled:
                 call.client.send(_error(call.rid, err))
         worker.inflight.clear()
-        try:
-            worker.conn.close()
-        except OSError:
-            pass
+        # Through its transport: closing the socket under it would free the fd number
+        # while the loop still watches it, and the replacement's socketpair reuses it.
+        if worker.link_task is not None:
+            worker.link_task.cancel()
+        if worker.writer is not None:
+            worker.writer.transport.abort()
+        else:
+            try:
+                worker.conn.close()
+            except OSError:
+                pass
         worker.tmp.close()
         self._call_hook("dirty_worker_exit", self, worker)
 
