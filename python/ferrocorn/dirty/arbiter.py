@@ -489,8 +489,15 @@ class DirtyArbiter(Routing):
                 self.log.warning(
                     "Dirty worker (pid:%s) killed by signal %s", pid, os.WTERMSIG(status)
                 )
-            elif os.WEXITSTATUS(status) == BOOT_ERROR:
+            if os.WIFEXITED(status) and os.WEXITSTATUS(status) == BOOT_ERROR:
                 self.log.error("Dirty worker failed to boot (pid:%s)", pid)
+            if (
+                not worker.booted
+                and worker.stop_deadline is None
+                and not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0)
+            ):
+                # Died before it was ready (BOOT_ERROR, a crash or OOM kill in init): the
+                # next worker for its apps waits, or a broken init forks in a storm.
                 self._failing.update(worker.app_paths)
                 self._boot_failed(worker.app_paths)
                 failed = True
