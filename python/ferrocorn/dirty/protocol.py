@@ -67,7 +67,7 @@ MAX_BLOB_SIZE = 64 * 1024 * 1024
 MAX_ITEMS = 1024 * 1024
 # Lists and dicts nest at most this deep (the payload dict itself is level 1): deeper
 # data, or a container holding itself, is refused rather than exhausting the stack.
-MAX_DEPTH = 64
+MAX_DEPTH = 500
 
 _U32 = struct.Struct(">I")
 _I64 = struct.Struct(">q")
