@@ -151,6 +151,19 @@ def test_data_nested_too_deeply_is_refused_with_a_reply(serve):
     c.close()
 
 
+def test_data_nested_500_levels_deep_goes_through(serve):
+    server = start(serve)
+    _, path = arbiter(server)
+    c = ready_client(path)
+    deep = [1]
+    for _ in range(496):  # 497 lists; the reply wraps them in a dict, a dict and a list
+        deep = [deep]
+    assert c.execute(TASKS, "echo", deep)["args"] == [deep]
+    with pytest.raises(DirtyProtocolError, match="nested too deeply"):
+        c.execute(TASKS, "echo", [[[[deep]]]])
+    c.close()
+
+
 def test_app_that_cannot_boot_is_retried_with_backoff(serve):
     server = serve("-w", "1", "--dirty-app", "dirty_broken:App", "--dirty-workers", "1",
                    "dirty_web:app")

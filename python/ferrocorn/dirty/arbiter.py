@@ -164,19 +164,19 @@ class DirtyArbiter(Routing):
         loop = self._loop = asyncio.get_running_loop()
         self._stopped = loop.create_future()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
-            loop.add_signal_handler(sig, self._begin_stop, sig)
-        loop.add_signal_handler(signal.SIGHUP, self.reload)
-        loop.add_signal_handler(signal.SIGUSR1, self._reopen)
-        loop.add_signal_handler(signal.SIGTTIN, self._ttin)
-        loop.add_signal_handler(signal.SIGTTOU, self._ttou)
-        loop.add_signal_handler(signal.SIGCHLD, self._reap)
+            loop.add_signal_handler(sig, self._guarded, self._begin_stop, sig)
+        loop.add_signal_handler(signal.SIGHUP, self._guarded, self.reload)
+        loop.add_signal_handler(signal.SIGUSR1, self._guarded, self._reopen)
+        loop.add_signal_handler(signal.SIGTTIN, self._guarded, self._ttin)
+        loop.add_signal_handler(signal.SIGTTOU, self._guarded, self._ttou)
+        loop.add_signal_handler(signal.SIGCHLD, self._guarded, self._reap)
         while _early:
             os.kill(os.getpid(), _early.pop(0))
         server = self._server = await asyncio.start_unix_server(
             self._serve_client, sock=self._listener
         )
         self.log.info("Dirty arbiter listening on %s", self.socket_path)
-        self.manage_workers()
+        self._guarded(self.manage_workers)
         monitor = loop.create_task(self._monitor())
         await self._stopped
         server.close()
@@ -234,6 +234,14 @@ class DirtyArbiter(Routing):
                 pass
             self._forget(pid, "Dirty worker (pid:%s) killed at shutdown" % pid)
 
+    def _guarded(self, fn, *args):
+        # A failure in one tick or signal (EMFILE from socketpair or fork, say) is logged;
+        # supervision goes on, and the next tick tries again.
+        try:
+            fn(*args)
+        except Exception:
+            self.log.exception("Dirty arbiter: error in %s", getattr(fn, "__name__", fn))
+
     async def _monitor(self):
         while self.alive:
             await asyncio.sleep(1.0)
@@ -241,9 +249,13 @@ class DirtyArbiter(Routing):
                 self.log.warning("Dirty arbiter: master (pid:%s) is gone, stopping", self.ppid)
                 self._begin_stop()
                 return
-            self._murder()
-            self.manage_workers()
-            self._expire_waiting()
+            self._guarded(self._tick)
+
+    def _tick(self):
+        self._murder()
+        self._expire_held()
+        self._reap()  # a SIGCHLD handler that failed leaves children to collect
+        self._expire_waiting()
 
     def _reopen(self):
         self.log.reopen_files()
@@ -368,7 +380,12 @@ class DirtyArbiter(Routing):
             self.worker_age, self.pid, app_paths, self.cfg, self.log, self.generation
         )
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except BaseException:
+            mine.close()
+            theirs.close()
+            raise
         if pid == 0:
             socks = [mine, self._listener] + [w.conn for w in self.workers.values()]
             become_worker(worker, self.pid, self._loop, socks, theirs)  # never returns
@@ -376,24 +393,22 @@ class DirtyArbiter(Routing):
         worker.pid = pid
         worker.conn = mine
         self.workers[pid] = worker
-        self._loop.create_task(self._worker_link(worker))
+        worker.link_task = self._loop.create_task(self._worker_link(worker))
         self._call_hook("dirty_post_fork", self, worker)
         self.log.info("Spawned dirty worker (pid: %s) with apps: %s", pid, app_paths)
         return worker
 
     async def _worker_link(self, worker):
-        reader, worker.writer = await asyncio.open_unix_connection(sock=worker.conn)
         try:
+            reader, worker.writer = await asyncio.open_unix_connection(sock=worker.conn)
+            # Never paused: a slow client's stream is paused at the worker per call
+            # (routing.py), so this worker's other calls keep flowing.
             while True:
                 msg_type, aid, body = await P.read_frame(reader)
                 if msg_type == P.MSG_STATUS:
-                    self._worker_ready(worker, P.decode_payload(body))
+                    self._guarded(self._worker_ready, worker, P.decode_payload(body))
                     continue
-                client = self._from_worker(worker, msg_type, aid, body)
-                if client is not None and msg_type == P.MSG_CHUNK:
-                    # A slow client: stop reading this worker until it catches up, so
-                    # the worker's drain holds its stream back, and nothing piles up here.
-                    await client.writable()
+                self._from_worker(worker, msg_type, aid, body)
         except (EOFError, ConnectionError, OSError, asyncio.CancelledError):
             pass
         except DirtyProtocolError as e:
@@ -403,7 +418,8 @@ class DirtyArbiter(Routing):
             # The worker is exiting (or broke the link): route nothing more to it; its
             # calls in flight are failed, and it is replaced, when it is reaped.
             worker.gone = True
-            worker.writer.close()
+            if worker.writer is not None:
+                worker.writer.close()
 
     def _worker_ready(self, worker, info):
         worker.booted = True
@@ -473,8 +489,15 @@ class DirtyArbiter(Routing):
                 self.log.warning(
                     "Dirty worker (pid:%s) killed by signal %s", pid, os.WTERMSIG(status)
                 )
-            elif os.WEXITSTATUS(status) == BOOT_ERROR:
+            if os.WIFEXITED(status) and os.WEXITSTATUS(status) == BOOT_ERROR:
                 self.log.error("Dirty worker failed to boot (pid:%s)", pid)
+            if (
+                not worker.booted
+                and worker.stop_deadline is None
+                and not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0)
+            ):
+                # Died before it was ready (BOOT_ERROR, a crash or OOM kill in init): the
+                # next worker for its apps waits, or a broken init forks in a storm.
                 self._failing.update(worker.app_paths)
                 self._boot_failed(worker.app_paths)
                 failed = True
@@ -503,10 +526,17 @@ class DirtyArbiter(Routing):
             if not call.cancelled:
                 call.client.send(_error(call.rid, err))
         worker.inflight.clear()
-        try:
-            worker.conn.close()
-        except OSError:
-            pass
+        # Through its transport: closing the socket under it would free the fd number
+        # while the loop still watches it, and the replacement's socketpair reuses it.
+        if worker.link_task is not None:
+            worker.link_task.cancel()
+        if worker.writer is not None:
+            worker.writer.transport.abort()
+        else:
+            try:
+                worker.conn.close()
+            except OSError:
+                pass
         worker.tmp.close()
         self._call_hook("dirty_worker_exit", self, worker)
 

@@ -422,7 +422,7 @@ class DirtyAsyncStreamIterator(_StreamBase):
             for attempt in (1, 2):
                 if self._conn is None:
                     self._rid, data = c._request(self.app_path, self.action, self.args, self.kwargs)
-                    self._queue = asyncio.Queue()
+                    self._queue = _StreamQueue()
                     self._conn = await c._start_async(self._rid, data, deadline, self._queue)
                     first = True
                 else:
@@ -435,6 +435,9 @@ class DirtyAsyncStreamIterator(_StreamBase):
                     raise DirtyTimeoutError(
                         "Timeout waiting for next chunk", timeout=c.timeout
                     ) from None
+                if self._queue.paused and self._queue.qsize() <= _STREAM_LOW:
+                    self._queue.paused = False
+                    self._conn.flow(self._rid, P.MSG_RESUME)
                 if first and attempt == 1 and _not_run(msg_type, reply):
                     self._conn.forget(self._rid)
                     c._retire_conn(self._conn)
@@ -465,6 +468,16 @@ class DirtyAsyncStreamIterator(_StreamBase):
     def __del__(self):
         if self._conn is not None:
             self._finish(cancel=True)
+
+
+# A stream whose consumer lags this many chunks behind is paused at its dirty worker
+# (a ferrocorn-internal PAUSE through the arbiter), and resumed once it is back to half.
+_STREAM_HIGH = 32
+_STREAM_LOW = _STREAM_HIGH // 2
+
+
+class _StreamQueue(asyncio.Queue):
+    paused = False
 
 
 class _Draining(Exception):
@@ -518,10 +531,18 @@ class _Multiplexed:
         self._close_if_idle()
 
     def cancel(self, rid):
-        if self.usable():
+        # Also while draining: the worker must stop a stream nobody reads any more.
+        if self.broken is None and not self.writer.is_closing():
             try:
                 self.writer.write(P.frame(P.MSG_END, rid))
             except (RuntimeError, OSError):  # the loop or the transport is already gone
+                pass
+
+    def flow(self, rid, msg_type):
+        if self.broken is None and not self.writer.is_closing():
+            try:
+                self.writer.write(P.frame(msg_type, rid))
+            except (RuntimeError, OSError):
                 pass
 
     async def _read(self, reader):
@@ -533,6 +554,11 @@ class _Multiplexed:
                     continue
                 if isinstance(sink, asyncio.Queue):
                     sink.put_nowait((msg_type, reply))
+                    if not sink.paused and sink.qsize() > _STREAM_HIGH:
+                        # This connection keeps reading for its other calls: only this
+                        # stream waits, at its worker, until its consumer catches up.
+                        sink.paused = True
+                        self.flow(rid, P.MSG_PAUSE)
                 else:
                     del self.waiting[rid]
                     if not sink.done():

@@ -134,6 +134,9 @@ def arbiter_manage(arb, msg):
             if not apps:
                 reason = "All apps have reached their worker limits"
                 break
+            if arb._backing_off(apps):
+                reason = "An app failed to boot recently; waiting before the next worker"
+                break
             arb.num_workers += 1
             arb.spawn_worker(apps)
             spawned += 1

@@ -25,8 +25,25 @@ MSG_END = 0x05
 MSG_STASH = 0x10
 MSG_STATUS = 0x11
 MSG_MANAGE = 0x12
+# ferrocorn-internal, not in Gunicorn's protocol: per-call stream flow control. The
+# arbiter sends PAUSE / RESUME (empty payload, the worker's request id) to a worker whose
+# stream outruns its client; ferrocorn's async client sends them to the arbiter (its own
+# request id) when a stream's queue is not being read. A Gunicorn peer never sends them.
+MSG_PAUSE = 0x13
+MSG_RESUME = 0x14
 MSG_TYPES = frozenset(
-    (MSG_REQUEST, MSG_RESPONSE, MSG_ERROR, MSG_CHUNK, MSG_END, MSG_STASH, MSG_STATUS, MSG_MANAGE)
+    (
+        MSG_REQUEST,
+        MSG_RESPONSE,
+        MSG_ERROR,
+        MSG_CHUNK,
+        MSG_END,
+        MSG_STASH,
+        MSG_STATUS,
+        MSG_MANAGE,
+        MSG_PAUSE,
+        MSG_RESUME,
+    )
 )
 
 STASH_OP_PUT = 1
@@ -50,7 +67,7 @@ MAX_BLOB_SIZE = 64 * 1024 * 1024
 MAX_ITEMS = 1024 * 1024
 # Lists and dicts nest at most this deep (the payload dict itself is level 1): deeper
 # data, or a container holding itself, is refused rather than exhausting the stack.
-MAX_DEPTH = 64
+MAX_DEPTH = 500
 
 _U32 = struct.Struct(">I")
 _I64 = struct.Struct(">q")

@@ -23,6 +23,7 @@ from .errors import (
     DirtyTimeoutError,
 )
 from .stash import handle_stash
+from .worker import _secs
 
 class _Client:
     __slots__ = ("writer", "closed", "_drain_lock")
@@ -36,9 +37,16 @@ class _Client:
         if not self.closed:
             self.writer.write(data)
 
+    def over_limit(self):
+        """Whether its unsent output is above the transport's high-water mark."""
+        if self.closed:
+            return False
+        transport = self.writer.transport
+        return transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]
+
     async def writable(self):
-        """Wait while this client's unsent output is above the transport's high-water
-        mark (it does not read): whoever feeds it waits too."""
+        """Wait until its unsent output is back under the low-water mark, or it is closed
+        (abort() wakes a pending drain)."""
         if self.closed:
             return
         try:
@@ -52,9 +60,18 @@ class _Client:
             self.closed = True
             self.writer.close()
 
+    def abort(self):
+        # Gone (EOF) or never reading: unsent output would keep the transport, and any
+        # drain waiting on it, alive forever.
+        self.closed = True
+        self.writer.transport.abort()
+
 
 class _Call:
-    __slots__ = ("client", "rid", "app_path", "body", "deadline", "cancelled")
+    __slots__ = (
+        "client", "rid", "app_path", "body", "deadline", "cancelled",
+        "worker", "aid", "held", "held_since", "waiter",
+    )  # fmt: skip
 
     def __init__(self, client, rid, app_path, body, deadline):
         self.client = client
@@ -63,6 +80,13 @@ class _Call:
         self.body = body
         self.deadline = deadline
         self.cancelled = False
+        self.worker = None  # set with aid when given to a worker
+        self.aid = None
+        # Why its stream is paused at the worker: "arbiter" (the client's socket is full)
+        # and/or "client" (ferrocorn's async client is not consuming it).
+        self.held = set()
+        self.held_since = None
+        self.waiter = None  # the task resuming it once the client's socket drains
 
 
 
@@ -84,11 +108,16 @@ class Routing:
         call = worker.inflight.get(aid)
         if msg_type != P.MSG_CHUNK:
             worker.inflight.pop(aid, None)
-        client = None
         if call is not None and not call.cancelled:
             client = call.client
             client.send(P.raw_frame(msg_type, call.rid, body))
-            if msg_type != P.MSG_CHUNK and not self.alive:
+            if msg_type == P.MSG_CHUNK:
+                if "arbiter" not in call.held and client.over_limit():
+                    # Flow control per call: this stream waits at its worker until the
+                    # client reads; the link, and the worker's other calls, go on.
+                    self._hold(call, "arbiter")
+                    call.waiter = self._loop.create_task(self._resume_when_drained(call))
+            elif not self.alive:
                 self._close_if_idle(client)
         if (
             msg_type == P.MSG_ERROR
@@ -98,10 +127,61 @@ class Routing:
             # The call's thread may run on forever: replace the worker.
             self.log.warning("Dirty worker (pid:%s) timed out a call; replacing it", worker.pid)
             self.retire(worker, signal.SIGTERM)
-            self.manage_workers()
+            self._guarded(self.manage_workers)
         elif msg_type != P.MSG_CHUNK:
             self._pump()
-        return client
+
+    async def _resume_when_drained(self, call):
+        await call.client.writable()
+        self._release(call, "arbiter")
+
+    def _hold(self, call, reason):
+        if call.cancelled or call.worker is None:
+            return
+        if not call.held:
+            call.held_since = time.monotonic()
+            self._to_worker(call.worker, P.frame(P.MSG_PAUSE, call.aid))
+        call.held.add(reason)
+
+    def _release(self, call, reason):
+        if reason not in call.held:
+            return
+        call.held.discard(reason)
+        if not call.held:
+            call.held_since = None
+            if not call.cancelled and call.worker.inflight.get(call.aid) is call:
+                self._to_worker(call.worker, P.frame(P.MSG_RESUME, call.aid))
+
+    def _to_worker(self, worker, data):
+        if worker.writer is not None and not worker.gone:
+            worker.writer.write(data)
+
+    def _expire_held(self):
+        """Cancel the streams paused longer than dirty_timeout: a client that never reads
+        must not hold a worker thread forever."""
+        if self.timeout <= 0:
+            return
+        now = time.monotonic()
+        for w in list(self.workers.values()):
+            for call in list(w.inflight.values()):
+                if call.held_since is None or call.cancelled:
+                    continue
+                if now - call.held_since > self.timeout:
+                    err = DirtyTimeoutError(
+                        "Stream of %s paused for more than %ss: its client is not reading"
+                        % (call.app_path, _secs(self.timeout)),
+                        _secs(self.timeout),
+                    )
+                    self.log.warning(
+                        "Dirty stream of %s (worker pid:%s) paused for more than %ss; "
+                        "cancelled",
+                        call.app_path,
+                        w.pid,
+                        _secs(self.timeout),
+                    )
+                    call.client.send(_error(call.rid, err))
+                    call.cancelled = True
+                    self._to_worker(w, P.frame(P.MSG_END, call.aid))
 
     async def _serve_client(self, reader, writer):
         client = _Client(writer)
@@ -126,6 +206,8 @@ class Routing:
                     client.send(P.frame(P.MSG_RESPONSE, rid, {"result": self.status()}))
                 elif msg_type == P.MSG_END:
                     self._cancel(client, rid)
+                elif msg_type in (P.MSG_PAUSE, P.MSG_RESUME):
+                    self._client_flow(client, rid, msg_type == P.MSG_PAUSE)
                 else:
                     client.send(
                         _error(rid, DirtyProtocolError("Unexpected message type 0x%02x" % msg_type))
@@ -136,10 +218,9 @@ class Routing:
             self.log.warning("Dirty client sent a bad frame: %s", e)
             client.send(_error(0, e))
         finally:
-            client.closed = True
             self._clients.discard(client)
+            client.abort()
             self._cancel(client, None)
-            writer.close()
 
     def _submit(self, client, rid, body):
         try:
@@ -175,6 +256,7 @@ class Routing:
                 continue
             aid = next(self._ids)
             worker.inflight[aid] = call
+            call.worker, call.aid = worker, aid
             worker.writer.write(P.raw_frame(P.MSG_REQUEST, aid, call.body))
         self.waiting = keep
 
@@ -238,8 +320,18 @@ class Routing:
                     and not call.cancelled
                 ):
                     call.cancelled = True
-                    if w.writer is not None and not w.gone:
-                        w.writer.write(P.frame(P.MSG_END, aid))
+                    self._to_worker(w, P.frame(P.MSG_END, aid))
+
+    def _client_flow(self, client, rid, pause):
+        """A ferrocorn async client pausing (or resuming) one of its streams."""
+        for w in self.workers.values():
+            for call in w.inflight.values():
+                if call.client is client and call.rid == rid and not call.cancelled:
+                    if pause:
+                        self._hold(call, "client")
+                    else:
+                        self._release(call, "client")
+                    return
 
 
 def _not_run(rid):

@@ -5,7 +5,8 @@ calls ``DirtyWorker.run``, which never returns). It talks to the arbiter over on
 socketpair: REQUEST frames in, RESPONSE / ERROR / CHUNK / END frames out with the same
 request id, and once, after every app's ``init()``, a STATUS frame reporting its apps and
 their ``workers`` class attributes ("ready"). An END frame from the arbiter cancels a
-stream whose client went away. Up to ``dirty_threads`` calls run at once, each in the
+stream whose client went away; PAUSE / RESUME (ferrocorn-internal) hold one stream back
+before its next chunk while its client is slow, the other calls running on. Up to ``dirty_threads`` calls run at once, each in the
 worker's thread pool.
 
 Heartbeat: with ``dirty_timeout`` > 0 the worker stamps a shared clock every
@@ -79,6 +80,7 @@ class DirtyWorker:
         # Arbiter side only: the socket to this worker and the calls in flight on it.
         self.conn = None
         self.writer = None
+        self.link_task = None
         self.stop_deadline = None
         self.inflight = {}
         self.retiring = False  # told to stop (or timed out): no new calls, not counted
@@ -101,6 +103,7 @@ class DirtyWorker:
             self._timeout = float(self.cfg.dirty_timeout or 0)
             self._busy = {}
             self._cancelled = set()
+            self._gates = {}  # rid -> asyncio.Event, clear while the arbiter paused its stream
             self._tasks = set()
             self._loop = None
             self._stop = None
@@ -222,6 +225,15 @@ class DirtyWorker:
             if msg_type == P.MSG_END:
                 if rid in self._busy:  # still running: stop its stream at the next chunk
                     self._cancelled.add(rid)
+                    self._gate(rid).set()
+                continue
+            if msg_type in (P.MSG_PAUSE, P.MSG_RESUME):
+                if rid in self._busy:
+                    gate = self._gate(rid)
+                    if msg_type == P.MSG_PAUSE and rid not in self._cancelled:
+                        gate.clear()
+                    else:
+                        gate.set()
                 continue
             if msg_type != P.MSG_REQUEST:
                 self._send_error(rid, DirtyWorkerError("Unknown message type: 0x%02x" % msg_type))
@@ -234,6 +246,21 @@ class DirtyWorker:
             task = self._loop.create_task(self._handle(rid, body))
             self._tasks.add(task)
             task.add_done_callback(self._task_done)
+
+    def _gate(self, rid):
+        gate = self._gates.get(rid)
+        if gate is None:
+            gate = self._gates[rid] = asyncio.Event()
+            gate.set()
+        return gate
+
+    async def _paused(self, rid):
+        # The arbiter holds this stream back until its client reads: no app code runs for
+        # it meanwhile (so the heartbeat ignores it), and the arbiter bounds the wait.
+        gate = self._gates.get(rid)
+        if gate is not None and not gate.is_set():
+            self._busy[rid] = None
+            await gate.wait()
 
     def _task_done(self, task):
         self._tasks.discard(task)
@@ -284,6 +311,7 @@ class DirtyWorker:
         finally:
             self._busy.pop(rid, None)
             self._cancelled.discard(rid)
+            self._gates.pop(rid, None)
 
     def _reply(self, rid, msg_type, payload):
         try:
@@ -336,6 +364,7 @@ class DirtyWorker:
                     break
                 self._reply(rid, P.MSG_CHUNK, {"data": chunk})
                 await self._drain(rid)
+                await self._paused(rid)
             # Also when cancelled: every call ends with one final frame, which frees its
             # slot in the arbiter.
             self._send(P.frame(P.MSG_END, rid))
@@ -356,6 +385,7 @@ class DirtyWorker:
                     break
                 self._reply(rid, P.MSG_CHUNK, {"data": chunk})
                 await self._drain(rid)
+                await self._paused(rid)
             self._send(P.frame(P.MSG_END, rid))
         finally:
             await agen.aclose()
