@@ -331,14 +331,8 @@ class DirtyWorker:
 
     async def _step(self, rid, app_path, action, fn):
         """Run ``fn`` in the pool, bounded by dirty_timeout (none when 0)."""
-        self._busy[rid] = time.monotonic()
         fut = self._loop.run_in_executor(self._executor, fn)
-        try:
-            if self._timeout <= 0:
-                return await fut
-            return await asyncio.wait_for(fut, self._timeout)
-        except asyncio.TimeoutError:
-            raise self._timed_out(app_path, action) from None
+        return await self._bounded(rid, app_path, action, fut)
 
     async def _bounded(self, rid, app_path, action, awaitable):
         self._busy[rid] = time.monotonic()
