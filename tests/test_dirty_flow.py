@@ -14,7 +14,6 @@ control (it buffers a slow reader's stream in the arbiter; docs/differences.md).
 import asyncio
 import os
 import re
-import resource
 import signal
 import socket
 import time
@@ -173,20 +172,6 @@ def test_a_worker_killed_mid_stream_is_replaced_on_a_working_link(serve, tmp_pat
         assert other.execute(TASKS, "add", i, i) == 2 * i
     c.close()
     other.close()
-
-
-def test_the_arbiter_keeps_supervising_after_running_out_of_descriptors(serve, tmp_path):
-    server, arb, path = start(serve, tmp_path, "dirty_threads = 1\n")
-    ready_client(path).close()
-    (worker,) = children(arb)
-    _, hard = resource.prlimit(arb, resource.RLIMIT_NOFILE)
-    resource.prlimit(arb, resource.RLIMIT_NOFILE, (len(os.listdir("/proc/%d/fd" % arb)), hard))
-    os.kill(worker, signal.SIGKILL)
-    server.wait_for_log(r"Too many open files", timeout=15)
-    resource.prlimit(arb, resource.RLIMIT_NOFILE, (1024, hard))
-    wait_until(lambda: children(arb) and worker not in children(arb), timeout=15,
-               what="a replacement once descriptors are available")
-    assert ready_client(path).execute(TASKS, "add", 2, 3) == 5
 
 
 def test_a_worker_killed_before_it_is_ready_is_retried_with_backoff(serve, tmp_path):

@@ -185,13 +185,20 @@ def test_tables_of_every_reply_shape(canned_server, tmp_path):
     assert canned_server.requests[-2] == {"id": 1, "command": "worker add 2", "args": []}
 
 
+def _interruptible():
+    """In the client's child process: SIGINT as a terminal gives it. A suite started in the
+    background by a non-interactive shell inherits SIGINT ignored, and Python then installs
+    no KeyboardInterrupt handler at all."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_while_waiting_for_a_reply_exits_130(tmp_path):
     silent = FakeControlServer(tmp_path / "silent.ctl", lambda conn, request, index: None)
     try:
         proc = subprocess.Popen(
             client_command() + ["-s", silent.path, "-c", "show stats"],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=client_env(tmp_path), text=True,
+            env=client_env(tmp_path), text=True, preexec_fn=_interruptible,
         )
         assert silent.request_seen.wait(20), "the client never sent its request"
         _wait_blocked(proc.pid)
@@ -207,7 +214,7 @@ def test_ctrl_c_at_the_prompt_exits_130(canned_server, tmp_path):
     proc = subprocess.Popen(
         client_command() + ["-s", canned_server.path],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env=client_env(tmp_path),
+        env=client_env(tmp_path), preexec_fn=_interruptible,
     )
     try:
         _read_until(proc.stdout, PROMPT.encode())
