@@ -356,9 +356,7 @@ class DirtyWorker:
                 chunk = await self._step(rid, app_path, action, advance)
                 if chunk is _DONE:
                     break
-                self._reply(rid, P.MSG_CHUNK, {"data": chunk})
-                await self._drain(rid)
-                await self._paused(rid)
+                await self._chunk(rid, chunk)
             # Also when cancelled: every call ends with one final frame, which frees its
             # slot in the arbiter.
             self._send(P.frame(P.MSG_END, rid))
@@ -370,6 +368,12 @@ class DirtyWorker:
             except RuntimeError:
                 pass
 
+    async def _chunk(self, rid, chunk):
+        """Send one chunk of a stream, then wait while the link or the caller lags."""
+        self._reply(rid, P.MSG_CHUNK, {"data": chunk})
+        await self._drain(rid)
+        await self._paused(rid)
+
     async def _stream_async(self, rid, app_path, action, agen):
         try:
             while rid not in self._cancelled:
@@ -377,9 +381,7 @@ class DirtyWorker:
                     chunk = await self._bounded(rid, app_path, action, agen.__anext__())
                 except StopAsyncIteration:
                     break
-                self._reply(rid, P.MSG_CHUNK, {"data": chunk})
-                await self._drain(rid)
-                await self._paused(rid)
+                await self._chunk(rid, chunk)
             self._send(P.frame(P.MSG_END, rid))
         finally:
             await agen.aclose()
